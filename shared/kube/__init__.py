@@ -1,0 +1,1 @@
+"""Kubernetes plumbing both processes use: a small JSON client and a list+watch cache."""

@@ -1,0 +1,206 @@
+"""An in-memory cache of one resource, fed by list+watch (a small informer).
+
+Both processes read their context (policies, Pkis, Secret metadata, namespace
+labels) from these caches instead of asking the API server per request: the
+webhook answers in microseconds and the issuer's reconcile does no reads of
+its own inputs.
+
+The loop is the one client-go's reflector runs: list (paged) to get a
+resourceVersion, watch from it with bookmarks, resume from the last seen
+version when a watch ends, and re-list when the server says the version is
+too old (410 Gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import urllib3
+
+from shared.kube.client import JSON, ApiError, Kube, Resource
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace or "", name)
+ChangeHandler = Callable[[str, JSON], None]  # ("ADDED" | "MODIFIED" | "DELETED", object)
+
+_LIST_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+_WATCH_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+def object_key(obj: Mapping[str, Any]) -> Key:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+
+class WatchCache:
+    """Holds the current objects of one resource; calls ``on_change`` for each change.
+
+    ``on_change`` runs on the cache's own thread and must not block for long
+    (the issuer only enqueues a key there).
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        resource: Resource,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
+        on_change: ChangeHandler | None = None,
+        watch_timeout_seconds: int = 300,
+        page_size: int = 500,
+    ) -> None:
+        self._kube = kube
+        self._resource = resource
+        self._selectors: dict[str, str | int | bool] = {}
+        if label_selector:
+            self._selectors["labelSelector"] = label_selector
+        if field_selector:
+            self._selectors["fieldSelector"] = field_selector
+        self._metadata_only = metadata_only
+        self._on_change = on_change
+        self._watch_timeout = watch_timeout_seconds
+        self._page_size = page_size
+        self._items: dict[Key, JSON] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.synced = threading.Event()
+        self.name = resource.plural + (" (metadata)" if metadata_only else "")
+        self._thread = threading.Thread(target=self._run, name=f"cache-{self.name}", daemon=True)
+
+    # -- reading ----------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> JSON | None:
+        with self._lock:
+            return self._items.get((namespace, name))
+
+    def list(self, namespace: str | None = None) -> list[JSON]:
+        with self._lock:
+            if namespace is None:
+                return list(self._items.values())
+            return [obj for (ns, _), obj in self._items.items() if ns == namespace]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self) -> WatchCache:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        return self.synced.wait(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopped.is_set():
+            try:
+                version = self._list()
+                self.synced.set()
+                backoff = 0.5
+                self._watch_from(version)
+            except ApiError as error:
+                if not error.gone:
+                    log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
+                    self._stopped.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _list(self) -> str:
+        """Paged list; replaces the store and reports what changed since the last list."""
+        fresh: dict[Key, JSON] = {}
+        params: dict[str, str | int | bool] = dict(self._selectors, limit=self._page_size)
+        while True:
+            page = self._kube.get(
+                self._resource.path(),
+                params=params,
+                accept=_LIST_METADATA if self._metadata_only else "application/json",
+            )
+            for item in page.get("items") or []:
+                fresh[object_key(item)] = self._trim(item)
+            metadata = page.get("metadata") or {}
+            if not metadata.get("continue"):
+                version = str(metadata.get("resourceVersion", ""))
+                break
+            params["continue"] = metadata["continue"]
+        with self._lock:
+            previous, self._items = self._items, fresh
+        for key, obj in fresh.items():
+            old = previous.get(key)
+            if old is None:
+                self._notify("ADDED", obj)
+            elif _version(old) != _version(obj):
+                self._notify("MODIFIED", obj)
+        for key, obj in previous.items():
+            if key not in fresh:
+                self._notify("DELETED", obj)
+        return version
+
+    def _watch_from(self, version: str) -> None:
+        """Watch until stopped; returns only by raising (410 means: list again)."""
+        while not self._stopped.is_set():
+            params = dict(self._selectors, resourceVersion=version)
+            for event in self._kube.watch(
+                self._resource.path(),
+                params=params,
+                accept=_WATCH_METADATA if self._metadata_only else "application/json",
+                timeout_seconds=self._watch_timeout,
+            ):
+                if self._stopped.is_set():
+                    return
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = int(obj.get("code") or 500)
+                    raise ApiError(code, str(obj.get("reason", "")), str(obj.get("message", "")))
+                version = _version(obj) or version
+                if kind == "BOOKMARK":
+                    continue
+                self._apply(str(kind), self._trim(obj))
+
+    def _apply(self, kind: str, obj: JSON) -> None:
+        key = object_key(obj)
+        with self._lock:
+            if kind == "DELETED":
+                self._items.pop(key, None)
+            else:
+                self._items[key] = obj
+        self._notify(kind, obj)
+
+    def _notify(self, kind: str, obj: JSON) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change(kind, obj)
+        except Exception:  # a handler bug must not kill the cache
+            log.exception("cache %s: change handler failed", self.name)
+
+    @staticmethod
+    def _trim(obj: JSON) -> JSON:
+        metadata = obj.get("metadata")
+        if isinstance(metadata, dict):
+            metadata.pop("managedFields", None)
+        return obj
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def wait_all_synced(caches: list[WatchCache], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    return all(cache.wait_synced(max(0.0, deadline - time.monotonic())) for cache in caches)

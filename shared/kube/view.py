@@ -1,0 +1,67 @@
+"""The cluster as validation sees it: caches turned into a validation Context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.kube.cache import WatchCache
+from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.validation import Context, SecretInfo
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The caches both processes keep for validation.
+
+    ``secrets`` holds metadata only and is optional: the issuer looks at the
+    one Secret it is about to write instead of caching every Secret.
+    """
+
+    policies: WatchCache
+    namespaces: WatchCache
+    pkis: WatchCache
+    secrets: WatchCache | None = None
+
+    @classmethod
+    def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
+        return cls(
+            policies=WatchCache(kube, PKI_POLICIES).start(),
+            namespaces=WatchCache(kube, NAMESPACES, metadata_only=True).start(),
+            pkis=WatchCache(kube, PKIS).start(),
+            secrets=WatchCache(kube, SECRETS, metadata_only=True).start() if with_secrets else None,
+        )
+
+    @property
+    def caches(self) -> list[WatchCache]:
+        caches = [self.policies, self.namespaces, self.pkis]
+        return caches + ([self.secrets] if self.secrets is not None else [])
+
+    def synced(self) -> bool:
+        return all(cache.synced.is_set() for cache in self.caches)
+
+    def stop(self) -> None:
+        for cache in self.caches:
+            cache.stop()
+
+    def context_for(self, namespace: str) -> Context:
+        ns = self.namespaces.get("", namespace)
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        secrets = None
+        if self.secrets is not None:
+            secrets = {}
+            for secret in self.secrets.list(namespace):
+                metadata = secret.get("metadata") or {}
+                secret_labels = metadata.get("labels") or {}
+                name = str(metadata.get("name", ""))
+                secrets[name] = SecretInfo(
+                    name=name,
+                    managed_by_pkiwarden=secret_labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
+                    owner_pki=secret_labels.get(PKI_LABEL),
+                )
+        return Context(
+            policies=self.policies.list(),
+            namespace_labels=labels if ns is not None else None,
+            other_pkis=self.pkis.list(namespace),
+            secrets=secrets,
+        )

@@ -1,0 +1,1 @@
+"""The validating admission webhook: bad Pkis fail at ``kubectl apply`` with the fix."""
