@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared webhook issuer pkiwarden
+	$(BIN)/hadolint Dockerfile
 
 test: $(STAMP) controlplane lint
 	$(BIN)/pytest

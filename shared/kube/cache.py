@@ -49,6 +49,7 @@ class WatchCache:
         kube: Kube,
         resource: Resource,
         *,
+        namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
@@ -58,6 +59,7 @@ class WatchCache:
     ) -> None:
         self._kube = kube
         self._resource = resource
+        self._path = resource.path(namespace)
         self._selectors: dict[str, str | int | bool] = {}
         if label_selector:
             self._selectors["labelSelector"] = label_selector
@@ -71,7 +73,7 @@ class WatchCache:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.synced = threading.Event()
-        self.name = resource.plural + (" (metadata)" if metadata_only else "")
+        self.name = resource.plural + (f" in {namespace}" if namespace else "")
         self._thread = threading.Thread(target=self._run, name=f"cache-{self.name}", daemon=True)
 
     # -- reading ----------------------------------------------------------
@@ -126,7 +128,7 @@ class WatchCache:
         params: dict[str, str | int | bool] = dict(self._selectors, limit=self._page_size)
         while True:
             page = self._kube.get(
-                self._resource.path(),
+                self._path,
                 params=params,
                 accept=_LIST_METADATA if self._metadata_only else "application/json",
             )
@@ -155,7 +157,7 @@ class WatchCache:
         while not self._stopped.is_set():
             params = dict(self._selectors, resourceVersion=version)
             for event in self._kube.watch(
-                self._resource.path(),
+                self._path,
                 params=params,
                 accept=_WATCH_METADATA if self._metadata_only else "application/json",
                 timeout_seconds=self._watch_timeout,
