@@ -1,4 +1,7 @@
-"""What the webhook and the issuer both need, once: schema, validation, policy, Kubernetes plumbing."""
+"""What the webhook and the issuer both need, once.
+
+Schema, validation, policy matching, and the Kubernetes plumbing.
+"""
 
 API_GROUP = "pkiwarden.dev"
 API_VERSION = "v1alpha1"

@@ -73,6 +73,8 @@ class WatchCache:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.synced = threading.Event()
+        # Set while the API server refuses us (401/403), so readers need not wait.
+        self.denied = threading.Event()
         self.name = resource.plural + (f" in {namespace}" if namespace else "")
         self._thread = threading.Thread(target=self._run, name=f"cache-{self.name}", daemon=True)
 
@@ -109,10 +111,13 @@ class WatchCache:
         while not self._stopped.is_set():
             try:
                 version = self._list()
+                self.denied.clear()
                 self.synced.set()
                 backoff = 0.5
                 self._watch_from(version)
             except ApiError as error:
+                if error.status in (401, 403):
+                    self.denied.set()
                 if not error.gone:
                     log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
                     self._stopped.wait(backoff)

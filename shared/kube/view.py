@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
 from shared.kube.cache import WatchCache
 from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.kube.namespaced import PerNamespaceCaches
 from shared.validation import Context, SecretInfo
 
 
@@ -14,14 +15,16 @@ from shared.validation import Context, SecretInfo
 class ClusterView:
     """The caches both processes keep for validation.
 
-    ``secrets`` holds metadata only and is optional: the issuer looks at the
-    one Secret it is about to write instead of caching every Secret.
+    ``secrets`` holds metadata only, one cache per namespace (access is
+    granted per namespace), and is optional: the issuer looks at the one
+    Secret it is about to write instead.
     """
 
     policies: WatchCache
     namespaces: WatchCache
     pkis: WatchCache
-    secrets: WatchCache | None = None
+    secrets: PerNamespaceCaches | None = None
+    secrets_wait_seconds: float = 1.0
 
     @classmethod
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
@@ -29,13 +32,12 @@ class ClusterView:
             policies=WatchCache(kube, PKI_POLICIES).start(),
             namespaces=WatchCache(kube, NAMESPACES, metadata_only=True).start(),
             pkis=WatchCache(kube, PKIS).start(),
-            secrets=WatchCache(kube, SECRETS, metadata_only=True).start() if with_secrets else None,
+            secrets=PerNamespaceCaches(kube, SECRETS, metadata_only=True) if with_secrets else None,
         )
 
     @property
     def caches(self) -> list[WatchCache]:
-        caches = [self.policies, self.namespaces, self.pkis]
-        return caches + ([self.secrets] if self.secrets is not None else [])
+        return [self.policies, self.namespaces, self.pkis]
 
     def synced(self) -> bool:
         return all(cache.synced.is_set() for cache in self.caches)
@@ -43,14 +45,17 @@ class ClusterView:
     def stop(self) -> None:
         for cache in self.caches:
             cache.stop()
+        if self.secrets is not None:
+            self.secrets.stop()
 
     def context_for(self, namespace: str) -> Context:
         ns = self.namespaces.get("", namespace)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
         secrets = None
-        if self.secrets is not None:
+        cache = self._secrets_of(namespace)
+        if cache is not None:
             secrets = {}
-            for secret in self.secrets.list(namespace):
+            for secret in cache.list(namespace):
                 metadata = secret.get("metadata") or {}
                 secret_labels = metadata.get("labels") or {}
                 name = str(metadata.get("name", ""))
@@ -65,3 +70,9 @@ class ClusterView:
             other_pkis=self.pkis.list(namespace),
             secrets=secrets,
         )
+
+    def _secrets_of(self, namespace: str) -> WatchCache | None:
+        """Secret metadata of a namespace; None when unknown (never readable, or not yet)."""
+        if self.secrets is None:
+            return None
+        return self.secrets.synced_cache(namespace, self.secrets_wait_seconds)

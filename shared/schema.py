@@ -1,0 +1,384 @@
+"""The Pki and PkiPolicy schemas (JSON Schema Draft 2020-12): the one source of truth.
+
+Field names, defaults and vocabularies live here and nowhere else; the CRD
+renderer, defaulting, the structural checks and the semantic rules all read
+them. Static defaults use the ``default`` keyword. What a static default cannot
+say is in ``x-pkiwarden-*`` annotations, which JSON Schema ignores and the CRD
+renderer strips:
+
+- ``x-pkiwarden-default``: a default computed from the object, as a template
+  (``{name}``, ``{namespace}``, ``{serviceName}``, ``{dnsNames[0]}``);
+- ``x-pkiwarden-default-fraction``: ``[field, divisor]``, a duration default
+  that is that share of another duration field;
+- ``x-pkiwarden-minimum`` / ``x-pkiwarden-maximum``: global duration bounds.
+
+Key sizes depend on the algorithm; that is said with ``if``/``then`` (which
+``jsonschema`` checks) and flattened into one enum for the CRD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from shared import API_GROUP_VERSION
+
+JSON = dict[str, Any]
+
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _string(description: str, **extra: Any) -> JSON:
+    return {"type": "string", "description": description, **extra}
+
+
+def _strings(description: str, item: str, item_max: int = 253, **extra: Any) -> JSON:
+    items = _string(item, maxLength=item_max)
+    return {"type": "array", "description": description, "items": items, **extra}
+
+
+def _timestamp(description: str) -> JSON:
+    return _string(description, format="date-time")
+
+
+def _key_size_rule(algorithm: str, sizes: list[int] | None, default: int | None) -> JSON:
+    condition = {"required": ["algorithm"], "properties": {"algorithm": {"const": algorithm}}}
+    if sizes is None:
+        return {"if": condition, "then": {"not": {"required": ["size"]}}}
+    size = {"enum": sizes, "default": default}
+    return {"if": condition, "then": {"properties": {"size": size}}}
+
+
+_DNS_PATTERN_DEFAULTS = [
+    "{serviceName}.{namespace}.svc",
+    "{serviceName}.{namespace}.svc.cluster.local",
+]
+
+_KEY_ALGORITHMS = ["ECDSA", "RSA", "Ed25519"]
+
+_USAGES = [
+    "server auth",
+    "client auth",
+    "digital signature",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "content commitment",
+    "code signing",
+    "email protection",
+    "timestamping",
+    "ocsp signing",
+]
+
+_METADATA: JSON = {
+    "type": "object",
+    "description": "Standard object metadata.",
+    "properties": {
+        "name": _string("Name of the object."),
+        "namespace": _string("Namespace of the object."),
+    },
+}
+
+_CONDITION: JSON = {
+    "type": "object",
+    "description": "One aspect of the Pki's state.",
+    "required": ["type", "status"],
+    "properties": {
+        "type": _string("Ready (a valid certificate is in the Secret) or Issuing.", maxLength=64),
+        "status": _string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "reason": _string("Why the condition has its status, in UpperCamelCase.", maxLength=128),
+        "message": _string("What happened, for a human.", maxLength=1024),
+        "lastTransitionTime": _timestamp("When the status last changed."),
+        "observedGeneration": {
+            "type": "integer",
+            "description": "The metadata.generation the condition was computed from.",
+            "minimum": 0,
+        },
+    },
+}
+
+PKI_SCHEMA: Final[JSON] = {
+    "$schema": DRAFT,
+    "$id": "https://pkiwarden.dev/schemas/v1alpha1/pki.json",
+    "title": "Pki",
+    "description": (
+        "A request for a TLS certificate for one Service, signed by the cluster's pkiwarden CA "
+        "and written to a kubernetes.io/tls Secret in the same namespace."
+    ),
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
+        "kind": _string("Kind of this object.", enum=["Pki"]),
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "description": "The certificate wanted.",
+            "required": ["serviceName"],
+            "additionalProperties": False,
+            "properties": {
+                "serviceName": _string(
+                    "Name of the Service the certificate is for (a DNS-1035 label). "
+                    "A PkiPolicy must allow it for the namespace.",
+                    minLength=1,
+                    maxLength=63,
+                ),
+                "secretName": _string(
+                    "Name of the kubernetes.io/tls Secret to write (a DNS-1123 subdomain), "
+                    "unique among the Pkis of the namespace.",
+                    minLength=1,
+                    maxLength=253,
+                    **{"x-pkiwarden-default": "{name}-tls"},
+                ),
+                "dnsNames": {
+                    **_strings(
+                        "DNS names (subject alternative names) of the certificate: lower case, "
+                        'at most 253 characters, "*." only as the whole leftmost label. '
+                        "Each must be allowed by the PkiPolicy that allows the serviceName.",
+                        "One DNS name.",
+                        maxItems=100,
+                    ),
+                    "x-pkiwarden-default": _DNS_PATTERN_DEFAULTS,
+                },
+                "ipAddresses": _strings(
+                    "IP addresses (subject alternative names) of the certificate, IPv4 or IPv6. "
+                    "Each must fall in an allowedIPRanges entry of the PkiPolicy.",
+                    "One IPv4 or IPv6 address.",
+                    item_max=45,
+                    maxItems=100,
+                ),
+                "commonName": _string(
+                    "Subject common name, at most 64 characters; also checked against the "
+                    "PkiPolicy. Added to the DNS names if it is not among them.",
+                    minLength=1,
+                    maxLength=64,
+                    **{"x-pkiwarden-default": "{dnsNames[0]}"},
+                ),
+                "duration": _string(
+                    'Validity of the certificate, as a duration such as "2160h" or "1h30m"; '
+                    "at least 1h and at most the PkiPolicy's maxDuration.",
+                    default="2160h",
+                    maxLength=64,
+                    **{"x-pkiwarden-minimum": "1h", "x-pkiwarden-maximum": "87600h"},
+                ),
+                "renewBefore": _string(
+                    "How long before expiry to renew, as a duration; at least 5m and less "
+                    "than duration.",
+                    maxLength=64,
+                    **{
+                        "x-pkiwarden-default-fraction": ["duration", 3],
+                        "x-pkiwarden-minimum": "5m",
+                    },
+                ),
+                "privateKey": {
+                    "type": "object",
+                    "description": "The private key to generate.",
+                    "additionalProperties": False,
+                    "properties": {
+                        "algorithm": _string(
+                            "Key algorithm.", enum=_KEY_ALGORITHMS, default="ECDSA"
+                        ),
+                        "size": {
+                            "type": "integer",
+                            "description": (
+                                "Key size in bits: RSA 2048, 3072 or 4096 (default 2048); "
+                                "ECDSA 256 or 384 (default 256); absent for Ed25519."
+                            ),
+                        },
+                        "rotationPolicy": _string(
+                            "Always: a new key at every issuance. Never: keep the existing key.",
+                            enum=["Always", "Never"],
+                            default="Always",
+                        ),
+                    },
+                    "allOf": [
+                        _key_size_rule("RSA", [2048, 3072, 4096], 2048),
+                        _key_size_rule("ECDSA", [256, 384], 256),
+                        _key_size_rule("Ed25519", None, None),
+                    ],
+                },
+                "usages": {
+                    "type": "array",
+                    "description": "Key usages and extended key usages of the certificate.",
+                    "items": _string("One usage.", enum=_USAGES),
+                    "minItems": 1,
+                    "maxItems": len(_USAGES),
+                    "default": ["server auth", "digital signature", "key encipherment"],
+                },
+            },
+        },
+        "status": {
+            "type": "object",
+            "description": "What pkiwarden last did for this Pki; written by the issuer.",
+            "properties": {
+                "conditions": {
+                    "type": "array",
+                    "description": "Ready and Issuing conditions.",
+                    "items": _CONDITION,
+                    "maxItems": 8,
+                },
+                "notBefore": _timestamp("Start of the current certificate's validity."),
+                "notAfter": _timestamp("End of the current certificate's validity."),
+                "renewalTime": _timestamp("When the certificate will be renewed."),
+                "serialNumber": _string("Serial number of the current certificate, in hex."),
+                "secretName": _string("Secret that holds the current certificate."),
+                "lastFailureTime": _timestamp("When issuance last failed."),
+                "failedIssuanceAttempts": {
+                    "type": "integer",
+                    "description": "Failed issuances since the last success.",
+                    "minimum": 0,
+                },
+                "nextRetryTime": _timestamp("When issuance will be retried after a failure."),
+                "observedGeneration": {
+                    "type": "integer",
+                    "description": "The metadata.generation the status was computed from.",
+                    "minimum": 0,
+                },
+            },
+        },
+    },
+}
+
+_SELECTOR: JSON = {
+    "type": "object",
+    "description": (
+        "Label selector for namespaces: every matchLabels entry and every matchExpressions "
+        "requirement must hold."
+    ),
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": {
+            "type": "object",
+            "description": "Labels the namespace must have, with these values.",
+            "additionalProperties": _string("Label value."),
+        },
+        "matchExpressions": {
+            "type": "array",
+            "description": "Requirements on namespace labels.",
+            "items": {
+                "type": "object",
+                "description": "One requirement: key, operator and, for In/NotIn, values.",
+                "required": ["key", "operator"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": _string("Label key."),
+                    "operator": _string(
+                        "How the label's value relates to values.",
+                        enum=["In", "NotIn", "Exists", "DoesNotExist"],
+                    ),
+                    "values": _strings(
+                        "Values for In and NotIn; empty for Exists and DoesNotExist.",
+                        "One label value.",
+                        item_max=63,
+                    ),
+                },
+            },
+        },
+    },
+}
+
+PKI_POLICY_SCHEMA: Final[JSON] = {
+    "$schema": DRAFT,
+    "$id": "https://pkiwarden.dev/schemas/v1alpha1/pkipolicy.json",
+    "title": "PkiPolicy",
+    "description": (
+        "Which namespaces may request certificates for which names. A Pki is allowed when one "
+        "PkiPolicy that selects its namespace allows all of it."
+    ),
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
+        "kind": _string("Kind of this object.", enum=["PkiPolicy"]),
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "description": (
+                "What the selected namespaces may ask for. namespaces and namespaceSelector "
+                "(at least one) select the namespaces; both together select the union."
+            ),
+            "required": ["allowedServiceNames"],
+            "additionalProperties": False,
+            "properties": {
+                "namespaces": _strings(
+                    "Namespaces selected by name.", "One namespace name.", minItems=1
+                ),
+                "namespaceSelector": _SELECTOR,
+                "allowedServiceNames": _strings(
+                    "Exact service names a Pki may name in spec.serviceName.",
+                    "One service name.",
+                    minItems=1,
+                ),
+                "allowedDNSNames": _strings(
+                    "DNS name patterns. {serviceName} and {namespace} expand to the Pki's; "
+                    'a leading "*." matches exactly one label, which may itself be "*".',
+                    "One DNS name pattern.",
+                    minItems=1,
+                    default=_DNS_PATTERN_DEFAULTS,
+                ),
+                "allowedIPRanges": _strings(
+                    "CIDRs that every IP address of a Pki must fall in. Omitted: no IP addresses.",
+                    "One CIDR, such as 10.0.0.0/8.",
+                    minItems=1,
+                ),
+                "maxDuration": _string(
+                    "Longest certificate duration allowed, such as 2160h. Omitted: no bound "
+                    "beyond the global one.",
+                    maxLength=64,
+                ),
+                "allowedKeyAlgorithms": {
+                    "type": "array",
+                    "description": "Key algorithms allowed. Omitted: all.",
+                    "items": _string("One key algorithm.", enum=_KEY_ALGORITHMS),
+                    "minItems": 1,
+                    "default": _KEY_ALGORITHMS,
+                },
+            },
+        },
+    },
+}
+
+
+def _props(schema: Mapping[str, Any], *path: str) -> JSON:
+    node: Any = schema
+    for name in path:
+        node = node["properties"][name]
+    result: JSON = node
+    return result
+
+
+PKI_SPEC: Final = _props(PKI_SCHEMA, "spec")
+POLICY_SPEC: Final = _props(PKI_POLICY_SCHEMA, "spec")
+_PRIVATE_KEY: Final = _props(PKI_SPEC, "privateKey")
+
+KEY_ALGORITHMS: Final[tuple[str, ...]] = tuple(_props(_PRIVATE_KEY, "algorithm")["enum"])
+ROTATION_POLICIES: Final[tuple[str, ...]] = tuple(_props(_PRIVATE_KEY, "rotationPolicy")["enum"])
+USAGES: Final[tuple[str, ...]] = tuple(PKI_SPEC["properties"]["usages"]["items"]["enum"])
+SELECTOR_OPERATORS: Final[tuple[str, ...]] = tuple(
+    _SELECTOR["properties"]["matchExpressions"]["items"]["properties"]["operator"]["enum"]
+)
+
+
+def _key_sizes() -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    sizes: dict[str, tuple[int, ...]] = {}
+    defaults: dict[str, int] = {}
+    for rule in _PRIVATE_KEY["allOf"]:
+        algorithm = rule["if"]["properties"]["algorithm"]["const"]
+        size = rule["then"].get("properties", {}).get("size", {})
+        sizes[algorithm] = tuple(size.get("enum", ()))
+        if "default" in size:
+            defaults[algorithm] = size["default"]
+    return sizes, defaults
+
+
+KEY_SIZES, DEFAULT_KEY_SIZES = _key_sizes()
+"""Allowed sizes per algorithm (empty: the size must be omitted), and the default size."""
+
+MIN_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-minimum"]
+MAX_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-maximum"]
+MIN_RENEW_BEFORE: Final[str] = PKI_SPEC["properties"]["renewBefore"]["x-pkiwarden-minimum"]
+DEFAULT_DNS_PATTERNS: Final[tuple[str, ...]] = tuple(
+    POLICY_SPEC["properties"]["allowedDNSNames"]["default"]
+)
+DNS_PATTERN_PLACEHOLDERS: Final[tuple[str, ...]] = ("serviceName", "namespace")
+"""What ``{...}`` may name in a PkiPolicy's allowedDNSNames."""

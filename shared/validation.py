@@ -1,0 +1,636 @@
+"""Validation of Pki and PkiPolicy objects: pure functions returning findings.
+
+The webhook (at apply time), the issuer (before issuing) and ``pkiwarden lint``
+(offline) all call this module, so a user gets the same words wherever a
+problem surfaces. Nothing here does I/O: what is known about the cluster comes
+in through :class:`Context`. Every input is treated as untrusted JSON; no input
+makes these functions raise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from shared.defaults import apply_defaults, secret_name
+from shared.durations import DurationError, format_duration, parse_duration
+from shared.findings import Category, Finding, Severity, errors, phrase
+from shared.names import (
+    dns1035_label_problem,
+    dns1123_label_problem,
+    dns1123_subdomain_problem,
+    dns_name_problem,
+    label_key_problem,
+    label_value_problem,
+)
+from shared.policy import CompiledPolicy, IPAddress, dns_name_allowed, policy_name, selecting
+from shared.schema import (
+    DNS_PATTERN_PLACEHOLDERS,
+    KEY_ALGORITHMS,
+    KEY_SIZES,
+    MAX_DURATION,
+    MIN_DURATION,
+    MIN_RENEW_BEFORE,
+    PKI_POLICY_SCHEMA,
+    PKI_SCHEMA,
+)
+from shared.structure import check_structure, child_path, field_order_key
+from shared.suggest import did_you_mean
+
+_MIN_DURATION = parse_duration(MIN_DURATION)
+_MAX_DURATION = parse_duration(MAX_DURATION)
+_MIN_RENEW_BEFORE = parse_duration(MIN_RENEW_BEFORE)
+_WEAK_RSA_SIZE = 2048
+_WEAK_RSA_AFTER = timedelta(days=365)
+_RENEW_ADVICE_SHARE = 0.10
+_LIST_LIMIT = 8
+_NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What validation may know about an existing Secret: metadata only, never data."""
+
+    name: str
+    managed_by_pkiwarden: bool  # label app.kubernetes.io/managed-by=pkiwarden
+    owner_pki: str | None  # value of label pkiwarden.dev/pki, if any
+
+
+@dataclass(frozen=True)
+class Context:
+    """What is known about the cluster around a Pki; everything optional."""
+
+    policies: Sequence[Mapping[str, Any]] = ()
+    namespace_labels: Mapping[str, str] | None = None  # None: unknown, taken as no labels
+    other_pkis: Sequence[Mapping[str, Any]] = ()  # the Pki itself may appear; skipped by name
+    secrets: Mapping[str, SecretInfo] | None = None  # None: unknown, no Secret warning
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _q(value: object) -> str:
+    return json.dumps(value, ensure_ascii=True, default=str)
+
+
+def _listing(items: Iterable[str]) -> str:
+    """``a, b, c`` for names a user reads; odd ones quoted, long lists cut."""
+    shown = [i if i.isascii() and i.isprintable() and " " not in i else _q(i) for i in items]
+    if len(shown) > _LIST_LIMIT:
+        return ", ".join(shown[:_LIST_LIMIT]) + f", ... ({len(shown) - _LIST_LIMIT} more)"
+    return ", ".join(shown) or "none"
+
+
+def _text(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _texts(obj: Mapping[str, Any], key: str) -> list[tuple[int, str]]:
+    """The string entries of a list field with their indexes; anything else is skipped."""
+    value = obj.get(key)
+    if not isinstance(value, list | tuple):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, str)]
+
+
+def _mapping(obj: object, key: str) -> Mapping[str, Any]:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except DurationError:
+        return None
+
+
+def _error(category: Category, path: str, problem: str, value: object = None) -> Finding:
+    return Finding(Severity.ERROR, category, path, problem, value)
+
+
+def _warning(category: Category, path: str, problem: str, value: object = None) -> Finding:
+    return Finding(Severity.WARNING, category, path, problem, value)
+
+
+def _invalid(path: str, problem: str, value: object = None) -> Finding:
+    return _error(Category.INVALID_SPEC, path, problem, value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> IPAddress | None:
+    if "%" in text:  # zone indexes are link-local plumbing, not certificate content
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _names(
+    path: str, entries: Iterable[tuple[int, str]], check: Callable[[str], str | None]
+) -> Iterator[Finding]:
+    for index, text in entries:
+        problem = check(text)
+        if problem:
+            yield _invalid(f"{path}[{index}]", problem, text)
+
+
+def _duplicates(
+    path: str, entries: Iterable[tuple[int, str]], key: Callable[[str], object] = str
+) -> Iterator[Finding]:
+    first: dict[object, int] = {}
+    for index, text in entries:
+        normal = key(text)
+        if normal in first:
+            yield _invalid(
+                f"{path}[{index}]",
+                f"is listed twice (also at {path}[{first[normal]}]); remove one",
+                text,
+            )
+        else:
+            first[normal] = index
+
+
+def _ordered(findings: Iterable[Finding], schema: Mapping[str, Any]) -> list[Finding]:
+    """Errors first, then warnings; each in the schema's field order. Stable, so deterministic."""
+    return sorted(findings, key=lambda f: (not f.is_error, field_order_key(f.path, schema)))
+
+
+def _most_telling(structural: list[Finding], semantic: Iterable[Finding]) -> list[Finding]:
+    """One story per field: the shape first, then syntax, then policy, then advice.
+
+    A value with the wrong shape gets no syntax finding, a malformed value no
+    policy finding, and a field with an error no warning; each would only
+    restate the first problem less precisely.
+    """
+    shaped = {finding.path for finding in structural}
+    kept = [*structural, *(f for f in semantic if f.path not in shaped)]
+    invalid = {f.path for f in kept if f.category is Category.INVALID_SPEC}
+    wrong = {f.path for f in kept if f.is_error}
+    return [
+        f
+        for f in kept
+        if (f.category is Category.INVALID_SPEC or f.path not in invalid)
+        and (f.is_error or f.path not in wrong)
+    ]
+
+
+def _default_note(spec: Mapping[str, Any], field: str) -> str:
+    return "" if field in spec else "(the default) "
+
+
+# --- Pki -------------------------------------------------------------------------------
+
+
+def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
+    """All findings for ``pki`` in ``namespace``: errors first, in field order.
+
+    Defaults are applied before the semantic rules, so a default that a policy
+    does not allow is reported (and said to be the default).
+    """
+    if not isinstance(pki, Mapping):
+        return [_invalid("object", _NOT_A_MAPPING)]
+    namespace = namespace if isinstance(namespace, str) else ""
+    structural = check_structure(pki, PKI_SCHEMA)
+    given = _mapping(pki, "spec")
+    name = _text(_mapping(pki, "metadata"), "name") or ""
+    spec = _mapping(apply_defaults(pki, namespace), "spec")
+    semantic = [
+        *_pki_syntax(given, spec),
+        *_pki_policy(given, spec, namespace, context),
+        *_secret_conflicts(given, spec, name, namespace, context),
+        *_pki_advice(given, spec),
+    ]
+    return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
+
+
+def _pki_syntax(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    service = _text(given, "serviceName")
+    problem = dns1035_label_problem(service) if service is not None else None
+    if problem:
+        yield _invalid("spec.serviceName", problem, service)
+    secret = _text(spec, "secretName")
+    problem = dns1123_subdomain_problem(secret) if secret is not None else None
+    if problem:
+        note = _default_note(given, "secretName")
+        fix = "; set spec.secretName" if note else ""
+        yield _invalid("spec.secretName", f"{note}{problem}{fix}", secret)
+    dns_names = _texts(given, "dnsNames")
+    yield from _names("spec.dnsNames", dns_names, dns_name_problem)
+    yield from _duplicates("spec.dnsNames", dns_names)
+    ips = _texts(given, "ipAddresses")
+    for index, text in ips:
+        if _parse_ip(text) is None:
+            yield _invalid(f"spec.ipAddresses[{index}]", "is not an IPv4 or IPv6 address", text)
+    yield from _duplicates("spec.ipAddresses", ((i, t) for i, t in ips if _parse_ip(t)), _parse_ip)
+    yield from _duration_rules(given, spec)
+    yield from _key_rules(given, spec)
+    yield from _duplicates("spec.usages", _texts(given, "usages"))
+
+
+def _duration_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    duration_text = _text(given, "duration")
+    duration = _duration(_text(spec, "duration"))
+    if duration_text is not None:
+        try:
+            parse_duration(duration_text)
+        except DurationError as error:
+            yield _invalid("spec.duration", str(error), duration_text)
+    if duration is not None and duration_text is not None:
+        if duration < _MIN_DURATION:
+            yield _invalid(
+                "spec.duration", f"is shorter than the minimum, {MIN_DURATION}", duration_text
+            )
+        elif duration > _MAX_DURATION:
+            yield _invalid(
+                "spec.duration", f"is longer than the maximum, {MAX_DURATION}", duration_text
+            )
+    renew_text = _text(given, "renewBefore")
+    if renew_text is None:
+        return
+    try:
+        renew = parse_duration(renew_text)
+    except DurationError as error:
+        yield _invalid("spec.renewBefore", str(error), renew_text)
+        return
+    if renew < _MIN_RENEW_BEFORE:
+        yield _invalid(
+            "spec.renewBefore", f"is shorter than the minimum, {MIN_RENEW_BEFORE}", renew_text
+        )
+    elif duration is not None and renew >= duration:
+        suggestion = format_duration(timedelta(seconds=int(duration.total_seconds() // 3)))
+        yield _invalid(
+            "spec.renewBefore",
+            f'must be shorter than spec.duration ({format_duration(duration)}); try "{suggestion}"',
+            renew_text,
+        )
+
+
+def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    size = _mapping(given, "privateKey").get("size")
+    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    if size is None or algorithm not in KEY_SIZES or isinstance(size, bool):
+        return
+    if not isinstance(size, int | float):
+        return
+    sizes = KEY_SIZES[algorithm]
+    if not sizes:
+        yield _invalid(
+            "spec.privateKey.size",
+            f"must be left out for {algorithm} keys, which have a fixed size",
+            size,
+        )
+    elif size not in sizes:
+        allowed = ", ".join(str(s) for s in sizes)
+        yield _invalid(
+            "spec.privateKey.size", f"is not a size for {algorithm} keys (allowed: {allowed})", size
+        )
+
+
+def _pki_policy(
+    given: Mapping[str, Any], spec: Mapping[str, Any], namespace: str, context: Context
+) -> list[Finding]:
+    service = _text(spec, "serviceName")
+    if service is None or dns1035_label_problem(service):
+        return []
+    policies = context.policies if isinstance(context.policies, Sequence) else ()
+    chosen = selecting(policies, namespace, context.namespace_labels)
+    if not chosen:
+        return [
+            _error(
+                Category.NOT_ALLOWED,
+                "metadata.namespace",
+                "is not selected by any PkiPolicy, so no certificate can be issued there; "
+                "ask the platform team to add it to a PkiPolicy",
+                namespace,
+            )
+        ]
+    allowing = [policy for policy in chosen if policy.allows_service(service)]
+    if not allowing:
+        listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
+        candidates = [name for p in chosen for name in p.service_names]
+        problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
+        return [
+            _error(
+                Category.NOT_ALLOWED,
+                "spec.serviceName",
+                problem + did_you_mean(service, candidates),
+                service,
+            )
+        ]
+    best: list[Finding] | None = None
+    for policy in allowing:
+        found = list(_against_policy(policy, given, spec, service, namespace))
+        if not found:
+            return []
+        if best is None or len(found) < len(best):
+            best = found
+    return best or []
+
+
+def _against_policy(
+    policy: CompiledPolicy,
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    service: str,
+    namespace: str,
+) -> Iterator[Finding]:
+    """What ``policy`` (which allows the service name) does not allow in the rest of the Pki."""
+    by = f"PkiPolicy {_q(policy.name)}"
+    patterns = policy.dns_names_for(service, namespace)
+    exact = [p for p in patterns if not p.startswith("*.")]
+    note = _default_note(given, "dnsNames")
+    for index, name in _texts(spec, "dnsNames"):
+        if not dns_name_problem(name) and not dns_name_allowed(name, patterns):
+            problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
+            yield _error(
+                Category.NOT_ALLOWED,
+                f"spec.dnsNames[{index}]",
+                problem + did_you_mean(name, exact),
+                name,
+            )
+    ip_rule = (
+        f"{by} allows no IP addresses; remove it"
+        if not policy.ip_ranges
+        else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
+    )
+    for index, text in _texts(spec, "ipAddresses"):
+        address = _parse_ip(text)
+        if address is not None and not policy.allows_ip(address):
+            yield _error(
+                Category.NOT_ALLOWED,
+                f"spec.ipAddresses[{index}]",
+                f"is not allowed: {ip_rule}",
+                text,
+            )
+    common = _text(given, "commonName")
+    if common is not None and not dns_name_allowed(common, patterns):
+        address = _parse_ip(common)
+        if address is None or not policy.allows_ip(address):
+            problem = f"is not allowed by {by} (allowed: {_listing(patterns)})"
+            yield _error(Category.NOT_ALLOWED, "spec.commonName", problem, common)
+    duration_text = _text(spec, "duration")
+    duration = _duration(duration_text)
+    if policy.max_duration is not None and duration is not None and duration > policy.max_duration:
+        bound = format_duration(policy.max_duration)
+        problem = (
+            f"{_default_note(given, 'duration')}is longer than {by} allows (maxDuration {bound})"
+        )
+        yield _error(
+            Category.NOT_ALLOWED,
+            "spec.duration",
+            problem + f'; set it to "{bound}" or less',
+            duration_text,
+        )
+    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    if algorithm in KEY_ALGORITHMS and algorithm not in policy.key_algorithms:
+        note = "" if "algorithm" in _mapping(given, "privateKey") else "(the default) "
+        problem = f"{note}is not allowed by {by} (allowed: {_listing(policy.key_algorithms)})"
+        yield _error(Category.NOT_ALLOWED, "spec.privateKey.algorithm", problem, algorithm)
+
+
+def _secret_conflicts(
+    given: Mapping[str, Any], spec: Mapping[str, Any], name: str, namespace: str, context: Context
+) -> Iterator[Finding]:
+    secret = _text(spec, "secretName")
+    if secret is None:
+        return
+    note = _default_note(given, "secretName")
+    others = context.other_pkis if isinstance(context.other_pkis, Sequence) else ()
+    users = sorted(
+        other_name
+        for other in others
+        if isinstance(other, Mapping)
+        and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
+        and secret_name(other) == secret
+    )
+    if users:
+        owners = ", ".join(_q(user) for user in users)
+        yield _error(
+            Category.SECRET_CONFLICT,
+            "spec.secretName",
+            f"{note}is already the Secret of Pki {owners} in this namespace; "
+            "choose another spec.secretName",
+            secret,
+        )
+        return
+    info = context.secrets.get(secret) if isinstance(context.secrets, Mapping) else None
+    if not isinstance(info, SecretInfo) or (info.managed_by_pkiwarden and info.owner_pki == name):
+        return
+    whose = (
+        "exists and is not managed by pkiwarden"
+        if not info.managed_by_pkiwarden
+        else f"belongs to Pki {_q(info.owner_pki or '')}"
+    )
+    # No "(the default)" here: the warning must stay short enough to be one readable line.
+    yield _warning(
+        Category.SECRET_CONFLICT,
+        "spec.secretName",
+        f"{whose}; issuance fails until it is removed or renamed",
+        secret,
+    )
+
+
+def _pki_advice(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    common = _text(given, "commonName")
+    dns_names = {text for _, text in _texts(spec, "dnsNames")}
+    ips = {text for _, text in _texts(spec, "ipAddresses")}
+    if common is not None and common not in dns_names and common not in ips:
+        yield _warning(
+            Category.ADVICE,
+            "spec.commonName",
+            "is not among spec.dnsNames; it will be added to them",
+            common,
+        )
+    duration = _duration(_text(spec, "duration"))
+    key = _mapping(spec, "privateKey")
+    weak = key.get("algorithm") == "RSA" and key.get("size") == _WEAK_RSA_SIZE
+    if weak and duration is not None and duration > _WEAK_RSA_AFTER:
+        note = "" if "size" in _mapping(given, "privateKey") else "(the default) "
+        yield _warning(
+            Category.ADVICE,
+            "spec.privateKey.size",
+            f"{note}is weak for a certificate valid over a year; use 3072 or ECDSA",
+            _WEAK_RSA_SIZE,
+        )
+    renew_text = _text(given, "renewBefore")
+    renew = _duration(renew_text)
+    if renew is not None and duration is not None and renew < duration * _RENEW_ADVICE_SHARE:
+        suggestion = format_duration(timedelta(seconds=int(duration.total_seconds() // 3)))
+        yield _warning(
+            Category.ADVICE,
+            "spec.renewBefore",
+            f"is under 10% of the duration, little time to fix a failed renewal; "
+            f'try "{suggestion}"',
+            renew_text,
+        )
+
+
+# --- PkiPolicy -------------------------------------------------------------------------
+
+
+def validate_policy(policy: Any) -> list[Finding]:
+    """All findings for a PkiPolicy: errors first, in field order."""
+    if not isinstance(policy, Mapping):
+        return [_invalid("object", _NOT_A_MAPPING)]
+    structural = check_structure(policy, PKI_POLICY_SCHEMA)
+    spec = _mapping(policy, "spec")
+    semantic: list[Finding] = []
+    if (
+        isinstance(policy.get("spec"), Mapping)
+        and "namespaces" not in spec
+        and "namespaceSelector" not in spec
+    ):
+        semantic.append(
+            _invalid(
+                "spec.namespaces",
+                "is missing, and so is spec.namespaceSelector; set either (or both) "
+                "to say which namespaces the policy applies to",
+            )
+        )
+    namespaces = _texts(spec, "namespaces")
+    semantic += _names("spec.namespaces", namespaces, dns1123_label_problem)
+    semantic += _duplicates("spec.namespaces", namespaces)
+    semantic += _selector_rules(_mapping(spec, "namespaceSelector"))
+    services = _texts(spec, "allowedServiceNames")
+    semantic += _names("spec.allowedServiceNames", services, dns1035_label_problem)
+    semantic += _duplicates("spec.allowedServiceNames", services)
+    patterns = _texts(spec, "allowedDNSNames")
+    semantic += _names("spec.allowedDNSNames", patterns, dns_pattern_problem)
+    semantic += _duplicates("spec.allowedDNSNames", patterns)
+    ranges = _texts(spec, "allowedIPRanges")
+    semantic += _names("spec.allowedIPRanges", ranges, cidr_problem)
+    semantic += _duplicates("spec.allowedIPRanges", ranges)
+    semantic += _max_duration_rules(_text(spec, "maxDuration"))
+    semantic += _duplicates("spec.allowedKeyAlgorithms", _texts(spec, "allowedKeyAlgorithms"))
+    return _ordered(_most_telling(structural, semantic), PKI_POLICY_SCHEMA)
+
+
+def dns_pattern_problem(pattern: str) -> str | None:
+    """Why an allowedDNSNames pattern is malformed, or ``None``."""
+    expanded = pattern
+    for placeholder in DNS_PATTERN_PLACEHOLDERS:
+        expanded = expanded.replace("{" + placeholder + "}", "a")
+    start = expanded.find("{")
+    if start >= 0 and "}" in expanded[start:]:
+        unknown = expanded[start : expanded.index("}", start) + 1]
+        allowed = [f"{{{p}}}" for p in DNS_PATTERN_PLACEHOLDERS]
+        return (
+            f"has an unknown placeholder {_q(unknown)}; use {' or '.join(allowed)}"
+            + did_you_mean(unknown, allowed)
+        )
+    problem = dns_name_problem(expanded)
+    if problem and "upper case" in problem:
+        return "has upper case letters; patterns are lower case"
+    return problem
+
+
+def cidr_problem(text: str) -> str | None:
+    """Why an allowedIPRanges entry is not a CIDR, or ``None``."""
+    if "/" not in text:
+        address = _parse_ip(text)
+        if address is not None:
+            single = f"{text}/{address.max_prefixlen}"
+            return f'is an address, not a range; write "{single}" for one address'
+        return 'is not a CIDR such as "10.0.0.0/8" or "fd00::/64"'
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return 'is not a CIDR such as "10.0.0.0/8" or "fd00::/64"'
+        return f'has bits set after the prefix length; did you mean "{network}"?'
+    return None
+
+
+def _max_duration_rules(text: str | None) -> Iterator[Finding]:
+    if text is None:
+        return
+    try:
+        bound = parse_duration(text)
+    except DurationError as error:
+        yield _invalid("spec.maxDuration", str(error), text)
+        return
+    if bound < _MIN_DURATION:
+        problem = (
+            f"is shorter than {MIN_DURATION}, the shortest a Pki may ask for, "
+            "so no Pki could use this policy"
+        )
+        yield _invalid("spec.maxDuration", problem, text)
+
+
+def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:
+    path = "spec.namespaceSelector"
+    labels = _mapping(selector, "matchLabels")
+    for key, value in labels.items():
+        where = child_path(f"{path}.matchLabels", key)
+        if isinstance(key, str) and (problem := label_key_problem(key)):
+            yield _invalid(where, f"is not a valid label key: it {problem}", key)
+        elif isinstance(value, str) and (problem := label_value_problem(value)):
+            yield _invalid(where, f"is not a valid label value: it {problem}", value)
+    expressions = selector.get("matchExpressions")
+    if not isinstance(expressions, list | tuple):
+        return
+    for index, expression in enumerate(expressions):
+        if not isinstance(expression, Mapping):
+            continue
+        where = f"{path}.matchExpressions[{index}]"
+        label = _text(expression, "key")
+        if label is not None and (problem := label_key_problem(label)):
+            yield _invalid(f"{where}.key", f"is not a valid label key: it {problem}", label)
+        operator = _text(expression, "operator")
+        values = expression.get("values")
+        count = len(values) if isinstance(values, list | tuple) else 0
+        if operator in ("In", "NotIn") and count == 0:
+            yield _invalid(
+                f"{where}.values", f"must list at least one value for operator {operator}"
+            )
+        elif operator in ("Exists", "DoesNotExist") and count:
+            yield _invalid(f"{where}.values", f"must be empty for operator {operator}")
+        for value_index, value in _texts(expression, "values"):
+            if problem := label_value_problem(value):
+                yield _invalid(
+                    f"{where}.values[{value_index}]",
+                    f"is not a valid label value: it {problem}",
+                    value,
+                )
+
+
+# --- phrasing for callers ----------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
+def message_for_denial(findings: Iterable[Finding]) -> str:
+    """All error findings as one line, joined with ``; `` (for an admission denial)."""
+    return "; ".join(_one_line(phrase(finding)) for finding in errors(findings))
+
+
+def warning_lines(findings: Iterable[Finding]) -> list[str]:
+    """Each warning finding as one line, ready for an admission response's warnings."""
+    return [_one_line(phrase(finding)) for finding in findings if not finding.is_error]
+
+
+__all__ = [
+    "Context",
+    "SecretInfo",
+    "cidr_problem",
+    "dns_pattern_problem",
+    "message_for_denial",
+    "policy_name",
+    "validate_pki",
+    "validate_policy",
+    "warning_lines",
+]

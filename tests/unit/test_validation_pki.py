@@ -1,0 +1,530 @@
+"""Every Pki rule, each with a passing and a failing case, as a table."""
+
+from typing import Any
+
+import pytest
+
+from shared.findings import Category, Finding, Severity, phrase
+from shared.validation import Context, SecretInfo, message_for_denial, validate_pki, warning_lines
+
+E, W = Severity.ERROR, Severity.WARNING
+
+POLICY: dict[str, Any] = {
+    "apiVersion": "pkiwarden.dev/v1alpha1",
+    "kind": "PkiPolicy",
+    "metadata": {"name": "app-teams"},
+    "spec": {
+        "namespaces": ["app1"],
+        "allowedServiceNames": ["app1", "app2"],
+        "allowedDNSNames": [
+            "{serviceName}.{namespace}.svc",
+            "{serviceName}.{namespace}.svc.cluster.local",
+            "*.{serviceName}.example.com",
+        ],
+        "allowedIPRanges": ["10.0.0.0/8", "fd00::/64"],
+        "maxDuration": "8784h",
+    },
+}
+CONTEXT = Context(policies=[POLICY])
+
+
+def pki(name: str = "app1-pki", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": "app1"},
+        "spec": {"serviceName": "app1", **spec},
+    }
+
+
+def summary(findings: list[Finding]) -> list[tuple[Severity, str]]:
+    return [(f.severity, f.path) for f in findings]
+
+
+CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
+    ("minimal is valid", {}, []),
+    (
+        "all fields valid",
+        {
+            "secretName": "app1-tls",
+            "dnsNames": ["app1.app1.svc", "*.app1.example.com"],
+            "ipAddresses": ["10.1.2.3", "fd00::1"],
+            "commonName": "app1.app1.svc",
+            "duration": "720h",
+            "renewBefore": "240h",
+            "privateKey": {"algorithm": "RSA", "size": 3072, "rotationPolicy": "Never"},
+            "usages": ["server auth", "client auth"],
+        },
+        [],
+    ),
+    # serviceName syntax
+    (
+        "serviceName upper case",
+        {"serviceName": "App1"},
+        [(E, "spec.serviceName", 'use lower case: "app1"')],
+    ),
+    (
+        "serviceName leading digit",
+        {"serviceName": "1app"},
+        [(E, "spec.serviceName", "must start with a letter")],
+    ),
+    ("serviceName too long", {"serviceName": "a" * 64}, [(E, "spec.serviceName", "at most 63")]),
+    ("serviceName empty", {"serviceName": ""}, [(E, "spec.serviceName", "must not be empty")]),
+    ("serviceName wrong type", {"serviceName": 7}, [(E, "spec.serviceName", "must be a string")]),
+    # secretName
+    ("secretName valid subdomain", {"secretName": "tls.app1"}, []),
+    (
+        "secretName illegal character",
+        {"secretName": "app1_tls"},
+        [(E, "spec.secretName", 'illegal character "_" at position 5')],
+    ),
+    (
+        "secretName empty label",
+        {"secretName": "app1..tls"},
+        [(E, "spec.secretName", "empty label")],
+    ),
+    ("secretName default too long", {}, []),
+    # dnsNames
+    ("dnsName wildcard allowed", {"dnsNames": ["*.app1.example.com"]}, []),
+    ("dnsName wildcard as a label matched by *", {"dnsNames": ["x.app1.example.com"]}, []),
+    (
+        "dnsName bad wildcard",
+        {"dnsNames": ["app1.*.example.com"]},
+        [(E, "spec.dnsNames[0]", "bad wildcard")],
+    ),
+    (
+        "dnsName upper case",
+        {"dnsNames": ["App1.app1.svc"]},
+        [(E, "spec.dnsNames[0]", "upper case")],
+    ),
+    (
+        "dnsName label too long",
+        {"dnsNames": ["a" * 64 + ".svc"]},
+        [(E, "spec.dnsNames[0]", "label of 64 characters")],
+    ),
+    ("dnsName empty label", {"dnsNames": ["app1..svc"]}, [(E, "spec.dnsNames[0]", "empty label")]),
+    (
+        "dnsName too long",
+        {"dnsNames": ["a." * 127 + "b"]},
+        [(E, "spec.dnsNames[0]", "at most 253")],
+    ),
+    (
+        "dnsName duplicate",
+        {"dnsNames": ["app1.app1.svc", "app1.app1.svc"]},
+        [(E, "spec.dnsNames[1]", "listed twice (also at spec.dnsNames[0])")],
+    ),
+    (
+        "dnsNames not a list",
+        {"dnsNames": "app1.app1.svc"},
+        [(E, "spec.dnsNames", "must be a list")],
+    ),
+    # ipAddresses
+    ("ip v4 and v6", {"ipAddresses": ["10.0.0.1", "fd00::2"]}, []),
+    (
+        "ip malformed",
+        {"ipAddresses": ["10.0.0"]},
+        [(E, "spec.ipAddresses[0]", "not an IPv4 or IPv6 address")],
+    ),
+    (
+        "ip with zone",
+        {"ipAddresses": ["fd00::1%eth0"]},
+        [(E, "spec.ipAddresses[0]", "not an IPv4 or IPv6 address")],
+    ),
+    (
+        "ip duplicate in other spelling",
+        {"ipAddresses": ["fd00::1", "fd00:0::1"]},
+        [(E, "spec.ipAddresses[1]", "listed twice")],
+    ),
+    # commonName
+    (
+        "commonName 64 chars",
+        {"commonName": "a" * 64},
+        [
+            (E, "spec.commonName", "is not allowed by PkiPolicy"),
+        ],
+    ),
+    (
+        "commonName too long",
+        {"commonName": "a" * 65},
+        [(E, "spec.commonName", "65 characters long; at most 64")],
+    ),
+    (
+        "commonName not among dnsNames",
+        {"commonName": "app1.app1.svc.cluster.local", "dnsNames": ["app1.app1.svc"]},
+        [(W, "spec.commonName", "will be added")],
+    ),
+    ("commonName an allowed ip", {"commonName": "10.0.0.1", "ipAddresses": ["10.0.0.1"]}, []),
+    # duration
+    ("duration combination", {"duration": "100h30m"}, []),
+    (
+        "duration days",
+        {"duration": "90d"},
+        [(E, "spec.duration", 'days are not a unit; use hours, e.g. "2160h"')],
+    ),
+    (
+        "duration too short",
+        {"duration": "59m"},
+        [(E, "spec.duration", "shorter than the minimum, 1h")],
+    ),
+    (
+        "duration over global max",
+        {"duration": "90000h"},
+        [(E, "spec.duration", "longer than the maximum")],
+    ),
+    # renewBefore
+    ("renewBefore valid", {"duration": "24h", "renewBefore": "8h"}, []),
+    (
+        "renewBefore not shorter",
+        {"duration": "24h", "renewBefore": "24h"},
+        [(E, "spec.renewBefore", 'shorter than spec.duration (24h); try "8h"')],
+    ),
+    (
+        "renewBefore vs default duration",
+        {"renewBefore": "3000h"},
+        [(E, "spec.renewBefore", "shorter than spec.duration (2160h)")],
+    ),
+    (
+        "renewBefore under 5m",
+        {"renewBefore": "4m"},
+        [(E, "spec.renewBefore", "shorter than the minimum, 5m")],
+    ),
+    ("renewBefore syntax", {"renewBefore": "soon"}, [(E, "spec.renewBefore", "is not a duration")]),
+    # privateKey
+    ("ECDSA 384", {"privateKey": {"algorithm": "ECDSA", "size": 384}}, []),
+    ("Ed25519 without size", {"privateKey": {"algorithm": "Ed25519"}}, []),
+    (
+        "RSA 256",
+        {"privateKey": {"algorithm": "RSA", "size": 256}},
+        [(E, "spec.privateKey.size", "not a size for RSA keys (allowed: 2048, 3072, 4096)")],
+    ),
+    (
+        "ECDSA default with size 2048",
+        {"privateKey": {"size": 2048}},
+        [(E, "spec.privateKey.size", "not a size for ECDSA keys")],
+    ),
+    (
+        "Ed25519 with size",
+        {"privateKey": {"algorithm": "Ed25519", "size": 256}},
+        [(E, "spec.privateKey.size", "must be left out for Ed25519")],
+    ),
+    (
+        "algorithm typo",
+        {"privateKey": {"algorithm": "rsa"}},
+        [(E, "spec.privateKey.algorithm", 'did you mean "RSA"?')],
+    ),
+    (
+        "rotationPolicy unknown",
+        {"privateKey": {"rotationPolicy": "Sometimes"}},
+        [(E, "spec.privateKey.rotationPolicy", "(Always, Never)")],
+    ),
+    (
+        "size not an integer",
+        {"privateKey": {"size": "big"}},
+        [(E, "spec.privateKey.size", "must be an integer")],
+    ),
+    # usages
+    ("usages from the list", {"usages": ["client auth", "digital signature"]}, []),
+    (
+        "usage typo",
+        {"usages": ["server-auth"]},
+        [(E, "spec.usages[0]", 'did you mean "server auth"?')],
+    ),
+    (
+        "usage duplicate",
+        {"usages": ["client auth", "client auth"]},
+        [(E, "spec.usages[1]", "listed twice")],
+    ),
+    ("usages empty", {"usages": []}, [(E, "spec.usages", "must not be an empty list")]),
+    # unknown fields
+    (
+        "unknown field typo",
+        {"serviceNmae": "x"},
+        [(E, "spec.serviceNmae", 'did you mean "serviceName"?')],
+    ),
+    # policy
+    (
+        "service typo",
+        {"serviceName": "appp1"},
+        [
+            (
+                E,
+                "spec.serviceName",
+                '"appp1" is not allowed in namespace "app1" '
+                '(allowed by PkiPolicy "app-teams": app1, app2); did you mean "app1"?',
+            )
+        ],
+    ),
+    (
+        "dnsName not allowed",
+        {"dnsNames": ["app1.app1.svc", "app1.app1.svcc"]},
+        [(E, "spec.dnsNames[1]", 'not allowed by PkiPolicy "app-teams"')],
+    ),
+    (
+        "dnsName typo suggests",
+        {"dnsNames": ["app1.app1.scv"]},
+        [(E, "spec.dnsNames[0]", 'did you mean "app1.app1.svc"?')],
+    ),
+    (
+        "wildcard needs exactly one label",
+        {"dnsNames": ["a.b.app1.example.com"]},
+        [(E, "spec.dnsNames[0]", "not allowed")],
+    ),
+    (
+        "commonName outside policy",
+        {"commonName": "evil.com", "dnsNames": ["app1.app1.svc", "evil.com"]},
+        [(E, "spec.dnsNames[1]", "not allowed"), (E, "spec.commonName", "not allowed")],
+    ),
+    (
+        "ip outside ranges",
+        {"ipAddresses": ["192.168.0.1"]},
+        [(E, "spec.ipAddresses[0]", "allowed ranges: 10.0.0.0/8, fd00::/64")],
+    ),
+    (
+        "duration over maxDuration",
+        {"duration": "9000h"},
+        [(E, "spec.duration", 'maxDuration 8784h); set it to "8784h" or less')],
+    ),
+    (
+        "RSA 2048 over a year",
+        {"privateKey": {"algorithm": "RSA"}, "duration": "8784h"},
+        [(W, "spec.privateKey.size", "(the default) is weak")],
+    ),
+    (
+        "RSA 2048 within a year",
+        {"privateKey": {"algorithm": "RSA", "size": 2048}, "duration": "8760h"},
+        [],
+    ),
+    (
+        "renewBefore under 10%",
+        {"duration": "100h", "renewBefore": "9h"},
+        [(W, "spec.renewBefore", "under 10%")],
+    ),
+    ("renewBefore at 10%", {"duration": "100h", "renewBefore": "10h"}, []),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_pki_rules(spec: dict[str, Any], expected: list[tuple[Severity, str, str]]) -> None:
+    findings = validate_pki(pki(**spec), "app1", CONTEXT)
+    assert summary(findings) == [(severity, path) for severity, path, _ in expected]
+    for finding, (_, _, fragment) in zip(findings, expected, strict=True):
+        assert fragment in phrase(finding)
+
+
+def test_typo_message_reads_as_designed() -> None:
+    (finding,) = validate_pki(pki(serviceName="appp1"), "app1", CONTEXT)
+    assert finding.category is Category.NOT_ALLOWED
+    assert phrase(finding) == (
+        'spec.serviceName: "appp1" is not allowed in namespace "app1" '
+        '(allowed by PkiPolicy "app-teams": app1, app2); did you mean "app1"?'
+    )
+
+
+def test_no_policy_selects_the_namespace() -> None:
+    (finding,) = validate_pki(pki(), "elsewhere", CONTEXT)
+    assert (finding.path, finding.category, finding.value) == (
+        "metadata.namespace",
+        Category.NOT_ALLOWED,
+        "elsewhere",
+    )
+    assert "not selected by any PkiPolicy" in finding.problem
+    assert validate_pki(pki(), "app1", Context())[0].path == "metadata.namespace"
+
+
+def test_selector_uses_namespace_labels() -> None:
+    by_label = {
+        **POLICY,
+        "spec": {
+            **POLICY["spec"],
+            "namespaces": ["x"],
+            "namespaceSelector": {"matchLabels": {"team": "one"}},
+        },
+    }
+    assert (
+        validate_pki(pki(), "app1", Context(policies=[by_label], namespace_labels={"team": "one"}))
+        == []
+    )
+    assert (
+        validate_pki(pki(), "app1", Context(policies=[by_label], namespace_labels=None))[0].path
+        == "metadata.namespace"
+    )
+
+
+def test_service_not_allowed_lists_every_selecting_policy() -> None:
+    other = {
+        "metadata": {"name": "b-team"},
+        "spec": {"namespaces": ["app1"], "allowedServiceNames": ["b"]},
+    }
+    (finding,) = validate_pki(pki(serviceName="zzz"), "app1", Context(policies=[other, POLICY]))
+    assert 'allowed by PkiPolicy "app-teams": app1, app2; PkiPolicy "b-team": b)' in finding.problem
+    assert "did you mean" not in finding.problem
+
+
+def test_one_policy_must_allow_everything() -> None:
+    names_only = {
+        "metadata": {"name": "a-names"},
+        "spec": {
+            "namespaces": ["app1"],
+            "allowedServiceNames": ["app1"],
+            "allowedIPRanges": ["10.0.0.0/8"],
+        },
+    }
+    ips_only = {
+        "metadata": {"name": "b-ips"},
+        "spec": {
+            "namespaces": ["app1"],
+            "allowedServiceNames": ["app1"],
+            "allowedDNSNames": ["x.example.com"],
+            "allowedIPRanges": ["192.168.0.0/16"],
+        },
+    }
+    spec = {"dnsNames": ["app1.app1.svc"], "ipAddresses": ["192.168.1.1"]}
+    findings = validate_pki(pki(**spec), "app1", Context(policies=[names_only, ips_only]))
+    assert summary(findings) == [(E, "spec.ipAddresses[0]")]
+    assert 'PkiPolicy "a-names"' in findings[0].problem
+    assert (
+        validate_pki(
+            pki(**{**spec, "ipAddresses": ["10.0.0.1"]}),
+            "app1",
+            Context(policies=[names_only, ips_only]),
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy_spec", "path", "fragment"),
+    [
+        (
+            {"allowedKeyAlgorithms": ["RSA"]},
+            "spec.privateKey.algorithm",
+            '"ECDSA" (the default) is not allowed by PkiPolicy "p" (allowed: RSA)',
+        ),
+        (
+            {"maxDuration": "720h"},
+            "spec.duration",
+            '"2160h" (the default) is longer than PkiPolicy "p" allows',
+        ),
+        (
+            {"allowedDNSNames": ["{serviceName}.example.com"]},
+            "spec.dnsNames[0]",
+            '"app1.app1.svc" (the default) is not allowed',
+        ),
+        ({"allowedIPRanges": None}, "", ""),
+    ],
+)
+def test_defaults_are_checked_against_the_policy(
+    policy_spec: dict[str, Any], path: str, fragment: str
+) -> None:
+    policy = {
+        "metadata": {"name": "p"},
+        "spec": {"namespaces": ["app1"], "allowedServiceNames": ["app1"], **policy_spec},
+    }
+    policy["spec"] = {k: v for k, v in policy["spec"].items() if v is not None}
+    findings = validate_pki(pki(), "app1", Context(policies=[policy]))
+    if not path:
+        assert findings == []
+        return
+    assert findings[0].path == path
+    assert fragment in phrase(findings[0])
+
+
+def test_ips_need_an_allowed_range() -> None:
+    policy = {
+        "metadata": {"name": "p"},
+        "spec": {"namespaces": ["app1"], "allowedServiceNames": ["app1"]},
+    }
+    (finding,) = validate_pki(pki(ipAddresses=["10.0.0.1"]), "app1", Context(policies=[policy]))
+    assert "allows no IP addresses" in finding.problem
+
+
+def test_secret_name_used_by_another_pki() -> None:
+    other = pki(name="other", secretName="app1-pki-tls")
+    findings = validate_pki(pki(), "app1", Context(policies=[POLICY], other_pkis=[other, pki()]))
+    assert [(f.severity, f.category, f.path) for f in findings] == [
+        (E, Category.SECRET_CONFLICT, "spec.secretName")
+    ]
+    assert '"app1-pki-tls" (the default) is already the Secret of Pki "other"' in phrase(
+        findings[0]
+    )
+    defaulted = pki(name="app1-pki")  # the same Pki, e.g. an update: not a conflict
+    assert validate_pki(pki(), "app1", Context(policies=[POLICY], other_pkis=[defaulted])) == []
+    by_default = {"metadata": {"name": "x"}, "spec": {"serviceName": "app1"}}
+    findings = validate_pki(
+        pki(secretName="x-tls"), "app1", Context(policies=[POLICY], other_pkis=[by_default, "junk"])
+    )  # type: ignore[list-item]
+    assert summary(findings) == [(E, "spec.secretName")]
+
+
+@pytest.mark.parametrize(
+    ("secret", "fragment"),
+    [
+        (
+            SecretInfo("app1-pki-tls", managed_by_pkiwarden=False, owner_pki=None),
+            "exists and is not managed by pkiwarden",
+        ),
+        (
+            SecretInfo("app1-pki-tls", managed_by_pkiwarden=True, owner_pki="gone"),
+            'belongs to Pki "gone"',
+        ),
+        (SecretInfo("app1-pki-tls", managed_by_pkiwarden=True, owner_pki="app1-pki"), None),
+    ],
+)
+def test_existing_secret(secret: SecretInfo, fragment: str | None) -> None:
+    context = Context(policies=[POLICY], secrets={secret.name: secret})
+    findings = validate_pki(pki(), "app1", context)
+    if fragment is None:
+        assert findings == []
+        return
+    (finding,) = findings
+    assert (finding.severity, finding.category) == (W, Category.SECRET_CONFLICT)
+    assert fragment in finding.problem
+    assert len(phrase(finding)) <= 120
+
+
+def test_all_errors_at_once_errors_first_in_field_order() -> None:
+    spec = {
+        "serviceName": "appp1",
+        "usages": ["nope"],
+        "duration": "2d",
+        "dnsNames": ["B.svc"],
+        "commonName": "zzz",
+    }
+    findings = validate_pki(pki(**spec), "app1", CONTEXT)
+    assert summary(findings) == [
+        (E, "spec.serviceName"),
+        (E, "spec.dnsNames[0]"),
+        (E, "spec.duration"),
+        (E, "spec.usages[0]"),
+        (W, "spec.commonName"),
+    ]
+    assert findings == validate_pki(pki(**spec), "app1", CONTEXT)
+
+
+def test_denial_message_and_warning_lines() -> None:
+    findings = validate_pki(
+        pki(serviceName="appp1", duration="2d", commonName="x\ny"), "app1", CONTEXT
+    )
+    message = message_for_denial(findings)
+    assert message.count("; did you mean") == 1
+    assert message.startswith('spec.serviceName: "appp1" is not allowed')
+    assert '; spec.duration: "2d" is not a duration' in message
+    lines = warning_lines(findings)
+    assert lines == [
+        'spec.commonName: "x\\ny" is not among spec.dnsNames; it will be added to them'
+    ]
+    assert all(line.isprintable() for line in [message, *lines])
+
+
+@pytest.mark.parametrize("body", [None, 5, "Pki", [], {"spec": None}, {"spec": []}, {}])
+def test_not_an_object_or_no_spec(body: Any) -> None:
+    findings = validate_pki(body, "app1", CONTEXT)
+    assert findings
+    assert all(f.severity is E and f.category is Category.INVALID_SPEC for f in findings)
+
+
+def test_wrong_api_version_and_kind() -> None:
+    body = {**pki(), "apiVersion": "pkiwarden.dev/v1", "kind": "Pkl"}
+    findings = validate_pki(body, "app1", CONTEXT)
+    assert summary(findings) == [(E, "apiVersion"), (E, "kind")]
+    assert 'did you mean "Pki"?' in phrase(findings[1])
