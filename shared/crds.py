@@ -49,7 +49,8 @@ PKI_COLUMNS: list[JSON] = [
     },
     {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"},
     {"name": "Service", "type": "string", "jsonPath": ".spec.serviceName"},
-    {"name": "Expires", "type": "date", "jsonPath": ".status.notAfter"},
+    # "string", not "date": kubectl renders a future date column as <invalid>.
+    {"name": "Expires", "type": "string", "jsonPath": ".status.notAfter"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 POLICY_COLUMNS: list[JSON] = [

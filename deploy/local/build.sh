@@ -14,6 +14,16 @@ if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
   exit 0
 fi
 
+# One build at a time per cache: a second caller waits, then finds the binaries.
+mkdir -p "$cache_root"
+exec 9>"$out.lock"
+flock 9
+if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
+  echo "$out"
+  exit 0
+fi
+
+rm -rf "$out.partial"
 mkdir -p "$out.partial"
 minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
 pkg_k8s=k8s.io/component-base/version

@@ -1,0 +1,112 @@
+"""``pkiwarden local up|down``: the command-line face of :mod:`pkiwarden.controlplane`.
+
+Only argument handling and printing live here; everything a test or the demo
+also needs is in ``controlplane``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pkiwarden import controlplane, local_addons, local_processes
+from pkiwarden.controlplane import ControlPlane, ControlPlaneError
+
+# (flag, module that must provide the command, process name)
+HELPERS: tuple[tuple[str, str, str], ...] = (
+    ("with_webhook", "webhook.cli", "webhook"),
+    ("with_issuer", "issuer.cli", "issuer"),
+)
+
+
+def _dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=controlplane.default_dir(),
+        help="instance directory: key material, etcd data, logs, kubeconfig (default: %(default)s)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``local`` command group to the pkiwarden CLI."""
+    local = subparsers.add_parser(
+        "local",
+        help="run a real local control plane (etcd + kube-apiserver) for development",
+        description="A real etcd and kube-apiserver on 127.0.0.1, built from pinned Go modules.",
+    )
+    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    start = actions.add_parser("up", help="start (or reuse) a control plane and print KUBECONFIG")
+    _dir_argument(start)
+    start.add_argument(
+        "--with-webhook", action="store_true", help="also run `pkiwarden webhook serve`"
+    )
+    start.add_argument("--with-issuer", action="store_true", help="also run `pkiwarden issuer run`")
+    start.set_defaults(handler=run_up)
+    stop = actions.add_parser("down", help="stop the processes of a control plane, remove its data")
+    _dir_argument(stop)
+    stop.set_defaults(handler=run_down)
+
+
+def _missing_helpers(args: argparse.Namespace) -> list[str]:
+    return [
+        f"--{flag.replace('_', '-')} needs `pkiwarden {name}`, which this installation"
+        f" does not provide (no module {module})"
+        for flag, module, name in HELPERS
+        if getattr(args, flag) and importlib.util.find_spec(module) is None
+    ]
+
+
+def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
+    starters = {"webhook": local_addons.start_webhook, "issuer": local_addons.start_issuer}
+    for flag, _module, name in HELPERS:
+        if not getattr(args, flag):
+            continue
+        record = local_processes.read(plane.dir, name)
+        if record is not None and local_processes.is_running(record):
+            print(f"{name} already running (pid {record.pid})", file=sys.stderr)
+            continue
+        pid = starters[name](plane)
+        log = local_processes.log_path(plane.dir, name)
+        print(f"{name} ready (pid {pid}, log {log})", file=sys.stderr)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Handler of ``pkiwarden local up``."""
+    problems = _missing_helpers(args)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    already = controlplane.running(args.dir)
+    try:
+        plane = already or controlplane.up(args.dir)
+    except ControlPlaneError as error:
+        print(f"pkiwarden local up: {error}", file=sys.stderr)
+        return 1
+    if already is not None:
+        print(f"control plane already running in {plane.dir} at {plane.server}", file=sys.stderr)
+    else:
+        print(
+            f"control plane ready at {plane.server} (logs in {plane.dir / 'logs'})", file=sys.stderr
+        )
+    try:
+        _start_helpers(plane, args)
+    except (ControlPlaneError, subprocess.CalledProcessError) as error:
+        print(f"pkiwarden local up: {error}", file=sys.stderr)
+        return 1
+    print(f"export KUBECONFIG={plane.kubeconfig}")
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    """Handler of ``pkiwarden local down``."""
+    try:
+        controlplane.down(args.dir, report=lambda line: print(line, file=sys.stderr))
+    except ControlPlaneError as error:
+        print(f"pkiwarden local down: {error}", file=sys.stderr)
+        return 1
+    return 0

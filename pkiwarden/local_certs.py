@@ -1,0 +1,204 @@
+"""Key material for the local control plane: a throw-away CA, the API server's
+serving certificate, the admin client certificate and the service-account
+signing key.
+
+Everything here is pure apart from :func:`write_control_plane_pki`, which puts
+the PEM files where the API server flags point. ECDSA P-256 keys keep start-up
+fast (an RSA key costs far more to generate) and are accepted everywhere the
+API server and the Python client need them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ADMIN_USER = "pkiwarden-admin"
+ADMIN_GROUP = "system:masters"
+# The in-cluster names a client may use for the API server, plus loopback.
+SERVING_DNS_NAMES: tuple[str, ...] = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# First address of the service range the API server is started with.
+SERVING_IPS: tuple[str, ...] = ("127.0.0.1", "10.0.0.1")
+# Long enough that a control plane left running for a while keeps working.
+VALIDITY = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A private key and its certificate, both PEM."""
+
+    key_pem: bytes
+    cert_pem: bytes
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """Where :func:`write_control_plane_pki` put each file."""
+
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, now: dt.datetime) -> x509.CertificateBuilder:
+    # Back-dated a minute so a clock step between processes does not make the
+    # certificate "not yet valid".
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + VALIDITY)
+    )
+
+
+def new_ca(now: dt.datetime, common_name: str = "pkiwarden-local-ca") -> Issued:
+    """A self-signed CA that signs both the serving and the client certificates."""
+    key = _new_key()
+    name = _name(common_name)
+    cert = (
+        _builder(name, name, now)
+        .public_key(key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _leaf(
+    ca: Issued,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    now: dt.datetime,
+    *,
+    dns_names: Sequence[str] = (),
+    ips: Sequence[str] = (),
+) -> Issued:
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the local CA key must be an ECDSA key")
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    key = _new_key()
+    builder = (
+        _builder(subject, ca_cert.subject, now)
+        .public_key(key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def new_serving_cert(ca: Issued, now: dt.datetime) -> Issued:
+    """The API server's certificate, valid for loopback and the in-cluster names."""
+    return _leaf(
+        ca,
+        _name("kube-apiserver"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        now,
+        dns_names=SERVING_DNS_NAMES,
+        ips=SERVING_IPS,
+    )
+
+
+def new_client_cert(ca: Issued, user: str, groups: Sequence[str], now: dt.datetime) -> Issued:
+    """A client certificate: the API server reads CN as the user and O as groups."""
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    return _leaf(ca, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, now)
+
+
+def new_signing_key() -> tuple[bytes, bytes]:
+    """Service-account token signing key as (private PEM, public PEM)."""
+    key = _new_key()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return _key_pem(key), public
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> Path:
+    path.write_bytes(data)
+    if private:
+        path.chmod(0o600)
+    return path
+
+
+def write_control_plane_pki(directory: Path, now: dt.datetime) -> PkiFiles:
+    """Generate every key and certificate the control plane needs into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = new_ca(now)
+    serving = new_serving_cert(ca, now)
+    admin = new_client_cert(ca, ADMIN_USER, [ADMIN_GROUP], now)
+    sa_key, sa_pub = new_signing_key()
+    _write(directory / "ca.key", ca.key_pem, private=True)
+    return PkiFiles(
+        ca_cert=_write(directory / "ca.crt", ca.cert_pem),
+        serving_cert=_write(directory / "apiserver.crt", serving.cert_pem),
+        serving_key=_write(directory / "apiserver.key", serving.key_pem, private=True),
+        admin_cert=_write(directory / "admin.crt", admin.cert_pem),
+        admin_key=_write(directory / "admin.key", admin.key_pem, private=True),
+        sa_key=_write(directory / "sa.key", sa_key, private=True),
+        sa_pub=_write(directory / "sa.pub", sa_pub),
+    )

@@ -1,0 +1,123 @@
+"""End-to-end fixtures: one real control plane per test session.
+
+Everything under tests/e2e is marked ``e2e`` here, so ``pytest -m "not e2e"``
+runs the fast tier alone. Missing binaries fail the tests with the reason;
+they are never skipped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+import yaml
+
+from pkiwarden import controlplane
+from pkiwarden.controlplane import ControlPlane, ControlPlaneError
+
+E2E_DIR = Path(__file__).resolve().parent
+CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
+_BUILD_ERROR = pytest.StashKey[ControlPlaneError | None]()
+_GUARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test in this directory ``e2e``."""
+    for item in items:
+        if E2E_DIR in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the binaries before the first test: a cold build outlasts any per-test timeout."""
+    session.config.stash[_BUILD_ERROR] = None
+    if not any(item.get_closest_marker("e2e") for item in session.items):
+        return
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    # Uncaptured, so a cold build (minutes) shows its progress instead of a silent pause.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        try:
+            controlplane.binaries()
+        except ControlPlaneError as error:
+            session.config.stash[_BUILD_ERROR] = error
+
+
+class _Teardown:
+    """Runs ``down`` once: from the fixture's finally, at exit, or on SIGTERM/SIGHUP.
+
+    Ctrl-C unwinds through the fixture and, failing that, through atexit; a
+    terminating signal would skip both, so it is caught, the control plane
+    stopped, and the signal delivered again with its default action.
+    """
+
+    def __init__(self, dir: Path) -> None:
+        self.dir = dir
+        self.done = False
+        self.previous: dict[int, Any] = {}
+        for sig in _GUARDED_SIGNALS:
+            self.previous[sig] = signal.signal(sig, self._on_signal)
+        atexit.register(self.run)
+
+    def run(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        atexit.unregister(self.run)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        controlplane.down(self.dir, report=lambda line: print(line, file=sys.stderr))
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.run()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """A running control plane shared by the session, always torn down afterwards."""
+    error = request.config.stash.get(_BUILD_ERROR, None)
+    if error is not None:
+        pytest.fail(f"no control plane binaries: {error}", pytrace=False)
+    teardown = _Teardown(tmp_path_factory.mktemp("controlplane"))
+    try:
+        # die_with_caller: even a SIGKILLed test run leaves no server behind.
+        yield controlplane.up(teardown.dir, die_with_caller=True)
+    finally:
+        teardown.run()
+
+
+def crd_names(directory: Path = CRD_DIR) -> set[str]:
+    """Names of the CRDs defined in ``directory`` (every YAML document of kind CRD)."""
+    names: set[str] = set()
+    for path in sorted(directory.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document.get("kind") == "CustomResourceDefinition":
+                names.add(document["metadata"]["name"])
+    return names
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> set[str]:
+    """deploy/crds applied and Established; returns the CRD names."""
+    names = crd_names()
+    if not names:
+        pytest.fail(f"no CustomResourceDefinition found in {CRD_DIR}", pytrace=False)
+    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+    control_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        *(f"customresourcedefinition/{name}" for name in sorted(names)),
+    )
+    return names

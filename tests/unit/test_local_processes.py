@@ -1,0 +1,43 @@
+"""Recorded background processes: stop exactly what was started, never a stranger."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from pkiwarden import local_processes as procs
+
+SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def test_stop_ends_the_started_process_and_drops_its_record(tmp_path: Path) -> None:
+    record = procs.start(tmp_path, "sleeper", SLEEP)
+    assert procs.is_running(record)
+    assert procs.records(tmp_path) == [record]
+    assert procs.stop_all(tmp_path) == [f"sleeper: stopped pid {record.pid}"]
+    assert not procs.is_running(record)
+    assert procs.records(tmp_path) == []
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
+    record = procs.start(tmp_path, "sleeper", SLEEP)
+    try:
+        # Same pid, another start time: what a recycled pid looks like.
+        stranger = dataclasses.replace(record, start_ticks=record.start_ticks - 1)
+        (tmp_path / "run" / "sleeper.json").write_text(json.dumps(dataclasses.asdict(stranger)))
+        assert procs.stop(tmp_path, "sleeper") == f"sleeper: pid {record.pid} already exited"
+        assert procs.is_running(record)
+    finally:
+        os.kill(record.pid, signal.SIGKILL)
+        os.waitpid(record.pid, 0)
+
+
+def test_output_goes_to_the_named_log(tmp_path: Path) -> None:
+    record = procs.start(tmp_path, "echo", [sys.executable, "-c", "print('hello from child')"])
+    os.waitpid(record.pid, 0)
+    assert "hello from child" in procs.tail(procs.log_path(tmp_path, "echo"))
+    procs.stop(tmp_path, "echo")
