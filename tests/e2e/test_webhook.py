@@ -1,0 +1,237 @@
+"""The webhook against a real kube-apiserver: what a user sees from ``kubectl apply``."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from pkiwarden.controlplane import REPO_ROOT, ControlPlane
+from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
+from webhook import local
+from webhook.local import LocalWebhook
+
+EXAMPLES = REPO_ROOT / "deploy" / "examples"
+TYPO_DENIAL = (
+    'admission webhook "pkis.pkiwarden.dev" denied the request: spec.serviceName: "appp1" is not'
+    ' allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app1, app2);'
+    ' did you mean "app1"?'
+)
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
+    """The example policy, namespaces app1/app2/lonely, and a running, registered webhook."""
+    control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
+    for namespace in ("app1", "app2", "lonely"):
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    started = local.start(control_plane)
+    try:
+        yield started
+    finally:
+        local.stop(control_plane)
+        # Other test modules share this control plane; leave no webhook registered.
+        control_plane.kubectl(
+            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
+        )
+
+
+@pytest.fixture
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube.from_environment(str(control_plane.kubeconfig))
+
+
+def pki(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def apply(plane: ControlPlane, *documents: dict[str, Any], dry_run: bool = False) -> Any:
+    flags = ["--dry-run=server"] if dry_run else []
+    text = yaml.safe_dump_all(documents)
+    return plane.kubectl("apply", *flags, "-f", "-", input=text, check=False)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_typo_is_denied_with_the_suggestion(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    for flags in ([], ["--dry-run=server"]):
+        result = control_plane.kubectl(
+            "apply", *flags, "-f", str(EXAMPLES / "app1.yaml"), check=False
+        )
+        assert result.returncode != 0
+        assert "Error from server (Forbidden)" in result.stderr
+        assert TYPO_DENIAL in one_line(result.stderr), result.stderr
+    missing = control_plane.kubectl("get", "pki", "-n", "app1", "app1-pki", check=False)
+    assert missing.returncode != 0
+
+
+def test_three_errors_come_in_one_message(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    bad = pki("three", "app1", serviceName="appp1", dnsNames=["Bad_Name"], duration="10m")
+    result = apply(control_plane, bad)
+    assert result.returncode != 0
+    message = one_line(result.stderr)
+    assert message.count("denied the request:") == 1
+    assert 'did you mean "app1"?; spec.dnsNames[0]: "Bad_Name" has an illegal character' in message
+    assert '; spec.duration: "10m" is shorter than the minimum, 1h' in message
+
+
+def test_soft_finding_is_created_and_kubectl_prints_the_warning(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    soft = pki("soft", "app1", serviceName="app1", renewBefore="1h")
+    try:
+        result = apply(control_plane, soft)
+        assert result.returncode == 0, result.stderr
+        assert 'Warning: spec.renewBefore: "1h" is under 10% of the duration' in result.stderr
+        control_plane.kubectl("get", "pki", "-n", "app1", "soft")
+    finally:
+        control_plane.kubectl("delete", "pki", "-n", "app1", "soft", "--ignore-not-found")
+
+
+def test_policy_with_a_bad_cidr_is_denied(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    policy = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiPolicy",
+        "metadata": {"name": "bad-cidr"},
+        "spec": {
+            "namespaces": ["app1"],
+            "allowedServiceNames": ["x"],
+            "allowedIPRanges": ["10.0.0.0/33"],
+        },
+    }
+    result = apply(control_plane, policy)
+    assert result.returncode != 0
+    assert (
+        'admission webhook "pkipolicies.pkiwarden.dev" denied the request:'
+        ' spec.allowedIPRanges[0]: "10.0.0.0/33" is not a CIDR'
+    ) in one_line(result.stderr)
+
+
+def test_namespace_without_policy_is_denied_saying_so(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    result = apply(control_plane, pki("alone", "lonely", serviceName="app1"))
+    assert result.returncode != 0
+    assert 'metadata.namespace: "lonely" is not selected by any PkiPolicy' in one_line(
+        result.stderr
+    )
+
+
+def test_second_pki_with_the_same_secret_is_denied_naming_the_first(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    first = pki("first", "app2", serviceName="app2", secretName="shared-tls")
+    second = pki("second", "app2", serviceName="app2", secretName="shared-tls")
+    try:
+        assert apply(control_plane, first).returncode == 0
+        # The webhook learns of "first" through its watch: give it a moment.
+        deadline = time.monotonic() + 10
+        while apply(control_plane, second, dry_run=True).returncode == 0:
+            assert time.monotonic() < deadline, "the webhook never saw the first Pki"
+            time.sleep(0.1)
+        result = apply(control_plane, second)
+        assert result.returncode != 0
+        assert (
+            'spec.secretName: "shared-tls" is already the Secret of Pki "first" in this namespace'
+        ) in one_line(result.stderr)
+    finally:
+        control_plane.kubectl(
+            "delete", "pki", "-n", "app2", "first", "second", "--ignore-not-found"
+        )
+
+
+def test_webhook_down_fails_closed_except_in_its_own_namespace_and_restart_restores(
+    control_plane: ControlPlane, webhook: LocalWebhook, kube: Kube
+) -> None:
+    registration = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
+    good = pki("good", "app2", serviceName="app2")
+    local.stop(control_plane)
+    try:
+        down = apply(control_plane, good, dry_run=True)
+        assert down.returncode != 0
+        assert 'failed calling webhook "pkis.pkiwarden.dev"' in one_line(down.stderr), down.stderr
+        system = apply(control_plane, pki("system", "pkiwarden-system", serviceName="anything"))
+        assert system.returncode == 0, system.stderr
+    finally:
+        local.restart(control_plane, webhook)
+        control_plane.kubectl(
+            "delete", "pki", "-n", "pkiwarden-system", "system", "--ignore-not-found"
+        )
+    up = apply(control_plane, good, dry_run=True)
+    assert up.returncode == 0, up.stderr
+    after = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
+    assert after["metadata"]["resourceVersion"] == registration["metadata"]["resourceVersion"]
+
+
+def served_serial(webhook: LocalWebhook) -> int:
+    pem = ssl.get_server_certificate(("127.0.0.1", webhook.settings.port))
+    return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+
+def test_rotation_under_load_drops_no_request(
+    control_plane: ControlPlane, webhook: LocalWebhook, kube: Kube
+) -> None:
+    """500+ dry-run creates through the API server while the serving certificate rotates."""
+    before = served_serial(webhook)
+    body = pki("loaded", "app2", serviceName="app2")
+    failures: list[str] = []
+    sent = 0
+    rotated_at: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        nonlocal sent
+        while sent < 500 or not rotated_at or sent < rotated_at[0] + 50:
+            try:
+                kube.create(PKIS.path("app2"), body, params={"dryRun": "All"}, timeout=10)
+            except ApiError as error:
+                failures.append(str(error))
+            sent += 1
+            if sent > 5000:
+                break
+        done.set()
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        settings = webhook.settings
+        subprocess.run(
+            [
+                sys.executable, "-m", "webhook", "certs", "--rotate", "--write-files", "--local",
+                f"--cert-dir={settings.cert_dir}", f"--kubeconfig={settings.kubeconfig}",
+            ],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while served_serial(webhook) == before:
+            assert time.monotonic() < deadline, "the new certificate was never served"
+            time.sleep(0.2)
+        rotated_at.append(sent)
+    finally:
+        worker.join(timeout=120)
+    assert done.is_set()
+    assert rotated_at[0] < 500 or sent >= rotated_at[0] + 50
+    assert failures == [], failures[:3]
+    assert sent >= 500

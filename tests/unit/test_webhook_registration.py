@@ -1,0 +1,56 @@
+"""The checked-in webhook registration is the rendering from code, and says what we mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from webhook.registration import deploy_yaml, url_client_config, webhook_configuration
+from webhook.settings import CertificateSettings
+
+DEPLOYED = Path(__file__).resolve().parents[2] / "deploy" / "webhook"
+MANIFEST = DEPLOYED / "validatingwebhookconfiguration.yaml"
+
+
+def test_checked_in_manifest_is_the_rendering() -> None:
+    assert MANIFEST.read_text() == deploy_yaml(), "run: python -m webhook.registration > " + str(
+        MANIFEST.relative_to(DEPLOYED.parents[1])
+    )
+
+
+def test_both_webhooks_fail_closed_and_skip_the_system_namespace() -> None:
+    document = yaml.safe_load(MANIFEST.read_text())
+    assert document["kind"] == "ValidatingWebhookConfiguration"
+    by_name = {webhook["name"]: webhook for webhook in document["webhooks"]}
+    assert set(by_name) == {"pkis.pkiwarden.dev", "pkipolicies.pkiwarden.dev"}
+    for webhook in by_name.values():
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert webhook["sideEffects"] == "None"
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["matchPolicy"] == "Equivalent"
+        assert webhook["timeoutSeconds"] == 5
+        assert webhook["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": ["pkiwarden-system"],
+                }
+            ]
+        }
+        assert webhook["clientConfig"]["service"]["path"] == "/validate"
+        assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert by_name["pkis.pkiwarden.dev"]["rules"][0]["resources"] == ["pkis"]
+    assert by_name["pkipolicies.pkiwarden.dev"]["rules"][0]["resources"] == ["pkipolicies"]
+
+
+def test_local_registration_uses_a_loopback_url_with_the_ca_bundle() -> None:
+    document = webhook_configuration(
+        CertificateSettings(local=True), url_client_config("127.0.0.1", 9443, b"PEM")
+    )
+    for webhook in document["webhooks"]:
+        assert webhook["clientConfig"] == {
+            "url": "https://127.0.0.1:9443/validate",
+            "caBundle": "UEVN",
+        }

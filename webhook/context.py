@@ -1,0 +1,50 @@
+"""Where the webhook gets what validation needs: the shared list+watch caches.
+
+The app depends on the small :class:`ContextSource` protocol rather than on the
+caches, so the HTTP edge can be exercised with a fixed context and the caches
+are written once, in ``shared/``, for both processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from shared.kube.view import ClusterView
+from shared.validation import Context
+
+
+class ContextSource(Protocol):
+    def context_for(self, namespace: str) -> Context:
+        """The policies, namespace labels, other Pkis and Secrets for ``namespace``."""
+        ...
+
+    def cache_status(self) -> Mapping[str, bool]:
+        """Cache name -> whether its first list has completed."""
+        ...
+
+
+class ClusterViewSource:
+    """A :class:`ContextSource` over the shared caches (Secrets as metadata only)."""
+
+    def __init__(self, view: ClusterView) -> None:
+        self.view = view
+
+    def context_for(self, namespace: str) -> Context:
+        return self.view.context_for(namespace)
+
+    def cache_status(self) -> Mapping[str, bool]:
+        return {cache.name: cache.synced.is_set() for cache in self.view.caches}
+
+
+class StaticContext:
+    """A fixed context for every namespace, always synced (``pkiwarden lint``-style use)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def context_for(self, namespace: str) -> Context:
+        return self.context
+
+    def cache_status(self) -> Mapping[str, bool]:
+        return {}

@@ -1,0 +1,149 @@
+"""The verdict on one AdmissionReview: pure, no I/O, the same answer for a dry run.
+
+The HTTP edge (:mod:`webhook.app`) parses the body and fetches the validation
+context from the caches; everything the API server (and so ``kubectl``) shows
+the user is decided here:
+
+- errors deny with HTTP-style code 403 / ``Forbidden`` and **one** message
+  that lists them all, so a user fixes everything in one round;
+- softer findings become admission warnings (``Warning: ...`` in kubectl) on
+  allowed and denied answers alike;
+- an UPDATE that leaves ``spec`` alone (labels, finalizers, status) is always
+  allowed, errors included as warnings: an object must never get stuck
+  because a policy changed after it was created (a finalizer must stay
+  removable); the issuer reports such problems at run time.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from shared import API_GROUP
+from shared.findings import Finding, errors, phrase, warnings
+from shared.validation import Context, message_for_denial, validate_pki, validate_policy
+from webhook.review import (
+    API_VERSION,
+    KIND,
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReviewRequest,
+    AdmissionReviewResponse,
+)
+
+# The API server drops a warning containing a control character, and once the
+# warnings of one response pass 4096 characters in total it truncates each to
+# 256 and drops the rest. Staying inside both limits keeps the text ours.
+MAX_WARNING_CHARS = 256
+MAX_WARNINGS_TOTAL_CHARS = 4096
+
+
+class Kind(StrEnum):
+    PKI = "Pki"
+    PKI_POLICY = "PkiPolicy"
+
+
+class Operation(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+
+
+def validated_kind(request: AdmissionRequest) -> Kind | None:
+    """The kind this webhook judges, or None for a request it lets through untouched."""
+    gvk = request["kind"]
+    if gvk["group"] != API_GROUP or request["operation"] not in set(Operation):
+        return None
+    try:
+        return Kind(gvk["kind"])
+    except ValueError:
+        return None
+
+
+def namespace_of(request: AdmissionRequest) -> str:
+    """The namespace of the object under review (the request's, else the object's own)."""
+    namespace = request.get("namespace") or ""
+    if not namespace:
+        obj = request.get("object")
+        metadata = obj.get("metadata") if isinstance(obj, dict) else None
+        value = metadata.get("namespace") if isinstance(metadata, dict) else None
+        namespace = value if isinstance(value, str) else ""
+    return namespace
+
+
+def decide(review: AdmissionReviewRequest, context: Context | None) -> AdmissionReviewResponse:
+    """Answer ``review``; ``context`` is required when :func:`validated_kind` is a Pki."""
+    request = review["request"]
+    kind = validated_kind(request)
+    if kind is None:
+        return respond(request["uid"], allowed=True)
+    obj = request.get("object")
+    if kind is Kind.PKI:
+        if context is None:
+            raise ValueError("a Pki is validated against a context; none was given")
+        findings = validate_pki(obj, namespace_of(request), context)
+    else:
+        findings = validate_policy(obj)
+    if request["operation"] == Operation.UPDATE and _spec_unchanged(request):
+        return respond(request["uid"], allowed=True, warned=findings)
+    denial = errors(findings)
+    if denial:
+        return respond(
+            request["uid"],
+            allowed=False,
+            warned=warnings(findings),
+            message=message_for_denial(findings),
+        )
+    return respond(request["uid"], allowed=True, warned=findings)
+
+
+def respond(
+    uid: str,
+    *,
+    allowed: bool,
+    warned: Sequence[Finding] = (),
+    message: str = "",
+    code: int = 403,
+    reason: str = "Forbidden",
+) -> AdmissionReviewResponse:
+    """An AdmissionReview answer; a denial carries ``message`` with ``code``/``reason``."""
+    response: AdmissionResponse = {"uid": uid, "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": code, "reason": reason, "message": message}
+    lines = warning_lines(warned)
+    if lines:
+        response["warnings"] = lines
+    return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
+
+
+def warning_lines(findings: Sequence[Finding]) -> list[str]:
+    """Each finding as one line, within the API server's limits (see the constants)."""
+    lines: list[str] = []
+    total = 0
+    for index, finding in enumerate(findings):
+        line = single_line(phrase(finding), MAX_WARNING_CHARS)
+        remaining = len(findings) - index
+        more = f"{remaining} more warnings not shown; `pkiwarden lint` lists them all"
+        if total + len(line) + len(more) > MAX_WARNINGS_TOTAL_CHARS and remaining > 1:
+            lines.append(more)
+            break
+        lines.append(line)
+        total += len(line)
+    return lines
+
+
+def single_line(text: str, limit: int) -> str:
+    """``text`` without control or line-separator characters, cut to ``limit`` characters."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in {"Cc", "Zl", "Zp"} else char for char in text
+    )
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
+def _spec_unchanged(request: AdmissionRequest) -> bool:
+    return bool(_spec(request.get("object")) == _spec(request.get("oldObject")))
+
+
+def _spec(obj: Any) -> Any:
+    return obj.get("spec") if isinstance(obj, dict) else None

@@ -1,0 +1,65 @@
+"""Everything the webhook process can be told, in one value passed down from the CLI.
+
+No module reads the environment or a global on its own: a test builds a
+``WebhookSettings`` with what it needs and gets exactly that behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+# The API server reuses idle connections for up to 90 s (Go's http.Transport
+# default); if we closed them sooner it would sometimes write a request into a
+# connection we are closing and report EOF. So we wait longer than it does.
+KEEP_ALIVE_SECONDS = 120
+# AdmissionReviews carry one object (etcd's limit is ~1.5 MiB) plus its old
+# version; anything larger is not a review the API server would send.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CertificateSettings:
+    """Where the webhook's own serving certificate lives and how long it lasts."""
+
+    namespace: str = "pkiwarden-system"
+    service_name: str = "pkiwarden-webhook"
+    secret_name: str = "pkiwarden-webhook-tls"
+    webhook_configuration: str = "pkiwarden"
+    # Local mode: the API server calls https://127.0.0.1:PORT, so the
+    # certificate needs that IP address as a SAN.
+    local: bool = False
+    ca_lifetime: dt.timedelta = dt.timedelta(days=3650)
+    serving_lifetime: dt.timedelta = dt.timedelta(days=365)
+
+    @property
+    def dns_names(self) -> list[str]:
+        service = f"{self.service_name}.{self.namespace}"
+        return [self.service_name, service, f"{service}.svc", f"{service}.svc.cluster.local"]
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Settings of ``pkiwarden webhook serve``."""
+
+    host: str = "0.0.0.0"  # a Pod serves on all its interfaces
+    port: int = 8443
+    cert_dir: Path = Path("/var/run/pkiwarden/webhook-tls")
+    kubeconfig: str | None = None
+    manage_certs: bool = True
+    certs: CertificateSettings = CertificateSettings()
+    keep_alive_seconds: int = KEEP_ALIVE_SECONDS
+    max_body_bytes: int = MAX_BODY_BYTES
+    # How often the certificate files are checked for a change on disk.
+    reload_interval: float = 2.0
+    # How often the Secret is checked for rotation (at 2/3 of the certificate's life).
+    rotation_check_interval: float = 600.0
+
+    @property
+    def cert_file(self) -> Path:
+        return self.cert_dir / "tls.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.cert_dir / "tls.key"
