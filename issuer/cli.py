@@ -1,0 +1,113 @@
+"""``pkiwarden issuer run`` and ``pkiwarden issuer bootstrap-ca``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from issuer import logs
+from issuer.ca import bootstrap_ca
+from issuer.controller import Settings, utc_now
+from shared.kube.client import ApiError, Kube
+
+DEFAULTS = Settings()
+
+
+def register(subparsers: Any) -> None:
+    issuer = subparsers.add_parser(
+        "issuer", help="issue TLS Secrets for accepted Pkis", description=__doc__
+    )
+    commands = issuer.add_subparsers(dest="issuer_command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="watch Pkis and keep their Secrets issued",
+        description="Watch Pkis cluster-wide and keep each one's kubernetes.io/tls Secret"
+        " issued and current, signed by the CA Secret in the issuer's namespace.",
+    )
+    _common(run)
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULTS.workers,
+        help=f"Pkis reconciled in parallel (default {DEFAULTS.workers})",
+    )
+    run.add_argument(
+        "--health-port",
+        "--metrics-port",
+        dest="health_port",
+        type=int,
+        default=DEFAULTS.health_port,
+        help="port serving /healthz, /readyz and /metrics; 0 picks a free port, -1 disables"
+        f" (default {DEFAULTS.health_port})",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.leader_elect,
+        help="lead through a coordination Lease so only one replica writes (default on)",
+    )
+    run.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=DEFAULTS.sync_timeout_seconds,
+        help="seconds to wait for the first list of Pkis before giving up (default %(default)s)",
+    )
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=_run)
+
+    bootstrap = commands.add_parser(
+        "bootstrap-ca",
+        help="create a self-signed development CA Secret if none exists",
+        description="Create a self-signed root CA as a kubernetes.io/tls Secret in the"
+        " issuer's namespace, unless a Secret of that name exists (it is never replaced)."
+        " For development clusters; production CAs come from the platform team.",
+    )
+    _common(bootstrap)
+    bootstrap.set_defaults(handler=_bootstrap)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument(
+        "--namespace",
+        default=DEFAULTS.namespace,
+        help=f"the issuer's own namespace, home of the CA Secret (default {DEFAULTS.namespace})",
+    )
+    parser.add_argument(
+        "--ca-secret",
+        default=DEFAULTS.ca_secret,
+        help=f"name of the CA's kubernetes.io/tls Secret (default {DEFAULTS.ca_secret})",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        namespace=args.namespace,
+        ca_secret=args.ca_secret,
+        workers=args.workers,
+        health_port=args.health_port,
+        leader_elect=args.leader_elect,
+        kubeconfig=args.kubeconfig,
+        sync_timeout_seconds=args.sync_timeout,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from issuer.run import run  # noqa: PLC0415 - `--help` need not import the controller
+
+    logs.configure(getattr(logging, args.log_level.upper()))
+    return run(settings_from(args))
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    kube = Kube.from_environment(args.kubeconfig)
+    where = f"{args.namespace}/{args.ca_secret}"
+    try:
+        created = bootstrap_ca(kube, args.namespace, args.ca_secret, utc_now())
+    except ApiError as error:
+        print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
+        return 1
+    print(f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is")
+    return 0

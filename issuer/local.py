@@ -1,0 +1,73 @@
+"""The issuer on a local control plane: for ``pkiwarden local up --with-issuer``, tests, benchmarks.
+
+Gives it what a cluster would: the CRDs, a development CA Secret (created
+only if missing), then ``pkiwarden issuer run`` as a process the control
+plane records, so ``pkiwarden local down`` stops it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from issuer.ca import bootstrap_ca
+from issuer.controller import Settings, utc_now
+from pkiwarden import controlplane
+from pkiwarden.controlplane import ControlPlane
+from shared.kube.client import Kube
+
+CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
+PROCESS_NAME = "issuer"
+
+
+def issuer_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
+    """The command line that runs ``pkiwarden issuer run`` with ``settings``."""
+    argv = controlplane.pkiwarden_argv(
+        "issuer",
+        "run",
+        f"--namespace={settings.namespace}",
+        f"--ca-secret={settings.ca_secret}",
+        f"--workers={settings.workers}",
+        f"--health-port={settings.health_port}",
+        "--leader-elect" if settings.leader_elect else "--no-leader-elect",
+    )
+    return [*argv, *extra]
+
+
+def prepare(plane: ControlPlane, settings: Settings) -> None:
+    """CRDs applied and Established, CA Secret present (bootstrapped if missing)."""
+    plane.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+    # Right after creation a CRD has no conditions yet and `kubectl wait` errors
+    # out instead of waiting; poll until it answers.
+    deadline = time.monotonic() + 30
+    while True:
+        waited = plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=10s",
+            "customresourcedefinition/pkis.pkiwarden.dev",
+            "customresourcedefinition/pkipolicies.pkiwarden.dev",
+            check=time.monotonic() > deadline,
+        )
+        if waited.returncode == 0:
+            break
+        time.sleep(0.2)
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    bootstrap_ca(kube, settings.namespace, settings.ca_secret, utc_now())
+
+
+def start_local_issuer(
+    plane: ControlPlane,
+    settings: Settings | None = None,
+    *,
+    name: str = PROCESS_NAME,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Prepare the control plane and start the issuer as a recorded process; returns its pid.
+
+    The default health port is 0 (a free port), so several local issuers and
+    the webhook never collide.
+    """
+    settings = settings or Settings(health_port=0)
+    prepare(plane, settings)
+    return plane.start_process(name, issuer_argv(settings, extra_args))

@@ -1,0 +1,247 @@
+"""The decision: given a Pki, its Secret and the CA, what must happen now?
+
+``plan`` is pure (no API calls, no clock of its own), like cert-manager's
+trigger controller: the controller gathers the inputs from its caches, and
+everything interesting about when a certificate is (re-)issued is decided
+here, where a table of cases can test it.
+
+The Secret's annotations, not the Pki's status, say what was issued: status
+is written after the Secret, so after a crash between the two the Secret is
+the truth and nothing is issued twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+
+from issuer import x509 as pki_x509
+from issuer.ca import CAProblem
+from issuer.reasons import Reason, reason_for
+from issuer.secret import Ownership, StoredCertificate, conflict_message, ownership, read_stored
+from shared.defaults import apply_defaults
+from shared.durations import DurationError, parse_duration
+from shared.findings import Finding, errors, phrase
+
+RETRY_BASE = timedelta(seconds=2)
+RETRY_CAP = timedelta(hours=1)
+
+
+class Action(StrEnum):
+    ISSUE = "Issue"
+    WAIT = "Wait"
+    FAIL = "Fail"
+
+
+class Trigger(StrEnum):
+    """Why a new certificate is needed; also the Issuing condition's reason."""
+
+    NEW = "New"
+    SECRET_MISSING = "SecretMissing"
+    SECRET_ALTERED = "SecretAltered"
+    KEY_MISMATCH = "KeyMismatch"
+    SPEC_CHANGED = "SpecChanged"
+    CERTIFICATE_MISMATCH = "CertificateMismatch"
+    CA_CHANGED = "CAChanged"
+    RENEWAL_DUE = "RenewalDue"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The Pki's spec (defaults applied) in the terms of issuance."""
+
+    secret_name: str
+    request: pki_x509.LeafRequest
+    key: pki_x509.KeySpec
+    rotate_key: bool
+    renew_before: timedelta
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    why: Trigger | None  # what calls for a new certificate, if anything does
+    detail: str  # the trigger in words ("tls.crt does not match tls.key"), or ""
+    reason: Reason | None  # set when action is FAIL
+    message: str  # for FAIL: the message users read
+    requeue_at: datetime | None  # WAIT: renewal time; FAIL: next retry
+    desired: Desired | None = None
+    stored: StoredCertificate | None = None  # our Secret's current certificate, if readable
+
+
+def retry_delay(failures: int) -> timedelta:
+    """Exponential backoff: 2 s after the first failure, doubling, capped at one hour."""
+    if failures <= 0:
+        return RETRY_BASE
+    delay: timedelta = min(RETRY_BASE * (2 ** min(failures, 20)), RETRY_CAP)
+    return delay
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """Stable across key order and restarts: canonical JSON of the defaulted spec."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def desired_of(pki: Mapping[str, Any]) -> Desired:
+    """Read the defaulted spec; ValueError if it cannot be issued (validation missed it)."""
+    spec = pki.get("spec") or {}
+    try:
+        duration = parse_duration(str(spec.get("duration")))
+        renew_before = parse_duration(str(spec.get("renewBefore")))
+    except DurationError as error:
+        raise ValueError(f"spec.duration/renewBefore {error}") from None
+    key = spec.get("privateKey") or {}
+    try:
+        algorithm = pki_x509.KeyAlgorithm(key.get("algorithm", "ECDSA"))
+    except ValueError:
+        raise ValueError(f"spec.privateKey.algorithm {key.get('algorithm')!r} is unknown") from None
+    size = key.get("size") if algorithm is not pki_x509.KeyAlgorithm.ED25519 else None
+    dns_names = tuple(spec.get("dnsNames") or ())
+    return Desired(
+        secret_name=str(spec.get("secretName")),
+        request=pki_x509.LeafRequest(
+            common_name=str(spec.get("commonName") or (dns_names[0] if dns_names else "")),
+            dns_names=dns_names,
+            ip_addresses=tuple(spec.get("ipAddresses") or ()),
+            usages=tuple(spec.get("usages") or ()),
+            duration=duration,
+        ),
+        key=pki_x509.KeySpec(algorithm, int(size) if size else None),
+        rotate_key=key.get("rotationPolicy", "Always") != "Never",
+        renew_before=renew_before,
+        spec_hash=spec_hash(spec),
+    )
+
+
+def renewal_time(certificate: x509.Certificate, renew_before: timedelta) -> datetime:
+    """notAfter - renewBefore; when the certificate is shorter (clamped), at 2/3 of its life."""
+    not_before: datetime = certificate.not_valid_before_utc
+    not_after: datetime = certificate.not_valid_after_utc
+    lifetime = not_after - not_before
+    if renew_before >= lifetime:
+        return not_before + lifetime * 2 / 3
+    return not_after - renew_before
+
+
+def plan(
+    pki: Mapping[str, Any],
+    secret: Mapping[str, Any] | None,
+    ca: pki_x509.SigningCA | CAProblem,
+    findings: Sequence[Finding],
+    now: datetime,
+) -> Plan:
+    """What to do for ``pki`` now. ``secret`` is whatever has ``spec.secretName``, ours or not."""
+    name = str((pki.get("metadata") or {}).get("name"))
+    failures = previous_failures(pki)
+
+    def fail(
+        reason: Reason,
+        message: str,
+        *,
+        why: Trigger | None = None,
+        detail: str = "",
+        desired: Desired | None = None,
+        stored: StoredCertificate | None = None,
+    ) -> Plan:
+        return Plan(
+            Action.FAIL, why, detail, reason, message, now + retry_delay(failures), desired, stored
+        )
+
+    blocking = errors(findings)
+    if blocking:
+        message = "; ".join(phrase(f, subject=f"Pki {name}") for f in blocking)
+        return fail(reason_for(blocking[0].category), message)
+    try:
+        desired = desired_of(apply_defaults(pki))
+    except ValueError as error:
+        return fail(Reason.INVALID_SPEC, f"{error} in Pki {name}")
+    owner = ownership(secret, pki)
+    if owner is Ownership.FOREIGN:
+        assert secret is not None
+        return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name))
+    stored_or_problem = read_stored(secret) if secret is not None else None
+    stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
+    why, detail = _trigger(pki, desired, secret, stored_or_problem, ca, now)
+    if why is None:
+        assert stored is not None
+        return Plan(
+            Action.WAIT,
+            None,
+            "",
+            None,
+            "",
+            renewal_time(stored.certificate, desired.renew_before),
+            desired,
+            stored,
+        )
+    if isinstance(ca, CAProblem):
+        return fail(
+            Reason.CA_UNAVAILABLE,
+            ca.message,
+            why=why,
+            detail=detail,
+            desired=desired,
+            stored=stored,
+        )
+    return Plan(Action.ISSUE, why, detail, None, "", None, desired, stored)
+
+
+def _trigger(  # noqa: PLR0917 - the plan's inputs, in the plan's order
+    pki: Mapping[str, Any],
+    desired: Desired,
+    secret: Mapping[str, Any] | None,
+    stored: StoredCertificate | str | None,
+    ca: pki_x509.SigningCA | CAProblem,
+    now: datetime,
+) -> tuple[Trigger | None, str]:
+    """The first reason found to issue, in the order a reader would check them."""
+    if secret is None:
+        if (pki.get("status") or {}).get("serialNumber"):
+            return Trigger.SECRET_MISSING, f'Secret "{desired.secret_name}" does not exist'
+        return Trigger.NEW, "no certificate has been issued yet"
+    if isinstance(stored, str) or stored is None:
+        return Trigger.SECRET_ALTERED, str(stored or "the Secret is unreadable")
+    if stored.serial_annotation != stored.serial:
+        return Trigger.SECRET_ALTERED, "tls.crt is not the certificate pkiwarden issued"
+    if not pki_x509.key_matches_certificate(stored.key, stored.certificate):
+        return Trigger.KEY_MISMATCH, "tls.key does not belong to the certificate in tls.crt"
+    if stored.spec_hash != desired.spec_hash:
+        return Trigger.SPEC_CHANGED, "the spec changed since the certificate was issued"
+    key_spec = pki_x509.key_spec_of(stored.key)
+    if key_spec != desired.key:
+        return (
+            Trigger.CERTIFICATE_MISMATCH,
+            f"the key is {key_spec}, the spec asks for {desired.key}",
+        )
+    differences = pki_x509.differences(stored.certificate, desired.request)
+    if differences:
+        return Trigger.CERTIFICATE_MISMATCH, "; ".join(differences)
+    if isinstance(ca, pki_x509.SigningCA):
+        root_pem = pki_x509.certificate_to_pem(ca.root)
+        if not pki_x509.signed_by(stored.certificate, ca.certificate) or stored.ca_pem != root_pem:
+            return Trigger.CA_CHANGED, "the certificate was signed by another CA"
+    due = renewal_time(stored.certificate, desired.renew_before)
+    if now >= due:
+        return Trigger.RENEWAL_DUE, f"renewal was due at {due:%Y-%m-%dT%H:%M:%SZ}"
+    return None, ""
+
+
+def previous_failures(pki: Mapping[str, Any]) -> int:
+    """Failures so far for this generation; a new spec starts the backoff afresh."""
+    status = pki.get("status") or {}
+    generation = (pki.get("metadata") or {}).get("generation")
+    if status.get("observedGeneration") != generation:
+        return 0
+    try:
+        return max(0, int(status.get("failedIssuanceAttempts") or 0))
+    except (TypeError, ValueError):
+        return 0

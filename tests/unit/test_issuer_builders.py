@@ -1,0 +1,86 @@
+"""Builders shared by the issuer's unit tests: Pkis, CAs and Secrets as the API would hold them."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from issuer import x509 as pki_x509
+from issuer.ca import ca_secret_body, load_ca
+from issuer.plan import desired_of
+from issuer.secret import render_secret
+from shared.defaults import apply_defaults
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+NAMESPACE = "app1"
+
+
+def make_ca(common_name: str = "test CA", days: int = 3650) -> pki_x509.SigningCA:
+    certificate, key = pki_x509.self_signed_ca(
+        common_name, NOW - timedelta(days=1), timedelta(days=days)
+    )
+    loaded = load_ca(
+        ca_secret_body("pkiwarden-system", "ca", certificate, key), "pkiwarden-system", "ca", NOW
+    )
+    assert isinstance(loaded, pki_x509.SigningCA)
+    return loaded
+
+
+def make_pki(
+    name: str = "app1-pki", uid: str = "uid-1", generation: int = 1, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": uid,
+            "generation": generation,
+            "resourceVersion": "10",
+        },
+        "spec": {"serviceName": "app1", **spec},
+    }
+
+
+def issued_secret(
+    pki: dict[str, Any],
+    ca: pki_x509.SigningCA,
+    now: datetime = NOW,
+    issued_for: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Secret the issuer would have written for ``issued_for`` (default: ``pki``) at ``now``."""
+    desired = desired_of(apply_defaults(issued_for or pki))
+    key = pki_x509.generate_key(desired.key)
+    issued = pki_x509.issue_leaf(desired.request, key, ca, now)
+    body = render_secret(
+        pki,
+        desired.secret_name,
+        certificate=issued.certificate,
+        key=key,
+        ca=ca,
+        spec_hash=desired.spec_hash,
+    )
+    body["metadata"]["resourceVersion"] = "5"
+    return body
+
+
+def with_data(secret: dict[str, Any], **data: bytes) -> dict[str, Any]:
+    changed = copy.deepcopy(secret)
+    for key, value in data.items():
+        changed["data"][key.replace("_", ".")] = base64.b64encode(value).decode()
+    return changed
+
+
+def data_of(secret: dict[str, Any], key: str) -> bytes:
+    return base64.b64decode(secret["data"][key])
+
+
+def test_builders_make_a_secret_that_is_up_to_date() -> None:
+    from issuer.plan import Action, plan  # noqa: PLC0415
+
+    pki = make_pki()
+    ca = make_ca()
+    assert plan(pki, issued_secret(pki, ca), ca, [], NOW).action is Action.WAIT

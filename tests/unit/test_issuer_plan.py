@@ -1,0 +1,310 @@
+"""The reconcile plan as a table: Pki, Secret, CA, findings, time -> action, trigger, reason."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from test_issuer_builders import (
+    NOW,
+    data_of,
+    issued_secret,
+    make_ca,
+    make_pki,
+    with_data,
+)
+
+from issuer import x509 as pki_x509
+from issuer.ca import CAProblem
+from issuer.plan import Action, Trigger, plan, retry_delay
+from issuer.reasons import Reason
+from shared.findings import Category, Finding, Severity
+
+CA = make_ca()
+OTHER_CA = make_ca("another CA")
+PKI = make_pki()
+SECRET = issued_secret(PKI, CA)
+DNS = ["app1.app1.svc", "app1.app1.svc.cluster.local"]
+
+NOT_ALLOWED = Finding(
+    Severity.ERROR,
+    Category.NOT_ALLOWED,
+    "spec.serviceName",
+    'is not allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app2)',
+    "app1",
+)
+INVALID = Finding(
+    Severity.ERROR, Category.INVALID_SPEC, "spec.dnsNames[0]", "is not a DNS name", "a_b"
+)
+TAKEN = Finding(
+    Severity.ERROR,
+    Category.SECRET_CONFLICT,
+    "spec.secretName",
+    "is already the Secret of Pki x",
+    "s",
+)
+ADVICE = Finding(Severity.WARNING, Category.ADVICE, "spec.duration", "is the default", None)
+
+
+def _status(pki: dict[str, Any], **status: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(pki)
+    changed["status"] = {"observedGeneration": changed["metadata"]["generation"], **status}
+    return changed
+
+
+def _spec(pki: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(pki)
+    changed["spec"].update(spec)
+    changed["metadata"]["generation"] += 1
+    return changed
+
+
+def _labels(
+    secret: dict[str, Any], labels: dict[str, str] | None, owners: list[Any] | None
+) -> dict[str, Any]:
+    changed = copy.deepcopy(secret)
+    changed["metadata"]["labels"] = labels or {}
+    changed["metadata"]["ownerReferences"] = owners or []
+    return changed
+
+
+def _other_key_pem() -> bytes:
+    return pki_x509.key_to_pem(
+        pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
+    )
+
+
+def _tampered_cert() -> dict[str, Any]:
+    """tls.crt swapped for another valid certificate (with its key): not what we issued."""
+    other = issued_secret(PKI, CA)
+    return with_data(SECRET, tls_crt=data_of(other, "tls.crt"), tls_key=data_of(other, "tls.key"))
+
+
+def _cert_for_other_names() -> dict[str, Any]:
+    """Annotations claim the current spec, but the certificate names other hosts."""
+    secret = issued_secret(PKI, CA, issued_for=make_pki(dnsNames=["other.app1.svc"]))
+    secret["metadata"]["annotations"] = copy.deepcopy(SECRET["metadata"]["annotations"])
+    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = pki_x509.serial_hex(
+        pki_x509.load_certificates(data_of(secret, "tls.crt"))[0]
+    )
+    return secret
+
+
+def _rsa_key_for_ecdsa_spec() -> dict[str, Any]:
+    rsa_pki = make_pki(privateKey={"algorithm": "RSA", "size": 2048})
+    secret = issued_secret(PKI, CA, issued_for=rsa_pki)
+    secret["metadata"]["annotations"]["pkiwarden.dev/spec-hash"] = SECRET["metadata"][
+        "annotations"
+    ]["pkiwarden.dev/spec-hash"]
+    return secret
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    pki: dict[str, Any]
+    secret: dict[str, Any] | Callable[[], dict[str, Any] | None] | None
+    action: Action
+    why: Trigger | None = None
+    reason: Reason | None = None
+    ca: pki_x509.SigningCA | CAProblem = CA
+    findings: tuple[Finding, ...] = ()
+    now_offset: timedelta = timedelta(0)
+    message_has: str = ""
+
+
+CA_GONE = CAProblem('CA Secret "pkiwarden-system/pkiwarden-ca" does not exist')
+OWNER = {"apiVersion": "pkiwarden.dev/v1alpha1", "kind": "Pki", "name": "app1-pki", "uid": "uid-1"}
+OURS = {"app.kubernetes.io/managed-by": "pkiwarden", "pkiwarden.dev/pki": "app1-pki"}
+
+CASES = [
+    # -- triggers ---------------------------------------------------------------------
+    Case("new Pki", PKI, None, Action.ISSUE, Trigger.NEW),
+    Case(
+        "Secret deleted",
+        _status(PKI, serialNumber="AB"),
+        None,
+        Action.ISSUE,
+        Trigger.SECRET_MISSING,
+    ),
+    Case("up to date", PKI, SECRET, Action.WAIT),
+    Case("warnings do not stop issuance", PKI, None, Action.ISSUE, Trigger.NEW, findings=(ADVICE,)),
+    Case(
+        "spec changed",
+        _spec(PKI, dnsNames=["app1.app1.svc"]),
+        SECRET,
+        Action.ISSUE,
+        Trigger.SPEC_CHANGED,
+    ),
+    Case("tls.crt replaced", PKI, _tampered_cert, Action.ISSUE, Trigger.SECRET_ALTERED),
+    Case(
+        "tls.crt garbage",
+        PKI,
+        lambda: with_data(SECRET, tls_crt=b"not a certificate"),
+        Action.ISSUE,
+        Trigger.SECRET_ALTERED,
+    ),
+    Case(
+        "tls.key removed",
+        PKI,
+        lambda: {**SECRET, "data": {k: v for k, v in SECRET["data"].items() if k != "tls.key"}},
+        Action.ISSUE,
+        Trigger.SECRET_ALTERED,
+    ),
+    Case(
+        "tls.key swapped",
+        PKI,
+        lambda: with_data(SECRET, tls_key=_other_key_pem()),
+        Action.ISSUE,
+        Trigger.KEY_MISMATCH,
+    ),
+    Case(
+        "certificate names other hosts",
+        PKI,
+        _cert_for_other_names,
+        Action.ISSUE,
+        Trigger.CERTIFICATE_MISMATCH,
+    ),
+    Case(
+        "key algorithm differs",
+        PKI,
+        _rsa_key_for_ecdsa_spec,
+        Action.ISSUE,
+        Trigger.CERTIFICATE_MISMATCH,
+    ),
+    Case("CA changed", PKI, SECRET, Action.ISSUE, Trigger.CA_CHANGED, ca=OTHER_CA),
+    Case(
+        "renewal due (default renewBefore: a third of 2160h)",
+        PKI,
+        SECRET,
+        Action.ISSUE,
+        Trigger.RENEWAL_DUE,
+        now_offset=timedelta(hours=1440),
+    ),
+    Case("not yet due", PKI, SECRET, Action.WAIT, now_offset=timedelta(hours=1439)),
+    Case("expired", PKI, SECRET, Action.ISSUE, Trigger.RENEWAL_DUE, now_offset=timedelta(days=400)),
+    # -- failures ---------------------------------------------------------------------
+    Case(
+        "policy no longer allows it",
+        PKI,
+        SECRET,
+        Action.FAIL,
+        reason=Reason.NOT_ALLOWED,
+        findings=(NOT_ALLOWED, ADVICE),
+        message_has='spec.serviceName: "app1" in Pki app1-pki is not allowed in namespace "app1"',
+    ),
+    Case("invalid spec", PKI, None, Action.FAIL, reason=Reason.INVALID_SPEC, findings=(INVALID,)),
+    Case(
+        "secretName used by another Pki",
+        PKI,
+        None,
+        Action.FAIL,
+        reason=Reason.SECRET_CONFLICT,
+        findings=(TAKEN,),
+    ),
+    Case(
+        "unmanaged Secret with the name",
+        PKI,
+        _labels(SECRET, None, None),
+        Action.FAIL,
+        reason=Reason.SECRET_CONFLICT,
+        message_has="was not created by pkiwarden",
+    ),
+    Case(
+        "our labels, no ownerReference",
+        PKI,
+        _labels(SECRET, OURS, None),
+        Action.FAIL,
+        reason=Reason.SECRET_CONFLICT,
+    ),
+    Case(
+        "ownerReference to an older Pki of the same name",
+        PKI,
+        _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}]),
+        Action.FAIL,
+        reason=Reason.SECRET_CONFLICT,
+    ),
+    Case(
+        "owned by another Pki",
+        PKI,
+        _labels(SECRET, {**OURS, "pkiwarden.dev/pki": "app2-pki"}, [{**OWNER, "name": "app2-pki"}]),
+        Action.FAIL,
+        reason=Reason.SECRET_CONFLICT,
+        message_has="belongs to Pki app2-pki",
+    ),
+    Case("CA missing, nothing to issue", PKI, SECRET, Action.WAIT, ca=CA_GONE),
+    Case(
+        "CA missing, must issue",
+        PKI,
+        None,
+        Action.FAIL,
+        Trigger.NEW,
+        Reason.CA_UNAVAILABLE,
+        ca=CA_GONE,
+        message_has="does not exist",
+    ),
+    Case(
+        "CA missing at renewal",
+        PKI,
+        SECRET,
+        Action.FAIL,
+        Trigger.RENEWAL_DUE,
+        Reason.CA_UNAVAILABLE,
+        ca=CA_GONE,
+        now_offset=timedelta(days=70),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_plan(case: Case) -> None:
+    secret = case.secret() if callable(case.secret) else case.secret
+    now = NOW + case.now_offset
+    result = plan(case.pki, secret, case.ca, list(case.findings), now)
+    assert (result.action, result.why, result.reason) == (case.action, case.why, case.reason)
+    assert case.message_has in result.message
+    if result.action is Action.FAIL:
+        assert result.requeue_at is not None and result.requeue_at > now
+    if result.action is Action.WAIT:
+        assert result.stored is not None
+        expected = result.stored.certificate.not_valid_after_utc - timedelta(hours=720)
+        assert result.requeue_at == expected
+
+
+def test_plan_reads_the_secret_not_the_status() -> None:
+    """After a crash between the Secret write and the status write, nothing is re-issued."""
+    assert plan(PKI, SECRET, CA, [], NOW).action is Action.WAIT
+    stale = _status(PKI, serialNumber="0", notAfter="2000-01-01T00:00:00Z")
+    assert plan(stale, SECRET, CA, [], NOW).action is Action.WAIT
+
+
+def test_failures_back_off_exponentially_and_reset_with_a_new_generation() -> None:
+    delays = [
+        plan(_status(PKI, failedIssuanceAttempts=n), None, CA_GONE, [], NOW).requeue_at
+        for n in range(4)
+    ]
+    assert [d - NOW for d in delays if d] == [timedelta(seconds=s) for s in (2, 4, 8, 16)]
+    changed = _status(PKI, failedIssuanceAttempts=9)
+    changed["metadata"]["generation"] = 2
+    assert plan(changed, None, CA_GONE, [], NOW).requeue_at == NOW + timedelta(seconds=2)
+
+
+def test_backoff_is_capped_at_one_hour() -> None:
+    assert retry_delay(0) == timedelta(seconds=2)
+    assert retry_delay(50) == timedelta(hours=1)
+
+
+def test_short_certificate_renews_at_two_thirds_of_its_life() -> None:
+    """A certificate clamped by the CA's notAfter is renewed before it expires."""
+    short_ca = make_ca("short CA", days=10)
+    pki = make_pki()
+    secret = issued_secret(pki, short_ca)
+    result = plan(pki, secret, short_ca, [], NOW)
+    assert result.action is Action.WAIT and result.stored is not None
+    cert = result.stored.certificate
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert result.requeue_at == cert.not_valid_before_utc + lifetime * 2 / 3

@@ -1,0 +1,147 @@
+"""The Secret: ownership decides whether we may touch it; rendering puts every piece in place."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from test_issuer_builders import NOW, data_of, issued_secret, make_ca, make_pki
+
+from issuer import x509 as pki_x509
+from issuer.secret import (
+    NOT_AFTER_ANNOTATION,
+    SERIAL_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    Ownership,
+    StoredCertificate,
+    ownership,
+    read_stored,
+)
+
+CA = make_ca()
+PKI = make_pki()
+SECRET = issued_secret(PKI, CA)
+OWNER = SECRET["metadata"]["ownerReferences"][0]
+LABELS = SECRET["metadata"]["labels"]
+
+
+def _meta(labels: dict[str, str] | None, owners: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "app1-pki-tls",
+            "labels": labels or {},
+            "ownerReferences": owners or [],
+        }
+    }
+
+
+OWNERSHIP = [
+    ("absent", None, Ownership.ABSENT),
+    ("ours", _meta(LABELS, [OWNER]), Ownership.OURS),
+    ("no labels", _meta(None, [OWNER]), Ownership.FOREIGN),
+    ("no ownerReference", _meta(LABELS, None), Ownership.FOREIGN),
+    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.FOREIGN),
+    (
+        "labelled for another Pki",
+        _meta({**LABELS, "pkiwarden.dev/pki": "x"}, [OWNER]),
+        Ownership.FOREIGN,
+    ),
+    (
+        "managed by someone else",
+        _meta({**LABELS, "app.kubernetes.io/managed-by": "helm"}, [OWNER]),
+        Ownership.FOREIGN,
+    ),
+    ("owned by a Deployment", _meta(LABELS, [{**OWNER, "kind": "Deployment"}]), Ownership.FOREIGN),
+]
+
+
+@pytest.mark.parametrize(
+    ("secret", "expected"), [c[1:] for c in OWNERSHIP], ids=[c[0] for c in OWNERSHIP]
+)
+def test_ownership(secret: dict[str, Any] | None, expected: Ownership) -> None:
+    assert ownership(secret, PKI) is expected
+
+
+def test_rendered_secret_has_everything_in_place() -> None:
+    metadata = SECRET["metadata"]
+    assert SECRET["type"] == "kubernetes.io/tls"
+    assert metadata["name"] == "app1-pki-tls" and metadata["namespace"] == "app1"
+    assert metadata["labels"] == {
+        "app.kubernetes.io/managed-by": "pkiwarden",
+        "pkiwarden.dev/pki": "app1-pki",
+    }
+    assert OWNER == {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "name": "app1-pki",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+    chain = pki_x509.load_certificates(data_of(SECRET, "tls.crt"))
+    assert len(chain) == 1  # the leaf; the self-signed root is not in tls.crt
+    assert pki_x509.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
+    assert data_of(SECRET, "tls.key").startswith(b"-----BEGIN PRIVATE KEY-----")
+    annotations = metadata["annotations"]
+    assert annotations[SERIAL_ANNOTATION] == pki_x509.serial_hex(chain[0])
+    assert annotations[NOT_AFTER_ANNOTATION] == f"{chain[0].not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+    assert len(annotations[SPEC_HASH_ANNOTATION]) == 32
+    assert b"PRIVATE" not in data_of(SECRET, "ca.crt") + data_of(SECRET, "tls.crt")
+
+
+def test_intermediate_signer_goes_into_the_chain_root_into_ca_crt() -> None:
+    root = CA
+    inter_key = pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
+    inter_cert, _ = pki_x509.self_signed_ca(
+        "intermediate", NOW, CA.certificate.not_valid_after_utc - NOW
+    )
+    # Re-sign the intermediate's subject and key under the root.
+    from cryptography import x509  # noqa: PLC0415
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(inter_cert.subject)
+        .issuer_name(root.certificate.subject)
+        .public_key(inter_key.public_key())
+        .serial_number(7)
+        .not_valid_before(inter_cert.not_valid_before_utc)
+        .not_valid_after(inter_cert.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+
+    intermediate = builder.sign(root.key, hashes.SHA256())
+    signer = pki_x509.SigningCA(intermediate, inter_key, (), root.certificate)
+    secret = issued_secret(PKI, signer)
+    chain = pki_x509.load_certificates(data_of(secret, "tls.crt"))
+    assert chain[1:] == [intermediate]
+    assert pki_x509.load_certificates(data_of(secret, "ca.crt")) == [root.certificate]
+
+
+def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
+    from issuer.plan import desired_of  # noqa: PLC0415
+    from issuer.secret import render_secret  # noqa: PLC0415
+    from shared.defaults import apply_defaults  # noqa: PLC0415
+
+    existing = copy.deepcopy(SECRET)
+    existing["metadata"]["labels"]["team"] = "payments"
+    existing["metadata"]["annotations"]["reloader"] = "true"
+    existing["metadata"]["resourceVersion"] = "42"
+    desired = desired_of(apply_defaults(PKI))
+    key = pki_x509.generate_key(desired.key)
+    cert = pki_x509.issue_leaf(desired.request, key, CA, NOW).certificate
+    body = render_secret(
+        PKI, desired.secret_name, certificate=cert, key=key, ca=CA, spec_hash="h", existing=existing
+    )
+    assert body["metadata"]["labels"]["team"] == "payments"
+    assert body["metadata"]["annotations"]["reloader"] == "true"
+    assert body["metadata"]["resourceVersion"] == "42"  # optimistic concurrency on replace
+
+
+def test_read_stored_gives_words_for_broken_data() -> None:
+    stored = read_stored(SECRET)
+    assert isinstance(stored, StoredCertificate)
+    assert stored.serial == stored.serial_annotation
+    assert read_stored({"data": {}}) == "tls.crt is missing"
+    assert read_stored({"data": {"tls.crt": "!!", "tls.key": "x"}}) == "tls.crt is not base64"
