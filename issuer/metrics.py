@@ -1,0 +1,200 @@
+"""The issuer's Prometheus metrics, on a registry of its own.
+
+Names follow controller-runtime (reconcile, workqueue, leader election) and
+cert-manager (certificate expiry and readiness) so existing dashboards and
+alerts work unchanged. The registry is passed around rather than the global
+default: tests and two issuers in one process never share counters.
+
+Certificate series are computed at scrape time from the Pki objects the
+issuer already caches (status ``notAfter`` and the ``Ready`` condition): they
+show what the cluster shows, and a deleted Pki's series disappear with it,
+with no bookkeeping to get wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from issuer.plan import Action
+
+CONDITION_VALUES = ("True", "False", "Unknown")
+
+
+class ReconcileResult(StrEnum):
+    """controller-runtime's ``result`` label values."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    REQUEUE = "requeue"
+    REQUEUE_AFTER = "requeue_after"
+
+
+class IssuerMetrics:
+    """The metric families and the small calls that keep them current."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        controller: str = "pki",
+        lease: str = "pkiwarden-issuer",
+    ) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.controller = controller
+        self.lease = lease
+        r = self.registry
+        self._reconcile_total = Counter(
+            "controller_runtime_reconcile_total",
+            "Total number of reconciliations per controller and result.",
+            ["controller", "result"],
+            registry=r,
+        )
+        self._reconcile_time = Histogram(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller.",
+            ["controller"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self._depth = Gauge(
+            "workqueue_depth", "Current depth of the work queue.", ["name"], registry=r
+        )
+        self._retries = Counter(
+            "workqueue_retries_total",
+            "Total number of retries handled by the work queue.",
+            ["name"],
+            registry=r,
+        )
+        self._events = Counter(
+            "pkiwarden_events_total",
+            "Event objects created or updated by the issuer, by reason and type.",
+            ["reason", "type"],
+            registry=r,
+        )
+        self._leader = Gauge(
+            "leader_election_master_status",
+            "1 while this process holds the leader Lease, else 0.",
+            ["name"],
+            registry=r,
+        )
+        self._leader.labels(name=lease).set(0)
+        # Series exist at zero before the first reconcile, so rate() has a start.
+        for result in ReconcileResult:
+            self._reconcile_total.labels(controller=controller, result=result.value)
+
+    # -- controller and queue ---------------------------------------------------
+
+    def reconciled(self, result: ReconcileResult, seconds: float) -> None:
+        self._reconcile_total.labels(controller=self.controller, result=result.value).inc()
+        self._reconcile_time.labels(controller=self.controller).observe(seconds)
+
+    def track_queue_depth(self, depth: Callable[[], int]) -> None:
+        """Read the depth at scrape time instead of updating it on every add and get."""
+        self._depth.labels(name=self.controller).set_function(lambda: float(depth()))
+
+    def queue_retried(self) -> None:
+        self._retries.labels(name=self.controller).inc()
+
+    def observe_reconcile(self, action: Action | None, error: str | None, seconds: float) -> None:
+        """One reconcile's outcome; a failure or a conflict means the key is queued again."""
+        result = reconcile_result(action, error)
+        self.reconciled(result, seconds)
+        if result is not ReconcileResult.SUCCESS:
+            self.queue_retried()
+
+    # -- certificates -----------------------------------------------------------
+
+    def track_certificates(self, pkis: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Derive the certificate families from ``pkis()`` (the Pki cache) at each scrape."""
+        self.registry.register(_CertificateCollector(pkis))
+
+    # -- events and leadership ----------------------------------------------------
+
+    def event_emitted(self, type: str, reason: str) -> None:
+        self._events.labels(reason=reason, type=str(type)).inc()
+
+    def leading(self, is_leader: bool) -> None:
+        self._leader.labels(name=self.lease).set(1 if is_leader else 0)
+
+    # -- exposition -------------------------------------------------------------
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The body and Content-Type for ``GET /metrics``."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def response(self) -> tuple[int, str, bytes]:
+        """``GET /metrics`` as the health server's routes answer: status, type, body."""
+        body, content_type = self.exposition()
+        return 200, content_type, body
+
+
+class _CertificateCollector:
+    """cert-manager's certificate families, one series set per Pki currently in the cache."""
+
+    def __init__(self, pkis: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        self._pkis = pkis
+
+    def describe(self) -> list[Metric]:
+        return []  # unknown series until scraped; keeps registration free of side effects
+
+    def collect(self) -> Iterator[Metric]:
+        expiration = GaugeMetricFamily(
+            "pkiwarden_certificate_expiration_timestamp_seconds",
+            "The notAfter of the certificate issued for a Pki, as a Unix timestamp.",
+            labels=["namespace", "name"],
+        )
+        ready = GaugeMetricFamily(
+            "pkiwarden_certificate_ready_status",
+            "The Ready condition of a Pki: 1 for the current condition status, else 0.",
+            labels=["namespace", "name", "condition"],
+        )
+        for pki in self._pkis():
+            metadata = pki.get("metadata") or {}
+            where = [str(metadata.get("namespace") or ""), str(metadata.get("name") or "")]
+            status = pki.get("status") or {}
+            not_after = _parse_time(status.get("notAfter"))
+            if not_after is not None:
+                expiration.add_metric(where, not_after.timestamp())
+            current = _condition(status, "Ready")
+            for value in CONDITION_VALUES:
+                ready.add_metric([*where, value], 1.0 if value == current else 0.0)
+        yield expiration
+        yield ready
+
+
+def reconcile_result(action: Action | None, error: str | None) -> ReconcileResult:
+    """controller-runtime's result label for one reconcile outcome.
+
+    A failed issuance is an ``error`` (it will be retried); a reconcile that
+    had to be repeated at once (a write conflict) is a ``requeue``; anything
+    else, including a deleted Pki, a ``success``.
+    """
+    if action is Action.FAIL or (action is None and error):
+        return ReconcileResult.ERROR
+    if error:
+        return ReconcileResult.REQUEUE
+    return ReconcileResult.SUCCESS
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> str:
+    for condition in status.get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == kind:
+            value = str(condition.get("status") or "Unknown")
+            return value if value in CONDITION_VALUES else "Unknown"
+    return "Unknown"

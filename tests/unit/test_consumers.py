@@ -1,0 +1,113 @@
+"""Which Pods consume a Secret: every way of referencing it, and only the same namespace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from issuer.consumers import Consumption, consuming_pods, consumptions
+
+SECRET = "app1-tls"
+
+
+def pod(name: str, spec: dict[str, Any], namespace: str = "app1") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"}, "spec": spec}
+
+
+def container(**fields: Any) -> dict[str, Any]:
+    return {"name": "c", "image": "busybox", **fields}
+
+
+SECRET_VOLUME = {"volumes": [{"name": "tls", "secret": {"secretName": SECRET}}]}
+PROJECTED = {
+    "volumes": [
+        {
+            "name": "all",
+            "projected": {
+                "sources": [
+                    {"configMap": {"name": "settings"}},
+                    {"secret": {"name": SECRET, "items": [{"key": "tls.crt", "path": "c"}]}},
+                ]
+            },
+        }
+    ]
+}
+ENV = {
+    "containers": [
+        container(env=[{"name": "K", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "k"}}}])
+    ]
+}
+ENV_FROM = {"containers": [container(envFrom=[{"secretRef": {"name": SECRET}}])]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (SECRET_VOLUME, {Consumption.VOLUME}),
+        (PROJECTED, {Consumption.PROJECTED_VOLUME}),
+        (ENV, {Consumption.ENV}),
+        (ENV_FROM, {Consumption.ENV_FROM}),
+        ({"initContainers": ENV["containers"]}, {Consumption.ENV}),
+        ({"ephemeralContainers": ENV_FROM["containers"]}, {Consumption.ENV_FROM}),
+        ({**SECRET_VOLUME, **ENV_FROM}, {Consumption.VOLUME, Consumption.ENV_FROM}),
+        # Not consumers: other Secrets, ConfigMaps with the same name, nothing at all.
+        ({"volumes": [{"name": "v", "secret": {"secretName": "other-tls"}}]}, set()),
+        ({"volumes": [{"name": "v", "configMap": {"name": SECRET}}]}, set()),
+        (
+            {"containers": [container(envFrom=[{"configMapRef": {"name": SECRET}}])]},
+            set(),
+        ),
+        (
+            {
+                "containers": [
+                    container(
+                        env=[
+                            {"name": "A", "value": SECRET},
+                            {"name": "B", "valueFrom": {"configMapKeyRef": {"name": SECRET}}},
+                        ]
+                    )
+                ]
+            },
+            set(),
+        ),
+        ({"containers": [container()]}, set()),
+        ({}, set()),
+        ({"volumes": None, "containers": "malformed"}, set()),
+    ],
+    ids=[
+        "secret volume",
+        "projected volume",
+        "env secretKeyRef",
+        "envFrom secretRef",
+        "init container env",
+        "ephemeral container envFrom",
+        "two ways at once",
+        "another secret",
+        "configMap volume of the same name",
+        "configMapRef of the same name",
+        "plain value and configMapKeyRef",
+        "no references",
+        "empty spec",
+        "malformed spec",
+    ],
+)
+def test_each_way_of_consuming_a_secret(spec: dict[str, Any], expected: set[Consumption]) -> None:
+    assert consumptions(pod("p", spec), SECRET) == expected
+
+
+def test_consuming_pods_keeps_only_consumers_in_the_namespace() -> None:
+    pods = [
+        pod("volume", SECRET_VOLUME),
+        pod("bystander", {"containers": [container()]}),
+        pod("elsewhere", SECRET_VOLUME, namespace="app2"),
+        pod("env-from", ENV_FROM),
+        pod("projected", PROJECTED),
+        pod("env", ENV),
+    ]
+    found = consuming_pods(pods, "app1", SECRET)
+    assert [p["metadata"]["name"] for p in found] == ["volume", "env-from", "projected", "env"]
+
+
+def test_no_pods_no_consumers() -> None:
+    assert consuming_pods([], "app1", SECRET) == []
