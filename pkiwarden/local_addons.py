@@ -38,7 +38,7 @@ def apply_prerequisites(cp: ControlPlane) -> None:
     cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
 
 
-def _wait_http_ok(cp: ControlPlane, name: str, url: str) -> None:
+def wait_http_ok(cp: ControlPlane, name: str, url: str) -> None:
     """Poll ``url`` (plain HTTP) until 200, failing with the log if the process exits or stalls."""
     deadline = time.monotonic() + READY_TIMEOUT
     record = procs.read(cp.dir, name)
@@ -87,5 +87,5 @@ def start_issuer(cp: ControlPlane) -> int:
     apply_prerequisites(cp)
     port = free_port()
     pid = start_local_issuer(cp, Settings(health_port=port))
-    _wait_http_ok(cp, "issuer", f"http://127.0.0.1:{port}/readyz")
+    wait_http_ok(cp, "issuer", f"http://127.0.0.1:{port}/readyz")
     return pid

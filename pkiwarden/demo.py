@@ -1,0 +1,165 @@
+"""``make demo``: the seed's story, told with real commands and their real output.
+
+A local control plane, pkiwarden installed with the RBAC of ``deploy/`` and
+its two processes running under their own ServiceAccount tokens, then:
+
+1. a Pki with a typo is denied at ``kubectl apply``, with the suggestion;
+2. a correct Pki becomes a Ready certificate Secret;
+3. a run-time failure (the policy tightened after admission) reaches
+   ``kubectl describe pod`` of the Pod that mounts the Secret;
+4. the fix makes the Pki Ready again.
+
+Every command shown is run; every output shown is what it printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pkiwarden import controlplane, install
+from pkiwarden.controlplane import ControlPlane
+
+DEMO_DIR = controlplane.REPO_ROOT / ".local" / "demo"
+EXAMPLES = "deploy/examples"
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def say(text: str) -> None:
+    print(f"\n{BOLD}{text}{RESET}", flush=True)
+
+
+def run(cp: ControlPlane, command: str, *, expect_failure: bool = False) -> str:
+    """Show ``command``, run it in a shell with the pinned kubectl first on PATH; show output."""
+    print(f"{DIM}${RESET} {command}", flush=True)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cp.kubeconfig),
+        "PATH": f"{cp.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=controlplane.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).rstrip()
+    if output:
+        print(output, flush=True)
+    if (result.returncode != 0) != expect_failure:
+        outcome = "succeeded" if result.returncode == 0 else f"failed ({result.returncode})"
+        raise SystemExit(f"demo stopped: `{command}` unexpectedly {outcome}")
+    return output
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo stopped: {what} did not happen within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def warning_events(cp: ControlPlane, namespace: str, kind: str, reason: str) -> int:
+    selector = f"involvedObject.kind={kind},reason={reason},type=Warning"
+    listed = cp.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", selector, "-o", "json"
+    )
+    return len(json.loads(listed.stdout)["items"])
+
+
+def pod_from_deployment(cp: ControlPlane, namespace: str, name: str) -> str:
+    """The Pod the Deployment's ReplicaSet would create (no controller-manager runs here)."""
+    deployment = json.loads(
+        cp.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
+    )
+    template = deployment["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-0", "namespace": namespace, **template["metadata"]},
+        "spec": template["spec"],
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    return f"{name}-0"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pkiwarden.demo", description=__doc__)
+    parser.add_argument("--dir", type=Path, default=DEMO_DIR, help="control plane directory")
+    args = parser.parse_args(argv)
+    say("Starting a local control plane (real etcd and kube-apiserver, RBAC on) ...")
+    cp = controlplane.up(args.dir)
+    print(f"API server at {cp.server}")
+
+    say("Installing pkiwarden: CRDs, RBAC from deploy/, tenants app1 and app2 onboarded ...")
+    identities = install.install(cp, tenants=["app1", "app2"])
+    webhook = install.start_webhook(cp, identities.webhook)
+    print(
+        f"webhook serving {webhook.url}/validate"
+        " as system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
+    )
+    install.start_issuer(cp, identities.issuer)
+    print("issuer running as system:serviceaccount:pkiwarden-system:pkiwarden-issuer")
+
+    say("The platform team allows app1 and app2 to ask for certificates:")
+    run(cp, f"kubectl apply -f {EXAMPLES}/policy.yaml")
+
+    say("1. Team app1 applies a Pki with a typo in serviceName; the API server refuses it:")
+    run(cp, f"kubectl apply -f {EXAMPLES}/app1.yaml", expect_failure=True)
+
+    say("2. Team app2 applies a correct Pki and a Deployment that mounts its Secret:")
+    run(cp, f"kubectl apply -f {EXAMPLES}/app2.yaml")
+    pod = pod_from_deployment(cp, "app2", "app2")
+    print(
+        f"{DIM}(no controller-manager runs here, so the demo creates Pod {pod}"
+        f" from the Deployment's template){RESET}"
+    )
+    run(cp, "kubectl wait --for=condition=Ready pki/app2-pki -n app2 --timeout=60s")
+    run(cp, "kubectl get pki -A")
+    run(
+        cp,
+        "kubectl get secret app2-pki-tls -n app2 -o jsonpath='{.data.tls\\.crt}' | base64 -d"
+        " | openssl x509 -noout -subject -ext subjectAltName -issuer -enddate",
+    )
+
+    say("3. The platform team tightens the policy; app2's Secret is lost and must be re-issued:")
+    run(
+        cp,
+        "kubectl patch pkipolicy app-teams --type=json"
+        ' -p \'[{"op":"replace","path":"/spec/allowedServiceNames","value":["app1"]}]\'',
+    )
+    run(cp, "kubectl delete secret app2-pki-tls -n app2")
+    wait_until(
+        "a Warning on the app2 Pod",
+        lambda: warning_events(cp, "app2", "Pod", "NotAllowed") > 0,
+    )
+    say("   The app2 team, who cannot read the control plane's logs, asks Kubernetes why:")
+    run(cp, f"kubectl describe pod {pod} -n app2 | sed -n '/^Events:/,$p'")
+    run(cp, "kubectl get pki -n app2")
+
+    say("4. The policy is fixed; the issuer retries and the Pki is Ready again:")
+    run(cp, f"kubectl apply -f {EXAMPLES}/policy.yaml")
+    run(cp, "kubectl wait --for=condition=Ready pki/app2-pki -n app2 --timeout=90s")
+    run(cp, "kubectl get pki -n app2")
+    run(cp, "kubectl describe pki app2-pki -n app2 | sed -n '/^Events:/,$p'")
+
+    say("Done. Poke around:")
+    print(f"  export KUBECONFIG={cp.kubeconfig}")
+    print(f"  export PATH={cp.bin_dir}:$PATH   # the matching kubectl")
+    print("  kubectl get pki,secrets -A; kubectl get events -A")
+    stop = "make demo-down" if args.dir == DEMO_DIR else f"pkiwarden local down --dir {args.dir}"
+    print(f"Stop everything with: {stop}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""deploy/ as a cluster admin would use it, and its RBAC proven under real tokens.
+
+The demo runs the webhook and the issuer under TokenRequest tokens of their
+own ServiceAccounts with exactly the RBAC of deploy/rbac and deploy/tenants,
+so a missing verb fails the story here. It runs on a control plane of its own:
+the webhook registration and the issuer's Lease are cluster-wide singletons
+the other end-to-end tests also use.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pkiwarden import controlplane, install
+from pkiwarden.controlplane import ControlPlane
+
+REPO = controlplane.REPO_ROOT
+WEBHOOK = "system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
+ISSUER = "system:serviceaccount:pkiwarden-system:pkiwarden-issuer"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """Run `make demo`'s program on a fresh control plane; yields (dir, transcript)."""
+    directory = tmp_path_factory.mktemp("demo") / "plane"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pkiwarden.demo", "--dir", str(directory)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        transcript = result.stdout + result.stderr
+        assert result.returncode == 0, transcript
+        yield directory, transcript
+    finally:
+        controlplane.down(directory)
+
+
+@pytest.fixture(scope="module")
+def demo_plane(demo_run: tuple[Path, str]) -> ControlPlane:
+    plane = controlplane.running(demo_run[0])
+    assert plane is not None, "the demo's control plane is not running"
+    return plane
+
+
+def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path, str]) -> None:
+    transcript = demo_run[1]
+    assert 'admission webhook "pkis.pkiwarden.dev" denied the request' in transcript
+    assert 'spec.serviceName: "appp1" is not allowed in namespace "app1"' in transcript
+    assert 'did you mean "app1"?' in transcript
+    assert "pki.pkiwarden.dev/app2-pki condition met" in transcript
+    assert "DNS:app2.app2.svc, DNS:app2.app2.svc.cluster.local" in transcript
+    # kubectl describe pod: the Warning from the issuer, with field, value and policy.
+    describe = transcript.split("kubectl describe pod", 1)[1]
+    assert "Warning  NotAllowed" in describe
+    assert "pkiwarden-issuer" in describe
+    assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
+    assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
+
+
+def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> None:
+    for name, kubeconfig in (("webhook", "webhook.kubeconfig"), ("issuer", "issuer.kubeconfig")):
+        config = (demo_plane.dir / kubeconfig).read_text()
+        assert "token:" in config and "client-certificate" not in config
+        argv = (demo_plane.dir / "logs" / f"{name}.log").exists()
+        assert argv, f"{name} left no log"
+    who = demo_plane.kubectl(
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+        kubeconfig=demo_plane.dir / "issuer.kubeconfig",
+    )
+    assert who.stdout == ISSUER
+
+
+def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
+    result = plane.kubectl("auth", "can-i", *args, f"--as={user}", check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    return answer == "yes"
+
+
+@pytest.mark.parametrize(
+    ("user", "verb", "resource", "namespace", "allowed"),
+    [
+        # The webhook reads Secret metadata lists in onboarded namespaces, never a Secret.
+        (WEBHOOK, "get", "secrets", "app2", False),
+        (WEBHOOK, "list", "secrets", "app2", True),
+        (WEBHOOK, "list", "secrets", "kube-system", False),
+        (WEBHOOK, "get", "secrets/pkiwarden-ca", "pkiwarden-system", False),
+        (WEBHOOK, "list", "secrets", "pkiwarden-system", False),
+        (WEBHOOK, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", True),
+        (WEBHOOK, "create", "pkis", "app2", False),
+        (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
+        (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),
+        # The issuer writes Secrets only where a tenant binding lets it.
+        (ISSUER, "create", "secrets", "app2", True),
+        (ISSUER, "get", "secrets", "kube-system", False),
+        (ISSUER, "list", "secrets", "kube-system", False),
+        (ISSUER, "create", "secrets", "default", False),
+        (ISSUER, "get", "secrets/pkiwarden-ca", "pkiwarden-system", True),
+        (ISSUER, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", False),
+        (ISSUER, "delete", "secrets", "app2", False),
+        (ISSUER, "update", "pkis", "app2", False),
+        (ISSUER, "patch", "pkis --subresource=status", "app2", True),
+        (ISSUER, "update", "leases/pkiwarden-issuer", "pkiwarden-system", True),
+        (ISSUER, "update", "leases/other", "pkiwarden-system", False),
+        (ISSUER, "delete", "events", "app2", False),
+        # Application workloads cannot read the CA.
+        (
+            "system:serviceaccount:app2:default",
+            "get",
+            "secrets/pkiwarden-ca",
+            "pkiwarden-system",
+            False,
+        ),
+    ],
+)
+def test_least_privilege(
+    demo_plane: ControlPlane, user: str, verb: str, resource: str, namespace: str, allowed: bool
+) -> None:
+    args = [verb, *resource.split()] + (["-n", namespace] if namespace else [])
+    assert can_i(demo_plane, user, *args) is allowed
+
+
+def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> None:
+    """Every ServiceAccount in the cluster is asked, not only the ones we expect."""
+    accounts = demo_plane.kubectl(
+        "get",
+        "serviceaccounts",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}:{.metadata.name}{'\\n'}{end}",
+    ).stdout.split()
+    assert f"pkiwarden-system:{install.ISSUER_ACCOUNT}" in accounts
+    readers = [
+        account
+        for account in accounts
+        if can_i(
+            demo_plane,
+            f"system:serviceaccount:{account}",
+            "get",
+            "secrets/pkiwarden-ca",
+            "-n",
+            "pkiwarden-system",
+        )
+    ]
+    assert readers == [f"pkiwarden-system:{install.ISSUER_ACCOUNT}"]
+
+
+def test_kustomize_base_renders_and_the_server_accepts_it(demo_plane: ControlPlane) -> None:
+    rendered = demo_plane.kubectl("kustomize", str(REPO / "deploy"))
+    for kind in (
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "Deployment",
+        "Service",
+        "ValidatingWebhookConfiguration",
+        "PodDisruptionBudget",
+        "Namespace",
+    ):
+        assert f"kind: {kind}\n" in rendered.stdout, kind
+    assert "pattern:" not in rendered.stdout
+    applied = demo_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy"))
+    assert "deployment.apps/pkiwarden-issuer created (server dry run)" in applied.stdout
+    dev = demo_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy/overlays/dev"))
+    assert "job.batch/pkiwarden-bootstrap-ca created (server dry run)" in dev.stdout
+
+
+def test_deployments_run_hardened(demo_plane: ControlPlane) -> None:
+    rendered = demo_plane.kubectl("kustomize", str(REPO / "deploy")).stdout
+    for needle in (
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "type: RuntimeDefault",
+        "- ALL",
+        "path: /readyz",
+        "path: /healthz",
+        "replicas: 2",
+    ):
+        assert rendered.count(needle) >= 2, needle
