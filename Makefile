@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds controlplane demo demo-down bench bench-validation bench-webhook bench-issuer clean
+.PHONY: test test-fast lint crds docs controlplane demo demo-down bench bench-validation bench-webhook bench-issuer clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,6 @@ bench-issuer: $(STAMP) controlplane
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local
+
+docs: $(STAMP)
+	$(BIN)/python -m shared.reference README.md

@@ -128,27 +128,27 @@ def bootstrap_ca(kube: Kube, namespace: str, name: str, now: datetime) -> bool:
     """Create a self-signed root CA Secret (and its namespace) unless one exists.
 
     Returns True if it created the Secret. An existing Secret is never
-    replaced: it may be a real CA someone put there.
+    replaced: it may be a real CA someone put there. Creating and treating
+    "already exists" as done needs no permission to read the CA, so the
+    bootstrap Job cannot read the key it writes.
     """
-    try:
-        kube.get(SECRETS.path(namespace, name))
-        return False
-    except ApiError as error:
-        if not error.not_found:
-            raise
-    try:
-        kube.create(
-            NAMESPACES.path(),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        )
-    except ApiError as error:
-        if not error.conflict:
-            raise
     certificate, key = pki_x509.self_signed_ca(BOOTSTRAP_COMMON_NAME, now, BOOTSTRAP_DURATION)
-    try:
-        kube.create(SECRETS.path(namespace), ca_secret_body(namespace, name, certificate, key))
-    except ApiError as error:
-        if error.conflict:  # someone else bootstrapped at the same moment: theirs stands
-            return False
-        raise
-    return True
+    body = ca_secret_body(namespace, name, certificate, key)
+    for attempt in range(2):
+        try:
+            kube.create(SECRETS.path(namespace), body)
+            return True
+        except ApiError as error:
+            if error.conflict:  # it exists, or someone bootstrapped at the same moment
+                return False
+            if not error.not_found or attempt:
+                raise
+        try:  # the namespace is missing: create it, then try once more
+            kube.create(
+                NAMESPACES.path(),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            )
+        except ApiError as error:
+            if not error.conflict:
+                raise
+    return False

@@ -34,7 +34,7 @@ def free_port() -> int:
 def apply_prerequisites(cp: ControlPlane) -> None:
     """The CRDs and the pkiwarden-system namespace, which both processes expect."""
     cp.kubectl("apply", "--server-side", "-f", str(DEPLOY / "crds"))
-    cp.kubectl("apply", "-f", str(DEPLOY / "namespace.yaml"))
+    cp.kubectl("apply", "-f", str(DEPLOY / "system"))
     cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
 
 

@@ -75,7 +75,7 @@ def _readable(template: object) -> str:
     return text
 
 
-def _default_text(schema: Mapping[str, Any]) -> str:
+def default_text(schema: Mapping[str, Any]) -> str:
     """The default in words, since the CRD itself carries no ``default``."""
     if "x-pkiwarden-default-fraction" in schema:
         field, divisor = schema["x-pkiwarden-default-fraction"]
@@ -101,7 +101,7 @@ def structural(schema: Mapping[str, Any]) -> JSON:
             if isinstance(value, Mapping):
                 node[key] = structural(value)
         elif key == "description":
-            node[key] = value + _default_text(schema)
+            node[key] = value + default_text(schema)
         else:
             node[key] = value
     if "allOf" in schema and "size" in node.get("properties", {}):

@@ -157,8 +157,22 @@ def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> Non
     assert readers == [f"pkiwarden-system:{install.ISSUER_ACCOUNT}"]
 
 
-def test_kustomize_base_renders_and_the_server_accepts_it(demo_plane: ControlPlane) -> None:
-    rendered = demo_plane.kubectl("kustomize", str(REPO / "deploy"))
+@pytest.fixture(scope="module")
+def bare_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane with nothing installed, as a real cluster before `apply -k`.
+
+    The local registration of the other planes points the webhook at a URL;
+    applying deploy/'s Service-based registration over it would merge both.
+    """
+    directory = tmp_path_factory.mktemp("bare") / "plane"
+    try:
+        yield controlplane.up(directory, die_with_caller=True)
+    finally:
+        controlplane.down(directory)
+
+
+def test_kustomize_base_renders_and_the_server_accepts_it(bare_plane: ControlPlane) -> None:
+    rendered = bare_plane.kubectl("kustomize", str(REPO / "deploy"))
     for kind in (
         "CustomResourceDefinition",
         "ClusterRole",
@@ -170,14 +184,20 @@ def test_kustomize_base_renders_and_the_server_accepts_it(demo_plane: ControlPla
     ):
         assert f"kind: {kind}\n" in rendered.stdout, kind
     assert "pattern:" not in rendered.stdout
-    applied = demo_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy"))
+    # A dry run creates nothing, so what the rest lives in must exist first.
+    bare_plane.kubectl("apply", "-f", str(REPO / "deploy" / "crds"))
+    bare_plane.kubectl("apply", "-f", str(REPO / "deploy" / "system"))
+    applied = bare_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy"))
     assert "deployment.apps/pkiwarden-issuer created (server dry run)" in applied.stdout
-    dev = demo_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy/overlays/dev"))
+    assert "validatingwebhookconfiguration.admissionregistration.k8s.io/pkiwarden created" in (
+        applied.stdout
+    )
+    dev = bare_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy/overlays/dev"))
     assert "job.batch/pkiwarden-bootstrap-ca created (server dry run)" in dev.stdout
 
 
-def test_deployments_run_hardened(demo_plane: ControlPlane) -> None:
-    rendered = demo_plane.kubectl("kustomize", str(REPO / "deploy")).stdout
+def test_deployments_run_hardened(bare_plane: ControlPlane) -> None:
+    rendered = bare_plane.kubectl("kustomize", str(REPO / "deploy")).stdout
     for needle in (
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
