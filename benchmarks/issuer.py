@@ -83,7 +83,7 @@ class IssuerProcess:
                 line = json.loads(raw)
             except ValueError:
                 continue
-            if line.get("msg") == "reconciled" and line.get("namespace") == namespace:
+            if line.get("message") == "reconciled" and line.get("namespace") == namespace:
                 lines.append(line)
         return lines
 

@@ -6,9 +6,9 @@ import argparse
 import logging
 from typing import Any
 
-from issuer import logs
 from issuer.ca import bootstrap_ca
 from issuer.controller import Settings, utc_now
+from shared import logs
 from shared.kube.client import ApiError, Kube
 
 DEFAULTS = Settings()

@@ -25,7 +25,6 @@ from typing import Any
 
 from issuer import x509 as pki_x509
 from issuer.ca import CAProblem, load_ca
-from issuer.logs import fields
 from issuer.plan import (
     Action,
     Plan,
@@ -51,6 +50,7 @@ from shared.kube.cache import WatchCache, object_key
 from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.kube.view import ClusterView
+from shared.logs import fields
 from shared.validation import Context, validate_pki
 
 log = logging.getLogger("issuer.reconcile")

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from issuer.logs import fields
 from issuer.reasons import Reason, Reporter
+from shared.logs import fields
 
 log = logging.getLogger("issuer.report")
 

@@ -18,12 +18,12 @@ from types import FrameType
 from issuer.controller import Controller, Settings
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
-from issuer.logs import fields
 from issuer.metrics import IssuerMetrics
 from issuer.reasons import Reporter
 from issuer.report import event_reporter
 from issuer.reporting import FanOut, LoggingReporter
 from shared.kube.client import Kube
+from shared.logs import fields
 
 log = logging.getLogger("issuer")
 

@@ -16,9 +16,9 @@ import time
 from fastapi import FastAPI, Request, Response
 from starlette.requests import ClientDisconnect
 
+from shared.logs import FIELDS_ATTRIBUTE
 from webhook.context import ContextSource
 from webhook.decision import Kind, Operation, decide, namespace_of, respond, validated_kind
-from webhook.logs import FIELDS_ATTRIBUTE
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
 from webhook.review import (
     AdmissionRequest,

@@ -17,8 +17,8 @@ from typing import Any
 
 import urllib3
 
+from shared import logs
 from shared.kube.client import ApiError, Kube
-from webhook import logs
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.settings import CertificateSettings, WebhookSettings
 from webhook.tls import describe_pem
@@ -141,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``pkiwarden webhook serve``."""
     from webhook.serve import serve  # noqa: PLC0415 - keeps `--help` fast
 
-    logs.configure()
+    logs.configure(adopt=("uvicorn", "uvicorn.error", "uvicorn.access"))
     try:
         return serve(settings_from(args))
     except _EXPECTED as error:

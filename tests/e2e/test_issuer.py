@@ -374,7 +374,7 @@ def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: 
         seen = {
             line.get("pki")
             for line in issuer.lines()
-            if line.get("msg") == "reconciled" and line.get("namespace") == ns
+            if line.get("message") == "reconciled" and line.get("namespace") == ns
         }
         return seen >= set(names)
 
@@ -382,7 +382,7 @@ def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: 
     issued = [
         line
         for line in issuer.lines()
-        if line.get("msg") == "reconciled" and line.get("action") == "Issue"
+        if line.get("message") == "reconciled" and line.get("action") == "Issue"
     ]
     assert issued == []
     assert {name: serial(control_plane, ns, f"{name}-tls") for name in names} == before

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.logs import JsonFormatter
 from shared.validation import Context
 from webhook.app import create_app
-from webhook.logs import JsonFormatter
 
 POLICY: dict[str, Any] = {
     "apiVersion": "pkiwarden.dev/v1alpha1",

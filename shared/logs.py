@@ -1,8 +1,10 @@
-"""One JSON line per log record, so a decision can be found by its uid.
+"""Structured logs for both processes: one JSON object per line.
 
-Decision records carry names only (uid, kind, namespace/name, verdict,
-duration): object contents stay out of the log, because a Pki's fields are the
-application team's business and a Secret's never belong in a log.
+Lines carry names (uid, kind, namespace/name, reasons, serials), never object
+contents or key material: a Pki's fields are the application team's business
+and a Secret's never belong in a log. For the same reason an exception is
+logged as its type and innermost location, not a traceback, which can quote
+values.
 """
 
 from __future__ import annotations
@@ -19,11 +21,7 @@ FIELDS_ATTRIBUTE = "fields"
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", ...extra fields}``; exceptions as type only.
-
-    A traceback can quote values from the object being validated, so only the
-    exception type and the innermost location are logged.
-    """
+    """``{"time", "level", "logger", "message", ...extra fields}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -34,9 +32,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        fields = getattr(record, FIELDS_ATTRIBUTE, None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        extra = getattr(record, FIELDS_ATTRIBUTE, None)
+        if isinstance(extra, dict):
+            entry.update(extra)
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             entry["error"] = type(error).__name__
@@ -48,14 +46,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=True, default=str)
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Send every logger (ours and uvicorn's) through one JSON handler on stderr."""
+def configure(level: int = logging.INFO, adopt: tuple[str, ...] = ()) -> None:
+    """Send every logger through one JSON handler on stderr.
+
+    ``adopt`` names libraries' loggers (uvicorn's) that install handlers of
+    their own; theirs are removed so their lines come out as JSON too.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in adopt:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """``log.info("msg", extra=fields(namespace=..., name=...))``; None values are left out."""
+    return {FIELDS_ATTRIBUTE: {k: v for k, v in values.items() if v is not None}}
