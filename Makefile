@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs controlplane demo demo-down bench bench-validation bench-webhook bench-issuer clean
+.PHONY: test test-fast lint crds docs controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ demo: $(STAMP) controlplane
 demo-down: $(STAMP)
 	$(BIN)/pkiwarden local down --dir .local/demo
 
-bench: bench-validation bench-webhook bench-issuer
+bench: bench-validation bench-webhook bench-issuer bench-chaos
 
 bench-validation: $(STAMP)
 	$(BIN)/python benchmarks/validation.py
@@ -47,6 +47,9 @@ bench-webhook: $(STAMP) controlplane
 
 bench-issuer: $(STAMP) controlplane
 	$(BIN)/python benchmarks/issuer.py
+
+bench-chaos: $(STAMP) controlplane
+	$(BIN)/python benchmarks/chaos_issuer.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local
