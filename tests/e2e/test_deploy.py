@@ -184,8 +184,11 @@ def test_kustomize_base_renders_and_the_server_accepts_it(bare_plane: ControlPla
     ):
         assert f"kind: {kind}\n" in rendered.stdout, kind
     assert "pattern:" not in rendered.stdout
+    crds = str(REPO / "deploy" / "crds")
+    dry = bare_plane.kubectl("apply", "--dry-run=client", "-f", crds)
+    assert "customresourcedefinition.apiextensions.k8s.io/pkis.pkiwarden.dev created" in dry.stdout
     # A dry run creates nothing, so what the rest lives in must exist first.
-    bare_plane.kubectl("apply", "-f", str(REPO / "deploy" / "crds"))
+    bare_plane.kubectl("apply", "-f", crds)
     bare_plane.kubectl("apply", "-f", str(REPO / "deploy" / "system"))
     applied = bare_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy"))
     assert "deployment.apps/pkiwarden-issuer created (server dry run)" in applied.stdout

@@ -147,3 +147,18 @@ def test_service_account_token_is_subject_to_rbac(
         assert _list_secrets(reader, namespace) == 200
         # Only what the Role grants: Secrets in other namespaces stay forbidden.
         assert _list_secrets(reader, "default") == 403
+
+
+def test_kubectl_explain_shows_the_schema_descriptions(
+    control_plane: ControlPlane, crds: set[str]
+) -> None:
+    # The API server publishes a new CRD's OpenAPI a few seconds after it is Established.
+    deadline = time.monotonic() + 30
+    while True:
+        result = control_plane.kubectl("explain", "pki.spec.serviceName", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert result.returncode == 0, result.stderr
+    explained = result.stdout
+    assert "A PkiPolicy must allow it for the namespace." in " ".join(explained.split())
