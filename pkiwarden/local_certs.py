@@ -11,15 +11,16 @@ API server and the Python client need them.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shared import certificates
 
 ADMIN_USER = "pkiwarden-admin"
 ADMIN_GROUP = "system:masters"
@@ -58,64 +59,11 @@ class PkiFiles:
     sa_pub: Path
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization is not None:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
-def _builder(subject: x509.Name, issuer: x509.Name, now: dt.datetime) -> x509.CertificateBuilder:
-    # Back-dated a minute so a clock step between processes does not make the
-    # certificate "not yet valid".
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + VALIDITY)
-    )
-
-
 def new_ca(now: dt.datetime, common_name: str = "pkiwarden-local-ca") -> Issued:
     """A self-signed CA that signs both the serving and the client certificates."""
-    key = _new_key()
-    name = _name(common_name)
-    cert = (
-        _builder(name, name, now)
-        .public_key(key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+    key = certificates.new_ec_key()
+    cert = certificates.self_signed_ca(certificates.common_name(common_name), key, now, VALIDITY)
+    return Issued(certificates.key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _leaf(
@@ -130,31 +78,26 @@ def _leaf(
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError("the local CA key must be an ECDSA key")
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
-    key = _new_key()
-    builder = (
-        _builder(subject, ca_cert.subject, now)
-        .public_key(key.public_key())
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
+    key = certificates.new_ec_key()
+    cert = certificates.signed_leaf(
+        x509.load_pem_x509_certificate(ca.cert_pem),
+        ca_key,
+        key.public_key(),
+        subject,
+        now=now,
+        lifetime=VALIDITY,
+        usages=[usage],
+        dns_names=dns_names,
+        ip_addresses=ips,
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+    return Issued(certificates.key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
 def new_serving_cert(ca: Issued, now: dt.datetime) -> Issued:
     """The API server's certificate, valid for loopback and the in-cluster names."""
     return _leaf(
         ca,
-        _name("kube-apiserver"),
+        certificates.common_name("kube-apiserver"),
         ExtendedKeyUsageOID.SERVER_AUTH,
         now,
         dns_names=SERVING_DNS_NAMES,
@@ -171,11 +114,11 @@ def new_client_cert(ca: Issued, user: str, groups: Sequence[str], now: dt.dateti
 
 def new_signing_key() -> tuple[bytes, bytes]:
     """Service-account token signing key as (private PEM, public PEM)."""
-    key = _new_key()
+    key = certificates.new_ec_key()
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return _key_pem(key), public
+    return certificates.key_pem(key), public
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> Path:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Clocks of the API server and the webhook may differ a little.
-BACKDATE = dt.timedelta(minutes=5)
+from shared import certificates
+
 CA_COMMON_NAME = "pkiwarden-webhook-ca"
 
 
@@ -145,14 +145,10 @@ def _parse(
     return ca_cert, ca_key, tls_cert, bundle
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 def _new_ca(
     now: dt.datetime, lifetime: dt.timedelta
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = _new_key()
+    key = certificates.new_ec_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME),
@@ -160,33 +156,7 @@ def _new_ca(
             x509.NameAttribute(NameOID.SERIAL_NUMBER, str(x509.random_serial_number())),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
+    return certificates.self_signed_ca(name, key, now, lifetime), key
 
 
 def _new_serving(
@@ -196,40 +166,18 @@ def _new_serving(
     now: dt.datetime,
     lifetime: dt.timedelta,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = _new_key()
-    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in identity.dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in identity.ip_addresses]
-    not_after = min(now + lifetime, ca_cert.not_valid_after_utc)
+    key = certificates.new_ec_key()
     first = identity.dns_names[0] if identity.dns_names else "pkiwarden-webhook"
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    cert = certificates.signed_leaf(
+        ca_cert,
+        ca_key,
+        key.public_key(),
+        certificates.common_name(first),
+        now=now,
+        lifetime=lifetime,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        dns_names=identity.dns_names,
+        ip_addresses=identity.ip_addresses,
     )
     return cert, key
 

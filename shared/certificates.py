@@ -1,0 +1,137 @@
+"""Small X.509 building blocks for pkiwarden's own infrastructure certificates.
+
+The webhook's serving CA, the issuer's development root CA and the local
+control plane's certificates are all "a self-signed CA" and "a leaf it
+signs"; they are built here once. Application certificates, with their
+usages, key choices and SANs from a Pki, are the issuer's business
+(``issuer/x509.py``), which uses the same CA builder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+
+# Clocks of the API server and our processes may differ a little; a
+# certificate that is "not yet valid" for a minute fails every handshake.
+BACKDATE = dt.timedelta(minutes=5)
+
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+_LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def new_ec_key() -> ec.EllipticCurvePrivateKey:
+    """P-256: fast to generate, accepted by the API server, Go and Python alike."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def common_name(name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]
+    if organization is not None:
+        attributes.append(x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384 | None:
+    """Ed25519 signs without a separate hash; P-384 pairs with SHA-384."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def self_signed_ca(
+    name: x509.Name,
+    key: CertificateIssuerPrivateKeyTypes,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    *,
+    path_length: int | None = 0,
+) -> x509.Certificate:
+    """A root CA certificate for ``key``; ``path_length=0`` signs leaves only."""
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, signature_hash(key))
+    )
+
+
+def signed_leaf(
+    ca_cert: x509.Certificate,
+    ca_key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificatePublicKeyTypes,
+    subject: x509.Name,
+    *,
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+    usages: Sequence[x509.ObjectIdentifier],
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+) -> x509.Certificate:
+    """A server or client certificate signed by ``ca_cert``, never outliving it."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + lifetime, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_LEAF_KEY_USAGE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, signature_hash(ca_key))
