@@ -158,7 +158,9 @@ def one_line(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
     Events are read in ``kubectl describe`` tables, where a newline breaks the
     layout, and the API server rejects notes over 1024 bytes (not characters).
     """
-    text = " ".join("".join(c if c.isprintable() else " " for c in message).split())
+    if not message.isprintable():  # rare; the per-character pass is the slow part
+        message = "".join(c if c.isprintable() else " " for c in message)
+    text = " ".join(message.split())
     encoded = text.encode()
     if len(encoded) <= limit:
         return text

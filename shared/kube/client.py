@@ -107,8 +107,12 @@ class Kube:
         )
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> Kube:
-        """Kubeconfig (argument, then $KUBECONFIG, then ~/.kube/config), else in-cluster."""
+    def from_environment(cls, kubeconfig: str | None = None, *, pool_size: int = 16) -> Kube:
+        """Kubeconfig (argument, then $KUBECONFIG, then ~/.kube/config), else in-cluster.
+
+        ``pool_size``: connections kept open for reuse; size it for the threads
+        that make requests at once (each open watch holds one connection).
+        """
         configuration = k8s_client.Configuration()
         path = kubeconfig or os.environ.get("KUBECONFIG")
         if path or os.path.exists(os.path.expanduser("~/.kube/config")):
@@ -119,7 +123,7 @@ class Kube:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
-        return cls(configuration)
+        return cls(configuration, pool_size=pool_size)
 
     @classmethod
     def from_token(cls, host: str, token: str, ca_cert_path: str) -> Kube:

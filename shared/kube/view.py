@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
 from shared.kube.cache import WatchCache
@@ -48,7 +50,14 @@ class ClusterView:
         if self.secrets is not None:
             self.secrets.stop()
 
-    def context_for(self, namespace: str) -> Context:
+    def context_for(
+        self, namespace: str, other_pkis: Sequence[Mapping[str, Any]] | None = None
+    ) -> Context:
+        """The validation context for a Pki in ``namespace``.
+
+        ``other_pkis``: the Pkis that could clash with it, when the caller knows
+        them from an index; by default every Pki of the namespace.
+        """
         ns = self.namespaces.get("", namespace)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
         secrets = None
@@ -67,7 +76,7 @@ class ClusterView:
         return Context(
             policies=self.policies.list(),
             namespace_labels=labels if ns is not None else None,
-            other_pkis=self.pkis.list(namespace),
+            other_pkis=self.pkis.list(namespace) if other_pkis is None else other_pkis,
             secrets=secrets,
         )
 
