@@ -16,10 +16,12 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shared import certificates
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -220,14 +222,6 @@ def random_serial() -> int:
     return secrets.randbits(128) or 1
 
 
-def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
-        return hashes.SHA384()
-    return hashes.SHA256()
-
-
 def _key_usage(usages: Sequence[str]) -> x509.KeyUsage:
     flags = {flag: False for flag in _KEY_USAGE_FLAGS.values()}
     for usage in usages:
@@ -275,7 +269,7 @@ def issue_leaf(
         builder = builder.add_extension(
             x509.SubjectAlternativeName(san), critical=not request.common_name
         )
-    certificate = builder.sign(ca.key, _signature_hash(ca.key))
+    certificate = builder.sign(ca.key, certificates.signature_hash(ca.key))
     return IssuedCertificate(certificate, clamped)
 
 
@@ -358,32 +352,7 @@ def self_signed_ca(
 ) -> tuple[x509.Certificate, PrivateKey]:
     """A root CA certificate and its key, for development clusters."""
     key = generate_key(spec or KeySpec(KeyAlgorithm.ECDSA, 256))
-    name = _subject(common_name)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(random_serial())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + duration)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .sign(key, _signature_hash(key))
+    certificate = certificates.self_signed_ca(
+        _subject(common_name), key, now, duration, path_length=None
     )
     return certificate, key
