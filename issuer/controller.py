@@ -354,6 +354,12 @@ class Controller:
             decision.desired.secret_name, decision.stored.certificate, _requeue(decision, now)
         )
         outcome = Outcome(True, Reason.ISSUED.value, _valid_message(facts), facts)
+        if _status_serial(pki) != facts.serial:
+            # Issued, but the process died before status recorded it (and so,
+            # possibly, before the Event): tell now. Status is written after
+            # the Event, so this happens at most once more per issuance.
+            message = _issued_message(facts, None)
+            self.reporter.succeeded(pki, Reason.ISSUED, message)
         if not self._write_status(key, pki, outcome, now):
             return Result(key, Action.WAIT, error="status conflict")
         self.queue.forget(key)
@@ -420,10 +426,13 @@ class Controller:
             )
             log.warning("clamped", extra=fields(key=key, not_after=timestamp(facts.not_after)))
         outcome = Outcome(True, reason.value, message, facts, issued=True)
+        # The Event before the status: a crash in between is then noticed on
+        # restart (status lacks the serial) and the Event is posted again
+        # (aggregated), instead of being lost.
+        self.reporter.succeeded(pki, reason, message)
         self._write_status(key, pki, outcome, now)  # a lost status write is redone from the Secret
         self.queue.forget(key)
         self.queue.add_after(key, renewal - now)
-        self.reporter.succeeded(pki, reason, message)
         return self._log(
             Result(key, Action.ISSUE, decision.why, reason, serial=facts.serial), started
         )
@@ -504,6 +513,11 @@ def pki_namespace(pki: JSON) -> str:
     return str((pki.get("metadata") or {}).get("namespace"))
 
 
+def _status_serial(pki: JSON) -> str | None:
+    serial = (pki.get("status") or {}).get("serialNumber")
+    return str(serial) if serial else None
+
+
 def _requeue(decision: Plan, now: datetime) -> datetime:
     return decision.requeue_at or now
 
@@ -515,11 +529,13 @@ def _valid_message(facts: CertificateFacts) -> str:
     )
 
 
-def _issued_message(facts: CertificateFacts, decision: Plan) -> str:
+def _issued_message(facts: CertificateFacts, decision: Plan | None) -> str:
+    trigger = decision.why if decision is not None else None
+    detail = decision.detail if decision is not None else ""
     why = {
         Trigger.NEW: "issued",
         Trigger.RENEWAL_DUE: "renewed",
-    }.get(decision.why or Trigger.NEW, f"re-issued ({decision.detail})")
+    }.get(trigger or Trigger.NEW, f"re-issued ({detail})")
     return (
         f"certificate {facts.serial} {why} into Secret {facts.secret_name}, valid until"
         f" {timestamp(facts.not_after)}"

@@ -167,7 +167,7 @@ def plan(
     owner = ownership(secret, pki)
     if owner is Ownership.FOREIGN:
         assert secret is not None
-        return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name))
+        return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name, name))
     stored_or_problem = read_stored(secret) if secret is not None else None
     stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
     why, detail = _trigger(pki, desired, secret, stored_or_problem, ca, now)
@@ -186,7 +186,7 @@ def plan(
     if isinstance(ca, CAProblem):
         return fail(
             Reason.CA_UNAVAILABLE,
-            ca.message,
+            f"Pki {name} cannot be issued: {ca.message}",
             why=why,
             detail=detail,
             desired=desired,

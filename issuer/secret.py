@@ -57,8 +57,8 @@ def ownership(secret: Mapping[str, Any] | None, pki: Mapping[str, Any]) -> Owner
     return Ownership.OURS if owned and labelled and uid else Ownership.FOREIGN
 
 
-def conflict_message(secret: Mapping[str, Any], secret_name: str) -> str:
-    """Why the Secret is not ours, and the two ways out."""
+def conflict_message(secret: Mapping[str, Any], secret_name: str, pki_name: str) -> str:
+    """Why the Secret is not ours, and the two ways out; names the Pki for readers of a Pod."""
     metadata = secret.get("metadata") or {}
     labels = metadata.get("labels") or {}
     owners = [
@@ -73,7 +73,8 @@ def conflict_message(secret: Mapping[str, Any], secret_name: str) -> str:
     else:
         whose = "was not created by pkiwarden"
     return (
-        f'spec.secretName: "{secret_name}" is taken: Secret "{secret_name}" {whose} and is left'
+        f'spec.secretName: "{secret_name}" in Pki {pki_name} is taken:'
+        f' Secret "{secret_name}" {whose} and is left'
         " untouched; choose another spec.secretName or delete that Secret"
     )
 

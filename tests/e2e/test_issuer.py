@@ -422,7 +422,8 @@ def test_unmanaged_secret_is_never_touched(control_plane: ControlPlane, ns: str)
     before = get(control_plane, "secret", ns, "taken")
     apply(control_plane, pki(ns, "web", secretName="taken"))
     obj = wait_reason(control_plane, ns, "web", "False", "SecretConflict")
-    assert 'spec.secretName: "taken" is taken' in condition(obj)["message"]
+    assert 'spec.secretName: "taken" in Pki ' in condition(obj)["message"]
+    assert ' is taken: Secret "taken" was not created by pkiwarden' in condition(obj)["message"]
     time.sleep(2.5)  # at least one retry
     after = get(control_plane, "secret", ns, "taken")
     assert before is not None and after is not None

@@ -212,7 +212,7 @@ CASES = [
         _labels(SECRET, None, None),
         Action.FAIL,
         reason=Reason.SECRET_CONFLICT,
-        message_has="was not created by pkiwarden",
+        message_has='in Pki app1-pki is taken: Secret "app1-pki-tls" was not created',
     ),
     Case(
         "our labels, no ownerReference",
@@ -245,7 +245,7 @@ CASES = [
         Trigger.NEW,
         Reason.CA_UNAVAILABLE,
         ca=CA_GONE,
-        message_has="does not exist",
+        message_has="Pki app1-pki cannot be issued: CA Secret",
     ),
     Case(
         "CA missing at renewal",
