@@ -359,7 +359,7 @@ class Controller:
             # possibly, before the Event): tell now. Status is written after
             # the Event, so this happens at most once more per issuance.
             message = _issued_message(facts, None)
-            self.reporter.succeeded(pki, Reason.ISSUED, message)
+            self.reporter.succeeded(pki, Reason.ISSUED, message, again=True)
         if not self._write_status(key, pki, outcome, now):
             return Result(key, Action.WAIT, error="status conflict")
         self.queue.forget(key)

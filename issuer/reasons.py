@@ -43,5 +43,11 @@ class Reporter(Protocol):
     def failed(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
         """A Warning: on the Pki and on every Pod consuming its Secret."""
 
-    def succeeded(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
-        """A Normal Event on the Pki."""
+    def succeeded(
+        self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
+    ) -> None:
+        """A Normal Event on the Pki.
+
+        ``again``: an earlier run of the issuer may already have said this
+        (it died before recording that it had); update that Event, don't add one.
+        """

@@ -96,8 +96,12 @@ class EventReporter:
             ref = ObjectRef.of(pod, api_version="v1", kind="Pod")
             self._recorder.record(ref, EventType.WARNING, str(reason), text)
 
-    def succeeded(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
-        self._recorder.record(pki_ref(pki), EventType.NORMAL, str(reason), one_line(message))
+    def succeeded(
+        self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
+    ) -> None:
+        self._recorder.record(
+            pki_ref(pki), EventType.NORMAL, str(reason), one_line(message), adopt=again
+        )
 
     def _consumers(self, pki: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         namespace = str((pki.get("metadata") or {}).get("namespace") or "")

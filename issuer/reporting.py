@@ -30,7 +30,9 @@ class LoggingReporter:
             extra=fields(type="Warning", reason=reason.value, message=message, **_names(pki)),
         )
 
-    def succeeded(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
+    def succeeded(
+        self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
+    ) -> None:
         log.info(
             "event",
             extra=fields(type="Normal", reason=reason.value, message=message, **_names(pki)),
@@ -47,6 +49,8 @@ class FanOut:
         for reporter in self._reporters:
             reporter.failed(pki, reason, message)
 
-    def succeeded(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
+    def succeeded(
+        self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
+    ) -> None:
         for reporter in self._reporters:
-            reporter.succeeded(pki, reason, message)
+            reporter.succeeded(pki, reason, message, again=again)

@@ -149,8 +149,9 @@ class EventRecorder:
     ``adopt_warnings``: before creating a Warning, look for the same Warning
     written by an earlier run of the issuer and update it instead. A restart
     (or a crash loop) then keeps counting on one object rather than starting a
-    new one per process. Normal Events skip the lookup: they follow an
-    issuance, which a restart does not repeat.
+    new one per process. Normal Events skip the lookup (they follow an
+    issuance, which a restart does not repeat) unless the caller says
+    ``adopt=True``: a success announced again after a crash.
     """
 
     def __init__(
@@ -171,13 +172,25 @@ class EventRecorder:
         self._locks = [threading.Lock() for _ in range(stripes)]
 
     def record(
-        self, involved: ObjectRef, type: EventType, reason: str, message: str
+        self,
+        involved: ObjectRef,
+        type: EventType,
+        reason: str,
+        message: str,
+        *,
+        adopt: bool | None = None,
     ) -> Action | None:
-        """Record one Event; returns what was done (SKIP when spam-filtered), None on failure."""
+        """Record one Event; returns what was done (SKIP when spam-filtered), None on failure.
+
+        ``adopt`` overrides the default lookup of an earlier run's Event
+        (Warnings only, when ``adopt_warnings``).
+        """
+        if adopt is None:
+            adopt = self._adopt_warnings and type is EventType.WARNING
         lock = self._locks[hash(involved) % len(self._locks)]
         with lock:
             try:
-                return self._record(Draft(involved, type, reason, message))
+                return self._record(Draft(involved, type, reason, message), adopt=adopt)
             except (ApiError, urllib3.exceptions.HTTPError, OSError) as error:
                 log.warning(
                     "event %s %s on %s %s/%s not written: %s",
@@ -190,12 +203,11 @@ class EventRecorder:
                 )
                 return None
 
-    def _record(self, draft: Draft) -> Action:
+    def _record(self, draft: Draft, *, adopt: bool) -> Action:
         action = self._correlator.correlate(draft)
         if action.write is Write.SKIP:
             log.debug("event %s on %s/%s spam-filtered", action.reason, *_where(action))
             return action
-        adopt = self._adopt_warnings and draft.type is EventType.WARNING
         if action.write is Write.CREATE and adopt:
             existing = self._find(action)
             if existing is not None:
