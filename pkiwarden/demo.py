@@ -96,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pkiwarden.demo", description=__doc__)
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help="control plane directory")
     args = parser.parse_args(argv)
+    if controlplane.running(args.dir) is not None:
+        say(f"A demo is already running in {args.dir}; starting afresh so the story holds ...")
+        controlplane.down(args.dir)
     say("Starting a local control plane (real etcd and kube-apiserver, RBAC on) ...")
     cp = controlplane.up(args.dir)
     print(f"API server at {cp.server}")
