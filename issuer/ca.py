@@ -9,7 +9,6 @@ here and never leaves this process: messages name the Secret, never its data.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from issuer import x509 as pki_x509
+from issuer.secret import secret_field
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from shared.kube.client import NAMESPACES, SECRETS, ApiError, Kube
 
@@ -44,10 +44,10 @@ def load_ca(
         )
     data = secret.get("data") or {}
     try:
-        cert_pem = _decode(data, "tls.crt")
-        key_pem = _decode(data, "tls.key")
+        cert_pem = secret_field(data, "tls.crt")
+        key_pem = secret_field(data, "tls.key")
     except ValueError as error:
-        return CAProblem(f"{where} {error}")
+        return CAProblem(f"{where}: {error}")
     try:
         certificates = pki_x509.load_certificates(cert_pem)
     except ValueError:
@@ -82,20 +82,10 @@ def load_ca(
     return pki_x509.SigningCA(certificate=signer, key=key, chain=chain, root=root)
 
 
-def _decode(data: Mapping[str, Any], key: str) -> bytes:
-    value = data.get(key)
-    if not value:
-        raise ValueError(f"has no {key}")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"has a {key} that is not base64") from None
-
-
 def _root(data: Mapping[str, Any], certificates: list[x509.Certificate]) -> x509.Certificate:
     """The trust anchor for ca.crt: the Secret's ca.crt, else the top of tls.crt."""
     try:
-        return pki_x509.load_certificates(_decode(data, "ca.crt"))[-1]
+        return pki_x509.load_certificates(secret_field(data, "ca.crt"))[-1]
     except ValueError:
         return certificates[-1]
 

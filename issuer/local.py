@@ -7,16 +7,14 @@ plane records, so ``pkiwarden local down`` stops it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from issuer.ca import bootstrap_ca
 from issuer.controller import Settings, utc_now
-from pkiwarden import controlplane
+from pkiwarden import controlplane, local_addons
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import Kube
 
-CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
 PROCESS_NAME = "issuer"
 
 
@@ -36,22 +34,7 @@ def issuer_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
 
 def prepare(plane: ControlPlane, settings: Settings) -> None:
     """CRDs applied and Established, CA Secret present (bootstrapped if missing)."""
-    plane.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-    # Right after creation a CRD has no conditions yet and `kubectl wait` errors
-    # out instead of waiting; poll until it answers.
-    deadline = time.monotonic() + 30
-    while True:
-        waited = plane.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=10s",
-            "customresourcedefinition/pkis.pkiwarden.dev",
-            "customresourcedefinition/pkipolicies.pkiwarden.dev",
-            check=time.monotonic() > deadline,
-        )
-        if waited.returncode == 0:
-            break
-        time.sleep(0.2)
+    local_addons.apply_prerequisites(plane)
     kube = Kube.from_environment(str(plane.kubeconfig))
     bootstrap_ca(kube, settings.namespace, settings.ca_secret, utc_now())
 

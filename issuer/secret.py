@@ -102,8 +102,8 @@ def read_stored(secret: Mapping[str, Any]) -> StoredCertificate | str:
     data = secret.get("data") or {}
     annotations = (secret.get("metadata") or {}).get("annotations") or {}
     try:
-        cert_pem = _decoded(data, "tls.crt")
-        key_pem = _decoded(data, "tls.key")
+        cert_pem = secret_field(data, "tls.crt")
+        key_pem = secret_field(data, "tls.key")
     except ValueError as error:
         return str(error)
     try:
@@ -115,7 +115,7 @@ def read_stored(secret: Mapping[str, Any]) -> StoredCertificate | str:
     except (ValueError, TypeError):
         return "tls.key holds no readable private key"
     try:
-        ca_pem = _decoded(data, "ca.crt")
+        ca_pem = secret_field(data, "ca.crt")
     except ValueError:
         ca_pem = b""
     return StoredCertificate(
@@ -127,7 +127,8 @@ def read_stored(secret: Mapping[str, Any]) -> StoredCertificate | str:
     )
 
 
-def _decoded(data: Mapping[str, Any], key: str) -> bytes:
+def secret_field(data: Mapping[str, Any], key: str) -> bytes:
+    """One base64 field of a Secret's data; ValueError says what is wrong, in words."""
     value = data.get(key)
     if not value:
         raise ValueError(f"{key} is missing")

@@ -320,16 +320,19 @@ def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def _ready(plane: ControlPlane, timeout: float) -> bool:
-    """True if /readyz answers ok (as admin: before RBAC bootstrap, anonymous is refused)."""
-    context = _ssl_context(plane.ca_cert, plane.admin_cert, plane.admin_key)
+def http_ok(url: str, *, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
+    """True if ``url`` answers 200: the readiness probe of every local process."""
     try:
-        with urllib.request.urlopen(
-            f"{plane.server}/readyz", context=context, timeout=timeout
-        ) as response:
+        with urllib.request.urlopen(url, context=context, timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _ready(plane: ControlPlane, timeout: float) -> bool:
+    """True if /readyz answers ok (as admin: before RBAC bootstrap, anonymous is refused)."""
+    context = _ssl_context(plane.ca_cert, plane.admin_cert, plane.admin_key)
+    return http_ok(f"{plane.server}/readyz", context=context, timeout=timeout)
 
 
 def _etcd_healthy(port: int) -> bool:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import socket
 import time
-import urllib.error
-import urllib.request
 
 from pkiwarden import controlplane
 from pkiwarden import local_processes as procs
@@ -35,7 +33,21 @@ def apply_prerequisites(cp: ControlPlane) -> None:
     """The CRDs and the pkiwarden-system namespace, which both processes expect."""
     cp.kubectl("apply", "--server-side", "-f", str(DEPLOY / "crds"))
     cp.kubectl("apply", "-f", str(DEPLOY / "system"))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
+    # Right after creation a CRD has no conditions yet and `kubectl wait` errors
+    # out instead of waiting; poll until it answers.
+    deadline = time.monotonic() + 30
+    while True:
+        waited = cp.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=10s",
+            "customresourcedefinition/pkis.pkiwarden.dev",
+            "customresourcedefinition/pkipolicies.pkiwarden.dev",
+            check=time.monotonic() > deadline,
+        )
+        if waited.returncode == 0:
+            return
+        time.sleep(0.2)
 
 
 def wait_http_ok(cp: ControlPlane, name: str, url: str) -> None:
@@ -43,12 +55,8 @@ def wait_http_ok(cp: ControlPlane, name: str, url: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     record = procs.read(cp.dir, name)
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2.0) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if controlplane.http_ok(url):
+            return
         log = procs.log_path(cp.dir, name)
         if record is None or not procs.is_running(record):
             raise ControlPlaneError(f"{name} exited; last lines of {log}:\n{procs.tail(log)}")

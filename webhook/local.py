@@ -14,13 +14,11 @@ import socket
 import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pkiwarden.controlplane import ControlPlane, stop_process
+from pkiwarden.controlplane import ControlPlane, http_ok, stop_process
 from shared.kube.client import NAMESPACES, WEBHOOK_CONFIGURATIONS, ApiError, Kube
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.registration import url_client_config, webhook_configuration
@@ -152,13 +150,7 @@ def registered_port(kube: Kube, name: str = CertificateSettings().webhook_config
 
 def is_ready(webhook: LocalWebhook, timeout: float = 2.0) -> bool:
     context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
-    try:
-        with urllib.request.urlopen(
-            f"{webhook.url}/readyz", context=context, timeout=timeout
-        ) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(f"{webhook.url}/readyz", context=context, timeout=timeout)
 
 
 def wait_ready(plane: ControlPlane, webhook: LocalWebhook, timeout: float = READY_TIMEOUT) -> None:

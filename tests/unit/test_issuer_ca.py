@@ -30,7 +30,7 @@ def _leaf_as_ca() -> dict[str, Any]:
 
 CASES: list[tuple[str, dict[str, Any] | None, object, str]] = [
     ("missing", None, NOW, "does not exist"),
-    ("no tls.key", {**GOOD, "data": {"tls.crt": GOOD["data"]["tls.crt"]}}, NOW, "has no tls.key"),
+    ("no tls.key", {**GOOD, "data": {"tls.crt": GOOD["data"]["tls.crt"]}}, NOW, "key is missing"),
     ("garbage tls.crt", with_data(GOOD, tls_crt=b"nope"), NOW, "no readable PEM certificate"),
     ("garbage tls.key", with_data(GOOD, tls_key=b"nope"), NOW, "no readable unencrypted PEM"),
     ("not a CA", _leaf_as_ca(), NOW, "is not a CA"),
