@@ -7,7 +7,6 @@ also needs is in ``controlplane``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +15,8 @@ from typing import Any
 from pkiwarden import controlplane, local_addons, local_processes
 from pkiwarden.controlplane import ControlPlane, ControlPlaneError
 
-# (flag, module that must provide the command, process name)
-HELPERS: tuple[tuple[str, str, str], ...] = (
-    ("with_webhook", "webhook.cli", "webhook"),
-    ("with_issuer", "issuer.cli", "issuer"),
-)
+# (flag, process name)
+HELPERS: tuple[tuple[str, str], ...] = (("with_webhook", "webhook"), ("with_issuer", "issuer"))
 
 
 def _dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -52,18 +48,9 @@ def register(subparsers: Any) -> None:
     stop.set_defaults(handler=run_down)
 
 
-def _missing_helpers(args: argparse.Namespace) -> list[str]:
-    return [
-        f"--{flag.replace('_', '-')} needs `pkiwarden {name}`, which this installation"
-        f" does not provide (no module {module})"
-        for flag, module, name in HELPERS
-        if getattr(args, flag) and importlib.util.find_spec(module) is None
-    ]
-
-
 def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
     starters = {"webhook": local_addons.start_webhook, "issuer": local_addons.start_issuer}
-    for flag, _module, name in HELPERS:
+    for flag, name in HELPERS:
         if not getattr(args, flag):
             continue
         record = local_processes.read(plane.dir, name)
@@ -77,10 +64,6 @@ def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     """Handler of ``pkiwarden local up``."""
-    problems = _missing_helpers(args)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 2
     already = controlplane.running(args.dir)
     try:
         plane = already or controlplane.up(args.dir)
