@@ -121,3 +121,14 @@ def crds(control_plane: ControlPlane) -> set[str]:
         *(f"customresourcedefinition/{name}" for name in sorted(names)),
     )
     return names
+
+
+def delete_namespace(plane: ControlPlane, name: str) -> None:
+    """Delete a test namespace, its Pkis first.
+
+    The local control plane runs no namespace controller, so a deleted
+    namespace stays Terminating with everything in it; Pkis left there would
+    keep the next module's issuer busy re-checking them.
+    """
+    plane.kubectl("delete", "pkis", "--all", "-n", name, "--wait=false", check=False)
+    plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

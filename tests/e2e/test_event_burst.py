@@ -23,6 +23,7 @@ from issuer.controller import Settings
 from issuer.events import COMPONENT
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, SECRETS, Kube
+from tests.e2e.conftest import delete_namespace
 from tests.e2e.test_events_issuer import (
     RunningIssuer,
     container,
@@ -65,7 +66,7 @@ def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
     finally:
         stop_issuer(control_plane, running)
         control_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
-        control_plane.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        delete_namespace(control_plane, NAMESPACE)
 
 
 def foreign_secret(name: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pkiwarden import controlplane
 from pkiwarden import local_processes as procs
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
+from tests.e2e.conftest import delete_namespace
 
 T = TypeVar("T")
 _counter = itertools.count()
@@ -142,7 +143,7 @@ def namespace(control_plane: ControlPlane, kube: Kube) -> Iterator[str]:
     kube.create(PKI_POLICIES.path(), policy)
     yield name
     control_plane.kubectl("delete", "pkipolicy", f"e2e-{name}", "--ignore-not-found")
-    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    delete_namespace(control_plane, name)
 
 
 def test_the_seed_story(
@@ -230,7 +231,7 @@ def test_every_way_of_consuming_reaches_the_pods(
         assert events_on(kube, bystander) == []
         assert events_on(kube, elsewhere) == []
     finally:
-        control_plane.kubectl("delete", "namespace", other_namespace, "--wait=false")
+        delete_namespace(control_plane, other_namespace)
 
 
 def _told(kube: Kube, obj: dict[str, Any], reason: str) -> Callable[[], list[dict[str, Any]]]:

@@ -20,6 +20,7 @@ from issuer.reasons import Reason
 from issuer.report import EventReporter, ListedPods
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import EVENTS, PKIS, PODS, Kube
+from tests.e2e.conftest import delete_namespace
 
 _counter = itertools.count()
 
@@ -39,7 +40,7 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"events-{next(_counter)}-{id(control_plane) % 10000}"
     control_plane.kubectl("create", "namespace", name)
     yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    delete_namespace(control_plane, name)
 
 
 def reporter(kube: Kube, instance: str = "e2e-issuer") -> EventReporter:
@@ -161,7 +162,7 @@ def test_every_way_of_consuming_is_told_and_nobody_else(
         for pod in [*bystanders, elsewhere]:
             assert events_for(kube, pod) == [], pod["metadata"]["name"]
     finally:
-        control_plane.kubectl("delete", "namespace", f"{namespace}-other", "--wait=false")
+        delete_namespace(control_plane, f"{namespace}-other")
 
 
 def test_a_pod_created_after_the_failure_is_told_at_the_next_retry(

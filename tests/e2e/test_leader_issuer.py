@@ -14,6 +14,7 @@ from issuer.leader import LEASE_DURATION, LeaseRecord
 from issuer.run import LEASE_NAME
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import LEASES, PKI_POLICIES, ApiError, Kube
+from tests.e2e.conftest import delete_namespace
 from tests.e2e.test_events_issuer import (
     RunningIssuer,
     create_pki,
@@ -77,7 +78,7 @@ def issuers(control_plane: ControlPlane, kube: Kube) -> Iterator[list[RunningIss
         for issuer in running:
             stop_issuer(control_plane, issuer)
         control_plane.kubectl("delete", "pkipolicy", "e2e-leader", "--ignore-not-found")
-        control_plane.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        delete_namespace(control_plane, NAMESPACE)
 
 
 def test_one_leads_and_the_other_takes_over_after_kill_9(

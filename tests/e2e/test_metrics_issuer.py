@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from issuer.controller import Settings
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, Kube
+from tests.e2e.conftest import delete_namespace
 from tests.e2e.test_events_issuer import (
     RunningIssuer,
     create_pki,
@@ -61,7 +62,7 @@ def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
     finally:
         stop_issuer(control_plane, running)
         control_plane.kubectl("delete", "pkipolicy", "e2e-metrics", "--ignore-not-found")
-        control_plane.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        delete_namespace(control_plane, NAMESPACE)
 
 
 def not_after(kube: Kube, name: str) -> float:
