@@ -457,6 +457,21 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
     raise AssertionError("unreachable")
 
 
+def restart_apiserver(plane: ControlPlane, *, die_with_caller: bool = False) -> None:
+    """Stop kube-apiserver and start it again with the same flags, as an upgrade would.
+
+    etcd keeps running, so every object survives; clients see their
+    connections and watches cut, which is what resilience tests want.
+    """
+    record = procs.read(plane.dir, APISERVER)
+    if record is None:
+        raise ControlPlaneError(f"no {APISERVER} recorded in {plane.dir}")
+    procs.stop(plane.dir, APISERVER)
+    procs.start(plane.dir, APISERVER, record.argv, die_with_parent=die_with_caller)
+    deadline = time.monotonic() + READY_TIMEOUT
+    _wait(plane.dir, lambda: _ready(plane, timeout=2.0), [ETCD, APISERVER], deadline, "ready")
+
+
 def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
     """Stop exactly the processes recorded in ``dir`` and remove ``dir``.
 
