@@ -366,7 +366,7 @@ def _wait(
 def _prepare(dir: Path) -> None:
     """Make ``dir`` an empty instance directory, clearing a stale instance of ours."""
     if (dir / MARKER).exists():
-        procs.stop_all(dir)
+        procs.stop_all(dir, last=(APISERVER, ETCD))
         shutil.rmtree(dir)
     elif dir.exists() and any(dir.iterdir()):
         raise ControlPlaneError(
@@ -449,7 +449,7 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
             return _start(dir, bins, die_with_caller)
         except BaseException as error:  # Ctrl-C included: leave no half-started servers
             # Logs stay in dir for reading; the next up or down clears them.
-            procs.stop_all(dir)
+            procs.stop_all(dir, last=(APISERVER, ETCD))
             # Another program may take a port between our probe and the bind.
             retry = isinstance(error, ControlPlaneError) and "address already in use" in str(error)
             if not retry or attempt == attempts:
@@ -485,7 +485,7 @@ def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
         return
     if not (dir / MARKER).exists():
         raise ControlPlaneError(f"{dir} was not created by pkiwarden local up; leaving it alone")
-    for line in procs.stop_all(dir):
+    for line in procs.stop_all(dir, last=(APISERVER, ETCD)):
         say(line)
     shutil.rmtree(dir)
     say(f"removed {dir}")

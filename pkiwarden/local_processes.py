@@ -197,9 +197,15 @@ def stop(directory: Path, name: str, timeout: float = 15.0) -> str:
         _record_path(directory, name).unlink(missing_ok=True)
 
 
-def stop_all(directory: Path) -> list[str]:
-    """Stop every recorded process, the most recently started first."""
-    return [stop(directory, record.name) for record in records(directory)]
+def stop_all(directory: Path, last: Sequence[str] = ()) -> list[str]:
+    """Stop every recorded process, the most recently started first, ``last`` at the end.
+
+    ``last`` names the servers the others talk to, in the order to stop them:
+    a server stopped while its clients still hold connections waits for them.
+    """
+    names = [record.name for record in records(directory) if record.name not in last]
+    names += [name for name in last if read(directory, name) is not None]
+    return [stop(directory, name) for name in names]
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -41,3 +41,11 @@ def test_output_goes_to_the_named_log(tmp_path: Path) -> None:
     os.waitpid(record.pid, 0)
     assert "hello from child" in procs.tail(procs.log_path(tmp_path, "echo"))
     procs.stop(tmp_path, "echo")
+
+
+def test_stop_all_stops_the_servers_last_in_the_order_given(tmp_path: Path) -> None:
+    """Clients go first: a server stopped under open connections waits for them."""
+    for name in ("server", "store", "client"):
+        procs.start(tmp_path, name, [sys.executable, "-c", "import time; time.sleep(60)"])
+    lines = procs.stop_all(tmp_path, last=("server", "store"))
+    assert [line.split(":")[0] for line in lines] == ["client", "server", "store"]
