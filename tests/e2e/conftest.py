@@ -22,6 +22,7 @@ import yaml
 
 from pkiwarden import controlplane
 from pkiwarden.controlplane import ControlPlane, ControlPlaneError
+from shared.kube.client import Kube
 
 E2E_DIR = Path(__file__).resolve().parent
 CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
@@ -121,6 +122,12 @@ def crds(control_plane: ControlPlane) -> set[str]:
         *(f"customresourcedefinition/{name}" for name in sorted(names)),
     )
     return names
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
+    """pkiwarden's own API client, as admin, with the CRDs installed."""
+    return Kube.from_environment(str(control_plane.kubeconfig))
 
 
 def delete_namespace(plane: ControlPlane, name: str) -> None:

@@ -121,11 +121,6 @@ def ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
-    return Kube.from_environment(str(control_plane.kubeconfig))
-
-
-@pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
     settings = Settings(namespace="pkiwarden-e2e-events", workers=2, health_port=0)
     running = start_issuer(control_plane, "issuer-events", settings)

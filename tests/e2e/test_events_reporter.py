@@ -30,11 +30,6 @@ MESSAGE = (
 )
 
 
-@pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
-    return Kube.from_environment(str(control_plane.kubeconfig))
-
-
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"events-{next(_counter)}-{id(control_plane) % 10000}"

@@ -62,11 +62,6 @@ def leading(issuer: RunningIssuer) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
-    return Kube.from_environment(str(control_plane.kubeconfig))
-
-
-@pytest.fixture(scope="module")
 def issuers(control_plane: ControlPlane, kube: Kube) -> Iterator[list[RunningIssuer]]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-leader", NAMESPACE, ["app1"]))

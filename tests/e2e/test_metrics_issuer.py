@@ -47,11 +47,6 @@ def value(samples: Samples, metric: str, **labels: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
-    return Kube.from_environment(str(control_plane.kubeconfig))
-
-
-@pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-metrics", NAMESPACE, ["app1"]))

@@ -44,11 +44,6 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
         )
 
 
-@pytest.fixture
-def kube(control_plane: ControlPlane) -> Kube:
-    return Kube.from_environment(str(control_plane.kubeconfig))
-
-
 def pki(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "pkiwarden.dev/v1alpha1",
