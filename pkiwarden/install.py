@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from issuer.controller import Settings as IssuerSettings
-from issuer.local import issuer_argv, prepare
 from pkiwarden import local_addons
 from pkiwarden.controlplane import ControlPlane, service_account_kubeconfig
 from shared.kube.client import Kube
@@ -82,12 +80,6 @@ def start_webhook(cp: ControlPlane, kubeconfig: Path) -> local_webhook.LocalWebh
     return webhook
 
 
-def start_issuer(cp: ControlPlane, kubeconfig: Path, *, name: str = "issuer") -> int:
+def start_issuer(cp: ControlPlane, kubeconfig: Path) -> int:
     """Bootstrap the development CA (as the dev overlay's Job would) and run the issuer."""
-    port = local_addons.free_port()
-    settings = IssuerSettings(health_port=port)
-    prepare(cp, settings)
-    argv = issuer_argv(settings, [f"--kubeconfig={kubeconfig}"])
-    pid = cp.start_process(name, argv, env={"KUBECONFIG": str(kubeconfig)})
-    local_addons.wait_http_ok(cp, name, f"http://127.0.0.1:{port}/readyz")
-    return pid
+    return local_addons.start_issuer(cp, kubeconfig)

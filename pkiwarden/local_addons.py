@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 from pkiwarden import controlplane
 from pkiwarden import local_processes as procs
@@ -83,17 +84,18 @@ def start_webhook(cp: ControlPlane) -> int:
         raise ControlPlaneError(str(error)) from error
 
 
-def start_issuer(cp: ControlPlane) -> int:
+def start_issuer(cp: ControlPlane, kubeconfig: Path | None = None) -> int:
     """Start the issuer the way ``issuer.local`` prepares it, and wait until it is ready.
 
     ``issuer.local`` owns what the issuer needs (CRDs, the development CA
-    Secret, its command line); this only adds the namespace and the wait.
+    Secret, its command line); this adds the identity and the wait. Without
+    ``kubeconfig`` it runs as the local admin.
     """
     from issuer.controller import Settings  # noqa: PLC0415 - only with --with-issuer
     from issuer.local import start_local_issuer  # noqa: PLC0415
 
-    apply_prerequisites(cp)
     port = free_port()
-    pid = start_local_issuer(cp, Settings(health_port=port))
+    extra = [f"--kubeconfig={kubeconfig}"] if kubeconfig is not None else []
+    pid = start_local_issuer(cp, Settings(health_port=port), extra_args=extra)
     wait_http_ok(cp, "issuer", f"http://127.0.0.1:{port}/readyz")
     return pid

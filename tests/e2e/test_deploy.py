@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pkiwarden import controlplane, install
+from pkiwarden import controlplane, install, local_processes
 from pkiwarden.controlplane import ControlPlane
 
 REPO = controlplane.REPO_ROOT
@@ -70,8 +70,9 @@ def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> No
     for name, kubeconfig in (("webhook", "webhook.kubeconfig"), ("issuer", "issuer.kubeconfig")):
         config = (demo_plane.dir / kubeconfig).read_text()
         assert "token:" in config and "client-certificate" not in config
-        argv = (demo_plane.dir / "logs" / f"{name}.log").exists()
-        assert argv, f"{name} left no log"
+        record = local_processes.read(demo_plane.dir, name)
+        assert record is not None and local_processes.is_running(record), f"{name} not running"
+        assert f"--kubeconfig={demo_plane.dir / kubeconfig}" in record.argv
     who = demo_plane.kubectl(
         "auth",
         "whoami",
