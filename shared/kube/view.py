@@ -26,7 +26,11 @@ class ClusterView:
     namespaces: WatchCache
     pkis: WatchCache
     secrets: PerNamespaceCaches | None = None
-    secrets_wait_seconds: float = 1.0
+    # Never wait for a namespace's first Secret list: the webhook asks from
+    # its event loop, where a wait would stall every review in flight. The
+    # first review in a namespace starts the cache and goes without the
+    # (advisory) unmanaged-Secret warning; later ones have it.
+    secrets_wait_seconds: float = 0.0
 
     @classmethod
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
