@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from the pinned Go modules into a
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from the pinned Go modules into a
 # version-keyed cache outside the repository, so fresh clones reuse them.
 # Prints the directory holding the binaries.
 set -euo pipefail
@@ -7,9 +7,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/versions.env"
 
 cache_root="${PKIWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pkiwarden}"
-out="$cache_root/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
+out="$cache_root/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-cp2"
+components=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)
+built() {
+  local c
+  for c in "${components[@]}"; do [[ -x "$out/$c" ]] || return 1; done
+}
 
-if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
+if built; then
   echo "$out"
   exit 0
 fi
@@ -18,7 +23,7 @@ fi
 mkdir -p "$cache_root"
 exec 9>"$out.lock"
 flock 9
-if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
+if built; then
   echo "$out"
   exit 0
 fi
@@ -39,7 +44,8 @@ done
 cd "$here"
 export CGO_ENABLED=0
 start=$SECONDS
-for tool in k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl; do
+for tool in k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl; do
   echo "building ${tool##*/} ${KUBERNETES_VERSION} ..." >&2
   go build -trimpath -ldflags "$ldflags" -o "$out.partial/${tool##*/}" "$tool"
 done
