@@ -30,6 +30,8 @@ staging_version="v0.${KUBERNETES_VERSION#v1.}"
   echo
   echo "tool ("
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
+  echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+  echo "	k8s.io/kubernetes/cmd/kube-scheduler"
   echo "	k8s.io/kubernetes/cmd/kubectl"
   echo "	${ETCD_MODULE}"
   echo ")"
