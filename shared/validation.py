@@ -28,8 +28,16 @@ from shared.names import (
     label_key_problem,
     label_value_problem,
 )
-from shared.policy import CompiledPolicy, IPAddress, dns_name_allowed, policy_name, selecting
+from shared.policy import (
+    CompiledPolicy,
+    IPAddress,
+    dns_name_allowed,
+    expand,
+    policy_name,
+    selecting,
+)
 from shared.schema import (
+    DEFAULT_DNS_PATTERNS,
     DNS_PATTERN_PLACEHOLDERS,
     KEY_ALGORITHMS,
     KEY_SIZES,
@@ -200,10 +208,12 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     if not isinstance(pki, Mapping):
         return [_invalid("object", _NOT_A_MAPPING)]
     namespace = namespace if isinstance(namespace, str) else ""
-    structural = check_structure(pki, PKI_SCHEMA)
     given = _mapping(pki, "spec")
     name = _text(_mapping(pki, "metadata"), "name") or ""
     spec = _mapping(apply_defaults(pki, namespace), "spec")
+    structural = [
+        _empty_dns_names(finding, spec, namespace) for finding in check_structure(pki, PKI_SCHEMA)
+    ]
     semantic = [
         *_pki_syntax(given, spec),
         *_pki_policy(given, spec, namespace, context),
@@ -211,6 +221,23 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
         *_pki_advice(given, spec),
     ]
     return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
+
+
+def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) -> Finding:
+    """``dnsNames: []`` would be a certificate without a name: say which names leaving
+    the field out gives, since that is almost always what was meant."""
+    if finding.path != "spec.dnsNames" or spec.get("dnsNames") != []:
+        return finding
+    service = _text(spec, "serviceName") or "<serviceName>"
+    defaults = [
+        expand(pattern, service, namespace or "<namespace>") for pattern in DEFAULT_DNS_PATTERNS
+    ]
+    return _invalid(
+        "spec.dnsNames",
+        "would give a certificate without a name; leave the field out for the default "
+        f"names ({_listing(defaults)}) or list the names",
+        [],
+    )
 
 
 def _pki_syntax(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
