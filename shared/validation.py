@@ -57,6 +57,11 @@ _WEAK_RSA_SIZE = 2048
 _WEAK_RSA_AFTER = timedelta(days=365)
 _RENEW_ADVICE_SHARE = 0.10
 _LIST_LIMIT = 8
+_GROUP_SHOWN = 3
+_OVER_GLOBAL_CAP = (
+    f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any Pki "
+    "whatever its PkiPolicy allows"
+)
 _NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
 
 
@@ -192,6 +197,19 @@ def _most_telling(structural: list[Finding], semantic: Iterable[Finding]) -> lis
     ]
 
 
+def _grouped(path: str, what: str, entries: Sequence[tuple[int, str]], problem: str) -> Finding:
+    """One finding for many entries of a list that fail the same rule.
+
+    The rule (with its allow-list) is said once and the entries are named by
+    index, the first few only: a hundred refused names must stay one readable
+    line, not a hundred copies of the allow-list.
+    """
+    shown = ", ".join(f"[{index}] {_q(text)}" for index, text in entries[:_GROUP_SHOWN])
+    more = len(entries) - _GROUP_SHOWN
+    names = f"{shown} and {more} more" if more > 0 else shown
+    return _error(Category.NOT_ALLOWED, path, f"{len(entries)} {what} {problem}: {names}")
+
+
 def _default_note(spec: Mapping[str, Any], field: str) -> str:
     return "" if field in spec else "(the default) "
 
@@ -278,9 +296,7 @@ def _duration_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterat
                 "spec.duration", f"is shorter than the minimum, {MIN_DURATION}", duration_text
             )
         elif duration > _MAX_DURATION:
-            yield _invalid(
-                "spec.duration", f"is longer than the maximum, {MAX_DURATION}", duration_text
-            )
+            yield _invalid("spec.duration", _OVER_GLOBAL_CAP, duration_text)
     renew_text = _text(given, "renewBefore")
     if renew_text is None:
         return
@@ -376,29 +392,43 @@ def _against_policy(
     patterns = policy.dns_names_for(service, namespace)
     exact = [p for p in patterns if not p.startswith("*.")]
     note = _default_note(given, "dnsNames")
-    for index, name in _texts(spec, "dnsNames"):
-        if not dns_name_problem(name) and not dns_name_allowed(name, patterns):
-            problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
-            yield _error(
-                Category.NOT_ALLOWED,
-                f"spec.dnsNames[{index}]",
-                problem + did_you_mean(name, exact),
-                name,
-            )
+    refused = [
+        (index, name)
+        for index, name in _texts(spec, "dnsNames")
+        if not dns_name_problem(name) and not dns_name_allowed(name, patterns)
+    ]
+    if len(refused) == 1:
+        index, name = refused[0]
+        problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
+        yield _error(
+            Category.NOT_ALLOWED,
+            f"spec.dnsNames[{index}]",
+            problem + did_you_mean(name, exact),
+            name,
+        )
+    elif refused:
+        rule = f"not allowed by {by} (allowed: {_listing(patterns)})"
+        yield _grouped("spec.dnsNames", "DNS names", refused, f"{note}are {rule}")
     ip_rule = (
-        f"{by} allows no IP addresses; remove it"
+        f"{by} allows no IP addresses; remove them"
         if not policy.ip_ranges
         else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
     )
-    for index, text in _texts(spec, "ipAddresses"):
-        address = _parse_ip(text)
-        if address is not None and not policy.allows_ip(address):
-            yield _error(
-                Category.NOT_ALLOWED,
-                f"spec.ipAddresses[{index}]",
-                f"is not allowed: {ip_rule}",
-                text,
-            )
+    refused = [
+        (index, text)
+        for index, text in _texts(spec, "ipAddresses")
+        if (address := _parse_ip(text)) is not None and not policy.allows_ip(address)
+    ]
+    if len(refused) == 1:
+        index, text = refused[0]
+        yield _error(
+            Category.NOT_ALLOWED,
+            f"spec.ipAddresses[{index}]",
+            f"is not allowed: {ip_rule.replace('remove them', 'remove it')}",
+            text,
+        )
+    elif refused:
+        yield _grouped("spec.ipAddresses", "IP addresses", refused, f"are not allowed: {ip_rule}")
     common = _text(given, "commonName")
     if common is not None and not dns_name_allowed(common, patterns):
         address = _parse_ip(common)
@@ -538,6 +568,7 @@ def validate_policy(policy: Any) -> list[Finding]:
     semantic += _names("spec.allowedIPRanges", ranges, cidr_problem)
     semantic += _duplicates("spec.allowedIPRanges", ranges)
     semantic += _max_duration_rules(_text(spec, "maxDuration"))
+    semantic += _broad_scope(spec)
     semantic += _duplicates("spec.allowedKeyAlgorithms", _texts(spec, "allowedKeyAlgorithms"))
     return _ordered(_most_telling(structural, semantic), PKI_POLICY_SCHEMA)
 
@@ -580,6 +611,32 @@ def cidr_problem(text: str) -> str | None:
     return None
 
 
+def _broad_scope(spec: Mapping[str, Any]) -> Iterator[Finding]:
+    """Warnings for a policy that is legal but almost certainly wider than meant."""
+    selector = spec.get("namespaceSelector")
+    if (
+        isinstance(selector, Mapping)
+        and not selector.get("matchLabels")
+        and not (selector.get("matchExpressions"))
+    ):
+        yield _warning(
+            Category.ADVICE,
+            "spec.namespaceSelector",
+            "selects every namespace, kube-system included; list spec.namespaces or "
+            "select by label",
+            selector,
+        )
+    for index, text in _texts(spec, "allowedIPRanges"):
+        if cidr_problem(text) is None and ipaddress.ip_network(text).prefixlen == 0:
+            yield _warning(
+                Category.ADVICE,
+                f"spec.allowedIPRanges[{index}]",
+                f"allows every IPv{ipaddress.ip_network(text).version} address; "
+                "name the ranges the services really use",
+                text,
+            )
+
+
 def _max_duration_rules(text: str | None) -> Iterator[Finding]:
     if text is None:
         return
@@ -594,6 +651,14 @@ def _max_duration_rules(text: str | None) -> Iterator[Finding]:
             "so no Pki could use this policy"
         )
         yield _invalid("spec.maxDuration", problem, text)
+    elif bound > _MAX_DURATION:
+        yield _warning(
+            Category.ADVICE,
+            "spec.maxDuration",
+            f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any "
+            f"Pki; {MAX_DURATION} applies",
+            text,
+        )
 
 
 def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:
