@@ -31,6 +31,7 @@ from shared.names import (
 from shared.policy import (
     CompiledPolicy,
     IPAddress,
+    compiled,
     dns_name_allowed,
     expand,
     policy_name,
@@ -82,6 +83,11 @@ class Context:
     namespace_labels: Mapping[str, str] | None = None  # None: unknown, taken as no labels
     other_pkis: Sequence[Mapping[str, Any]] = ()  # the Pki itself may appear; skipped by name
     secrets: Mapping[str, SecretInfo] | None = None  # None: unknown, no Secret warning
+    # For a caller that may not know the namespace's labels (lint): with namespace_labels
+    # None, policies that select by label are checked as if they select the namespace,
+    # with a warning that ends with this hint (how to make the labels known). None: unknown
+    # labels count as no labels, so nothing is ever granted on a guess (webhook, issuer).
+    unknown_labels_hint: str | None = None
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -347,6 +353,12 @@ def _pki_policy(
         return []
     policies = context.policies if isinstance(context.policies, Sequence) else ()
     chosen = selecting(policies, namespace, context.namespace_labels)
+    assumed: list[Finding] = []
+    hint = context.unknown_labels_hint
+    if not chosen and context.namespace_labels is None and isinstance(hint, str):
+        chosen = _selecting_by_label(policies)
+        if chosen:
+            assumed.append(_unknown_labels(chosen, namespace, hint))
     if not chosen:
         return [
             _error(
@@ -357,6 +369,33 @@ def _pki_policy(
                 namespace,
             )
         ]
+    return assumed + _against_chosen(chosen, given, spec, service, namespace)
+
+
+def _selecting_by_label(policies: Sequence[object]) -> list[CompiledPolicy]:
+    """The policies that may select a namespace whose labels are not known."""
+    maybe = [p for p in map(compiled, policies) if p.selector is not None and p.selector.valid]
+    return sorted(maybe, key=lambda p: p.name)
+
+
+def _unknown_labels(chosen: Sequence[CompiledPolicy], namespace: str, hint: str) -> Finding:
+    names = ", ".join(_q(p.name) for p in chosen)
+    return _warning(
+        Category.NOT_ALLOWED,
+        "metadata.namespace",
+        f"has labels that are not known, so it cannot be told whether it is selected by "
+        f"PkiPolicy {names} (namespaceSelector); checked as if it is{hint}",
+        namespace,
+    )
+
+
+def _against_chosen(
+    chosen: Sequence[CompiledPolicy],
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    service: str,
+    namespace: str,
+) -> list[Finding]:
     allowing = [policy for policy in chosen if policy.allows_service(service)]
     if not allowing:
         listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
@@ -464,11 +503,13 @@ def _secret_conflicts(
     note = _default_note(given, "secretName")
     others = context.other_pkis if isinstance(context.other_pkis, Sequence) else ()
     users = sorted(
-        other_name
-        for other in others
-        if isinstance(other, Mapping)
-        and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
-        and secret_name(other) == secret
+        {
+            other_name
+            for other in others
+            if isinstance(other, Mapping)
+            and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
+            and secret_name(other) == secret
+        }
     )
     if users:
         owners = ", ".join(_q(user) for user in users)
