@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from shared.impact import PolicyContext
 from shared.kube.view import ClusterView
 from shared.validation import Context
 
@@ -17,6 +18,10 @@ from shared.validation import Context
 class ContextSource(Protocol):
     def context_for(self, namespace: str) -> Context:
         """The policies, namespace labels, other Pkis and Secrets for ``namespace``."""
+        ...
+
+    def policy_context(self) -> PolicyContext:
+        """Every policy and Pki and the namespaces' labels, for a PkiPolicy review."""
         ...
 
     def cache_status(self) -> Mapping[str, bool]:
@@ -33,6 +38,15 @@ class ClusterViewSource:
     def context_for(self, namespace: str) -> Context:
         return self.view.context_for(namespace)
 
+    def policy_context(self) -> PolicyContext:
+        labels: dict[str, Mapping[str, str]] = {}
+        for namespace in self.view.namespaces.list():
+            metadata = namespace.get("metadata") or {}
+            labels[str(metadata.get("name", ""))] = metadata.get("labels") or {}
+        return PolicyContext(
+            policies=self.view.policies.list(), pkis=self.view.pkis.list(), namespace_labels=labels
+        )
+
     def cache_status(self) -> Mapping[str, bool]:
         return {cache.name: cache.synced.is_set() for cache in self.view.caches}
 
@@ -45,6 +59,9 @@ class StaticContext:
 
     def context_for(self, namespace: str) -> Context:
         return self.context
+
+    def policy_context(self) -> PolicyContext:
+        return PolicyContext(policies=self.context.policies, pkis=self.context.other_pkis)
 
     def cache_status(self) -> Mapping[str, bool]:
         return {}
