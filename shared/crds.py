@@ -53,6 +53,19 @@ PKI_COLUMNS: list[JSON] = [
     # "string", not "date": kubectl renders a future date column as <invalid>.
     {"name": "Expires", "type": "string", "jsonPath": ".status.notAfter"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide: why a Pki is not Ready, without a describe.
+    {
+        "name": "Reason",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+    },
 ]
 POLICY_COLUMNS: list[JSON] = [
     {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces"},

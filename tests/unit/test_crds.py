@@ -59,7 +59,11 @@ def test_pki_crd() -> None:
         "Service": ".spec.serviceName",
         "Expires": ".status.notAfter",
         "Age": ".metadata.creationTimestamp",
+        "Reason": '.status.conditions[?(@.type=="Ready")].reason',
+        "Message": '.status.conditions[?(@.type=="Ready")].message',
     }
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1]
+    assert wide == ["Reason", "Message"]
     properties = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert properties["commonName"]["maxLength"] == 64
     assert properties["dnsNames"]["maxItems"] == 100
