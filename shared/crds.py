@@ -67,10 +67,17 @@ PKI_COLUMNS: list[JSON] = [
         "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
     },
 ]
+# JSONPath in a CRD column cannot join a list: the API server prints it as compact JSON
+# (["app1","app2"]), which at least keeps names with odd characters unambiguous. A
+# policy that selects by label shows its labels; -o wide adds what it allows.
 POLICY_COLUMNS: list[JSON] = [
     {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces"},
+    {"name": "Selector", "type": "string", "jsonPath": ".spec.namespaceSelector.matchLabels"},
     {"name": "Services", "type": "string", "jsonPath": ".spec.allowedServiceNames"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "DNS Names", "type": "string", "priority": 1, "jsonPath": ".spec.allowedDNSNames"},
+    {"name": "IP Ranges", "type": "string", "priority": 1, "jsonPath": ".spec.allowedIPRanges"},
+    {"name": "Max Duration", "type": "string", "priority": 1, "jsonPath": ".spec.maxDuration"},
 ]
 
 

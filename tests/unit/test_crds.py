@@ -76,6 +76,11 @@ def test_policy_crd_is_cluster_scoped() -> None:
     assert spec["scope"] == "Cluster"
     assert spec["names"]["shortNames"] == ["pkipol"]
     assert "subresources" not in spec["versions"][0]
+    columns = spec["versions"][0]["additionalPrinterColumns"]
+    shown = [c["name"] for c in columns if not c.get("priority")]
+    assert shown == ["Namespaces", "Selector", "Services", "Age"]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert wide == ["DNS Names", "IP Ranges", "Max Duration"]
 
 
 def test_main_writes_both_files(tmp_path: Path) -> None:
