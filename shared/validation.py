@@ -539,6 +539,16 @@ def _secret_conflicts(
 
 
 def _pki_advice(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    for index, usage in _texts(given, "usages"):
+        if usage == "key encipherment" and algorithm in ("ECDSA", "Ed25519"):
+            yield _warning(
+                Category.ADVICE,
+                f"spec.usages[{index}]",
+                f"is for RSA key exchange; an {algorithm} key cannot encipher keys, and strict "
+                "clients refuse such a certificate; remove it",
+                usage,
+            )
     common = _text(given, "commonName")
     dns_names = {text for _, text in _texts(spec, "dnsNames")}
     ips = {text for _, text in _texts(spec, "ipAddresses")}

@@ -235,6 +235,16 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
         [(E, "spec.usages[1]", "listed twice")],
     ),
     ("usages empty", {"usages": []}, [(E, "spec.usages", "must not be an empty list")]),
+    (
+        "key encipherment with an ECDSA key",
+        {"usages": ["server auth", "key encipherment"]},
+        [(W, "spec.usages[1]", "is for RSA key exchange; an ECDSA key cannot encipher keys")],
+    ),
+    (
+        "key encipherment with an RSA key",
+        {"usages": ["key encipherment"], "privateKey": {"algorithm": "RSA"}},
+        [],
+    ),
     # unknown fields
     (
         "unknown field typo",
