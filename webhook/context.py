@@ -8,11 +8,14 @@ are written once, in ``shared/``, for both processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from shared.impact import PolicyContext
 from shared.kube.view import ClusterView
 from shared.validation import Context
+
+UNKNOWN_LABELS_HINT = "; the issuer checks again before issuing"
 
 
 class ContextSource(Protocol):
@@ -36,7 +39,12 @@ class ClusterViewSource:
         self.view = view
 
     def context_for(self, namespace: str) -> Context:
-        return self.view.context_for(namespace)
+        # A namespace created a moment ago (kubectl apply of a directory with the
+        # Namespace and its Pkis) may not be in the cache yet: a policy selecting it by
+        # label is then assumed to, with a warning, rather than the Pki denied. Nothing is
+        # issued on that guess: the issuer checks again with the labels known.
+        context = self.view.context_for(namespace)
+        return replace(context, unknown_labels_hint=UNKNOWN_LABELS_HINT)
 
     def policy_context(self) -> PolicyContext:
         labels: dict[str, Mapping[str, str]] = {}
