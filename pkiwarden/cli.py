@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -23,15 +24,38 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
 Handler = Callable[[argparse.Namespace], int]
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("pkiwarden")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every sub-command without a description its one-line help, so that
+    ``pkiwarden X --help`` always says what X does."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, sub in action.choices.items():
+            if not sub.description and helps.get(name):
+                text = str(helps[name])
+                sub.description = text[:1].upper() + text[1:] + "."
+            _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pkiwarden",
         description="TLS certificates from a control-plane CA, with errors where teams look.",
     )
+    parser.add_argument("--version", action="version", version=f"pkiwarden {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for _name, module_name in COMMAND_MODULES:
         module = importlib.import_module(module_name)
         module.register(subparsers)
+    _describe(parser)
     return parser
 
 

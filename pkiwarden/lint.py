@@ -1,23 +1,28 @@
 """``pkiwarden lint``: the admission checks offline, for CI before ``kubectl apply``.
 
-Reads multi-document YAML, validates every Pki and PkiPolicy with the same
-module the webhook uses, and prints one line per finding. Namespaces, Pkis and
-Secrets in the same files inform the checks (namespace labels for selectors,
-secretName clashes, unmanaged Secrets) as the cluster would.
+Reads multi-document YAML (files, directories, stdin), validates every Pki and
+PkiPolicy with the same module the webhook uses, and prints one line per
+finding with the document's line. Namespaces, Pkis and Secrets in the same
+input inform the checks (namespace labels for selectors, secretName clashes,
+unmanaged Secrets) as the cluster would. Where lint and ``kubectl apply`` could
+disagree, lint does what apply does: an object defined twice is the last
+definition, and a document apply would refuse is an error here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from shared import API_GROUP, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
-from shared.findings import Finding, phrase
+from shared import API_GROUP, API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.findings import Category, Finding, Severity, phrase
+from shared.suggest import did_you_mean
 from shared.validation import Context, SecretInfo, validate_pki, validate_policy
 
 EXIT_OK = 0
@@ -25,6 +30,9 @@ EXIT_FINDINGS = 1
 EXIT_UNREADABLE = 2
 STDIN = "-"
 DEFAULT_NAMESPACE = "default"
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what `kubectl apply -f DIR` reads
+CHECKED_KINDS = ("Pki", "PkiPolicy")
+_SKIPPED_SHOWN = 5
 
 
 class InputError(Exception):
@@ -34,27 +42,48 @@ class InputError(Exception):
 @dataclass(frozen=True)
 class Document:
     source: str
-    body: Mapping[str, Any]
+    line: int  # 1-based line where the document (or List item) starts
+    body: Any
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    @property
+    def mapping(self) -> Mapping[str, Any]:
+        return self.body if isinstance(self.body, Mapping) else {}
 
     @property
     def kind(self) -> str:
-        kind = self.body.get("kind")
+        kind = self.mapping.get("kind")
         return kind if isinstance(kind, str) else ""
 
     @property
+    def api_version(self) -> str:
+        api_version = self.mapping.get("apiVersion")
+        return api_version if isinstance(api_version, str) else ""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
     def is_ours(self) -> bool:
-        api_version = self.body.get("apiVersion")
-        return isinstance(api_version, str) and api_version.split("/")[0] == API_GROUP
+        return self.group == API_GROUP
 
     @property
     def metadata(self) -> Mapping[str, Any]:
-        metadata = self.body.get("metadata")
+        metadata = self.mapping.get("metadata")
         return metadata if isinstance(metadata, Mapping) else {}
 
     @property
-    def name(self) -> str:
+    def has_name(self) -> bool:
         name = self.metadata.get("name")
-        return name if isinstance(name, str) else "<unnamed>"
+        return isinstance(name, str) and bool(name)
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"]) if self.has_name else "<unnamed>"
 
     def namespace(self, fallback: str) -> str:
         namespace = self.metadata.get("namespace")
@@ -63,18 +92,58 @@ class Document:
 
 @dataclass
 class Inputs:
-    """Everything read, grouped the way validation needs it."""
+    """Everything read, grouped the way validation needs it; later definitions win."""
 
-    pkis: list[Document] = field(default_factory=list)
-    policies: list[Document] = field(default_factory=list)
+    pkis: dict[tuple[str, str], Document] = field(default_factory=dict)
+    policies: dict[str, Document] = field(default_factory=dict)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, SecretInfo]] = field(default_factory=dict)
+    # (document, finding) about the document itself: refused kinds, replaced duplicates
+    findings: list[tuple[Document, Finding]] = field(default_factory=list)
+    skipped: list[Document] = field(default_factory=list)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _list_item_lines(node: yaml.Node) -> list[int]:
+    """Start lines of the ``items`` of a ``kind: List`` document node."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            is_items = isinstance(key, yaml.ScalarNode) and key.value == "items"
+            if is_items and isinstance(value, yaml.SequenceNode):
+                return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _documents_of(source: str, line: int, body: Any, node: yaml.Node) -> Iterator[Document]:
+    """One document, or the items of a ``v1`` ``List`` (kubectl applies each)."""
+    if (
+        isinstance(body, Mapping)
+        and body.get("apiVersion") == "v1"
+        and body.get("kind") == "List"
+        and isinstance(body.get("items"), list)
+    ):
+        lines = _list_item_lines(node)
+        for index, item in enumerate(body["items"]):
+            yield Document(source, lines[index] if index < len(lines) else line, item)
+        return
+    yield Document(source, line, body)
 
 
 def load_documents(source: str, stream: TextIO) -> list[Document]:
-    """The mapping documents of one YAML stream; :class:`InputError` if it does not parse."""
+    """The documents of one YAML stream with their lines; :class:`InputError` if it does
+    not parse. Empty documents (a stray ``---``) are dropped, as kubectl drops them."""
+    loader = yaml.SafeLoader(stream)
+    documents: list[Document] = []
     try:
-        bodies = list(yaml.safe_load_all(stream))
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            body = loader.construct_document(node)
+            if body is not None:
+                documents += _documents_of(source, node.start_mark.line + 1, body, node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -82,7 +151,26 @@ def load_documents(source: str, stream: TextIO) -> list[Document]:
         raise InputError(f"{where}: malformed YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise InputError(f"{source}: malformed YAML: {error}") from None
-    return [Document(source, body) for body in bodies if isinstance(body, Mapping)]
+    finally:
+        loader.dispose()
+    return documents
+
+
+def manifest_files(path: str) -> list[str]:
+    """``path`` itself, or a directory's manifest files in name order (not recursive),
+    as ``kubectl apply -f DIR`` reads them."""
+    directory = Path(path)
+    if path == STDIN or not directory.is_dir():
+        return [path]
+    files = sorted(
+        str(child)
+        for child in directory.iterdir()
+        if child.suffix in MANIFEST_SUFFIXES and child.is_file()
+    )
+    if not files:
+        suffixes = ", ".join(MANIFEST_SUFFIXES)
+        raise InputError(f"{path}: cannot read: no manifest files ({suffixes}) in the directory")
+    return files
 
 
 def read_file(path: str, stdin: TextIO) -> list[Document]:
@@ -96,6 +184,31 @@ def read_file(path: str, stdin: TextIO) -> list[Document]:
         raise InputError(f"{path}: cannot read: {reason}") from None
 
 
+def read_inputs(paths: Iterable[str], stdin: TextIO) -> tuple[list[Document], list[str]]:
+    """Every document of ``paths`` (each file once), and the errors of what was unreadable."""
+    documents: list[Document] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        try:
+            files = manifest_files(path)
+        except InputError as error:
+            problems.append(str(error))
+            continue
+        for name in files:
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                documents += read_file(name, stdin)
+            except InputError as error:
+                problems.append(str(error))
+    return documents, problems
+
+
+# --- sorting the documents -------------------------------------------------------------
+
+
 def _secret_info(document: Document) -> SecretInfo:
     labels = document.metadata.get("labels")
     labels = labels if isinstance(labels, Mapping) else {}
@@ -107,54 +220,132 @@ def _secret_info(document: Document) -> SecretInfo:
     )
 
 
+def _error(path: str, problem: str, value: object = None) -> Finding:
+    return Finding(Severity.ERROR, Category.INVALID_SPEC, path, problem, value)
+
+
+def _refusal(document: Document) -> Finding | None:
+    """Why ``kubectl apply`` would refuse a document meant for pkiwarden, or None."""
+    if not isinstance(document.body, Mapping):
+        shape = "a list" if isinstance(document.body, list) else "a single value"
+        return _error(
+            "document",
+            f"is {shape}, not an object; each YAML document must be one object with "
+            "apiVersion, kind, metadata and spec (separate documents with ---)",
+        )
+    kind = document.kind
+    near = did_you_mean(kind, CHECKED_KINDS)
+    if document.is_ours and kind not in CHECKED_KINDS:
+        allowed = ", ".join(CHECKED_KINDS)
+        return _error("kind", f"is not a kind of {API_GROUP} (allowed: {allowed}){near}", kind)
+    if not document.is_ours and (kind in CHECKED_KINDS or (near and "pkiwarden" in document.group)):
+        return _error(
+            "apiVersion",
+            f'is not pkiwarden\'s API group; use "{API_GROUP_VERSION}"',
+            document.api_version,
+        )
+    if document.is_ours and not document.has_name:
+        return _error("metadata.name", "is required; kubectl apply refuses an object without it")
+    return None
+
+
+def _redefined(earlier: Document, later: Document) -> Finding:
+    return Finding(
+        Severity.WARNING,
+        Category.ADVICE,
+        "metadata.name",
+        f"is defined again at {later.where}; kubectl apply keeps that last definition, "
+        "so lint checks only that one",
+        earlier.name,
+    )
+
+
+def _keep_last(table: dict[Any, Document], key: object, document: Document, inputs: Inputs) -> None:
+    earlier = table.pop(key, None)
+    if earlier is not None and earlier.body != document.body:
+        inputs.findings.append((earlier, _redefined(earlier, document)))
+    table[key] = document
+
+
 def collect(documents: Iterable[Document], default_namespace: str) -> Inputs:
     inputs = Inputs()
     for document in documents:
-        if document.is_ours and document.kind == "Pki":
-            inputs.pkis.append(document)
+        refusal = _refusal(document)
+        if refusal is not None:
+            inputs.findings.append((document, refusal))
+        elif document.is_ours and document.kind == "Pki":
+            key = (document.namespace(default_namespace), document.name)
+            _keep_last(inputs.pkis, key, document, inputs)
         elif document.is_ours and document.kind == "PkiPolicy":
-            inputs.policies.append(document)
-        elif document.body.get("apiVersion") == "v1" and document.kind == "Namespace":
+            _keep_last(inputs.policies, document.name, document, inputs)
+        elif document.api_version == "v1" and document.kind == "Namespace":
             labels = document.metadata.get("labels")
             inputs.namespace_labels[document.name] = {
                 str(k): str(v) for k, v in (labels.items() if isinstance(labels, Mapping) else ())
             }
-        elif document.body.get("apiVersion") == "v1" and document.kind == "Secret":
+        elif document.api_version == "v1" and document.kind == "Secret":
             namespace = document.namespace(default_namespace)
             inputs.secrets.setdefault(namespace, {})[document.name] = _secret_info(document)
+        else:
+            inputs.skipped.append(document)
     return inputs
 
 
+# --- checking and printing -------------------------------------------------------------
+
+
 def _line(document: Document, namespace: str | None, finding: Finding) -> str:
-    where = (
-        f"{document.kind}/{namespace}/{document.name}"
-        if namespace
-        else f"{document.kind}/{document.name}"
+    kind = document.kind or "document"
+    where = f"{kind}/{namespace}/{document.name}" if namespace else f"{kind}/{document.name}"
+    return f"{document.where}: {where}: {finding.severity.value}: {phrase(finding)}"
+
+
+def _labels_hint(namespace: str) -> str:
+    return (
+        f"; give lint the Namespace with its labels (kubectl get namespace {namespace} "
+        "-o yaml > namespace.yaml, then add namespace.yaml to the files)"
     )
-    return f"{document.source}: {where}: {finding.severity.value}: {phrase(finding)}"
 
 
 def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
-    """(is_error, line) for every finding, policies first, then Pkis, in input order."""
+    """(is_error, line) for every finding: the documents' own, then policies, then Pkis."""
     results: list[tuple[bool, str]] = []
-    for document in inputs.policies:
+    for document, finding in inputs.findings:
+        namespace = document.namespace(default_namespace) if document.kind == "Pki" else None
+        results.append((finding.is_error, _line(document, namespace, finding)))
+    for document in inputs.policies.values():
         results += [(f.is_error, _line(document, None, f)) for f in validate_policy(document.body)]
-    policies = [document.body for document in inputs.policies]
-    for document in inputs.pkis:
-        namespace = document.namespace(default_namespace)
+    policies = [document.body for document in inputs.policies.values()]
+    for (namespace, _), document in inputs.pkis.items():
         context = Context(
             policies=policies,
             namespace_labels=inputs.namespace_labels.get(namespace),
             other_pkis=[
                 other.body
-                for other in inputs.pkis
-                if other is not document and other.namespace(default_namespace) == namespace
+                for (other_namespace, _), other in inputs.pkis.items()
+                if other is not document and other_namespace == namespace
             ],
             secrets=inputs.secrets.get(namespace),
+            unknown_labels_hint=_labels_hint(namespace),
         )
         findings = validate_pki(document.body, namespace, context)
         results += [(f.is_error, _line(document, namespace, f)) for f in findings]
     return results
+
+
+def skipped_note(skipped: Sequence[Document]) -> str | None:
+    """One line naming the documents lint did not check, or None."""
+    if not skipped:
+        return None
+    shown = ", ".join(
+        f"{d.where} {d.kind or 'document'}/{d.name}" for d in skipped[:_SKIPPED_SHOWN]
+    )
+    more = len(skipped) - _SKIPPED_SHOWN
+    listing = f"{shown} and {more} more" if more > 0 else shown
+    return (
+        f"note: skipped {len(skipped)} document(s) that are not Pki or PkiPolicy "
+        f"(Namespaces and Secrets are read for context): {listing}"
+    )
 
 
 def run(
@@ -163,23 +354,32 @@ def run(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """The ``lint`` command; returns the exit code (0 clean, 1 errors, 2 unreadable input)."""
+    """The ``lint`` command; returns the exit code (0 clean, 1 errors, 2 unreadable input).
+
+    Unreadable input stops lint before any finding is printed: a CI log then
+    shows the one thing to fix, not findings computed without a policy.
+    """
     default_namespace: str = args.namespace or DEFAULT_NAMESPACE
-    documents: list[Document] = []
-    unreadable = False
-    for path in [*args.policy, *args.files]:
-        try:
-            documents += read_file(path, stdin)
-        except InputError as error:
-            print(error, file=err)
-            unreadable = True
-    policy_files = set(args.policy) - set(args.files)
-    documents = [d for d in documents if d.source not in policy_files or d.kind == "PkiPolicy"]
-    results = lint(collect(documents, default_namespace), default_namespace)
+    policy_documents, problems = read_inputs(args.policy, stdin)
+    file_documents, file_problems = read_inputs(args.files, stdin)
+    problems += file_problems
+    if problems:
+        for problem in problems:
+            print(problem, file=err)
+        return EXIT_UNREADABLE
+    # A policy file contributes its PkiPolicies only (unless it is also given as FILE).
+    linted = {document.source for document in file_documents}
+    documents = [
+        *(d for d in policy_documents if d.source not in linted and d.kind == "PkiPolicy"),
+        *file_documents,
+    ]
+    inputs = collect(documents, default_namespace)
+    results = lint(inputs, default_namespace)
     for _, line in results:
         print(line, file=out)
-    if unreadable:
-        return EXIT_UNREADABLE
+    note = skipped_note(inputs.skipped)
+    if note:
+        print(note, file=err)
     return EXIT_FINDINGS if any(is_error for is_error, _ in results) else EXIT_OK
 
 
@@ -193,8 +393,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check Pki and PkiPolicy manifests offline",
         description=(
             "Validate Pki and PkiPolicy documents as the admission webhook would. "
-            "Prints FILE: Kind/namespace/name: error|warning: PATH: MESSAGE per finding. "
-            "Exit 0: no errors, 1: errors, 2: unreadable input."
+            "Prints FILE:LINE: Kind/namespace/name: error|warning: PATH: MESSAGE per finding. "
+            "Exit 0: no errors, 1: errors, 2: unreadable input (nothing else is printed then)."
         ),
     )
     parser.add_argument(
@@ -202,14 +402,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="FILE",
-        help="PkiPolicy manifests to check against (PkiPolicies in FILE count too)",
+        help="PkiPolicy manifests (file or directory) to check against; "
+        "PkiPolicies among the FILEs count too",
     )
     parser.add_argument(
         "--namespace",
         metavar="NS",
         help=f"namespace for documents without metadata.namespace (default: {DEFAULT_NAMESPACE})",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help=f"manifests; {STDIN} reads stdin")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help=f"manifest files or directories (their .yaml, .yml and .json files, as kubectl "
+        f"apply -f DIR); {STDIN} reads stdin",
+    )
     parser.set_defaults(handler=_handle)
 
 

@@ -7,9 +7,15 @@ differently:
   applied in one place (``shared.defaults``); the default goes into the
   description for ``kubectl explain`` instead;
 - no conditionals, ``additionalProperties: false`` or ``x-pkiwarden-*``
-  annotations (not structural); per-algorithm key sizes become one enum;
-- no regex ``pattern``: name syntax is checked by the validation module, which
-  can say what is wrong in words.
+  annotations (not structural);
+- no value rules: no ``enum``, ``minimum``/``maximum``, ``minLength``,
+  ``minItems`` or regex ``pattern``. The API server checks the CRD schema
+  before any webhook, so a value rule there answers with a generic
+  ``Unsupported value`` (no field context, no "did you mean") and hides every
+  other finding in the object. The validation module checks them all and says
+  what is wrong in words; the allowed values go into the description, which
+  ``kubectl explain`` shows. Types, required fields, known fields and the upper
+  length and item limits stay: they only make the object well-formed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 import yaml
 
 from shared import API_GROUP, API_VERSION
-from shared.schema import JSON, KEY_SIZES, PKI_POLICY_SCHEMA, PKI_SCHEMA
+from shared.schema import JSON, PKI_POLICY_SCHEMA, PKI_SCHEMA
 
 _KEPT = (
     "type",
@@ -30,13 +36,8 @@ _KEPT = (
     "properties",
     "required",
     "items",
-    "enum",
     "format",
-    "minimum",
-    "maximum",
-    "minLength",
     "maxLength",
-    "minItems",
     "maxItems",
     "additionalProperties",
 )
@@ -52,11 +53,31 @@ PKI_COLUMNS: list[JSON] = [
     # "string", not "date": kubectl renders a future date column as <invalid>.
     {"name": "Expires", "type": "string", "jsonPath": ".status.notAfter"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide: why a Pki is not Ready, without a describe.
+    {
+        "name": "Reason",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+    },
 ]
+# JSONPath in a CRD column cannot join a list: the API server prints it as compact JSON
+# (["app1","app2"]), which at least keeps names with odd characters unambiguous. A
+# policy that selects by label shows its labels; -o wide adds what it allows.
 POLICY_COLUMNS: list[JSON] = [
     {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces"},
+    {"name": "Selector", "type": "string", "jsonPath": ".spec.namespaceSelector.matchLabels"},
     {"name": "Services", "type": "string", "jsonPath": ".spec.allowedServiceNames"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "DNS Names", "type": "string", "priority": 1, "jsonPath": ".spec.allowedDNSNames"},
+    {"name": "IP Ranges", "type": "string", "priority": 1, "jsonPath": ".spec.allowedIPRanges"},
+    {"name": "Max Duration", "type": "string", "priority": 1, "jsonPath": ".spec.maxDuration"},
 ]
 
 
@@ -75,8 +96,31 @@ def _readable(template: object) -> str:
     return text
 
 
+def _default_by_text(field: str, choices: Mapping[str, Sequence[str]]) -> str:
+    """``Default for ECDSA and Ed25519 keys: a, b; for RSA keys: a, b, c.``"""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for value, default in choices.items():
+        groups.setdefault(tuple(default), []).append(value)
+    parts = [
+        f"for {' and '.join(values)} {'keys' if field == 'algorithm' else field}: "
+        + ", ".join(default)
+        for default, values in groups.items()
+    ]
+    return " Default " + "; ".join(parts) + "."
+
+
+def allowed_text(schema: Mapping[str, Any]) -> str:
+    """The allowed values in words (of the field, or of a list's items): the CRD has no enum."""
+    items = schema.get("items")
+    enum = schema.get("enum") or (items.get("enum") if isinstance(items, Mapping) else None)
+    return f" Allowed: {', '.join(map(str, enum))}." if enum else ""
+
+
 def default_text(schema: Mapping[str, Any]) -> str:
     """The default in words, since the CRD itself carries no ``default``."""
+    if "x-pkiwarden-default-by" in schema:
+        field, choices = schema["x-pkiwarden-default-by"]
+        return _default_by_text(field, choices)
     if "x-pkiwarden-default-fraction" in schema:
         field, divisor = schema["x-pkiwarden-default-fraction"]
         return f" Default: {field} / {divisor}."
@@ -101,23 +145,18 @@ def structural(schema: Mapping[str, Any]) -> JSON:
             if isinstance(value, Mapping):
                 node[key] = structural(value)
         elif key == "description":
-            node[key] = value + default_text(schema)
+            node[key] = value + allowed_text(schema) + default_text(schema)
         else:
             node[key] = value
-    if "allOf" in schema and "size" in node.get("properties", {}):
-        sizes = sorted({size for sizes in KEY_SIZES.values() for size in sizes})
-        node["properties"]["size"]["enum"] = sizes
     return node
 
 
 def _top_level(schema: Mapping[str, Any]) -> JSON:
     root = structural(schema)
     properties = root["properties"]
-    properties["apiVersion"] = {
-        "type": "string",
-        "description": properties["apiVersion"]["description"],
-    }
-    properties["kind"] = {"type": "string", "description": properties["kind"]["description"]}
+    given = schema["properties"]
+    properties["apiVersion"] = {"type": "string", "description": given["apiVersion"]["description"]}
+    properties["kind"] = {"type": "string", "description": given["kind"]["description"]}
     properties["metadata"] = {"type": "object"}
     conditions = properties.get("status", {}).get("properties", {}).get("conditions")
     if conditions is not None:
@@ -194,4 +233,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["main", "render_crd", "rendered_files", "structural"]
+__all__ = ["allowed_text", "default_text", "main", "render_crd", "rendered_files", "structural"]

@@ -77,6 +77,11 @@ def _default(sub: Mapping[str, Any], siblings: Mapping[str, Any], values: Mappin
     if isinstance(template, list):
         rendered = [_render(item, values) for item in template]
         return None if None in rendered else rendered
+    by = sub.get("x-pkiwarden-default-by")
+    if by is not None:
+        field, choices = by
+        chosen = choices.get(values.get(field)) if isinstance(values.get(field), str) else None
+        return None if chosen is None else _fresh(chosen)
     fraction = sub.get("x-pkiwarden-default-fraction")
     if fraction is not None:
         field, divisor = fraction

@@ -10,10 +10,14 @@ renderer strips:
   (``{name}``, ``{namespace}``, ``{serviceName}``, ``{dnsNames[0]}``);
 - ``x-pkiwarden-default-fraction``: ``[field, divisor]``, a duration default
   that is that share of another duration field;
+- ``x-pkiwarden-default-by``: ``[field, {value: default}]``, a default that
+  depends on another field of the spec (the usages follow the key algorithm);
 - ``x-pkiwarden-minimum`` / ``x-pkiwarden-maximum``: global duration bounds.
 
 Key sizes depend on the algorithm; that is said with ``if``/``then`` (which
-``jsonschema`` checks) and flattened into one enum for the CRD.
+``jsonschema`` checks). Value rules (``enum``, ``minimum``, ``minLength``,
+``minItems``, the sizes) are checked by ``shared.validation`` only: the CRD
+leaves them out so that the API server never answers before pkiwarden can.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ _DNS_PATTERN_DEFAULTS = [
 ]
 
 _KEY_ALGORITHMS = ["ECDSA", "RSA", "Ed25519"]
+_MIN_DURATION = "1h"
+_MAX_DURATION = "87600h"  # the global cap: no Pki, whatever its policy, asks for more
 
 _USAGES = [
     "server auth",
@@ -69,6 +75,15 @@ _USAGES = [
     "timestamping",
     "ocsp signing",
 ]
+
+_KEY_USAGES = ["server auth", "digital signature"]
+_DEFAULT_USAGES = {
+    # Key encipherment means "the key encrypts a session key": RSA key exchange only.
+    # An ECDSA or Ed25519 key cannot do it, and strict clients reject the certificate.
+    "ECDSA": _KEY_USAGES,
+    "RSA": [*_KEY_USAGES, "key encipherment"],
+    "Ed25519": _KEY_USAGES,
+}
 
 _METADATA: JSON = {
     "type": "object",
@@ -85,7 +100,7 @@ _CONDITION: JSON = {
     "required": ["type", "status"],
     "properties": {
         "type": _string("Ready (a valid certificate is in the Secret) or Issuing.", maxLength=64),
-        "status": _string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "status": _string("Whether the condition holds.", enum=["True", "False", "Unknown"]),
         "reason": _string("Why the condition has its status, in UpperCamelCase.", maxLength=128),
         "message": _string("What happened, for a human.", maxLength=1024),
         "lastTransitionTime": _timestamp("When the status last changed."),
@@ -134,8 +149,10 @@ PKI_SCHEMA: Final[JSON] = {
                     **_strings(
                         "DNS names (subject alternative names) of the certificate: lower case, "
                         'at most 253 characters, "*." only as the whole leftmost label. '
-                        "Each must be allowed by the PkiPolicy that allows the serviceName.",
+                        "Each must be allowed by the PkiPolicy that allows the serviceName. "
+                        "Leave the field out for the default names; an empty list is refused.",
                         "One DNS name.",
+                        minItems=1,
                         maxItems=100,
                     ),
                     "x-pkiwarden-default": _DNS_PATTERN_DEFAULTS,
@@ -156,10 +173,11 @@ PKI_SCHEMA: Final[JSON] = {
                 ),
                 "duration": _string(
                     'Validity of the certificate, as a duration such as "2160h" or "1h30m"; '
-                    "at least 1h and at most the PkiPolicy's maxDuration.",
+                    f"at least {_MIN_DURATION}, at most {_MAX_DURATION} (ten years, for every "
+                    "Pki) and at most the PkiPolicy's maxDuration.",
                     default="2160h",
                     maxLength=64,
-                    **{"x-pkiwarden-minimum": "1h", "x-pkiwarden-maximum": "87600h"},
+                    **{"x-pkiwarden-minimum": _MIN_DURATION, "x-pkiwarden-maximum": _MAX_DURATION},
                 ),
                 "renewBefore": _string(
                     "How long before expiry to renew, as a duration; at least 5m and less "
@@ -203,7 +221,7 @@ PKI_SCHEMA: Final[JSON] = {
                     "items": _string("One usage.", enum=_USAGES),
                     "minItems": 1,
                     "maxItems": len(_USAGES),
-                    "default": ["server auth", "digital signature", "key encipherment"],
+                    "x-pkiwarden-default-by": ["algorithm", _DEFAULT_USAGES],
                 },
             },
         },
@@ -322,8 +340,8 @@ PKI_POLICY_SCHEMA: Final[JSON] = {
                     minItems=1,
                 ),
                 "maxDuration": _string(
-                    "Longest certificate duration allowed, such as 2160h. Omitted: no bound "
-                    "beyond the global one.",
+                    "Longest certificate duration allowed, such as 2160h. Omitted: only the "
+                    f"global bound, {_MAX_DURATION}, which also caps any longer maxDuration.",
                     maxLength=64,
                 ),
                 "allowedKeyAlgorithms": {
@@ -377,6 +395,11 @@ KEY_SIZES, DEFAULT_KEY_SIZES = _key_sizes()
 MIN_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-minimum"]
 MAX_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-maximum"]
 MIN_RENEW_BEFORE: Final[str] = PKI_SPEC["properties"]["renewBefore"]["x-pkiwarden-minimum"]
+DEFAULT_USAGES: Final[dict[str, tuple[str, ...]]] = {
+    algorithm: tuple(usages)
+    for algorithm, usages in PKI_SPEC["properties"]["usages"]["x-pkiwarden-default-by"][1].items()
+}
+"""Default usages per key algorithm."""
 DEFAULT_DNS_PATTERNS: Final[tuple[str, ...]] = tuple(
     POLICY_SPEC["properties"]["allowedDNSNames"]["default"]
 )

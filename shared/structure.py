@@ -68,7 +68,9 @@ def check_structure(value: object, schema: Mapping[str, Any], path: str = "") ->
     return list(_walk(value, schema, path))
 
 
-def _walk(value: object, schema: Mapping[str, Any], path: str) -> Iterator[Finding]:
+def _walk(
+    value: object, schema: Mapping[str, Any], path: str, required: bool = False
+) -> Iterator[Finding]:
     kind = schema.get("type")
     if isinstance(kind, str) and not _has_type(value, kind):
         shown = value if isinstance(value, str | int | float | bool) else None
@@ -82,7 +84,7 @@ def _walk(value: object, schema: Mapping[str, Any], path: str) -> Iterator[Findi
     if isinstance(value, str):
         yield from _string_length(value, schema, path)
     elif isinstance(value, list | tuple):
-        yield from _array(value, schema, path)
+        yield from _array(value, schema, path, required)
     elif isinstance(value, Mapping):
         yield from _object(value, schema, path)
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -99,10 +101,21 @@ def _string_length(value: str, schema: Mapping[str, Any], path: str) -> Iterator
         yield _error(path, f"is {len(value)} characters long; at most {high} are allowed", value)
 
 
-def _array(value: Sequence[object], schema: Mapping[str, Any], path: str) -> Iterator[Finding]:
+def _empty_list_problem(schema: Mapping[str, Any], required: bool) -> str:
+    """An empty list never means "nothing" here: say what to write instead."""
+    if required:
+        return "must not be an empty list; list at least one entry"
+    if any(key in schema for key in ("default", "x-pkiwarden-default", "x-pkiwarden-default-by")):
+        return "must not be an empty list; leave the field out for the default"
+    return "must not be an empty list; leave the field out instead"
+
+
+def _array(
+    value: Sequence[object], schema: Mapping[str, Any], path: str, required: bool
+) -> Iterator[Finding]:
     low, high = schema.get("minItems"), schema.get("maxItems")
     if low is not None and len(value) < low:
-        yield _error(path, "must not be an empty list; leave the field out instead")
+        yield _error(path, _empty_list_problem(schema, required))
     elif high is not None and len(value) > high:
         yield _error(path, f"has {len(value)} entries; at most {high} are allowed")
     items = schema.get("items")
@@ -116,9 +129,10 @@ def _object(value: Mapping[Any, Any], schema: Mapping[str, Any], path: str) -> I
     for name in schema.get("required", ()):
         if name not in value:
             yield _error(child_path(path, name), "is required")
+    required = schema.get("required", ())
     for name, subschema in properties.items():
         if name in value:
-            yield from _walk(value[name], subschema, child_path(path, name))
+            yield from _walk(value[name], subschema, child_path(path, name), name in required)
     extra = schema.get("additionalProperties")
     if extra is None:
         return

@@ -28,8 +28,17 @@ from shared.names import (
     label_key_problem,
     label_value_problem,
 )
-from shared.policy import CompiledPolicy, IPAddress, dns_name_allowed, policy_name, selecting
+from shared.policy import (
+    CompiledPolicy,
+    IPAddress,
+    compiled,
+    dns_name_allowed,
+    expand,
+    policy_name,
+    selecting,
+)
 from shared.schema import (
+    DEFAULT_DNS_PATTERNS,
     DNS_PATTERN_PLACEHOLDERS,
     KEY_ALGORITHMS,
     KEY_SIZES,
@@ -50,6 +59,11 @@ _WEAK_RSA_SIZE = 2048
 _WEAK_RSA_AFTER = timedelta(days=365)
 _RENEW_ADVICE_SHARE = 0.10
 _LIST_LIMIT = 8
+_GROUP_SHOWN = 3
+_OVER_GLOBAL_CAP = (
+    f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any Pki "
+    "whatever its PkiPolicy allows"
+)
 _NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
 
 
@@ -70,6 +84,11 @@ class Context:
     namespace_labels: Mapping[str, str] | None = None  # None: unknown, taken as no labels
     other_pkis: Sequence[Mapping[str, Any]] = ()  # the Pki itself may appear; skipped by name
     secrets: Mapping[str, SecretInfo] | None = None  # None: unknown, no Secret warning
+    # For a caller that may not know the namespace's labels (lint): with namespace_labels
+    # None, policies that select by label are checked as if they select the namespace,
+    # with a warning that ends with this hint (how to make the labels known). None: unknown
+    # labels count as no labels, so nothing is ever granted on a guess (webhook, issuer).
+    unknown_labels_hint: str | None = None
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -185,6 +204,19 @@ def _most_telling(structural: list[Finding], semantic: Iterable[Finding]) -> lis
     ]
 
 
+def _grouped(path: str, what: str, entries: Sequence[tuple[int, str]], problem: str) -> Finding:
+    """One finding for many entries of a list that fail the same rule.
+
+    The rule (with its allow-list) is said once and the entries are named by
+    index, the first few only: a hundred refused names must stay one readable
+    line, not a hundred copies of the allow-list.
+    """
+    shown = ", ".join(f"[{index}] {_q(text)}" for index, text in entries[:_GROUP_SHOWN])
+    more = len(entries) - _GROUP_SHOWN
+    names = f"{shown} and {more} more" if more > 0 else shown
+    return _error(Category.NOT_ALLOWED, path, f"{len(entries)} {what} {problem}: {names}")
+
+
 def _default_note(spec: Mapping[str, Any], field: str) -> str:
     return "" if field in spec else "(the default) "
 
@@ -201,10 +233,12 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     if not isinstance(pki, Mapping):
         return [_invalid("object", _NOT_A_MAPPING)]
     namespace = namespace if isinstance(namespace, str) else ""
-    structural = check_structure(pki, PKI_SCHEMA)
     given = _mapping(pki, "spec")
     name = _text(_mapping(pki, "metadata"), "name") or ""
     spec = _mapping(apply_defaults(pki, namespace), "spec")
+    structural = [
+        _empty_dns_names(finding, spec, namespace) for finding in check_structure(pki, PKI_SCHEMA)
+    ]
     semantic = [
         *_pki_syntax(given, spec),
         *_pki_policy(given, spec, namespace, context),
@@ -212,6 +246,23 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
         *_pki_advice(given, spec),
     ]
     return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
+
+
+def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) -> Finding:
+    """``dnsNames: []`` would be a certificate without a name: say which names leaving
+    the field out gives, since that is almost always what was meant."""
+    if finding.path != "spec.dnsNames" or spec.get("dnsNames") != []:
+        return finding
+    service = _text(spec, "serviceName") or "<serviceName>"
+    defaults = [
+        expand(pattern, service, namespace or "<namespace>") for pattern in DEFAULT_DNS_PATTERNS
+    ]
+    return _invalid(
+        "spec.dnsNames",
+        "would give a certificate without a name; leave the field out for the default "
+        f"names ({_listing(defaults)}) or list the names",
+        [],
+    )
 
 
 def _pki_syntax(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
@@ -252,9 +303,7 @@ def _duration_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterat
                 "spec.duration", f"is shorter than the minimum, {MIN_DURATION}", duration_text
             )
         elif duration > _MAX_DURATION:
-            yield _invalid(
-                "spec.duration", f"is longer than the maximum, {MAX_DURATION}", duration_text
-            )
+            yield _invalid("spec.duration", _OVER_GLOBAL_CAP, duration_text)
     renew_text = _text(given, "renewBefore")
     if renew_text is None:
         return
@@ -305,6 +354,12 @@ def _pki_policy(
         return []
     policies = context.policies if isinstance(context.policies, Sequence) else ()
     chosen = selecting(policies, namespace, context.namespace_labels)
+    assumed: list[Finding] = []
+    hint = context.unknown_labels_hint
+    if not chosen and context.namespace_labels is None and isinstance(hint, str):
+        chosen = _selecting_by_label(policies)
+        if chosen:
+            assumed.append(_unknown_labels(chosen, namespace, hint))
     if not chosen:
         return [
             _error(
@@ -315,6 +370,33 @@ def _pki_policy(
                 namespace,
             )
         ]
+    return assumed + _against_chosen(chosen, given, spec, service, namespace)
+
+
+def _selecting_by_label(policies: Sequence[object]) -> list[CompiledPolicy]:
+    """The policies that may select a namespace whose labels are not known."""
+    maybe = [p for p in map(compiled, policies) if p.selector is not None and p.selector.valid]
+    return sorted(maybe, key=lambda p: p.name)
+
+
+def _unknown_labels(chosen: Sequence[CompiledPolicy], namespace: str, hint: str) -> Finding:
+    names = ", ".join(_q(p.name) for p in chosen)
+    return _warning(
+        Category.NOT_ALLOWED,
+        "metadata.namespace",
+        f"has labels that are not known, so it cannot be told whether it is selected by "
+        f"PkiPolicy {names} (namespaceSelector); checked as if it is{hint}",
+        namespace,
+    )
+
+
+def _against_chosen(
+    chosen: Sequence[CompiledPolicy],
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    service: str,
+    namespace: str,
+) -> list[Finding]:
     allowing = [policy for policy in chosen if policy.allows_service(service)]
     if not allowing:
         listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
@@ -350,29 +432,43 @@ def _against_policy(
     patterns = policy.dns_names_for(service, namespace)
     exact = [p for p in patterns if not p.startswith("*.")]
     note = _default_note(given, "dnsNames")
-    for index, name in _texts(spec, "dnsNames"):
-        if not dns_name_problem(name) and not dns_name_allowed(name, patterns):
-            problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
-            yield _error(
-                Category.NOT_ALLOWED,
-                f"spec.dnsNames[{index}]",
-                problem + did_you_mean(name, exact),
-                name,
-            )
+    refused = [
+        (index, name)
+        for index, name in _texts(spec, "dnsNames")
+        if not dns_name_problem(name) and not dns_name_allowed(name, patterns)
+    ]
+    if len(refused) == 1:
+        index, name = refused[0]
+        problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
+        yield _error(
+            Category.NOT_ALLOWED,
+            f"spec.dnsNames[{index}]",
+            problem + did_you_mean(name, exact),
+            name,
+        )
+    elif refused:
+        rule = f"not allowed by {by} (allowed: {_listing(patterns)})"
+        yield _grouped("spec.dnsNames", "DNS names", refused, f"{note}are {rule}")
     ip_rule = (
-        f"{by} allows no IP addresses; remove it"
+        f"{by} allows no IP addresses; remove them"
         if not policy.ip_ranges
         else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
     )
-    for index, text in _texts(spec, "ipAddresses"):
-        address = _parse_ip(text)
-        if address is not None and not policy.allows_ip(address):
-            yield _error(
-                Category.NOT_ALLOWED,
-                f"spec.ipAddresses[{index}]",
-                f"is not allowed: {ip_rule}",
-                text,
-            )
+    refused = [
+        (index, text)
+        for index, text in _texts(spec, "ipAddresses")
+        if (address := _parse_ip(text)) is not None and not policy.allows_ip(address)
+    ]
+    if len(refused) == 1:
+        index, text = refused[0]
+        yield _error(
+            Category.NOT_ALLOWED,
+            f"spec.ipAddresses[{index}]",
+            f"is not allowed: {ip_rule.replace('remove them', 'remove it')}",
+            text,
+        )
+    elif refused:
+        yield _grouped("spec.ipAddresses", "IP addresses", refused, f"are not allowed: {ip_rule}")
     common = _text(given, "commonName")
     if common is not None and not dns_name_allowed(common, patterns):
         address = _parse_ip(common)
@@ -408,11 +504,13 @@ def _secret_conflicts(
     note = _default_note(given, "secretName")
     others = context.other_pkis if isinstance(context.other_pkis, Sequence) else ()
     users = sorted(
-        other_name
-        for other in others
-        if isinstance(other, Mapping)
-        and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
-        and secret_name(other) == secret
+        {
+            other_name
+            for other in others
+            if isinstance(other, Mapping)
+            and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
+            and secret_name(other) == secret
+        }
     )
     if users:
         owners = ", ".join(_q(user) for user in users)
@@ -442,6 +540,16 @@ def _secret_conflicts(
 
 
 def _pki_advice(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    for index, usage in _texts(given, "usages"):
+        if usage == "key encipherment" and algorithm in ("ECDSA", "Ed25519"):
+            yield _warning(
+                Category.ADVICE,
+                f"spec.usages[{index}]",
+                f"is for RSA key exchange; an {algorithm} key cannot encipher keys, and strict "
+                "clients refuse such a certificate; remove it",
+                usage,
+            )
     common = _text(given, "commonName")
     dns_names = {text for _, text in _texts(spec, "dnsNames")}
     ips = {text for _, text in _texts(spec, "ipAddresses")}
@@ -512,6 +620,7 @@ def validate_policy(policy: Any) -> list[Finding]:
     semantic += _names("spec.allowedIPRanges", ranges, cidr_problem)
     semantic += _duplicates("spec.allowedIPRanges", ranges)
     semantic += _max_duration_rules(_text(spec, "maxDuration"))
+    semantic += _broad_scope(spec)
     semantic += _duplicates("spec.allowedKeyAlgorithms", _texts(spec, "allowedKeyAlgorithms"))
     return _ordered(_most_telling(structural, semantic), PKI_POLICY_SCHEMA)
 
@@ -554,6 +663,32 @@ def cidr_problem(text: str) -> str | None:
     return None
 
 
+def _broad_scope(spec: Mapping[str, Any]) -> Iterator[Finding]:
+    """Warnings for a policy that is legal but almost certainly wider than meant."""
+    selector = spec.get("namespaceSelector")
+    if (
+        isinstance(selector, Mapping)
+        and not selector.get("matchLabels")
+        and not (selector.get("matchExpressions"))
+    ):
+        yield _warning(
+            Category.ADVICE,
+            "spec.namespaceSelector",
+            "selects every namespace, kube-system included; list spec.namespaces or "
+            "select by label",
+            selector,
+        )
+    for index, text in _texts(spec, "allowedIPRanges"):
+        if cidr_problem(text) is None and ipaddress.ip_network(text).prefixlen == 0:
+            yield _warning(
+                Category.ADVICE,
+                f"spec.allowedIPRanges[{index}]",
+                f"allows every IPv{ipaddress.ip_network(text).version} address; "
+                "name the ranges the services really use",
+                text,
+            )
+
+
 def _max_duration_rules(text: str | None) -> Iterator[Finding]:
     if text is None:
         return
@@ -568,6 +703,14 @@ def _max_duration_rules(text: str | None) -> Iterator[Finding]:
             "so no Pki could use this policy"
         )
         yield _invalid("spec.maxDuration", problem, text)
+    elif bound > _MAX_DURATION:
+        yield _warning(
+            Category.ADVICE,
+            "spec.maxDuration",
+            f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any "
+            f"Pki; {MAX_DURATION} applies",
+            text,
+        )
 
 
 def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:

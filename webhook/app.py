@@ -96,6 +96,8 @@ def _answer(
     request = review["request"]
     try:
         kind = validated_kind(request)
+        if kind is Kind.PKI_POLICY:
+            return decide(review, None, source.policy_context())
         context = source.context_for(namespace_of(request)) if kind is Kind.PKI else None
         return decide(review, context)
     except Exception:

@@ -22,6 +22,7 @@ from typing import Any
 
 from shared import API_GROUP
 from shared.findings import Finding, errors, phrase, warnings
+from shared.impact import PolicyContext, policy_change_findings
 from shared.text import clip, one_line
 from shared.validation import Context, message_for_denial, validate_pki, validate_policy
 from webhook.review import (
@@ -72,8 +73,16 @@ def namespace_of(request: AdmissionRequest) -> str:
     return namespace
 
 
-def decide(review: AdmissionReviewRequest, context: Context | None) -> AdmissionReviewResponse:
-    """Answer ``review``; ``context`` is required when :func:`validated_kind` is a Pki."""
+def decide(
+    review: AdmissionReviewRequest,
+    context: Context | None,
+    cluster: PolicyContext | None = None,
+) -> AdmissionReviewResponse:
+    """Answer ``review``; ``context`` is required when :func:`validated_kind` is a Pki.
+
+    ``cluster`` (for a PkiPolicy) adds a warning naming the existing Pkis the
+    change would stop allowing; without it that warning is left out.
+    """
     request = review["request"]
     kind = validated_kind(request)
     if kind is None:
@@ -87,6 +96,9 @@ def decide(review: AdmissionReviewRequest, context: Context | None) -> Admission
         findings = validate_policy(obj)
     if request["operation"] == Operation.UPDATE and _spec_unchanged(request):
         return respond(request["uid"], allowed=True, warned=findings)
+    policy = obj if kind is Kind.PKI_POLICY and isinstance(obj, dict) else None
+    if policy is not None and cluster is not None and not errors(findings):
+        findings = [*findings, *policy_change_findings(policy, cluster)]
     denial = errors(findings)
     if denial:
         return respond(

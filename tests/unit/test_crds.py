@@ -30,11 +30,15 @@ def test_files_on_disk_equal_the_rendering(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["pkis.yaml", "pkipolicies.yaml"])
-def test_schema_is_structural_without_patterns_or_defaults(name: str) -> None:
+def test_schema_is_structural_without_value_rules_or_defaults(name: str) -> None:
+    """The API server checks the CRD before the webhook: a value rule there would
+    replace pkiwarden's message and hide every other finding."""
     root = _load(name)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    value_rules = {"pattern", "enum", "minimum", "maximum", "minLength", "minItems"}
     for node in _nodes(root):
         assert "type" in node
-        assert not {"pattern", "default", "allOf", "if", "then", "not", "$schema"} & set(node)
+        assert not value_rules & set(node), node
+        assert not {"default", "allOf", "if", "then", "not", "$schema"} & set(node)
         assert node.get("additionalProperties") is not False
         assert not any(key.startswith("x-pkiwarden") for key in node)
 
@@ -55,10 +59,14 @@ def test_pki_crd() -> None:
         "Service": ".spec.serviceName",
         "Expires": ".status.notAfter",
         "Age": ".metadata.creationTimestamp",
+        "Reason": '.status.conditions[?(@.type=="Ready")].reason',
+        "Message": '.status.conditions[?(@.type=="Ready")].message',
     }
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1]
+    assert wide == ["Reason", "Message"]
     properties = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-    assert properties["privateKey"]["properties"]["size"]["enum"] == [256, 384, 2048, 3072, 4096]
     assert properties["commonName"]["maxLength"] == 64
+    assert properties["dnsNames"]["maxItems"] == 100
     assert "Default: 2160h." in properties["duration"]["description"]
     assert version["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"] == ["serviceName"]
 
@@ -68,9 +76,31 @@ def test_policy_crd_is_cluster_scoped() -> None:
     assert spec["scope"] == "Cluster"
     assert spec["names"]["shortNames"] == ["pkipol"]
     assert "subresources" not in spec["versions"][0]
+    columns = spec["versions"][0]["additionalPrinterColumns"]
+    shown = [c["name"] for c in columns if not c.get("priority")]
+    assert shown == ["Namespaces", "Selector", "Services", "Age"]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert wide == ["DNS Names", "IP Ranges", "Max Duration"]
 
 
 def test_main_writes_both_files(tmp_path: Path) -> None:
     assert main([str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pkipolicies.yaml", "pkis.yaml"]
     assert main([]) == 2
+
+
+def test_descriptions_list_the_allowed_values_and_defaults() -> None:
+    """``kubectl explain pki.spec.usages`` shows the array's description: the values go there."""
+    spec = _load("pkis.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    properties = spec["spec"]["properties"]
+    usages = properties["usages"]["description"]
+    assert "Allowed: server auth, client auth, digital signature, key encipherment," in usages
+    assert (
+        "Default for ECDSA and Ed25519 keys: server auth, digital signature; "
+        "for RSA keys: server auth, digital signature, key encipherment."
+    ) in usages
+    key = properties["privateKey"]["properties"]
+    assert "Allowed: ECDSA, RSA, Ed25519. Default: ECDSA." in key["algorithm"]["description"]
+    assert "RSA 2048, 3072 or 4096" in key["size"]["description"]
+    assert "Allowed: Always, Never." in key["rotationPolicy"]["description"]
+    assert "at most 87600h" in properties["duration"]["description"]

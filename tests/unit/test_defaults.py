@@ -18,7 +18,7 @@ def test_all_defaults_of_the_design() -> None:
         "duration": "2160h",
         "renewBefore": "720h",
         "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-        "usages": ["server auth", "digital signature", "key encipherment"],
+        "usages": ["server auth", "digital signature"],
     }
 
 
@@ -42,6 +42,15 @@ def test_all_defaults_of_the_design() -> None:
         ({"dnsNames": []}, "commonName", None),
         ({"secretName": "mine"}, "secretName", "mine"),
         ({"usages": ["client auth"]}, "usages", ["client auth"]),
+        # Key encipherment is RSA key exchange; an ECDSA or Ed25519 key cannot do it.
+        ({"privateKey": {"algorithm": "ECDSA"}}, "usages", ["server auth", "digital signature"]),
+        ({"privateKey": {"algorithm": "Ed25519"}}, "usages", ["server auth", "digital signature"]),
+        (
+            {"privateKey": {"algorithm": "RSA"}},
+            "usages",
+            ["server auth", "digital signature", "key encipherment"],
+        ),
+        ({"privateKey": {"algorithm": "rsa"}}, "usages", None),
     ],
 )
 def test_defaults_follow_other_fields(spec: dict[str, Any], field: str, expected: Any) -> None:

@@ -43,11 +43,15 @@ def test_examples_report_the_typo() -> None:
     code, out, err = lint(*files)
     assert code == 1
     assert out.splitlines() == [
-        f"{EXAMPLES / 'app1.yaml'}: Pki/app1/app1-pki: error: spec.serviceName: "
+        f"{EXAMPLES / 'app1.yaml'}:8: Pki/app1/app1-pki: error: spec.serviceName: "
         '"appp1" is not allowed in namespace "app1" (allowed by PkiPolicy "app-teams": '
         'app1, app2); did you mean "app1"?'
     ]
-    assert err == ""
+    assert err == (
+        "note: skipped 2 document(s) that are not Pki or PkiPolicy (Namespaces and Secrets are "
+        f"read for context): {EXAMPLES / 'app2.yaml'}:16 Service/app2, "
+        f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2\n"
+    )
 
 
 def test_corrected_file_is_clean(tmp_path: Path) -> None:
@@ -64,7 +68,7 @@ def test_policy_flag_and_stdin() -> None:
 def test_without_policy_namespace_is_not_selected() -> None:
     code, out, _ = lint("-", stdin=GOOD)
     assert code == 1
-    assert out.startswith("<stdin>: Pki/app1/app1-pki: error: metadata.namespace: ")
+    assert out.startswith("<stdin>:1: Pki/app1/app1-pki: error: metadata.namespace: ")
 
 
 def test_namespace_flag_applies_to_documents_without_one() -> None:
@@ -85,7 +89,7 @@ def test_warnings_alone_exit_zero() -> None:
     code, out, _ = lint("-", stdin=policy + "---\n" + body)
     assert code == 0
     assert out == (
-        '<stdin>: Pki/app1/app1-pki: warning: spec.commonName: "other.example" '
+        '<stdin>:6: Pki/app1/app1-pki: warning: spec.commonName: "other.example" '
         "is not among spec.dnsNames; it will be added to them\n"
     )
 
@@ -95,10 +99,14 @@ def test_policy_findings_and_other_kinds() -> None:
         POLICY.replace("[app1, app2]}", "[app1, 1app]}")
         + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
     )
-    code, out, _ = lint("-", stdin=stream)
+    code, out, err = lint("-", stdin=stream)
     assert code == 1
     assert out.startswith(
-        '<stdin>: PkiPolicy/app-teams: error: spec.allowedServiceNames[1]: "1app" must start'
+        '<stdin>:1: PkiPolicy/app-teams: error: spec.allowedServiceNames[1]: "1app" must start'
+    )
+    assert err == (
+        "note: skipped 1 document(s) that are not Pki or PkiPolicy (Namespaces and Secrets are "
+        "read for context): <stdin>:6 ConfigMap/x\n"
     )
 
 
@@ -149,3 +157,122 @@ def test_binary_file_exits_2(tmp_path: Path) -> None:
 def test_main_runs_lint_alone(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(EXAMPLES / "policy.yaml"), str(EXAMPLES / "app2.yaml")]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_the_same_policy_twice_is_one_policy_and_the_last_definition_wins() -> None:
+    """kubectl apply keeps the last of two objects with one name; so does lint."""
+    other = POLICY.replace("namespaces: [app1, app2]", "namespaces: [app3]")
+    pki = GOOD.replace("{serviceName: app1}", "{serviceName: appp1}")
+    code, out, _ = lint("-", stdin="---\n".join([POLICY, POLICY, pki]))
+    assert code == 1
+    assert out.count('PkiPolicy "app-teams"') == 1, out
+    code, out, _ = lint("-", stdin="---\n".join([POLICY, other, pki]))
+    assert out.splitlines() == [
+        '<stdin>:1: PkiPolicy/app-teams: warning: metadata.name: "app-teams" is defined again '
+        "at <stdin>:6; kubectl apply keeps that last definition, so lint checks only that one",
+        '<stdin>:11: Pki/app1/app1-pki: error: metadata.namespace: "app1" is not selected by '
+        "any PkiPolicy, so no certificate can be issued there; ask the platform team to add it "
+        "to a PkiPolicy",
+    ]
+
+
+def test_the_same_policy_file_given_twice_is_read_once() -> None:
+    policy = str(EXAMPLES / "policy.yaml")
+    pki = GOOD.replace("{serviceName: app1}", "{serviceName: appp1}")
+    code, out, _ = lint("--policy", policy, policy, "-", stdin=pki)
+    assert code == 1
+    assert out.count("app-teams") == 1, out
+
+
+def test_two_pkis_with_one_name_are_one_pki() -> None:
+    taken = GOOD.replace("app1-pki,", "d,").replace(
+        "{serviceName: app1}", "{serviceName: app1, secretName: s}"
+    )
+    clash = taken.replace("d,", "e,")
+    code, out, _ = lint("-", stdin="---\n".join([POLICY, taken, taken, clash]))
+    assert code == 1
+    assert 'is already the Secret of Pki "d" in this namespace' in out
+    assert '"d", "d"' not in out
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            "apiVersion: pkiwarden.dev/v1alpha1\nkind: PKI\nmetadata: {name: x}\n",
+            '<stdin>:1: PKI/x: error: kind: "PKI" is not a kind of pkiwarden.dev '
+            '(allowed: Pki, PkiPolicy); did you mean "Pki"?',
+        ),
+        (
+            "apiVersion: pkiwarden.io/v1alpha1\nkind: Pki\nmetadata: {name: x}\n",
+            '<stdin>:1: Pki/default/x: error: apiVersion: "pkiwarden.io/v1alpha1" is not '
+            'pkiwarden\'s API group; use "pkiwarden.dev/v1alpha1"',
+        ),
+        (
+            "apiVersion: pkiwarden.dev/v1alpha1\nkind: Pki\nmetadata: {namespace: a}\n",
+            "<stdin>:1: Pki/a/<unnamed>: error: metadata.name: is required; kubectl apply "
+            "refuses an object without it",
+        ),
+        (
+            "- apiVersion: pkiwarden.dev/v1alpha1\n  kind: Pki\n",
+            "<stdin>:1: document/<unnamed>: error: document: is a list, not an object; each "
+            "YAML document must be one object with apiVersion, kind, metadata and spec "
+            "(separate documents with ---)",
+        ),
+        ("just text\n", "<stdin>:1: document/<unnamed>: error: document: is a single value"),
+    ],
+)
+def test_documents_kubectl_apply_refuses_are_errors(document: str, expected: str) -> None:
+    code, out, _ = lint("-", stdin=document)
+    assert code == 1
+    assert out.startswith(expected), out
+
+
+def test_a_v1_list_is_checked_item_by_item_with_their_lines() -> None:
+    pki = GOOD.replace("{serviceName: app1}", "{serviceName: appp1}")
+    items = "\n".join("  " + line for line in pki.splitlines())
+    stream = POLICY + "---\napiVersion: v1\nkind: List\nitems:\n- " + items.lstrip() + "\n"
+    code, out, _ = lint("-", stdin=stream)
+    assert code == 1
+    assert out.startswith("<stdin>:9: Pki/app1/app1-pki: error: spec.serviceName:"), out
+
+
+def test_a_selector_policy_without_the_namespace_says_lint_cannot_tell(tmp_path: Path) -> None:
+    selector = POLICY.replace(
+        "namespaces: [app1, app2]", "namespaceSelector: {matchLabels: {team: apps}}"
+    )
+    code, out, _ = lint("-", stdin=selector + "---\n" + GOOD)
+    assert code == 0
+    assert out == (
+        '<stdin>:6: Pki/app1/app1-pki: warning: metadata.namespace: "app1" has labels that are '
+        'not known, so it cannot be told whether it is selected by PkiPolicy "app-teams" '
+        "(namespaceSelector); checked as if it is; give lint the Namespace with its labels "
+        "(kubectl get namespace app1 -o yaml > namespace.yaml, then add namespace.yaml to the "
+        "files)\n"
+    )
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: app1, labels: {team: %s}}\n"
+    assert lint("-", stdin="---\n".join([selector, namespace % "apps", GOOD]))[:2] == (0, "")
+    code, out, _ = lint("-", stdin="---\n".join([selector, namespace % "other", GOOD]))
+    assert code == 1
+    assert "is not selected by any PkiPolicy" in out
+
+
+def test_a_directory_is_read_like_kubectl_apply_reads_it(tmp_path: Path) -> None:
+    write(tmp_path, "a-policy.yaml", POLICY)
+    write(tmp_path, "b-pki.yml", GOOD.replace("{serviceName: app1}", "{serviceName: appp1}"))
+    write(tmp_path, "notes.txt", "not: [a manifest")
+    code, out, _ = lint(str(tmp_path))
+    assert code == 1
+    assert out.startswith(f"{tmp_path / 'b-pki.yml'}:1: Pki/app1/app1-pki: error:"), out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = lint(str(empty))
+    assert (code, out) == (2, "")
+    assert "no manifest files" in err
+
+
+def test_a_missing_policy_file_exits_2_before_anything_is_printed(tmp_path: Path) -> None:
+    missing = str(tmp_path / "policy.yaml")
+    code, out, err = lint("--policy", missing, "-", stdin=GOOD)
+    assert (code, out) == (2, "")
+    assert err == f"{missing}: cannot read: No such file or directory\n"

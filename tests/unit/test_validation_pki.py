@@ -175,7 +175,7 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
     (
         "duration over global max",
         {"duration": "90000h"},
-        [(E, "spec.duration", "longer than the maximum")],
+        [(E, "spec.duration", "longer than 87600h (ten years), the longest pkiwarden issues")],
     ),
     # renewBefore
     ("renewBefore valid", {"duration": "24h", "renewBefore": "8h"}, []),
@@ -241,6 +241,16 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
         [(E, "spec.usages[1]", "listed twice")],
     ),
     ("usages empty", {"usages": []}, [(E, "spec.usages", "must not be an empty list")]),
+    (
+        "key encipherment with an ECDSA key",
+        {"usages": ["server auth", "key encipherment"]},
+        [(W, "spec.usages[1]", "is for RSA key exchange; an ECDSA key cannot encipher keys")],
+    ),
+    (
+        "key encipherment with an RSA key",
+        {"usages": ["key encipherment"], "privateKey": {"algorithm": "RSA"}},
+        [],
+    ),
     # unknown fields
     (
         "unknown field typo",
@@ -413,8 +423,9 @@ def test_one_policy_must_allow_everything() -> None:
         ),
         (
             {"allowedDNSNames": ["{serviceName}.example.com"]},
-            "spec.dnsNames[0]",
-            '"app1.app1.svc" (the default) is not allowed',
+            "spec.dnsNames",
+            '2 DNS names (the default) are not allowed by PkiPolicy "p" (allowed: '
+            'app1.example.com): [0] "app1.app1.svc", [1] "app1.app1.svc.cluster.local"',
         ),
         ({"allowedIPRanges": None}, "", ""),
     ],
@@ -534,3 +545,23 @@ def test_wrong_api_version_and_kind() -> None:
     findings = validate_pki(body, "app1", CONTEXT)
     assert summary(findings) == [(E, "apiVersion"), (E, "kind")]
     assert 'did you mean "Pki"?' in phrase(findings[1])
+
+
+def test_many_refused_names_state_the_allow_list_once_and_count_the_rest() -> None:
+    names = [f"n{i}.example.org" for i in range(100)]
+    message = message_for_denial(validate_pki(pki(dnsNames=names), "app1", CONTEXT))
+    assert message == (
+        'spec.dnsNames: 100 DNS names are not allowed by PkiPolicy "app-teams" (allowed: '
+        "app1.app1.svc, app1.app1.svc.cluster.local, *.app1.example.com): "
+        '[0] "n0.example.org", [1] "n1.example.org", [2] "n2.example.org" and 97 more'
+    )
+
+
+def test_several_refused_ips_are_one_finding() -> None:
+    findings = validate_pki(
+        pki(ipAddresses=["10.0.0.1", "192.168.0.1", "fd01::1"]), "app1", CONTEXT
+    )
+    assert [phrase(f) for f in findings] == [
+        'spec.ipAddresses: 2 IP addresses are not allowed: PkiPolicy "app-teams" (allowed '
+        'ranges: 10.0.0.0/8, fd00::/64): [1] "192.168.0.1", [2] "fd01::1"'
+    ]

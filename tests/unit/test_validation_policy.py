@@ -232,3 +232,34 @@ def test_dns_pattern_problem(pattern: str, ok: bool) -> None:
 )
 def test_cidr_problem(cidr: str, ok: bool) -> None:
     assert (cidr_problem(cidr) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"namespaces": None, "namespaceSelector": {}},
+            "spec.namespaceSelector: {} selects every namespace, kube-system included",
+        ),
+        (
+            {"namespaceSelector": {"matchLabels": {}, "matchExpressions": []}},
+            "selects every namespace",
+        ),
+        ({"allowedIPRanges": ["0.0.0.0/0"]}, '"0.0.0.0/0" allows every IPv4 address'),
+        ({"allowedIPRanges": ["::/0"]}, '"::/0" allows every IPv6 address'),
+        (
+            {"maxDuration": "100000h"},
+            '"100000h" is longer than 87600h (ten years), the longest pkiwarden issues for any '
+            "Pki; 87600h applies",
+        ),
+    ],
+)
+def test_a_policy_wider_than_meant_gets_a_warning(spec: dict[str, Any], expected: str) -> None:
+    (finding,) = validate_policy(policy(**spec))
+    assert finding.severity is Severity.WARNING
+    assert expected in phrase(finding)
+
+
+def test_a_narrow_selector_gets_no_warning() -> None:
+    spec = {"namespaceSelector": {"matchLabels": {"team": "a"}}, "allowedIPRanges": ["10.0.0.0/8"]}
+    assert validate_policy(policy(**spec)) == []

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.impact import PolicyContext
 from shared.logs import JsonFormatter
 from shared.validation import Context
 from webhook.app import create_app
@@ -33,6 +34,9 @@ class Source:
 
     def context_for(self, namespace: str) -> Context:
         return CONTEXT
+
+    def policy_context(self) -> PolicyContext:
+        return PolicyContext(policies=CONTEXT.policies)
 
     def cache_status(self) -> Mapping[str, bool]:
         return self.synced
