@@ -105,7 +105,9 @@ def parse_target(text: str, namespace: str) -> Target:
 
 def pod_spec(kind: Kind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """The pod spec of a Pod or of a workload's template; empty if absent or malformed."""
+    if kind not in _POD_SPEC_PATHS:
+        return {}
     current: object = obj
-    for key in _POD_SPEC_PATHS.get(kind, ()):
+    for key in _POD_SPEC_PATHS[kind]:
         current = current.get(key) if isinstance(current, Mapping) else None
     return current if isinstance(current, Mapping) else {}
