@@ -105,6 +105,7 @@ class Facts:
     secrets: tuple[SecretFacts, ...] = ()
     pkis: tuple[PkiFacts, ...] = ()
     consumers: tuple[str, ...] = ()  # Pods using the Secret, for pki/ and secret/ targets
+    pkis_readable: bool = True  # False: which Pki writes which Secret is unknown
     events: tuple[EventFacts, ...] = ()
     unchecked: tuple[Unchecked, ...] = ()
 

@@ -203,6 +203,8 @@ def _gather(reader: Reader, target: Target) -> Facts:
         )
 
     involved = {s.written_by for s in secrets if s.written_by}
+    if target.kind is Kind.PKI:
+        involved.add(target.name)  # even when another Pki claims the same Secret first
     chosen = [p for p in pkis if name_of(p) in involved]
     policies: list[JSON] | None = None
     labels: Mapping[str, str] | None = None
@@ -255,6 +257,7 @@ def _gather(reader: Reader, target: Target) -> Facts:
         secrets=tuple(secrets),
         pkis=pki_list,
         consumers=consumers,
+        pkis_readable=listed is not None,
         events=event_facts(events),
         unchecked=tuple(dict.fromkeys(attempt.unchecked)),
     )

@@ -17,7 +17,7 @@ from typing import Any
 from issuer.reasons import Reason
 from pkiwarden.why.facts import Facts, PkiFacts, PolicyFacts, SecretFacts
 from pkiwarden.why.secret_uses import How, Use
-from pkiwarden.why.targets import Target
+from pkiwarden.why.targets import Kind, Target
 
 
 class Exit(IntEnum):
@@ -92,6 +92,11 @@ def verdict(facts: Facts) -> Verdict:
     """READY or NOT READY, with the problems in the order of the chain."""
     problems = [p for p in map(_secret_problem, facts.secrets) if p]
     problems += [p for p in map(_pki_problem, facts.pkis) if p]
+    if not facts.pkis_readable and facts.target.kind is not Kind.PKI:
+        problems.append(
+            f"the Pkis of namespace {facts.target.namespace} could not be read,"
+            " so whether its certificates are Ready is unknown"
+        )
     where = f"{facts.target} in namespace {facts.target.namespace}"
     fix = who = None
     for pki in facts.pkis:
@@ -123,11 +128,13 @@ def _use(use: Use) -> str:
     return _HOW_WORDS[use.how].format(via=use.via)
 
 
-def _secret_line(secret: SecretFacts) -> str:
+def _secret_line(secret: SecretFacts, pkis_readable: bool) -> str:
     state = {True: "exists", False: "does not exist", None: "not readable"}[secret.exists]
     if secret.exists and secret.managed is False:
         state += ", not managed by pkiwarden"
     writer = f"written by Pki {secret.written_by}" if secret.written_by else "no Pki writes it"
+    if not secret.written_by and not pkis_readable:
+        writer = "which Pki writes it is unknown"
     uses = f" ({', '.join(map(_use, secret.uses))})" if secret.uses else ""
     return f"  Secret {secret.name}{uses}: {state}; {writer}"
 
@@ -182,7 +189,7 @@ def render_text(facts: Facts) -> str:
     lines = [result.line]
     if facts.secrets:
         lines.append("Secrets:")
-        lines += [_secret_line(secret) for secret in facts.secrets]
+        lines += [_secret_line(secret, facts.pkis_readable) for secret in facts.secrets]
     if facts.consumers:
         lines.append("Used by: " + ", ".join(facts.consumers))
     for pki in facts.pkis:

@@ -209,6 +209,18 @@ CASES = [
         None,
     ),
     (
+        "the Pkis could not be read: not known to be Ready",
+        facts(
+            secrets=(SecretFacts("app2-pki-tls", VOLUME, exists=True, managed=True),),
+            pkis_readable=False,
+        ),
+        Exit.NOT_READY,
+        "NOT READY: pod/app2-0 in namespace app2: the Pkis of namespace app2 could not be read,"
+        " so whether its certificates are Ready is unknown",
+        None,
+        None,
+    ),
+    (
         "no Secret from a Pki at all",
         facts(secrets=(SecretFacts("db-password", VOLUME, exists=True, managed=False),)),
         Exit.READY,
