@@ -143,7 +143,7 @@ def _policy_lines(pki: PkiFacts, policy: PolicyFacts, namespace: str) -> Iterato
     if not policy.readable:
         yield (
             "    policy: PkiPolicies not readable with these permissions; the issuer's"
-            " words in the status and Events above stand for them"
+            " message and Events are what is known of them"
         )
         return
     if not policy.selecting:
