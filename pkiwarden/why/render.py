@@ -63,8 +63,9 @@ def _pki_problem(pki: PkiFacts) -> str | None:
     return None
 
 
-def _secret_problem(secret: SecretFacts) -> str | None:
-    if secret.exists is not False:
+def _secret_problem(secret: SecretFacts, failing: set[str]) -> str | None:
+    """A missing Secret, unless its Pki's own problem already explains it."""
+    if secret.exists is not False or secret.written_by in failing:
         return None
     if secret.written_by:
         return f"Secret {secret.name} (written by Pki {secret.written_by}) does not exist yet"
@@ -90,7 +91,8 @@ def _reason(text: str | None) -> Reason | None:
 
 def verdict(facts: Facts) -> Verdict:
     """READY or NOT READY, with the problems in the order of the chain."""
-    problems = [p for p in map(_secret_problem, facts.secrets) if p]
+    failing = {pki.name for pki in facts.pkis if _pki_problem(pki)}
+    problems = [p for s in facts.secrets if (p := _secret_problem(s, failing))]
     problems += [p for p in map(_pki_problem, facts.pkis) if p]
     if not facts.pkis_readable and facts.target.kind is not Kind.PKI:
         problems.append(

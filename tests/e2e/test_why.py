@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -104,21 +104,49 @@ def workload_documents(example: Path) -> str:
     return yaml.safe_dump_all([d for d in documents if d["kind"] != "Namespace"])
 
 
-def edit_aggregates_pkis(plane: ControlPlane) -> bool:
-    role = json.loads(plane.kubectl("get", "clusterrole", "edit", "-o", "json").stdout)
+def clusterrole(plane: ControlPlane, name: str) -> dict[str, Any]:
+    role: dict[str, Any] = json.loads(
+        plane.kubectl("get", "clusterrole", name, "-o", "json").stdout
+    )
+    return role
+
+
+def aggregated_from(plane: ControlPlane, role: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """The ClusterRoles holding the rules ``role`` aggregates, read from the API.
+
+    Aggregation nests (``view`` carries the label that ``edit`` selects), so
+    a selected role that is itself aggregated stands for the roles it selects.
+    """
+    rule = clusterrole(plane, role).get("aggregationRule")
+    if rule is None:
+        return {role}
+    names: set[str] = set()
+    for selector in rule.get("clusterRoleSelectors") or []:
+        labels = ",".join(f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items())
+        listed = plane.kubectl("get", "clusterroles", "-l", labels, "-o", "name").stdout
+        for line in listed.split():
+            part = line.rpartition("/")[2]
+            if part not in seen and part != role:
+                names |= aggregated_from(plane, part, seen | {role})
+    return names
+
+
+def grants_pkis(plane: ControlPlane, role: str) -> bool:
     return any(
-        "pkiwarden.dev" in rule.get("apiGroups", []) and "create" in rule.get("verbs", [])
-        for rule in role.get("rules") or []
+        "pkiwarden.dev" in rule.get("apiGroups", [])
+        for rule in clusterrole(plane, role).get("rules") or []
     )
 
 
 def member(plane: ControlPlane, namespace: str, name: str = "team", role: str = "edit") -> Path:
     """ServiceAccount ``name`` bound to the built-in ClusterRole ``role`` in ``namespace`` only.
 
-    kube-controller-manager's clusterrole-aggregation controller folds
-    pkiwarden-view (and for edit, pkiwarden-edit) into the built-in role; their
-    labels are checked in the unit tests. Where no controller-manager runs,
-    the same roles are bound by name: the rules aggregation would add, no more.
+    The built-in ``view``/``edit`` roles are aggregated: kube-controller-manager's
+    clusterrole-aggregation controller fills in their rules from every
+    ClusterRole carrying their labels (pkiwarden-view and pkiwarden-edit among
+    them). Where no controller-manager runs, those rules are empty, so the
+    roles the aggregation rule selects (read from the API, not listed here) are
+    bound by name instead: the same rules aggregation would combine, no more.
     """
     account = f"--serviceaccount={namespace}:{name}"
     plane.kubectl("create", "serviceaccount", name, "-n", namespace)
@@ -126,12 +154,12 @@ def member(plane: ControlPlane, namespace: str, name: str = "team", role: str = 
         "create", "rolebinding", f"{name}-{role}", "-n", namespace, f"--clusterrole={role}", account
     )  # fmt: skip
     if procs.read(plane.dir, "kube-controller-manager") is not None:
-        eventually(lambda: edit_aggregates_pkis(plane), "edit to aggregate pkiwarden-edit")
+        eventually(lambda: grants_pkis(plane, role), f"{role} to aggregate pkiwarden's rules")
     else:
-        for extra in ("pkiwarden-view", "pkiwarden-edit")[: 2 if role == "edit" else 1]:
+        for part in sorted(aggregated_from(plane, role)):
             plane.kubectl(
-                "create", "rolebinding", f"{name}-{extra}", "-n", namespace,
-                f"--clusterrole={extra}", account,
+                "create", "rolebinding", f"{name}-{part.replace(':', '-')}", "-n", namespace,
+                f"--clusterrole={part}", account,
             )  # fmt: skip
     return service_account_kubeconfig(plane, namespace, name, plane.dir / f"{namespace}.{name}")
 
@@ -222,11 +250,20 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(story: St
     story.as_team("app2", "delete", "secret", "app2-pki-tls", "-n", "app2")
     story.wait_ready("app2", "app2-pki", "False", "NotAllowed")
 
+    # Status is written before the Events: wait for the one on the Pod too.
+    def pod_told() -> str:
+        selector = "involvedObject.name=app2-0,reason=NotAllowed"
+        listed = plane.kubectl(
+            "get", "events", "-n", "app2", "-o", "name", "--field-selector", selector
+        )
+        return listed.stdout.strip()
+
+    eventually(pod_told, "the NotAllowed Event on pod app2-0")
+
     status, output = story.why("app2", "pod/app2-0", "-n", "app2")
     assert status == 1, output
     assert output.splitlines()[0] == (
-        "NOT READY: pod/app2-0 in namespace app2: Secret app2-pki-tls (written by Pki app2-pki)"
-        " does not exist yet; Pki app2-pki is not Ready (NotAllowed)"
+        "NOT READY: pod/app2-0 in namespace app2: Pki app2-pki is not Ready (NotAllowed)"
     )
     assert f"Fix: {APP2_CAUSE}" in output
     assert "    no selecting PkiPolicy allows service name 'app2'" in output

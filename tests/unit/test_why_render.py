@@ -221,6 +221,15 @@ CASES = [
         None,
     ),
     (
+        "a Ready Pki's Secret is missing (deleted since)",
+        facts(READY, secrets=(dataclasses.replace(SECRET, exists=False, managed=None),)),
+        Exit.NOT_READY,
+        "NOT READY: pod/app2-0 in namespace app2: Secret app2-pki-tls (written by Pki app2-pki)"
+        " does not exist yet",
+        None,
+        None,
+    ),
+    (
         "no Secret from a Pki at all",
         facts(secrets=(SecretFacts("db-password", VOLUME, exists=True, managed=False),)),
         Exit.READY,
