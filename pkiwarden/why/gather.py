@@ -47,6 +47,10 @@ _UNREADABLE: JSON | None = {}
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
+PKI_NOT_FOUND_HINT = (
+    "; if kubectl apply refused it, the refusal names the fix,"
+    " and `pkiwarden lint FILE` shows it again without a cluster"
+)
 PKI_ROLE = "the pkiwarden-view role, part of view, edit and admin, grants it"
 
 
@@ -119,7 +123,8 @@ def _read_target(reader: Reader, target: Target) -> JSON:
             f" it needs {denied.needs}"
         ) from None
     if obj is None:
-        raise UnreadableTargetError(f"{target} not found in namespace {target.namespace}")
+        hint = PKI_NOT_FOUND_HINT if target.kind is Kind.PKI else ""
+        raise UnreadableTargetError(f"{target} not found in namespace {target.namespace}{hint}")
     return obj
 
 

@@ -35,6 +35,8 @@ WHO_FIXES: dict[Reason, str] = {
     Reason.CA_UNAVAILABLE: "the platform team: the CA is theirs; nothing in a namespace fixes it",
     Reason.ISSUANCE_FAILED: "the issuer retries by itself; if it persists, the platform team",
 }
+RECHECKED = frozenset({Reason.NOT_ALLOWED, Reason.INVALID_SPEC, Reason.SECRET_CONFLICT})
+"""Failures that ``why``'s re-check (shared validation) covers; CA and API failures it cannot."""
 NOT_SEEN = "the issuer has not reported on it yet (is the issuer running?)"
 
 _HOW_WORDS = {
@@ -76,8 +78,14 @@ def _fix(pki: PkiFacts) -> tuple[str | None, str | None]:
     if pki.findings:
         reason = _reason(pki.findings_reason)
         return "; ".join(pki.findings), WHO_FIXES.get(reason) if reason else None
+    reason = _reason(pki.reason)
+    if pki.ready is False and pki.findings == () and reason in RECHECKED:
+        retry = pki.next_retry or "its next retry"
+        return (
+            f"none needed any more: Pki {pki.name} passes the check now; retried at {retry}",
+            None,
+        )
     if pki.ready is False and pki.message:
-        reason = _reason(pki.reason)
         return pki.message, WHO_FIXES.get(reason) if reason else None
     return None, None
 
@@ -181,7 +189,9 @@ def _pki_lines(pki: PkiFacts, namespace: str) -> Iterator[str]:
             f"    last failure {pki.last_failure or 'unknown'}, next retry"
             f" {pki.next_retry or 'unknown'}, {pki.attempts} attempt(s)"
         )
-    if pki.findings:
+    if pki.findings and "; ".join(pki.findings) == pki.message:
+        yield "    re-checked now: fails the same way"
+    elif pki.findings:
         yield "    re-checked now: " + "; ".join(pki.findings)
     yield from _policy_lines(pki, pki.policy, namespace)
 

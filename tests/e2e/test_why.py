@@ -290,6 +290,11 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(story: St
 def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story) -> None:
     status, output = story.why("app2", "pod/missing", "-n", "app2")
     assert (status, output) == (2, "CANNOT TELL: pod/missing not found in namespace app2\n")
+    status, output = story.why("app2", "pki/missing", "-n", "app2", "-o", "json")
+    assert status == 2, output
+    assert json.loads(output)["error"].startswith(
+        "pki/missing not found in namespace app2; if kubectl apply refused it, the refusal names"
+    )
     # app1's team has no rights in app2.
     status, output = story.why("app1", "pod/app2-0", "-n", "app2")
     assert status == 2, output

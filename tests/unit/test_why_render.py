@@ -278,7 +278,7 @@ def test_the_chain_in_text() -> None:
         "    DNS names app2.app2.svc, app2.app2.svc.cluster.local",
         f"    message: {NOT_ALLOWED}",
         "    last failure 2026-11-29T04:00:00Z, next retry 2026-11-29T04:00:08Z, 3 attempt(s)",
-        f"    re-checked now: {NOT_ALLOWED}",
+        "    re-checked now: fails the same way",
         "    PkiPolicy app-teams: service names app1",
         "    no selecting PkiPolicy allows service name 'app2'",
         "Events (pkiwarden, newest first):",
@@ -359,3 +359,21 @@ def test_a_foreign_secret_is_named_as_such() -> None:
     assert (
         render_json(facts(READY, secrets=(foreign,)))["secrets"][0]["managedByPkiwarden"] is False
     )
+
+
+def test_a_re_check_that_differs_from_the_status_is_shown() -> None:
+    """The policy changed since the last attempt: the status is stale, the re-check is not."""
+    stale = failing("NotAllowed", NOT_ALLOWED, findings=(), findings_reason=None)
+    text = render_text(facts(stale))
+    assert "re-checked now" not in text
+    fix = (
+        "Fix: none needed any more: Pki app2-pki passes the check now;"
+        " retried at 2026-11-29T04:00:08Z"
+    )
+    assert fix in text.splitlines()
+    ca = render_text(facts(failing("CAUnavailable", CA_MESSAGE, findings=())))
+    assert f"Fix: {CA_MESSAGE}" in ca  # the re-check knows nothing of the CA
+    now = failing("NotAllowed", NOT_ALLOWED, findings=(NO_POLICY,), findings_reason="NotAllowed")
+    text = render_text(facts(now))
+    assert f"    re-checked now: {NO_POLICY}" in text
+    assert f"Fix: {NO_POLICY}" in text
