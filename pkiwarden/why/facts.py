@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from issuer.reasons import reason_for
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
@@ -26,6 +28,9 @@ from shared.validation import Context, SecretInfo, validate_pki
 EVENT_SOURCE_PREFIX = "pkiwarden"
 """Events whose source component starts with this are pkiwarden's (the issuer's, today)."""
 EVENTS_SHOWN = 5
+TRUST_CONFIGMAP = "pkiwarden-ca.crt"
+"""Where pkiwarden publishes the CAs a namespace should trust (key ``ca.crt``)."""
+TRUST_KEY = "ca.crt"
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,30 @@ class EventFacts:
 
 
 @dataclass(frozen=True)
+class Authority:
+    """A CA certificate of the namespace's trust bundle."""
+
+    subject: str
+    not_after: str
+
+
+@dataclass(frozen=True)
+class TrustFacts:
+    """The trust ConfigMap of the namespace; ``present`` None: it could not be read."""
+
+    present: bool | None
+    authorities: tuple[Authority, ...] = ()
+    problem: str | None = None  # the bundle is there but holds no readable certificate
+
+
+@dataclass(frozen=True)
 class Facts:
     target: Target
     secrets: tuple[SecretFacts, ...] = ()
     pkis: tuple[PkiFacts, ...] = ()
     consumers: tuple[str, ...] = ()  # Pods using the Secret, for pki/ and secret/ targets
     pkis_readable: bool = True  # False: which Pki writes which Secret is unknown
+    trust: TrustFacts | None = None  # None: not looked at (no Pki involved)
     events: tuple[EventFacts, ...] = ()
     unchecked: tuple[Unchecked, ...] = ()
 
@@ -286,3 +309,24 @@ def event_facts(
         merged[key] = EventFacts(*key, count=count, last_seen=seen)
     newest = sorted(merged.values(), key=lambda e: e.last_seen or "", reverse=True)
     return tuple(newest[:limit])
+
+
+def trust_facts(config_map: Mapping[str, Any] | None) -> TrustFacts:
+    """The CA certificates in the trust ConfigMap's ``ca.crt`` (public by design)."""
+    if config_map is None:
+        return TrustFacts(present=False)
+    pem = str(_mapping(config_map, "data").get(TRUST_KEY) or "")
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as error:
+        return TrustFacts(
+            present=True, problem=f"{TRUST_KEY} holds no readable certificate: {error}"
+        )
+    authorities = tuple(
+        Authority(
+            subject=certificate.subject.rfc4514_string(),
+            not_after=certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        for certificate in certificates
+    )
+    return TrustFacts(present=True, authorities=authorities)

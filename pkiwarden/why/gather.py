@@ -15,13 +15,16 @@ from typing import Any, TypeVar
 import urllib3
 
 from pkiwarden.why.facts import (
+    TRUST_CONFIGMAP,
     Facts,
     SecretFacts,
+    TrustFacts,
     Unchecked,
     event_facts,
     name_of,
     pki_facts,
     secret_info,
+    trust_facts,
     writers,
 )
 from pkiwarden.why.secret_uses import Use, secret_uses
@@ -45,6 +48,7 @@ T = TypeVar("T")
 _UNREADABLE: JSON | None = {}
 """Stands for a Secret that could not be read (distinct from None, absent), by identity."""
 
+CONFIG_MAPS = Resource("v1", "configmaps")
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
 PKI_NOT_FOUND_HINT = (
@@ -228,6 +232,15 @@ def _gather(reader: Reader, target: Target) -> Facts:
         )
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {} if ns else None
 
+    trust = None
+    if chosen:
+        config_map = attempt(
+            f"the trust bundle of namespace {namespace}",
+            partial(reader.get, CONFIG_MAPS, namespace, TRUST_CONFIGMAP),
+            _UNREADABLE,
+        )
+        trust = TrustFacts(present=None) if config_map is _UNREADABLE else trust_facts(config_map)
+
     pki_list = tuple(
         pki_facts(pki, policies=policies, namespace_labels=labels, other_pkis=pkis, secrets=infos)
         for pki in chosen
@@ -263,6 +276,7 @@ def _gather(reader: Reader, target: Target) -> Facts:
         pkis=pki_list,
         consumers=consumers,
         pkis_readable=listed is not None,
+        trust=trust,
         events=event_facts(events),
         unchecked=tuple(dict.fromkeys(attempt.unchecked)),
     )

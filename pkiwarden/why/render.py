@@ -15,7 +15,14 @@ from enum import IntEnum
 from typing import Any
 
 from issuer.reasons import Reason
-from pkiwarden.why.facts import Facts, PkiFacts, PolicyFacts, SecretFacts
+from pkiwarden.why.facts import (
+    TRUST_CONFIGMAP,
+    Facts,
+    PkiFacts,
+    PolicyFacts,
+    SecretFacts,
+    TrustFacts,
+)
 from pkiwarden.why.secret_uses import How, Use
 from pkiwarden.why.targets import Kind, Target
 
@@ -196,6 +203,20 @@ def _pki_lines(pki: PkiFacts, namespace: str) -> Iterator[str]:
     yield from _policy_lines(pki, pki.policy, namespace)
 
 
+def _trust_lines(trust: TrustFacts, namespace: str) -> list[str]:
+    where = f"ConfigMap {TRUST_CONFIGMAP} in namespace {namespace}"
+    if trust.present is None:
+        return []  # said under "Not checked"
+    if not trust.present:
+        return [f"Trust bundle: none published in namespace {namespace} ({TRUST_CONFIGMAP})"]
+    if trust.problem:
+        return [f"Trust bundle: {where}: {trust.problem}"]
+    return [f"Trust bundle: {where}, {len(trust.authorities)} CA(s):"] + [
+        f"  {authority.subject}, valid until {authority.not_after}"
+        for authority in trust.authorities
+    ]
+
+
 def render_text(facts: Facts) -> str:
     result = verdict(facts)
     lines = [result.line]
@@ -207,6 +228,8 @@ def render_text(facts: Facts) -> str:
     for pki in facts.pkis:
         lines.append("Pki:")
         lines += _pki_lines(pki, facts.target.namespace)
+    if facts.trust is not None:
+        lines += _trust_lines(facts.trust, facts.target.namespace)
     if facts.events:
         lines.append("Events (pkiwarden, newest first):")
         lines += [
@@ -302,7 +325,22 @@ def render_json(facts: Facts) -> dict[str, Any]:
             }
             for event in facts.events
         ],
+        "trust": _trust_json(facts.trust),
         "unchecked": [{"what": u.what, "needs": u.needs} for u in facts.unchecked],
+    }
+
+
+def _trust_json(trust: TrustFacts | None) -> dict[str, Any] | None:
+    if trust is None:
+        return None
+    return {
+        "configMap": TRUST_CONFIGMAP,
+        "present": trust.present,
+        "authorities": [
+            {"subject": authority.subject, "notAfter": authority.not_after}
+            for authority in trust.authorities
+        ],
+        "problem": trust.problem,
     }
 
 

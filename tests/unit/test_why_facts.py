@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from pkiwarden.why.facts import event_facts, pki_facts, secret_info, writers
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pkiwarden.why.facts import (
+    TrustFacts,
+    event_facts,
+    pki_facts,
+    secret_info,
+    trust_facts,
+    writers,
+)
+from shared.certificates import common_name, self_signed_ca
 from shared.validation import SecretInfo
 
 
@@ -172,3 +184,19 @@ def test_events_are_pkiwarden_s_merged_and_newest_first() -> None:
     ]
     many = [event("pod/p", f"m{i}", 1, f"2026-11-29T04:0{i}:00Z") for i in range(8)]
     assert [e.message for e in event_facts(many)] == ["m7", "m6", "m5", "m4", "m3"]
+
+
+def test_trust_bundle_from_the_config_map() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+    ca = self_signed_ca(common_name("pkiwarden CA"), key, now, dt.timedelta(days=3650))
+    pem = ca.public_bytes(serialization.Encoding.PEM).decode()
+    trust = trust_facts({"data": {"ca.crt": pem + pem}})
+    assert trust.present and trust.problem is None
+    assert [(a.subject, a.not_after) for a in trust.authorities] == [
+        ("CN=pkiwarden CA", "2036-11-26T00:00:00Z")  # 3650 days on
+    ] * 2
+    assert trust_facts(None) == TrustFacts(present=False)
+    broken = trust_facts({"data": {"ca.crt": "not pem"}})
+    assert broken.present and broken.authorities == ()
+    assert broken.problem is not None and broken.problem.startswith("ca.crt holds no readable")

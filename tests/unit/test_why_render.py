@@ -7,18 +7,21 @@ import dataclasses
 import pytest
 
 from pkiwarden.why.facts import (
+    Authority,
     EventFacts,
     Facts,
     PkiFacts,
     PolicyFacts,
     PolicyRule,
     SecretFacts,
+    TrustFacts,
     Unchecked,
 )
 from pkiwarden.why.render import Exit, render_json, render_text, verdict
 from pkiwarden.why.secret_uses import How, Use
 from pkiwarden.why.targets import Kind, Target
 
+CA = Authority("CN=pkiwarden development CA", "2036-11-27T03:58:58Z")
 POD = Target(Kind.POD, "app2-0", "app2")
 VOLUME = (Use(How.VOLUME, "tls"),)
 APP_TEAMS = PolicyRule(
@@ -329,7 +332,7 @@ def test_json_field_names_are_the_documented_ones() -> None:
     document = render_json(given)
     assert list(document) == [
         "target", "exitCode", "ready", "verdict", "fix", "whoCanFix",
-        "secrets", "pkis", "consumers", "events", "unchecked",
+        "secrets", "pkis", "consumers", "events", "trust", "unchecked",
     ]  # fmt: skip
     assert list(document["target"]) == ["kind", "name", "namespace"]
     assert list(document["secrets"][0]) == [
@@ -346,6 +349,10 @@ def test_json_field_names_are_the_documented_ones() -> None:
         "name", "allowedServiceNames", "allowedDNSNames", "allowedIPRanges", "maxDuration",
         "allowedKeyAlgorithms",
     ]  # fmt: skip
+    assert document["trust"] is None  # not looked at
+    trusted = render_json(dataclasses.replace(given, trust=TrustFacts(True, (CA,))))["trust"]
+    assert list(trusted) == ["configMap", "present", "authorities", "problem"]
+    assert trusted["authorities"] == [{"subject": CA.subject, "notAfter": CA.not_after}]
     assert list(document["events"][0]) == [
         "object", "type", "reason", "message", "count", "lastSeen",
     ]  # fmt: skip
@@ -377,3 +384,33 @@ def test_a_re_check_that_differs_from_the_status_is_shown() -> None:
     text = render_text(facts(now))
     assert f"    re-checked now: {NO_POLICY}" in text
     assert f"Fix: {NO_POLICY}" in text
+
+
+@pytest.mark.parametrize(
+    ("trust", "lines"),
+    [
+        (
+            TrustFacts(True, (CA,)),
+            [
+                "Trust bundle: ConfigMap pkiwarden-ca.crt in namespace app2, 1 CA(s):",
+                "  CN=pkiwarden development CA, valid until 2036-11-27T03:58:58Z",
+            ],
+        ),
+        (
+            TrustFacts(False),
+            ["Trust bundle: none published in namespace app2 (pkiwarden-ca.crt)"],
+        ),
+        (
+            TrustFacts(True, problem="ca.crt holds no readable certificate: x"),
+            [
+                "Trust bundle: ConfigMap pkiwarden-ca.crt in namespace app2:"
+                " ca.crt holds no readable certificate: x"
+            ],
+        ),
+        (TrustFacts(None), []),  # unreadable: said under "Not checked" with the permission
+    ],
+)
+def test_trust_bundle(trust: TrustFacts, lines: list[str]) -> None:
+    text = render_text(facts(READY, trust=trust)).splitlines()
+    shown = [line for line in text if line.startswith(("Trust bundle", "  CN="))]
+    assert shown == lines
