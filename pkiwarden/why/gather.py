@@ -49,7 +49,9 @@ _UNREADABLE: JSON | None = {}
 """Stands for a Secret that could not be read (distinct from None, absent), by identity."""
 
 CONFIG_MAPS = Resource("v1", "configmaps")
-METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_ONLY_OBJECT = (
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+)
 POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
 PKI_NOT_FOUND_HINT = (
     "; if kubectl apply refused it, the refusal names the fix,"
@@ -90,15 +92,25 @@ class Reader:
         try:
             return self._kube.get(path, **kw)
         except ApiError as error:
-            if error.status in (401, 403):
+            if error.status == 401:
+                raise UnreadableTargetError(
+                    "the API server did not accept these credentials (401 Unauthorized);"
+                    " log in again or check the kubeconfig's user"
+                ) from None
+            if error.status == 403:
                 raise _DeniedError(_needs(verb, resource, namespace)) from None
+            if error.not_found and verb == "list":
+                raise UnreadableTargetError(
+                    f"the API server does not serve {_resource_name(resource)};"
+                    " is pkiwarden installed on this cluster?"
+                ) from None
             raise
 
     def get(
         self, resource: Resource, namespace: str | None, name: str, *, metadata_only: bool = False
     ) -> JSON | None:
         """The object, or None if it does not exist."""
-        accept = METADATA_ONLY if metadata_only else "application/json"
+        accept = METADATA_ONLY_OBJECT if metadata_only else "application/json"
         try:
             return self._call(
                 "get", resource, namespace, resource.path(namespace, name), accept=accept

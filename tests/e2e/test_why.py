@@ -303,6 +303,14 @@ def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story) -> N
         "CANNOT TELL: pod/app2-0 in namespace app2 cannot be read: forbidden;"
         " it needs get pods in namespace app2\n"
     )
+    # A token the API server does not accept.
+    config = yaml.safe_load(story.teams["app2"].read_text())
+    config["users"][0]["user"]["token"] = "not-a-token"
+    stale = story.plane.dir / "app2.stale"
+    stale.write_text(yaml.safe_dump(config))
+    status, output = story.why("app2", "pod/app2-0", "-n", "app2", kubeconfig=stale)
+    assert status == 2, output
+    assert output.startswith("CANNOT TELL: the API server did not accept these credentials (401")
     # A viewer sees the chain but no Secret, and is told so.
     viewer = member(story.plane, "app2", name="viewer", role="view")
     status, output = story.why("app2", "pod/app2-0", "-n", "app2", kubeconfig=viewer)
