@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("lint", "pkiwarden.lint"),
     ("local", "pkiwarden.local"),
+    ("why", "pkiwarden.why.cli"),
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
 )

@@ -1,0 +1,294 @@
+"""The I/O edge of ``why``: read what a namespace ``view``/``edit`` role may read, no more.
+
+Every read that is refused becomes an :class:`~pkiwarden.why.facts.Unchecked`
+naming the permission, and ``why`` goes on with what it has: a user without
+the PkiPolicy reader still gets the Pki's status and Events. Secrets are read
+as metadata only (``PartialObjectMetadata``): ``why`` never receives a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+import urllib3
+
+from pkiwarden.why.facts import (
+    TRUST_CONFIGMAP,
+    Facts,
+    SecretFacts,
+    TrustFacts,
+    Unchecked,
+    event_facts,
+    name_of,
+    pki_facts,
+    secret_info,
+    trust_facts,
+    writers,
+)
+from pkiwarden.why.secret_uses import Use, secret_uses
+from pkiwarden.why.targets import Kind, Target, pod_spec
+from shared.defaults import secret_name
+from shared.kube.client import (
+    EVENTS,
+    JSON,
+    NAMESPACES,
+    PKI_POLICIES,
+    PKIS,
+    PODS,
+    SECRETS,
+    ApiError,
+    Kube,
+    Resource,
+)
+from shared.validation import SecretInfo
+
+T = TypeVar("T")
+_UNREADABLE: JSON | None = {}
+"""Stands for a Secret that could not be read (distinct from None, absent), by identity."""
+
+CONFIG_MAPS = Resource("v1", "configmaps")
+METADATA_ONLY_OBJECT = (
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+)
+POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
+PKI_NOT_FOUND_HINT = (
+    "; if kubectl apply refused it, the refusal names the fix,"
+    " and `pkiwarden lint FILE` shows it again without a cluster"
+)
+PKI_ROLE = "the pkiwarden-view role, part of view, edit and admin, grants it"
+
+
+class UnreadableTargetError(Exception):
+    """The target itself could not be read; the message says why and which permission."""
+
+
+class _DeniedError(Exception):
+    def __init__(self, needs: str) -> None:
+        super().__init__(needs)
+        self.needs = needs
+
+
+def _resource_name(resource: Resource) -> str:
+    group = resource.group_version.rpartition("/")[0]
+    return f"{resource.plural}.{group}" if group else resource.plural
+
+
+def _needs(verb: str, resource: Resource, namespace: str | None) -> str:
+    where = f" in namespace {namespace}" if resource.namespaced and namespace else ""
+    return f"{verb} {_resource_name(resource)}{where}"
+
+
+class Reader:
+    """Reads for one ``why`` run; a refused read raises ``_DeniedError`` with the permission."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+
+    def _call(
+        self, verb: str, resource: Resource, namespace: str | None, path: str, **kw: Any
+    ) -> JSON:
+        try:
+            return self._kube.get(path, **kw)
+        except ApiError as error:
+            if error.status == 401:
+                raise UnreadableTargetError(
+                    "the API server did not accept these credentials (401 Unauthorized);"
+                    " log in again or check the kubeconfig's user"
+                ) from None
+            if error.status == 403:
+                raise _DeniedError(_needs(verb, resource, namespace)) from None
+            if error.not_found and verb == "list":
+                raise UnreadableTargetError(
+                    f"the API server does not serve {_resource_name(resource)};"
+                    " is pkiwarden installed on this cluster?"
+                ) from None
+            raise
+
+    def get(
+        self, resource: Resource, namespace: str | None, name: str, *, metadata_only: bool = False
+    ) -> JSON | None:
+        """The object, or None if it does not exist."""
+        accept = METADATA_ONLY_OBJECT if metadata_only else "application/json"
+        try:
+            return self._call(
+                "get", resource, namespace, resource.path(namespace, name), accept=accept
+            )
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def list(
+        self, resource: Resource, namespace: str | None, params: Mapping[str, str] | None = None
+    ) -> list[JSON]:
+        page = self._call("list", resource, namespace, resource.path(namespace), params=params)
+        return [item for item in page.get("items") or [] if isinstance(item, dict)]
+
+
+def _read_target(reader: Reader, target: Target) -> JSON:
+    metadata_only = target.kind is Kind.SECRET
+    try:
+        obj = reader.get(
+            target.resource, target.namespace, target.name, metadata_only=metadata_only
+        )
+    except _DeniedError as denied:
+        raise UnreadableTargetError(
+            f"{target} in namespace {target.namespace} cannot be read: forbidden;"
+            f" it needs {denied.needs}"
+        ) from None
+    if obj is None:
+        hint = PKI_NOT_FOUND_HINT if target.kind is Kind.PKI else ""
+        raise UnreadableTargetError(f"{target} not found in namespace {target.namespace}{hint}")
+    return obj
+
+
+def gather(kube: Kube, target: Target) -> Facts:
+    """Everything ``why`` shows for ``target``; UnreadableTargetError if it cannot be read."""
+    try:
+        return _gather(Reader(kube), target)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise UnreadableTargetError(
+            f"cannot reach the API server at {kube.host}: {error}"
+        ) from None
+    except ApiError as error:
+        raise UnreadableTargetError(f"the API server answered {error}") from None
+
+
+class _Attempts:
+    """Runs reads that may be refused; a refusal is noted with the permission and a default."""
+
+    def __init__(self) -> None:
+        self.unchecked: list[Unchecked] = []
+
+    def __call__(self, what: str, read: Callable[[], T], default: T, hint: str = "") -> T:
+        try:
+            return read()
+        except _DeniedError as denied:
+            needs = f"{denied.needs} ({hint})" if hint else denied.needs
+            self.unchecked.append(Unchecked(what, needs))
+            return default
+
+
+def about(uid: str) -> dict[str, str]:
+    """List parameters for the Events of one object, found by uid as kubectl describe does."""
+    return {"fieldSelector": f"involvedObject.uid={uid}"}
+
+
+def _gather(reader: Reader, target: Target) -> Facts:
+    namespace = target.namespace
+    attempt = _Attempts()
+    obj = _read_target(reader, target)
+    listed: list[JSON] | None = attempt(
+        f"the Pkis of namespace {namespace}", lambda: reader.list(PKIS, namespace), None, PKI_ROLE
+    )
+    pkis = listed or []
+    if target.kind is Kind.PKI:
+        pkis = [p for p in pkis if name_of(p) != target.name] + [obj]
+    written = writers(pkis)
+
+    uses: Mapping[str, tuple[Use, ...]]
+    if target.runs_pods:
+        uses = secret_uses(pod_spec(target.kind, obj))
+    elif target.kind is Kind.PKI:
+        uses = {secret_name(obj) or "": ()}
+    else:
+        uses = {target.name: ()}
+
+    secrets: list[SecretFacts] = []
+    infos: dict[str, SecretInfo] | None = {}
+    for name, ways in uses.items():
+        found: JSON | None = obj
+        if target.kind is not Kind.SECRET:
+            found = attempt(
+                f"Secret {name}",
+                partial(reader.get, SECRETS, namespace, name, metadata_only=True),
+                _UNREADABLE,
+            )
+        if found is _UNREADABLE:
+            infos = None  # validation must not take an unread Secret for an absent one
+            secrets.append(SecretFacts(name, ways, written_by=written.get(name)))
+            continue
+        info = secret_info(found) if found is not None else None
+        if info is not None and infos is not None:
+            infos[name] = info
+        secrets.append(
+            SecretFacts(
+                name,
+                ways,
+                exists=info is not None,
+                managed=info.managed_by_pkiwarden if info else None,
+                written_by=written.get(name),
+            )
+        )
+
+    involved = {s.written_by for s in secrets if s.written_by}
+    if target.kind is Kind.PKI:
+        involved.add(target.name)  # even when another Pki claims the same Secret first
+    chosen = [p for p in pkis if name_of(p) in involved]
+    policies: list[JSON] | None = None
+    labels: Mapping[str, str] | None = None
+    if chosen:
+        policies = attempt(
+            "the PkiPolicies (the policy cause below is the issuer's, from status and Events)",
+            lambda: reader.list(PKI_POLICIES, None),
+            None,
+            POLICY_READER,
+        )
+    if policies is not None:
+        ns = attempt(
+            f"the labels of namespace {namespace} (policies selecting it by label look absent)",
+            lambda: reader.get(NAMESPACES, None, namespace, metadata_only=True),
+            None,
+        )
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {} if ns else None
+
+    trust = None
+    if chosen:
+        config_map = attempt(
+            f"the trust bundle of namespace {namespace}",
+            partial(reader.get, CONFIG_MAPS, namespace, TRUST_CONFIGMAP),
+            _UNREADABLE,
+        )
+        trust = TrustFacts(present=None) if config_map is _UNREADABLE else trust_facts(config_map)
+
+    pki_list = tuple(
+        pki_facts(pki, policies=policies, namespace_labels=labels, other_pkis=pkis, secrets=infos)
+        for pki in chosen
+    )
+
+    events: list[JSON] = []
+    for item in ([obj] if target.kind is Kind.POD else []) + chosen:
+        uid = (item.get("metadata") or {}).get("uid")
+        if uid:
+            events += attempt(
+                f"the Events of namespace {namespace}",
+                partial(
+                    reader.list, EVENTS, namespace, {"fieldSelector": f"involvedObject.uid={uid}"}
+                ),
+                [],
+            )
+
+    consumers: tuple[str, ...] = ()
+    if not target.runs_pods:
+        pods: list[JSON] = attempt(
+            f"the Pods of namespace {namespace}", lambda: reader.list(PODS, namespace), []
+        )
+        watched = set(uses)
+        consumers = tuple(
+            f"pod/{name_of(pod)}"
+            for pod in pods
+            if watched & set(secret_uses(pod_spec(Kind.POD, pod)))
+        )
+
+    return Facts(
+        target=target,
+        secrets=tuple(secrets),
+        pkis=pki_list,
+        consumers=consumers,
+        pkis_readable=listed is not None,
+        trust=trust,
+        events=event_facts(events),
+        unchecked=tuple(dict.fromkeys(attempt.unchecked)),
+    )
