@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer.reasons import reason_for
+from issuer.reporting.reasons import reason_for
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from issuer.reasons import Reason
+from issuer.reporting.reasons import Reason
 from pkiwarden.why.facts import (
     TRUST_CONFIGMAP,
     Facts,
