@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_issuer_builders import NOW, data_of, with_data
 
 from issuer import x509 as pki_x509
 from issuer.ca import CAProblem, ca_secret_body, load_ca
+from tests.unit.builders import NOW, data_of, with_data
 
 NS, NAME = "pkiwarden-system", "pkiwarden-ca"
 CERT, KEY = pki_x509.self_signed_ca("test CA", NOW - timedelta(days=1), timedelta(days=30))

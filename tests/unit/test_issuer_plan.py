@@ -9,7 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_issuer_builders import (
+
+from issuer import x509 as pki_x509
+from issuer.ca import CAProblem
+from issuer.plan import Action, Trigger, plan, retry_delay
+from issuer.reasons import Reason
+from shared.findings import Category, Finding, Severity
+from tests.unit.builders import (
     NOW,
     data_of,
     issued_secret,
@@ -17,12 +23,6 @@ from test_issuer_builders import (
     make_pki,
     with_data,
 )
-
-from issuer import x509 as pki_x509
-from issuer.ca import CAProblem
-from issuer.plan import Action, Trigger, plan, retry_delay
-from issuer.reasons import Reason
-from shared.findings import Category, Finding, Severity
 
 CA = make_ca()
 OTHER_CA = make_ca("another CA")

@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from test_issuer_builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 from issuer import x509 as pki_x509
 from issuer.secret import (
@@ -18,6 +17,7 @@ from issuer.secret import (
     ownership,
     read_stored,
 )
+from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 CA = make_ca()
 PKI = make_pki()

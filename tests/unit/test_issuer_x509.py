@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from test_issuer_builders import NOW, make_ca
 
 from issuer import x509 as pki_x509
+from tests.unit.builders import NOW, make_ca
 
 CA = make_ca()
 REQUEST = pki_x509.LeafRequest(
