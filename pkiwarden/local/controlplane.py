@@ -36,7 +36,7 @@ from pkiwarden.local import processes as procs
 from pkiwarden.local.certs import PkiFiles, write_control_plane_pki
 from pkiwarden.local.readiness import NotReadyError, free_ports, http_ok, wait_until_ready
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "local" / "build.sh"
 BINARY_OVERRIDES: Mapping[str, str] = {
     "kube-apiserver": "PKIWARDEN_KUBE_APISERVER",
