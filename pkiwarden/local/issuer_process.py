@@ -9,19 +9,23 @@ plane records, so ``pkiwarden local down`` stops it.
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from issuer.ca import bootstrap_ca
 from issuer.controller import Settings, utc_now
 from pkiwarden.local import controlplane
+from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.prerequisites import apply_prerequisites
-from pkiwarden.local.readiness import LOOPBACK, free_port, http_ok, wait_until_ready
+from pkiwarden.local.readiness import LOOPBACK, http_ok, wait_until_ready
 from shared.kube.client import Kube
 
 PROCESS = "issuer"
 READY_TIMEOUT = 60.0
+_LISTENING = re.compile(r"listening on port (\d+)")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class LocalIssuer:
     name: str
     pid: int
     settings: Settings
+    log_offset: int = 0  # where this run's lines start in its log
 
     @property
     def health_port(self) -> int:
@@ -73,31 +78,64 @@ def start(
 ) -> LocalIssuer:
     """Prepare the control plane, start the issuer as a recorded process, wait until ready.
 
-    A health port of 0 becomes a free port chosen here, so the caller knows
-    where ``/readyz`` and ``/metrics`` are and several issuers never collide.
-    The process runs as ``kubeconfig`` (for example a ServiceAccount token),
-    the local admin if omitted. Ready means its caches are synced. A restart
-    may skip ``with_prerequisites`` (CRDs, CA), as a crash-looping Pod would.
+    A health port of 0 lets the issuer pick a free port; waiting learns it
+    from the log, so the caller knows where ``/readyz`` and ``/metrics`` are
+    and several issuers never collide. The process runs as ``kubeconfig`` (for
+    example a ServiceAccount token), the local admin if omitted. Ready means
+    its caches are synced. A restart may skip ``with_prerequisites`` (CRDs,
+    CA), as a crash-looping Pod would.
     """
     settings = settings or Settings(health_port=0)
-    if settings.health_port == 0:
-        settings = dataclasses.replace(settings, health_port=free_port())
     if kubeconfig is not None:
         settings = dataclasses.replace(settings, kubeconfig=str(kubeconfig))
     if with_prerequisites:
         prepare(plane, settings)
-    issuer = LocalIssuer(name, plane.start_process(name, issuer_argv(settings)), settings)
-    if wait and settings.health_port > 0:
-        wait_ready(plane, issuer)
+    log = procs.log_path(plane.dir, name)
+    offset = log.stat().st_size if log.exists() else 0
+    pid = plane.start_process(name, issuer_argv(settings))
+    issuer = LocalIssuer(name, pid, settings, log_offset=offset)
+    return wait_ready(plane, issuer) if wait and settings.health_port >= 0 else issuer
+
+
+def wait_ready(
+    plane: ControlPlane, issuer: LocalIssuer, timeout: float = READY_TIMEOUT
+) -> LocalIssuer:
+    """Until ``/readyz`` answers 200, or fail with the end of the issuer's log.
+
+    Returns the issuer with its health port, learned from the log if it was 0.
+    """
+    deadline = time.monotonic() + timeout
+    if issuer.settings.health_port == 0:
+        issuer = dataclasses.replace(
+            issuer,
+            settings=dataclasses.replace(
+                issuer.settings, health_port=_logged_port(plane, issuer, timeout)
+            ),
+        )
+    url = f"{issuer.health_url}/readyz"
+    remaining = max(deadline - time.monotonic(), 0.0)
+    wait_until_ready(
+        plane.dir, lambda: http_ok(url), [issuer.name], what=f"ready at {url}", timeout=remaining
+    )
     return issuer
 
 
-def wait_ready(plane: ControlPlane, issuer: LocalIssuer, timeout: float = READY_TIMEOUT) -> None:
-    """Until ``/readyz`` answers 200, or fail with the end of the issuer's log."""
-    url = f"{issuer.health_url}/readyz"
+def _logged_port(plane: ControlPlane, issuer: LocalIssuer, timeout: float) -> int:
+    """The port the issuer says it listens on, in its log since it started."""
+    found: list[int] = []
+
+    def logged() -> bool:
+        with procs.log_path(plane.dir, issuer.name).open("rb") as log:
+            log.seek(issuer.log_offset)
+            match = _LISTENING.search(log.read().decode("utf-8", "replace"))
+        if match:
+            found.append(int(match.group(1)))
+        return bool(found)
+
     wait_until_ready(
-        plane.dir, lambda: http_ok(url), [issuer.name], what=f"ready at {url}", timeout=timeout
+        plane.dir, logged, [issuer.name], what="serving health checks", timeout=timeout
     )
+    return found[0]
 
 
 def stop(plane: ControlPlane, issuer: LocalIssuer | str = PROCESS) -> str:

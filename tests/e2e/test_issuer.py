@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ def test_restart_reissues_nothing(
 
     kill_9(control_plane, issuer.name)
     restarted_at = log_size(control_plane, issuer.name)
-    issuer_process.start(control_plane, issuer.settings, name=issuer.name)
+    issuer_process.start(control_plane, replace(issuer.settings, health_port=0), name=issuer.name)
 
     def settled() -> bool:
         assert_running(control_plane, issuer.name)

@@ -66,12 +66,11 @@ def issuers(control_plane: ControlPlane, kube: Kube) -> Iterator[list[LocalIssue
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-leader", NAMESPACE, ["app1"]))
     settings = Settings(namespace=ISSUER_NAMESPACE, workers=2, health_port=0)
-    running = [
+    started = [
         issuer_process.start(control_plane, settings, name=name, wait=False)
         for name in ("issuer-a", "issuer-b")
     ]
-    for issuer in running:
-        issuer_process.wait_ready(control_plane, issuer)
+    running = [issuer_process.wait_ready(control_plane, issuer) for issuer in started]
     try:
         yield running
     finally:
