@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared webhook issuer pkiwarden
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 test: $(STAMP) controlplane lint
@@ -32,7 +33,7 @@ crds: $(STAMP)
 	$(BIN)/python -m shared.crds deploy/crds
 
 demo: $(STAMP) controlplane
-	$(BIN)/python -m pkiwarden.demo
+	$(BIN)/python -m pkiwarden.local.demo
 
 demo-down: $(STAMP)
 	$(BIN)/pkiwarden local down --dir .local/demo
@@ -40,16 +41,16 @@ demo-down: $(STAMP)
 bench: bench-validation bench-webhook bench-issuer bench-chaos
 
 bench-validation: $(STAMP)
-	$(BIN)/python benchmarks/validation.py
+	$(BIN)/python benchmarks/bench_validation.py
 
 bench-webhook: $(STAMP) controlplane
-	$(BIN)/python benchmarks/webhook.py
+	$(BIN)/python benchmarks/bench_webhook.py
 
 bench-issuer: $(STAMP) controlplane
-	$(BIN)/python benchmarks/issuer.py
+	$(BIN)/python benchmarks/bench_issuer.py
 
 bench-chaos: $(STAMP) controlplane
-	$(BIN)/python benchmarks/chaos_issuer.py
+	$(BIN)/python benchmarks/bench_chaos_issuer.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local

@@ -1,8 +1,10 @@
 """``pkiwarden`` entry point.
 
 Each command group lives in the package that owns it and contributes its
-sub-parser through ``register(subparsers)``; this module only wires them up,
-so adding a command never means editing another team's module.
+sub-parser through ``register(subparsers)``; this module only wires them up.
+Only the group named on the command line is imported, so ``pkiwarden
+webhook serve`` and ``pkiwarden issuer run`` load nothing of the local
+development tooling or the other commands.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 # (command, module that defines register())
 COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("lint", "pkiwarden.lint"),
-    ("local", "pkiwarden.local"),
+    ("local", "pkiwarden.local.cli"),
     ("why", "pkiwarden.why.cli"),
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
@@ -46,14 +48,17 @@ def _describe(parser: argparse.ArgumentParser) -> None:
             _describe(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command group, or of the group ``only`` alone."""
     parser = argparse.ArgumentParser(
         prog="pkiwarden",
         description="TLS certificates from a control-plane CA, with errors where teams look.",
     )
     parser.add_argument("--version", action="version", version=f"pkiwarden {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for _name, module_name in COMMAND_MODULES:
+    for name, module_name in COMMAND_MODULES:
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         module.register(subparsers)
     _describe(parser)
@@ -61,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    named = {name for name, _module in COMMAND_MODULES}
+    chosen = arguments[0] if arguments and arguments[0] in named else None
+    args = build_parser(chosen).parse_args(arguments)
     handler: Handler = args.handler
     try:
         return handler(args)

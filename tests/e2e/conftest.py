@@ -1,5 +1,7 @@
 """End-to-end fixtures: one real control plane per test session.
 
+Helper functions are in ``helpers.py``; this module holds the fixtures only.
+
 Everything under tests/e2e is marked ``e2e`` here, so ``pytest -m "not e2e"``
 runs the fast tier alone. Missing binaries fail the tests with the reason;
 they are never skipped.
@@ -20,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden import controlplane
-from pkiwarden.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local import controlplane
+from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from shared.kube.client import Kube
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -128,14 +130,3 @@ def crds(control_plane: ControlPlane) -> set[str]:
 def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
     """pkiwarden's own API client, as admin, with the CRDs installed."""
     return Kube.from_environment(str(control_plane.kubeconfig))
-
-
-def delete_namespace(plane: ControlPlane, name: str) -> None:
-    """Delete a test namespace, its Pkis first.
-
-    The local control plane runs no namespace controller, so a deleted
-    namespace stays Terminating with everything in it; Pkis left there would
-    keep the next module's issuer busy re-checking them.
-    """
-    plane.kubectl("delete", "pkis", "--all", "-n", name, "--wait=false", check=False)
-    plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pkiwarden import controlplane, install, local_processes
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import controlplane, install
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
 
 REPO = controlplane.REPO_ROOT
 WEBHOOK = "system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
@@ -30,7 +31,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     directory = tmp_path_factory.mktemp("demo") / "plane"
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pkiwarden.demo", "--dir", str(directory)],
+            [sys.executable, "-m", "pkiwarden.local.demo", "--dir", str(directory)],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -70,8 +71,8 @@ def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> No
     for name, kubeconfig in (("webhook", "webhook.kubeconfig"), ("issuer", "issuer.kubeconfig")):
         config = (demo_plane.dir / kubeconfig).read_text()
         assert "token:" in config and "client-certificate" not in config
-        record = local_processes.read(demo_plane.dir, name)
-        assert record is not None and local_processes.is_running(record), f"{name} not running"
+        record = procs.read(demo_plane.dir, name)
+        assert record is not None and procs.is_running(record), f"{name} not running"
         assert f"--kubeconfig={demo_plane.dir / kubeconfig}" in record.argv
     who = demo_plane.kubectl(
         "auth",

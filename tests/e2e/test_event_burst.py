@@ -21,18 +21,11 @@ import pytest
 
 from issuer.reporting.recorder import COMPONENT
 from issuer.settings import Settings
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import issuer_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, SECRETS, Kube
-from tests.e2e.conftest import delete_namespace
-from tests.e2e.test_events_issuer import (
-    RunningIssuer,
-    container,
-    create_pod,
-    eventually,
-    policy_body,
-    start_issuer,
-    stop_issuer,
-)
+from tests.e2e.helpers import container, create_pod, delete_namespace, eventually, policy_body
 
 NAMESPACE = "event-burst"
 POLICY = "e2e-event-burst"
@@ -51,15 +44,15 @@ COMBINED = "(combined from similar events): "
 
 
 @pytest.fixture(scope="module")
-def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
+def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body(POLICY, NAMESPACE, ["app1"]))
     settings = Settings(namespace="pkiwarden-e2e-burst", workers=2, health_port=0)
-    running = start_issuer(control_plane, "issuer-burst", settings)
+    running = issuer_process.start(control_plane, settings, name="issuer-burst")
     try:
         yield running
     finally:
-        stop_issuer(control_plane, running)
+        issuer_process.stop(control_plane, running)
         control_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
         delete_namespace(control_plane, NAMESPACE)
 
@@ -95,7 +88,7 @@ def warnings_by_uid(kube: Kube) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_a_burst_of_failures_tells_every_pki_and_floods_no_object(
-    kube: Kube, issuer: RunningIssuer
+    kube: Kube, issuer: LocalIssuer
 ) -> None:
     conflicting = [f"taken-{n:03d}" for n in range(PKIS_PER_KIND)]
     denied = [f"denied-{n:03d}" for n in range(PKIS_PER_KIND)]

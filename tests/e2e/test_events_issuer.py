@@ -9,126 +9,42 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from issuer.act.bootstrap_ca import bootstrap_ca
-from issuer.local import start_local_issuer
 from issuer.reporting.recorder import COMPONENT
 from issuer.settings import Settings
-from pkiwarden import controlplane
-from pkiwarden import local_processes as procs
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import issuer_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
 from shared.clock import utc_now
-from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
-from tests.e2e.conftest import delete_namespace
+from shared.kube.client import PKI_POLICIES, SECRETS, ApiError, Kube
+from tests.e2e.helpers import (
+    container,
+    create_pki,
+    create_pod,
+    delete_namespace,
+    events_on,
+    eventually,
+    policy_body,
+    ready,
+    volume,
+)
 
-T = TypeVar("T")
 _counter = itertools.count()
 
 
-@dataclass(frozen=True)
-class RunningIssuer:
-    name: str
-    pid: int
-    health_port: int
-    settings: Settings
-
-
-def eventually(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(every)
-
-
-def start_issuer(plane: ControlPlane, name: str, settings: Settings) -> RunningIssuer:
-    """Start ``pkiwarden issuer run`` as a recorded process and learn its health port."""
-    pid = start_local_issuer(plane, settings, name=name)
-    log = procs.log_path(plane.dir, name)
-
-    def port() -> int | None:
-        match = re.search(r"listening on port (\d+)", log.read_text() if log.exists() else "")
-        return int(match.group(1)) if match else None
-
-    return RunningIssuer(name, pid, eventually(port, 60, f"{name} to serve health"), settings)
-
-
-def stop_issuer(plane: ControlPlane, issuer: RunningIssuer) -> None:
-    controlplane.stop_process(plane.dir, issuer.name)
-
-
-def events_on(kube: Kube, obj: dict[str, Any], reason: str | None = None) -> list[dict[str, Any]]:
-    metadata = obj["metadata"]
-    selector = f"involvedObject.uid={metadata['uid']}"
-    if reason:
-        selector += f",reason={reason}"
-    page = kube.get(EVENTS.path(metadata["namespace"]), params={"fieldSelector": selector})
-    return list(page.get("items") or [])
-
-
-def container(**fields: Any) -> dict[str, Any]:
-    return {"name": "app", "image": "registry.invalid/app:1", **fields}
-
-
-def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {"containers": [container()], **spec},
-    }
-    return kube.create(PODS.path(namespace), body)
-
-
-def volume(secret: str) -> dict[str, Any]:
-    return {"volumes": [{"name": "tls", "secret": {"secretName": secret}}]}
-
-
-def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body = {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "Pki",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-    return kube.create(PKIS.path(namespace), body)
-
-
-def policy_body(name: str, namespace: str, services: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "PkiPolicy",
-        "metadata": {"name": name},
-        "spec": {"namespaces": [namespace], "allowedServiceNames": services},
-    }
-
-
-def ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    pki = kube.get(PKIS.path(namespace, name))
-    for condition in (pki.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            return pki
-    return None
-
-
 @pytest.fixture(scope="module")
-def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
+def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     settings = Settings(namespace="pkiwarden-e2e-events", workers=2, health_port=0)
-    running = start_issuer(control_plane, "issuer-events", settings)
+    running = issuer_process.start(control_plane, settings, name="issuer-events")
     try:
         yield running
     finally:
-        stop_issuer(control_plane, running)
+        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture
@@ -143,7 +59,7 @@ def namespace(control_plane: ControlPlane, kube: Kube) -> Iterator[str]:
 
 
 def test_the_seed_story(
-    control_plane: ControlPlane, kube: Kube, issuer: RunningIssuer, namespace: str
+    control_plane: ControlPlane, kube: Kube, issuer: LocalIssuer, namespace: str
 ) -> None:
     pod = create_pod(kube, namespace, "web", volume("app1-pki-tls"))
     pki = create_pki(kube, namespace, "app1-pki", serviceName="appp1")
@@ -192,7 +108,7 @@ def test_the_seed_story(
 
 
 def test_every_way_of_consuming_reaches_the_pods(
-    control_plane: ControlPlane, kube: Kube, issuer: RunningIssuer, namespace: str
+    control_plane: ControlPlane, kube: Kube, issuer: LocalIssuer, namespace: str
 ) -> None:
     secret = "denied-pki-tls"
     specs: dict[str, dict[str, Any]] = {
@@ -235,7 +151,7 @@ def _told(kube: Kube, obj: dict[str, Any], reason: str) -> Callable[[], list[dic
 
 
 def test_a_secret_conflict_reaches_the_pods(
-    kube: Kube, issuer: RunningIssuer, namespace: str
+    kube: Kube, issuer: LocalIssuer, namespace: str
 ) -> None:
     kube.create(
         SECRETS.path(namespace),
@@ -254,7 +170,7 @@ def test_a_secret_conflict_reaches_the_pods(
     assert "taken-tls" in event["message"]
 
 
-def test_a_missing_ca_reaches_the_pods(kube: Kube, issuer: RunningIssuer, namespace: str) -> None:
+def test_a_missing_ca_reaches_the_pods(kube: Kube, issuer: LocalIssuer, namespace: str) -> None:
     settings = issuer.settings
     ca_path = SECRETS.path(settings.namespace, settings.ca_secret)
     kube.delete(ca_path)

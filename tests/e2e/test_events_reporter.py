@@ -20,9 +20,9 @@ from issuer.reporting.event_reporter import EventReporter
 from issuer.reporting.pod_sources import ListedPods
 from issuer.reporting.reasons import Reason
 from issuer.reporting.recorder import COMPONENT, EventRecorder, EventSink
-from pkiwarden.controlplane import ControlPlane
-from shared.kube.client import EVENTS, PKIS, PODS, Kube
-from tests.e2e.conftest import delete_namespace
+from pkiwarden.local.controlplane import ControlPlane
+from shared.kube.client import Kube
+from tests.e2e.helpers import container, create_pki, create_pod, delete_namespace, events_on, volume
 
 _counter = itertools.count()
 
@@ -44,41 +44,13 @@ def reporter(kube: Kube, instance: str = "e2e-issuer") -> EventReporter:
     return EventReporter(EventRecorder(EventSink(kube, instance=instance)), ListedPods(kube))
 
 
-def create_pki(kube: Kube, namespace: str, name: str = "app1-pki") -> dict[str, Any]:
-    body = {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "Pki",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"serviceName": "appp1"},
-    }
-    return kube.create(PKIS.path(namespace), body)
-
-
-def container(**fields: Any) -> dict[str, Any]:
-    return {"name": "app", "image": "registry.invalid/app:1", **fields}
-
-
-def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    spec = {"containers": [container()], **spec}
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-    return kube.create(PODS.path(namespace), body)
-
-
-def events_for(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
-    metadata = obj["metadata"]
-    page = kube.get(
-        EVENTS.path(metadata["namespace"]),
-        params={"fieldSelector": f"involvedObject.uid={metadata['uid']}"},
-    )
-    return list(page.get("items") or [])
-
-
-def volume_spec(secret: str) -> dict[str, Any]:
-    return {"volumes": [{"name": "tls", "secret": {"secretName": secret}}]}
+def denied_pki(kube: Kube, namespace: str, name: str = "app1-pki") -> dict[str, Any]:
+    """A Pki with the typo the reporter's messages talk about; nothing issues it here."""
+    return create_pki(kube, namespace, name, serviceName="appp1")
 
 
 CONSUMING_SPECS: dict[str, dict[str, Any]] = {
-    "by-volume": volume_spec("app1-pki-tls"),
+    "by-volume": volume("app1-pki-tls"),
     "by-projected": {
         "volumes": [{"name": "p", "projected": {"sources": [{"secret": {"name": "app1-pki-tls"}}]}}]
     },
@@ -106,15 +78,15 @@ CONSUMING_SPECS: dict[str, dict[str, Any]] = {
 def test_describe_pod_shows_one_warning_whose_count_grows(
     control_plane: ControlPlane, kube: Kube, namespace: str
 ) -> None:
-    pki = create_pki(kube, namespace)
-    pod = create_pod(kube, namespace, "web", volume_spec("app1-pki-tls"))
+    pki = denied_pki(kube, namespace)
+    pod = create_pod(kube, namespace, "web", volume("app1-pki-tls"))
     message = MESSAGE.format(ns=namespace)
     issuer = reporter(kube)
 
     for _ in range(3):  # three retries of the same failure
         issuer.failed(pki, Reason.NOT_ALLOWED, message)
 
-    (event,) = events_for(kube, pod)
+    (event,) = events_on(kube, pod)
     assert event["type"] == "Warning"
     assert event["reason"] == "NotAllowed"
     assert event["message"] == message
@@ -123,7 +95,7 @@ def test_describe_pod_shows_one_warning_whose_count_grows(
     assert event["reportingComponent"] == COMPONENT
     assert event["involvedObject"]["uid"] == pod["metadata"]["uid"]
     assert event["firstTimestamp"] and event["lastTimestamp"]
-    (on_pki,) = events_for(kube, pki)
+    (on_pki,) = events_on(kube, pki)
     assert (on_pki["reason"], on_pki["count"]) == ("NotAllowed", 3)
     assert on_pki["involvedObject"]["kind"] == "Pki"
 
@@ -141,23 +113,23 @@ def test_describe_pod_shows_one_warning_whose_count_grows(
 def test_every_way_of_consuming_is_told_and_nobody_else(
     control_plane: ControlPlane, kube: Kube, namespace: str
 ) -> None:
-    pki = create_pki(kube, namespace)
+    pki = denied_pki(kube, namespace)
     consumers = {
         name: create_pod(kube, namespace, name, spec) for name, spec in CONSUMING_SPECS.items()
     }
     bystanders = [
-        create_pod(kube, namespace, "bystander", volume_spec("someone-else-tls")),
+        create_pod(kube, namespace, "bystander", volume("someone-else-tls")),
         create_pod(kube, namespace, "no-secrets", {}),
     ]
     control_plane.kubectl("create", "namespace", f"{namespace}-other")
     try:
-        elsewhere = create_pod(kube, f"{namespace}-other", "by-volume", volume_spec("app1-pki-tls"))
+        elsewhere = create_pod(kube, f"{namespace}-other", "by-volume", volume("app1-pki-tls"))
         reporter(kube).failed(pki, Reason.SECRET_CONFLICT, "the Secret is taken")
         for name, pod in consumers.items():
-            reasons = [event["reason"] for event in events_for(kube, pod)]
+            reasons = [event["reason"] for event in events_on(kube, pod)]
             assert reasons == ["SecretConflict"], name
         for pod in [*bystanders, elsewhere]:
-            assert events_for(kube, pod) == [], pod["metadata"]["name"]
+            assert events_on(kube, pod) == [], pod["metadata"]["name"]
     finally:
         delete_namespace(control_plane, f"{namespace}-other")
 
@@ -165,30 +137,30 @@ def test_every_way_of_consuming_is_told_and_nobody_else(
 def test_a_pod_created_after_the_failure_is_told_at_the_next_retry(
     kube: Kube, namespace: str
 ) -> None:
-    pki = create_pki(kube, namespace)
-    early = create_pod(kube, namespace, "early", volume_spec("app1-pki-tls"))
+    pki = denied_pki(kube, namespace)
+    early = create_pod(kube, namespace, "early", volume("app1-pki-tls"))
     issuer = reporter(kube)
     issuer.failed(
         pki, Reason.CA_UNAVAILABLE, "the CA Secret pkiwarden-system/pkiwarden-ca is missing"
     )
-    late = create_pod(kube, namespace, "late", volume_spec("app1-pki-tls"))
-    assert events_for(kube, late) == []
+    late = create_pod(kube, namespace, "late", volume("app1-pki-tls"))
+    assert events_on(kube, late) == []
 
     issuer.failed(
         pki, Reason.CA_UNAVAILABLE, "the CA Secret pkiwarden-system/pkiwarden-ca is missing"
     )
 
-    assert [(e["reason"], e["count"]) for e in events_for(kube, late)] == [("CAUnavailable", 1)]
-    assert [(e["reason"], e["count"]) for e in events_for(kube, early)] == [("CAUnavailable", 2)]
+    assert [(e["reason"], e["count"]) for e in events_on(kube, late)] == [("CAUnavailable", 1)]
+    assert [(e["reason"], e["count"]) for e in events_on(kube, early)] == [("CAUnavailable", 2)]
 
 
 def test_thirty_different_messages_do_not_make_thirty_events(kube: Kube, namespace: str) -> None:
-    pki = create_pki(kube, namespace)
+    pki = denied_pki(kube, namespace)
     issuer = reporter(kube)
     for attempt in range(30):
         issuer.failed(pki, Reason.ISSUANCE_FAILED, f"the API server refused attempt {attempt}")
 
-    events = events_for(kube, pki)
+    events = events_on(kube, pki)
     assert len(events) <= 10
     combined = [e for e in events if e["message"].startswith(COMBINED_PREFIX)]
     assert len(combined) == 1
@@ -198,44 +170,44 @@ def test_thirty_different_messages_do_not_make_thirty_events(kube: Kube, namespa
 def test_an_expired_event_is_created_again(
     control_plane: ControlPlane, kube: Kube, namespace: str
 ) -> None:
-    pki = create_pki(kube, namespace)
+    pki = denied_pki(kube, namespace)
     issuer = reporter(kube)
     issuer.failed(pki, Reason.NOT_ALLOWED, "first")
-    (first,) = events_for(kube, pki)
+    (first,) = events_on(kube, pki)
     control_plane.kubectl("delete", "event", first["metadata"]["name"], "-n", namespace)
 
     issuer.failed(pki, Reason.NOT_ALLOWED, "first")
 
-    (again,) = events_for(kube, pki)
+    (again,) = events_on(kube, pki)
     assert again["metadata"]["name"] != first["metadata"]["name"]
     assert again["count"] == 1
 
 
 def test_a_restarted_issuer_keeps_counting_on_the_same_event(kube: Kube, namespace: str) -> None:
-    pki = create_pki(kube, namespace)
-    pod = create_pod(kube, namespace, "web", volume_spec("app1-pki-tls"))
+    pki = denied_pki(kube, namespace)
+    pod = create_pod(kube, namespace, "web", volume("app1-pki-tls"))
     reporter(kube, instance="before").failed(pki, Reason.NOT_ALLOWED, "not allowed")
     reporter(kube, instance="after").failed(pki, Reason.NOT_ALLOWED, "not allowed")
 
-    assert [e["count"] for e in events_for(kube, pki)] == [2]
-    assert [e["count"] for e in events_for(kube, pod)] == [2]
+    assert [e["count"] for e in events_on(kube, pki)] == [2]
+    assert [e["count"] for e in events_on(kube, pod)] == [2]
 
 
 def test_success_is_a_normal_event_on_the_pki_only(kube: Kube, namespace: str) -> None:
-    pki = create_pki(kube, namespace)
-    pod = create_pod(kube, namespace, "web", volume_spec("app1-pki-tls"))
+    pki = denied_pki(kube, namespace)
+    pod = create_pod(kube, namespace, "web", volume("app1-pki-tls"))
     reporter(kube).succeeded(pki, Reason.ISSUED, "certificate 0a1b issued into Secret app1-pki-tls")
 
-    (event,) = events_for(kube, pki)
+    (event,) = events_on(kube, pki)
     assert (event["type"], event["reason"]) == ("Normal", "Issued")
-    assert events_for(kube, pod) == []
+    assert events_on(kube, pod) == []
 
 
 def test_messages_are_one_line_within_1024_bytes(kube: Kube, namespace: str) -> None:
-    pki = create_pki(kube, namespace)
+    pki = denied_pki(kube, namespace)
     reporter(kube).failed(pki, Reason.INVALID_SPEC, "line one\nline two " + "x" * 3000)
 
-    (event,) = events_for(kube, pki)
+    (event,) = events_on(kube, pki)
     assert "\n" not in event["message"]
     assert len(event["message"].encode()) <= 1024
     assert json.dumps(event["message"]).startswith('"line one line two')

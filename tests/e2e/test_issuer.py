@@ -8,95 +8,59 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import socket
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from cryptography import x509
 
-from issuer.local import issuer_argv, prepare
 from issuer.settings import Settings
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import issuer_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
+from tests.e2e.helpers import (
+    TIMEOUT,
+    apply,
+    assert_running,
+    condition,
+    eventually,
+    get,
+    json_log,
+    kill_9,
+    leaf,
+    log_size,
+    secret_data,
+    serial,
+    wait_ready,
+    wait_reason,
+)
+from tests.e2e.helpers import web_pki as pki
+from tests.e2e.helpers import web_policy as policy
 
-T = TypeVar("T")
-TIMEOUT = 30.0
 ISSUER_NS = "pkiwarden-system"
 CA_SECRET = "pkiwarden-ca"
 
 
-# --------------------------------------------------------------------------- the issuer process
-
-
-@dataclass
-class Issuer:
-    plane: ControlPlane
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    starts: list[int] = field(default_factory=list)  # log offsets where each run began
-
-    def start(self) -> None:
-        self.starts.append(self.log_path.stat().st_size if self.log_path.exists() else 0)
-        settings = Settings(health_port=0, workers=2, leader_elect=False)
-        argv = issuer_argv(settings)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)},
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def lines(self, since_last_start: bool = True) -> list[dict[str, Any]]:
-        with self.log_path.open("rb") as log:
-            log.seek(self.starts[-1] if since_last_start else 0)
-            text = log.read().decode("utf-8", "replace")
-        found = []
-        for line in text.splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-        return found
-
-    def assert_alive(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            pytest.fail(
-                f"issuer exited {self.process.returncode}:\n{self.log_path.read_text()[-4000:]}"
-            )
-
-
 @pytest.fixture(scope="module")
-def issuer(
-    control_plane: ControlPlane, crds: set[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Issuer]:
-    prepare(control_plane, Settings())
-    running = Issuer(control_plane, tmp_path_factory.mktemp("issuer") / "issuer.log")
-    running.start()
+def issuer(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalIssuer]:
+    settings = Settings(health_port=0, workers=2, leader_elect=False)
+    running = issuer_process.start(control_plane, settings, name="issuer-main")
     try:
         yield running
     finally:
-        running.kill()
+        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture
 def ns(
-    control_plane: ControlPlane, issuer: Issuer, request: pytest.FixtureRequest
+    control_plane: ControlPlane, issuer: LocalIssuer, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A fresh namespace with a policy allowing service "web" (and "api") in it."""
     name = "iss-" + request.node.name.removeprefix("test_").replace("_", "-").lower()
@@ -108,96 +72,6 @@ def ns(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def apply(plane: ControlPlane, obj: dict[str, Any]) -> None:
-    plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
-
-
-def policy(namespace: str, services: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "PkiPolicy",
-        "metadata": {"name": namespace},
-        "spec": {
-            "namespaces": [namespace],
-            "allowedServiceNames": services,
-            "allowedDNSNames": ["{serviceName}.{namespace}.svc", "*.{namespace}.example.test"],
-            "allowedKeyAlgorithms": ["ECDSA", "RSA", "Ed25519"],
-        },
-    }
-
-
-def pki(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "Pki",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"serviceName": "web", "dnsNames": [f"web.{namespace}.svc"], **spec},
-    }
-
-
-def get(plane: ControlPlane, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-    result = plane.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-    if result.returncode != 0:
-        return None
-    value: dict[str, Any] = json.loads(result.stdout)
-    return value
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def condition(obj: dict[str, Any] | None, kind: str = "Ready") -> dict[str, Any]:
-    for item in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if item.get("type") == kind:
-            return dict(item)
-    return {}
-
-
-def wait_reason(
-    plane: ControlPlane, namespace: str, name: str, status: str, reason: str
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        obj = get(plane, "pki", namespace, name)
-        ready = condition(obj)
-        return obj if (ready.get("status"), ready.get("reason")) == (status, reason) else None
-
-    return wait_for(f"pki {namespace}/{name} Ready={status} {reason}", probe)
-
-
-def wait_ready(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    plane.kubectl(
-        "wait", "--for=condition=Ready", f"--timeout={TIMEOUT:.0f}s", "-n", namespace, f"pki/{name}"
-    )
-    obj = get(plane, "pki", namespace, name)
-    assert obj is not None
-    return obj
-
-
-def secret_data(plane: ControlPlane, namespace: str, name: str) -> dict[str, bytes]:
-    secret = get(plane, "secret", namespace, name)
-    assert secret is not None, f"Secret {namespace}/{name} missing"
-    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-
-
-def leaf(data: dict[str, bytes]) -> x509.Certificate:
-    return x509.load_pem_x509_certificates(data["tls.crt"])[0]
-
-
-def serial(plane: ControlPlane, namespace: str, name: str) -> str | None:
-    secret = get(plane, "secret", namespace, name)
-    if secret is None:
-        return None
-    return f"{leaf({k: base64.b64decode(v) for k, v in secret['data'].items()}).serial_number:X}"
 
 
 def dns_names(certificate: x509.Certificate) -> list[str]:
@@ -314,26 +188,28 @@ def test_reissued_when_secret_deleted_spec_changed_or_tampered(
     first = serial(control_plane, ns, "web-tls")
 
     control_plane.kubectl("delete", "secret", "web-tls", "-n", ns)
-    second = wait_for(
-        "a new Secret", lambda: (s := serial(control_plane, ns, "web-tls")) != first and s
+    second = eventually(
+        lambda: (s := serial(control_plane, ns, "web-tls")) != first and s, TIMEOUT, "a new Secret"
     )
     assert second != first
 
     apply(control_plane, pki(ns, "web", dnsNames=[f"web.{ns}.svc", f"a.{ns}.example.test"]))
-    wait_for(
-        "re-issue with the new SANs",
+    eventually(
         lambda: (
             dns_names(leaf(secret_data(control_plane, ns, "web-tls")))
             == [f"web.{ns}.svc", f"a.{ns}.example.test"]
         ),
+        TIMEOUT,
+        "re-issue with the new SANs",
     )
-    obj = wait_for(
-        "status for generation 2",
+    obj = eventually(
         lambda: (
             (o := get(control_plane, "pki", ns, "web"))
             and condition(o).get("observedGeneration") == 2
             and o
         ),
+        TIMEOUT,
+        "status for generation 2",
     )
     third = obj["status"]["serialNumber"]
 
@@ -342,9 +218,10 @@ def test_reissued_when_secret_deleted_spec_changed_or_tampered(
         "patch", "secret", "web-tls", "-n", ns, "--type=merge", "-p",
         json.dumps({"data": {"tls.crt": stranger.decode()}}),
     )  # fmt: skip
-    fourth = wait_for(
-        "re-issue after tampering",
+    fourth = eventually(
         lambda: (s := serial_or_none(control_plane, ns, "web-tls")) not in (None, third) and s,
+        TIMEOUT,
+        "re-issue after tampering",
     )
     assert fourth != third
     wait_ready(control_plane, ns, "web")
@@ -358,7 +235,9 @@ def serial_or_none(plane: ControlPlane, namespace: str, name: str) -> str | None
         return None
 
 
-def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: Issuer) -> None:
+def test_restart_reissues_nothing(
+    control_plane: ControlPlane, ns: str, issuer: LocalIssuer
+) -> None:
     names = [f"web{n}" for n in range(5)]
     for name in names:
         apply(control_plane, pki(ns, name))
@@ -366,22 +245,23 @@ def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: 
         wait_ready(control_plane, ns, name)
     before = {name: serial(control_plane, ns, f"{name}-tls") for name in names}
 
-    issuer.kill()
-    issuer.start()
+    kill_9(control_plane, issuer.name)
+    restarted_at = log_size(control_plane, issuer.name)
+    issuer_process.start(control_plane, replace(issuer.settings, health_port=0), name=issuer.name)
 
     def settled() -> bool:
-        issuer.assert_alive()
+        assert_running(control_plane, issuer.name)
         seen = {
             line.get("pki")
-            for line in issuer.lines()
+            for line in json_log(control_plane, issuer.name, restarted_at)
             if line.get("message") == "reconciled" and line.get("namespace") == ns
         }
         return seen >= set(names)
 
-    wait_for("the restarted issuer to reconcile every Pki", settled)
+    eventually(settled, TIMEOUT, "the restarted issuer to reconcile every Pki")
     issued = [
         line
-        for line in issuer.lines()
+        for line in json_log(control_plane, issuer.name, restarted_at)
         if line.get("message") == "reconciled" and line.get("action") == "Issue"
     ]
     assert issued == []

@@ -12,19 +12,19 @@ import pytest
 from issuer.leader import LEASE_DURATION, LeaseRecord
 from issuer.run import LEASE_NAME
 from issuer.settings import Settings
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import issuer_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
 from shared.kube.client import LEASES, PKI_POLICIES, ApiError, Kube
-from tests.e2e.conftest import delete_namespace
-from tests.e2e.test_events_issuer import (
-    RunningIssuer,
+from tests.e2e.helpers import (
     create_pki,
+    delete_namespace,
     eventually,
     policy_body,
     ready,
-    start_issuer,
-    stop_issuer,
+    scrape,
+    value,
 )
-from tests.e2e.test_metrics_issuer import scrape, value
 
 NAMESPACE = "leader-e2e"
 ISSUER_NAMESPACE = "pkiwarden-e2e-leader"
@@ -57,27 +57,31 @@ def holder_pid(record: LeaseRecord) -> int:
     return int(record.holder.split("_")[-2])
 
 
-def leading(issuer: RunningIssuer) -> float | None:
+def leading(issuer: LocalIssuer) -> float | None:
     return value(scrape(issuer), "leader_election_master_status", name=LEASE_NAME)
 
 
 @pytest.fixture(scope="module")
-def issuers(control_plane: ControlPlane, kube: Kube) -> Iterator[list[RunningIssuer]]:
+def issuers(control_plane: ControlPlane, kube: Kube) -> Iterator[list[LocalIssuer]]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-leader", NAMESPACE, ["app1"]))
     settings = Settings(namespace=ISSUER_NAMESPACE, workers=2, health_port=0)
-    running = [start_issuer(control_plane, name, settings) for name in ("issuer-a", "issuer-b")]
+    started = [
+        issuer_process.start(control_plane, settings, name=name, wait=False)
+        for name in ("issuer-a", "issuer-b")
+    ]
+    running = [issuer_process.wait_ready(control_plane, issuer) for issuer in started]
     try:
         yield running
     finally:
         for issuer in running:
-            stop_issuer(control_plane, issuer)
+            issuer_process.stop(control_plane, issuer)
         control_plane.kubectl("delete", "pkipolicy", "e2e-leader", "--ignore-not-found")
         delete_namespace(control_plane, NAMESPACE)
 
 
 def test_one_leads_and_the_other_takes_over_after_kill_9(
-    kube: Kube, issuers: list[RunningIssuer]
+    kube: Kube, issuers: list[LocalIssuer]
 ) -> None:
     first = eventually(lease_when(kube, lambda r: bool(r.holder)), 30, "a Lease holder")
     by_pid = {issuer.pid: issuer for issuer in issuers}
@@ -107,7 +111,7 @@ def test_one_leads_and_the_other_takes_over_after_kill_9(
     assert leading(follower) == 1
 
 
-def test_sigterm_releases_the_lease(kube: Kube, issuers: list[RunningIssuer]) -> None:
+def test_sigterm_releases_the_lease(kube: Kube, issuers: list[LocalIssuer]) -> None:
     holder = eventually(lease_when(kube, lambda r: bool(r.holder)), 30, "a Lease holder")
     pid = holder_pid(holder)
     assert pid in {issuer.pid for issuer in issuers}

@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 import base64
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography import x509
-from prometheus_client.parser import text_string_to_metric_families
 
 from issuer.settings import Settings
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import issuer_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
 from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, Kube
-from tests.e2e.conftest import delete_namespace
-from tests.e2e.test_events_issuer import (
-    RunningIssuer,
+from tests.e2e.helpers import (
+    Samples,
     create_pki,
+    delete_namespace,
     eventually,
     policy_body,
     ready,
-    start_issuer,
-    stop_issuer,
+    scrape,
+    value,
 )
 
 NAMESPACE = "metrics-e2e"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(issuer: RunningIssuer) -> Samples:
-    url = f"http://127.0.0.1:{issuer.health_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, metric: str, **labels: str) -> float | None:
-    return samples.get((metric, frozenset(labels.items())))
 
 
 @pytest.fixture(scope="module")
-def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[RunningIssuer]:
+def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-metrics", NAMESPACE, ["app1"]))
     settings = Settings(namespace="pkiwarden-e2e-metrics", workers=2, health_port=0)
-    running = start_issuer(control_plane, "issuer-metrics", settings)
+    running = issuer_process.start(control_plane, settings, name="issuer-metrics")
     try:
         yield running
     finally:
-        stop_issuer(control_plane, running)
+        issuer_process.stop(control_plane, running)
         control_plane.kubectl("delete", "pkipolicy", "e2e-metrics", "--ignore-not-found")
         delete_namespace(control_plane, NAMESPACE)
 
@@ -66,7 +48,7 @@ def not_after(kube: Kube, name: str) -> float:
     return x509.load_pem_x509_certificates(pem)[0].not_valid_after_utc.timestamp()
 
 
-def test_metrics_after_a_scripted_scenario(kube: Kube, issuer: RunningIssuer) -> None:
+def test_metrics_after_a_scripted_scenario(kube: Kube, issuer: LocalIssuer) -> None:
     create_pki(kube, NAMESPACE, "good", serviceName="app1")
     create_pki(kube, NAMESPACE, "denied", serviceName="appp1")
     eventually(lambda: ready(kube, NAMESPACE, "good"), 60, "Pki good Ready")

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden.controlplane import REPO_ROOT, ControlPlane
-from webhook import local
-from webhook.local import LocalWebhook
+from pkiwarden.local import webhook_process
+from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local.webhook_process import LocalWebhook
 
 README = REPO_ROOT / "README.md"
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
@@ -104,11 +104,11 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
     control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
     for namespace in ("app1", "app2", "lonely"):
         control_plane.kubectl("create", "namespace", namespace, check=False)
-    started = local.start(control_plane)
+    started = webhook_process.start(control_plane)
     try:
         yield started
     finally:
-        local.stop(control_plane)
+        webhook_process.stop(control_plane)
         control_plane.kubectl(
             "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
         )

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from issuer.local import start_local_issuer
 from issuer.settings import Settings
-from pkiwarden import controlplane, local_addons, local_processes
-from pkiwarden.controlplane import ControlPlane
-from tests.e2e.test_issuer import apply, condition, get, pki, policy, wait_for, wait_ready
-from webhook import local as local_webhook
+from pkiwarden.local import controlplane, issuer_process, webhook_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
+from tests.e2e.helpers import apply, condition, eventually, get, wait_ready
+from tests.e2e.helpers import web_pki as pki
+from tests.e2e.helpers import web_policy as policy
 
 NAMESPACE = "resilience"
 
@@ -29,11 +30,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     directory: Path = tmp_path_factory.mktemp("resilience") / "plane"
     try:
         cp = controlplane.up(directory, die_with_caller=True)
-        local_addons.apply_prerequisites(cp)
-        local_webhook.start(cp)
-        port = local_addons.free_port()
-        start_local_issuer(cp, Settings(health_port=port, workers=2, leader_elect=False))
-        local_addons.wait_http_ok(cp, "issuer", f"http://127.0.0.1:{port}/readyz")
+        webhook_process.start(cp)
+        issuer_process.start(cp, Settings(health_port=0, workers=2, leader_elect=False))
         cp.kubectl("create", "namespace", NAMESPACE)
         apply(cp, policy(NAMESPACE, ["web", "api"]))
         yield cp
@@ -44,8 +42,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
 def pids(plane: ControlPlane) -> dict[str, int]:
     found = {}
     for name in ("webhook", "issuer"):
-        record = local_processes.read(plane.dir, name)
-        assert record is not None and local_processes.is_running(record), f"{name} is not running"
+        record = procs.read(plane.dir, name)
+        assert record is not None and procs.is_running(record), f"{name} is not running"
         found[name] = record.pid
     return found
 
@@ -68,7 +66,7 @@ def test_api_server_restart_is_survived_by_webhook_and_issuer(plane: ControlPlan
         )
         return result.stderr if "did you mean" in result.stderr else None
 
-    message = wait_for("the webhook to deny a typo after the restart", denied, timeout=60)
+    message = eventually(denied, 60, "the webhook to deny a typo after the restart")
     assert 'spec.serviceName: "wbe" is not allowed in namespace "resilience"' in message
     # The issuer still issues, and re-issued nothing that was valid.
     apply(plane, pki(NAMESPACE, "after", serviceName="api", dnsNames=[f"api.{NAMESPACE}.svc"]))

@@ -12,8 +12,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pkiwarden import controlplane
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import controlplane
+from pkiwarden.local.controlplane import ControlPlane
 
 GROUP = "pkiwarden.dev"
 VERSION = "v1alpha1"

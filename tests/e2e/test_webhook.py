@@ -14,10 +14,10 @@ import pytest
 import yaml
 from cryptography import x509
 
-from pkiwarden.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local import webhook_process
+from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
-from webhook import local
-from webhook.local import LocalWebhook
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 TYPO_DENIAL = (
@@ -33,11 +33,11 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
     control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
     for namespace in ("app1", "app2", "lonely"):
         control_plane.kubectl("create", "namespace", namespace, check=False)
-    started = local.start(control_plane)
+    started = webhook_process.start(control_plane)
     try:
         yield started
     finally:
-        local.stop(control_plane)
+        webhook_process.stop(control_plane)
         # Other test modules share this control plane; leave no webhook registered.
         control_plane.kubectl(
             "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
@@ -185,7 +185,7 @@ def test_webhook_down_fails_closed_except_in_its_own_namespace_and_restart_resto
 ) -> None:
     registration = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
     good = pki("good", "app2", serviceName="app2")
-    local.stop(control_plane)
+    webhook_process.stop(control_plane)
     try:
         down = apply(control_plane, good, dry_run=True)
         assert down.returncode != 0
@@ -193,7 +193,7 @@ def test_webhook_down_fails_closed_except_in_its_own_namespace_and_restart_resto
         system = apply(control_plane, pki("system", "pkiwarden-system", serviceName="anything"))
         assert system.returncode == 0, system.stderr
     finally:
-        local.restart(control_plane, webhook)
+        webhook_process.restart(control_plane, webhook)
         control_plane.kubectl(
             "delete", "pki", "-n", "pkiwarden-system", "system", "--ignore-not-found"
         )

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from pkiwarden import controlplane, install
-from pkiwarden import local_processes as procs
-from pkiwarden.controlplane import ControlPlane, service_account_kubeconfig
+from pkiwarden.local import controlplane, install, issuer_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfig
 from pkiwarden.why.plugin import with_plugin
 
 T = TypeVar("T")
@@ -171,7 +171,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         plane = controlplane.up(directory, die_with_caller=True)
         identities = install.install(plane, tenants=["app1", "app2"])
         plane.kubectl("apply", "-f", str(POLICY_READER))
-        install.start_issuer(plane, identities.issuer)
+        issuer_process.start(plane, kubeconfig=identities.issuer)
         plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
         yield Story(plane, {ns: member(plane, ns) for ns in ("app1", "app2")})
     finally:

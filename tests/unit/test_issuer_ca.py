@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_issuer_builders import NOW, data_of, with_data
 
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.inputs.ca import CAProblem, load_ca
+from tests.unit.builders import NOW, data_of, with_data
 
 NS, NAME = "pkiwarden-system", "pkiwarden-ca"
 CERT, KEY = issuance.self_signed_ca("test CA", NOW - timedelta(days=1), timedelta(days=30))

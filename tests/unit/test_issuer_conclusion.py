@@ -15,15 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from test_issuer_builders import (
-    NOW,
-    data_of,
-    issued_secret,
-    make_ca,
-    make_pki,
-    respec,
-    with_status,
-)
 
 from issuer import issuance
 from issuer.decide.conclusion import conclude
@@ -36,6 +27,15 @@ from issuer.inputs.ca import CAProblem
 from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_stored
 from issuer.reporting.reasons import Reason
 from shared.clock import rfc3339
+from tests.unit.builders import (
+    NOW,
+    data_of,
+    issued_secret,
+    make_ca,
+    make_pki,
+    respec,
+    with_status,
+)
 
 CA = make_ca()
 PKI = make_pki()

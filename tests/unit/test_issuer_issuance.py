@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from test_issuer_builders import NOW, make_ca
 
 from issuer import issuance
+from tests.unit.builders import NOW, make_ca
 
 CA = make_ca()
 REQUEST = issuance.LeafRequest(

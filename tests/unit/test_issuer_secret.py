@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from test_issuer_builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 from issuer import issuance
 from issuer.decide.ownership import Ownership, ownership
@@ -17,6 +16,7 @@ from issuer.inputs.stored import (
     StoredCertificate,
     read_stored,
 )
+from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 CA = make_ca()
 PKI = make_pki()

@@ -9,7 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_issuer_builders import (
+
+from issuer import issuance
+from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
+from issuer.inputs.ca import CAProblem
+from issuer.reporting.reasons import Reason
+from shared.findings import Category, Finding, Severity
+from tests.unit.builders import (
     NOW,
     data_of,
     issued_secret,
@@ -19,12 +25,6 @@ from test_issuer_builders import (
     with_data,
     with_status,
 )
-
-from issuer import issuance
-from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
-from issuer.inputs.ca import CAProblem
-from issuer.reporting.reasons import Reason
-from shared.findings import Category, Finding, Severity
 
 CA = make_ca()
 OTHER_CA = make_ca("another CA")

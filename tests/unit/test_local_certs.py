@@ -8,7 +8,7 @@ import ipaddress
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pkiwarden.local_certs import (
+from pkiwarden.local.certs import (
     ADMIN_GROUP,
     ADMIN_USER,
     new_ca,

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pkiwarden import local_processes as procs
+from pkiwarden.local import processes as procs
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 

@@ -1,4 +1,4 @@
-"""The webhook next to a local control plane (``pkiwarden local up --with-webhook``).
+"""The webhook next to a local control plane: ``local up --with-webhook``, tests, benchmarks.
 
 The local API server reaches the webhook at ``https://127.0.0.1:PORT/validate``
 (no Service, no DNS), so the registration carries a URL and the serving
@@ -10,27 +10,23 @@ certificate from its first request; the process then keeps both current.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import ssl
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pkiwarden.controlplane import ControlPlane, http_ok, stop_process
+from pkiwarden.local.controlplane import ControlPlane, stop_process
+from pkiwarden.local.prerequisites import apply_prerequisites
+from pkiwarden.local.readiness import LOOPBACK, free_port, http_ok, wait_until_ready
 from shared.kube.client import NAMESPACES, WEBHOOK_CONFIGURATIONS, ApiError, Kube
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.registration import url_client_config, webhook_configuration
 from webhook.settings import CertificateSettings, WebhookSettings
 
 PROCESS = "webhook"
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 READY_TIMEOUT = 60.0
-
-
-class LocalWebhookError(RuntimeError):
-    """The local webhook did not come up; the message includes the end of its log."""
 
 
 @dataclass(frozen=True)
@@ -46,26 +42,35 @@ class LocalWebhook:
         return f"https://{HOST}:{self.settings.port}"
 
 
-def settings_for(plane: ControlPlane, port: int) -> WebhookSettings:
+def settings_for(plane: ControlPlane, port: int, kubeconfig: Path | None = None) -> WebhookSettings:
+    """The webhook's settings on ``port``, running as ``kubeconfig`` (default: the local admin)."""
     return WebhookSettings(
         host=HOST,
         port=port,
         cert_dir=plane.dir / "webhook-tls",
-        kubeconfig=str(plane.kubeconfig),
+        kubeconfig=str(kubeconfig or plane.kubeconfig),
         certs=CertificateSettings(local=True),
     )
 
 
-def start(plane: ControlPlane, *, port: int | None = None, wait: bool = True) -> LocalWebhook:
-    """Register the webhook, start ``webhook serve`` as a recorded process, wait until ready.
+def start(
+    plane: ControlPlane,
+    *,
+    port: int | None = None,
+    kubeconfig: Path | None = None,
+    wait: bool = True,
+) -> LocalWebhook:
+    """CRDs, registration, then ``webhook serve`` as a recorded process; waits until ready.
 
-    ``pkiwarden local down`` stops the process with the rest of the control
-    plane. ``wait`` requires the CRDs to be installed (readiness needs every
-    cache synced, the Pki caches included).
+    The registration is written as the local admin, as an installer would;
+    the process runs as ``kubeconfig`` (for example a ServiceAccount token),
+    the local admin if omitted. ``pkiwarden local down`` stops it with the
+    rest of the control plane. A second start reuses the registered port.
     """
+    apply_prerequisites(plane)
     kube = Kube.from_environment(str(plane.kubeconfig))
-    port = port or registered_port(kube) or _free_port()
-    settings = settings_for(plane, port)
+    port = port or registered_port(kube) or free_port()
+    settings = settings_for(plane, port, kubeconfig)
     ca_bundle = register(kube, settings)
     pid = launch(plane, settings)
     webhook = LocalWebhook(settings=settings, ca_bundle=ca_bundle, pid=pid)
@@ -154,19 +159,8 @@ def is_ready(webhook: LocalWebhook, timeout: float = 2.0) -> bool:
 
 
 def wait_ready(plane: ControlPlane, webhook: LocalWebhook, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    log = plane.dir / "logs" / f"{PROCESS}.log"
-    while not is_ready(webhook):
-        if not Path(f"/proc/{webhook.pid}").exists() or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
-            raise LocalWebhookError(
-                f"the webhook on {webhook.url} did not become ready within {timeout:.0f} s"
-                f" (are the CRDs installed?); last lines of {log}:\n" + "\n".join(tail)
-            )
-        time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """Until ``/readyz`` answers over TLS (every cache synced), or fail with the log."""
+    what = f"ready on {webhook.url}"
+    wait_until_ready(
+        plane.dir, lambda: is_ready(webhook), [PROCESS], what=what, timeout=timeout, every=0.2
+    )

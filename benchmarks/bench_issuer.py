@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,49 +28,41 @@ from typing import Any
 
 import urllib3
 
-# Run as a script, this file's directory comes first on sys.path and its name
-# would shadow the ``issuer`` package; drop it before importing the package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from issuer.local import issuer_argv, prepare  # noqa: E402
-from issuer.settings import Settings  # noqa: E402
-from pkiwarden import controlplane  # noqa: E402
-from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube  # noqa: E402
+from issuer.settings import Settings
+from pkiwarden.local import controlplane, issuer_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
+from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 
 
 class IssuerProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, workers: int) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
+    def __init__(self, plane: ControlPlane, workers: int) -> None:
+        self.plane = plane
+        self.log_path = procs.log_path(plane.dir, issuer_process.PROCESS)
         self.workers = workers
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid = 0
         self.offset = 0
 
     def start(self) -> float:
+        """Start without waiting (the benchmark times from here); CRDs and CA exist already."""
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         settings = Settings(health_port=0, workers=self.workers, leader_elect=False)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                issuer_argv(settings),
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
-                start_new_session=True,
-            )
+        started = issuer_process.start(self.plane, settings, wait=False, with_prerequisites=False)
+        self.pid = started.pid
         return time.monotonic()
 
     def peak_rss_mib(self) -> float:
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        """SIGKILL, as a crash would; ``down`` would otherwise stop it cleanly."""
+        record = procs.read(self.plane.dir, issuer_process.PROCESS)
+        if record is not None and procs.is_running(record):
+            os.killpg(record.pid, signal.SIGKILL)
+            os.waitpid(record.pid, 0)
 
     def reconciled(self, namespace: str) -> list[dict[str, Any]]:
         with self.log_path.open("rb") as log:
@@ -223,9 +214,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pkiwarden-bench-issuer-") as tmp:
         directory = Path(tmp) / "plane"
         plane = controlplane.up(directory, die_with_caller=True)
-        issuer = IssuerProcess(plane.kubeconfig, Path(tmp) / "issuer.log", args.workers)
+        issuer = IssuerProcess(plane, args.workers)
         try:
-            prepare(plane, Settings())
+            issuer_process.prepare(plane, Settings())
             kube = Kube.from_environment(str(plane.kubeconfig))
             issuer.start()
             print(f"issuer: {args.workers} workers; machine: {os.cpu_count()} cores")

@@ -23,12 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from pkiwarden import controlplane  # noqa: E402
-from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, Kube  # noqa: E402
-from webhook import local  # noqa: E402
+from pkiwarden.local import controlplane, webhook_process
+from pkiwarden.local.controlplane import REPO_ROOT as REPO
+from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, Kube
 
 DIRECT_REQUESTS = 3000
 PACED_RATE = 500
@@ -189,7 +186,7 @@ def main() -> int:
             kube = Kube.from_environment(str(plane.kubeconfig))
 
             without = api_creates(kube, API_CREATES)
-            webhook = local.start(plane)
+            webhook = webhook_process.start(plane)
             context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
             port = webhook.settings.port
             print("direct HTTPS AdmissionReviews (valid Pki, keep-alive):")

@@ -45,19 +45,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-# Run as a script, this file's directory comes first on sys.path and its
-# neighbour ``issuer.py`` would shadow the ``issuer`` package; drop it first.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from issuer.local import issuer_argv, start_local_issuer  # noqa: E402
-from issuer.reporting.recorder import COMPONENT  # noqa: E402
-from issuer.settings import Settings  # noqa: E402
-from pkiwarden import controlplane  # noqa: E402
-from pkiwarden import local_processes as procs  # noqa: E402
-from pkiwarden.controlplane import ControlPlane  # noqa: E402
-from shared import PKI_LABEL  # noqa: E402
-from shared.kube.client import (  # noqa: E402
+from issuer.reporting.recorder import COMPONENT
+from issuer.settings import Settings
+from pkiwarden.local import controlplane, issuer_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
+from shared import PKI_LABEL
+from shared.kube.client import (
     EVENTS,
     NAMESPACES,
     PKI_POLICIES,
@@ -179,10 +173,15 @@ class ChaosIssuer:
     def start(self) -> None:
         log = procs.log_path(self.plane.dir, ISSUER)
         self.log_offset = log.stat().st_size if log.exists() else 0
-        if self.starts == 0:
-            self.pid = start_local_issuer(self.plane, self.settings, name=ISSUER)
-        else:  # CRDs and CA are in place: restart as fast as a crash-looping Pod would
-            self.pid = self.plane.start_process(ISSUER, issuer_argv(self.settings))
+        # After the first start CRDs and CA are in place: restart as fast as a
+        # crash-looping Pod would.
+        self.pid = issuer_process.start(
+            self.plane,
+            self.settings,
+            name=ISSUER,
+            wait=False,
+            with_prerequisites=self.starts == 0,
+        ).pid
         self.starts += 1
 
     def kill(self) -> None:

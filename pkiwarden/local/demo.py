@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pkiwarden import controlplane, install
-from pkiwarden.controlplane import ControlPlane
+from pkiwarden.local import controlplane, install, issuer_process, webhook_process
+from pkiwarden.local.controlplane import ControlPlane
 
 DEMO_DIR = controlplane.REPO_ROOT / ".local" / "demo"
 EXAMPLES = "deploy/examples"
@@ -93,7 +93,7 @@ def pod_from_deployment(cp: ControlPlane, namespace: str, name: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pkiwarden.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pkiwarden.local.demo", description=__doc__)
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help="control plane directory")
     args = parser.parse_args(argv)
     if controlplane.running(args.dir) is not None:
@@ -105,12 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     say("Installing pkiwarden: CRDs, RBAC from deploy/, tenants app1 and app2 onboarded ...")
     identities = install.install(cp, tenants=["app1", "app2"])
-    webhook = install.start_webhook(cp, identities.webhook)
+    webhook = webhook_process.start(cp, kubeconfig=identities.webhook)
     print(
         f"webhook serving {webhook.url}/validate"
         " as system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
     )
-    install.start_issuer(cp, identities.issuer)
+    issuer_process.start(cp, kubeconfig=identities.issuer)
     print("issuer running as system:serviceaccount:pkiwarden-system:pkiwarden-issuer")
 
     say("The platform team allows app1 and app2 to ask for certificates:")

@@ -1,7 +1,7 @@
-"""``pkiwarden local up|down``: the command-line face of :mod:`pkiwarden.controlplane`.
+"""``pkiwarden local up|down``: the command-line face of :mod:`pkiwarden.local.controlplane`.
 
 Only argument handling and printing live here; everything a test or the demo
-also needs is in ``controlplane``.
+also needs is in the modules of :mod:`pkiwarden.local`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pkiwarden import controlplane, local_addons, local_processes
-from pkiwarden.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local import controlplane, issuer_process, webhook_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local.readiness import NotReadyError
 
 # (flag, process name)
 HELPERS: tuple[tuple[str, str], ...] = (("with_webhook", "webhook"), ("with_issuer", "issuer"))
@@ -49,16 +51,19 @@ def register(subparsers: Any) -> None:
 
 
 def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
-    starters = {"webhook": local_addons.start_webhook, "issuer": local_addons.start_issuer}
+    starters = {
+        "webhook": lambda: webhook_process.start(plane).pid,
+        "issuer": lambda: issuer_process.start(plane).pid,
+    }
     for flag, name in HELPERS:
         if not getattr(args, flag):
             continue
-        record = local_processes.read(plane.dir, name)
-        if record is not None and local_processes.is_running(record):
+        record = procs.read(plane.dir, name)
+        if record is not None and procs.is_running(record):
             print(f"{name} already running (pid {record.pid})", file=sys.stderr)
             continue
-        pid = starters[name](plane)
-        log = local_processes.log_path(plane.dir, name)
+        pid = starters[name]()
+        log = procs.log_path(plane.dir, name)
         print(f"{name} ready (pid {pid}, log {log})", file=sys.stderr)
 
 
@@ -67,7 +72,7 @@ def run_up(args: argparse.Namespace) -> int:
     already = controlplane.running(args.dir)
     try:
         plane = already or controlplane.up(args.dir)
-    except ControlPlaneError as error:
+    except (ControlPlaneError, NotReadyError) as error:
         print(f"pkiwarden local up: {error}", file=sys.stderr)
         return 1
     if already is not None:
@@ -78,7 +83,7 @@ def run_up(args: argparse.Namespace) -> int:
         )
     try:
         _start_helpers(plane, args)
-    except (ControlPlaneError, subprocess.CalledProcessError) as error:
+    except (ControlPlaneError, NotReadyError, subprocess.CalledProcessError) as error:
         print(f"pkiwarden local up: {error}", file=sys.stderr)
         return 1
     print(f"export KUBECONFIG={plane.kubeconfig}")

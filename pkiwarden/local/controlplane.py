@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,10 +32,11 @@ from typing import Any
 
 import yaml
 
-from pkiwarden import local_processes as procs
-from pkiwarden.local_certs import PkiFiles, write_control_plane_pki
+from pkiwarden.local import processes as procs
+from pkiwarden.local.certs import PkiFiles, write_control_plane_pki
+from pkiwarden.local.readiness import NotReadyError, free_ports, http_ok, wait_until_ready
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "local" / "build.sh"
 BINARY_OVERRIDES: Mapping[str, str] = {
     "kube-apiserver": "PKIWARDEN_KUBE_APISERVER",
@@ -223,18 +223,6 @@ def running(dir: Path) -> ControlPlane | None:
 # --------------------------------------------------------------------------- start
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now; all held open together so they differ."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def etcd_argv(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
     """etcd for one throw-away member; fsync off because the data is disposable."""
     client = f"http://127.0.0.1:{client_port}"
@@ -320,15 +308,6 @@ def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def http_ok(url: str, *, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
-    """True if ``url`` answers 200: the readiness probe of every local process."""
-    try:
-        with urllib.request.urlopen(url, context=context, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _ready(plane: ControlPlane, timeout: float) -> bool:
     """True if /readyz answers ok (as admin: before RBAC bootstrap, anonymous is refused)."""
     context = _ssl_context(plane.ca_cert, plane.admin_cert, plane.admin_key)
@@ -343,24 +322,12 @@ def _etcd_healthy(port: int) -> bool:
         return False
 
 
-def _failure(dir: Path, name: str, what: str) -> ControlPlaneError:
-    log = procs.log_path(dir, name)
-    return ControlPlaneError(f"{name} {what}; last lines of {log}:\n{procs.tail(log)}")
-
-
 def _wait(
     dir: Path, check: Callable[[], bool], watched: Sequence[str], deadline: float, what: str
 ) -> None:
-    """Poll ``check`` until true; fail early, with its log, if a watched process dies."""
-    while not check():
-        for name in watched:
-            record = procs.read(dir, name)
-            if record is None or not procs.is_running(record):
-                binary = record.argv[0] if record else name
-                raise _failure(dir, name, f"({binary}) exited during start-up")
-        if time.monotonic() > deadline:
-            raise _failure(dir, watched[-1], f"was not {what} within {READY_TIMEOUT:.0f} s")
-        time.sleep(0.1)
+    """:func:`wait_until_ready` against one deadline shared by every start-up step."""
+    remaining = max(deadline - time.monotonic(), 0.0)
+    wait_until_ready(dir, check, watched, what=what, timeout=remaining)
 
 
 def _prepare(dir: Path) -> None:
@@ -379,7 +346,7 @@ def _prepare(dir: Path) -> None:
 def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
     deadline = time.monotonic() + READY_TIMEOUT
     pki = write_control_plane_pki(dir / "pki", dt.datetime.now(dt.UTC))
-    etcd_client, etcd_peer, api_port = _free_ports(3)
+    etcd_client, etcd_peer, api_port = free_ports(3)
     procs.start(
         dir,
         ETCD,
@@ -451,7 +418,7 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
             # Logs stay in dir for reading; the next up or down clears them.
             procs.stop_all(dir, last=(APISERVER, ETCD))
             # Another program may take a port between our probe and the bind.
-            retry = isinstance(error, ControlPlaneError) and "address already in use" in str(error)
+            retry = isinstance(error, NotReadyError) and "address already in use" in str(error)
             if not retry or attempt == attempts:
                 raise
     raise AssertionError("unreachable")

@@ -5,25 +5,23 @@ applied as they are; application namespaces onboarded with
 ``deploy/tenants/``; then the webhook and the issuer run as local processes
 under tokens of their own ServiceAccounts (TokenRequest), so a verb missing
 from ``deploy/rbac`` fails here exactly as it would in a Pod. The demo and the
-RBAC end-to-end tests share this code.
+RBAC end-to-end tests share this code; :mod:`pkiwarden.local.webhook_process`
+and :mod:`pkiwarden.local.issuer_process` start the processes under the
+identities returned here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pkiwarden import local_addons
-from pkiwarden.controlplane import ControlPlane, service_account_kubeconfig
-from shared.kube.client import Kube
-from webhook import local as local_webhook
+from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfig
+from pkiwarden.local.prerequisites import DEPLOY, apply_prerequisites
 
 SYSTEM_NAMESPACE = "pkiwarden-system"
 WEBHOOK_ACCOUNT = "pkiwarden-webhook"
 ISSUER_ACCOUNT = "pkiwarden-issuer"
-DEPLOY = local_addons.DEPLOY
 # Long enough for a demo left running to poke around in; a Pod's projected
 # token is refreshed by the kubelet instead.
 TOKEN_SECONDS = 24 * 3600
@@ -39,7 +37,7 @@ class Identities:
 
 def install(cp: ControlPlane, tenants: Iterable[str] = ()) -> Identities:
     """CRDs, namespace and RBAC from deploy/, tenants onboarded; returns the two identities."""
-    local_addons.apply_prerequisites(cp)
+    apply_prerequisites(cp)
     cp.kubectl("apply", "-f", str(DEPLOY / "rbac"))
     for namespace in tenants:
         onboard(cp, namespace)
@@ -66,20 +64,3 @@ def onboard(cp: ControlPlane, namespace: str) -> None:
     manifest = cp.kubectl("create", "namespace", namespace, "--dry-run=client", "-o", "yaml")
     cp.kubectl("apply", "-f", "-", input=manifest.stdout)
     cp.kubectl("apply", "-n", namespace, "-f", str(DEPLOY / "tenants"))
-
-
-def start_webhook(cp: ControlPlane, kubeconfig: Path) -> local_webhook.LocalWebhook:
-    """Register the webhook (as the installer would) and serve it under ``kubeconfig``."""
-    admin = Kube.from_environment(str(cp.kubeconfig))
-    port = local_webhook.registered_port(admin) or local_addons.free_port()
-    settings = dataclasses.replace(local_webhook.settings_for(cp, port), kubeconfig=str(kubeconfig))
-    ca_bundle = local_webhook.register(admin, settings)
-    pid = local_webhook.launch(cp, settings)
-    webhook = local_webhook.LocalWebhook(settings=settings, ca_bundle=ca_bundle, pid=pid)
-    local_webhook.wait_ready(cp, webhook)
-    return webhook
-
-
-def start_issuer(cp: ControlPlane, kubeconfig: Path) -> int:
-    """Bootstrap the development CA (as the dev overlay's Job would) and run the issuer."""
-    return local_addons.start_issuer(cp, kubeconfig)

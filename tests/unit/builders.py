@@ -92,11 +92,3 @@ def with_data(secret: dict[str, Any], **data: bytes) -> dict[str, Any]:
 
 def data_of(secret: dict[str, Any], key: str) -> bytes:
     return base64.b64decode(secret["data"][key])
-
-
-def test_builders_make_a_secret_that_is_up_to_date() -> None:
-    from issuer.decide.verdict import Step, decide_issuance  # noqa: PLC0415
-
-    pki = make_pki()
-    ca = make_ca()
-    assert decide_issuance(pki, issued_secret(pki, ca), ca, [], NOW).step is Step.WAIT

@@ -1,0 +1,144 @@
+"""The issuer next to a local control plane: ``local up --with-issuer``, tests, benchmarks.
+
+Gives it what a cluster would: the CRDs and the ``pkiwarden-system``
+namespace, a development CA Secret (created only if missing, as the dev
+overlay's Job does), then ``pkiwarden issuer run`` as a process the control
+plane records, so ``pkiwarden local down`` stops it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.settings import Settings
+from pkiwarden.local import controlplane
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.prerequisites import apply_prerequisites
+from pkiwarden.local.readiness import LOOPBACK, http_ok, wait_until_ready
+from shared.clock import utc_now
+from shared.kube.client import Kube
+
+PROCESS = "issuer"
+READY_TIMEOUT = 60.0
+_LISTENING = re.compile(r"listening on port (\d+)")
+
+
+@dataclass(frozen=True)
+class LocalIssuer:
+    """An issuer process serving a local control plane."""
+
+    name: str
+    pid: int
+    settings: Settings
+    log_offset: int = 0  # where this run's lines start in its log
+
+    @property
+    def health_port(self) -> int:
+        return self.settings.health_port
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.settings.health_port}"
+
+
+def issuer_argv(settings: Settings) -> list[str]:
+    """The command line that runs ``pkiwarden issuer run`` with ``settings``."""
+    argv = controlplane.pkiwarden_argv(
+        "issuer",
+        "run",
+        f"--namespace={settings.namespace}",
+        f"--ca-secret={settings.ca_secret}",
+        f"--workers={settings.workers}",
+        f"--health-port={settings.health_port}",
+        "--leader-elect" if settings.leader_elect else "--no-leader-elect",
+    )
+    return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
+
+
+def prepare(plane: ControlPlane, settings: Settings) -> None:
+    """CRDs applied and Established, CA Secret present (bootstrapped if missing), as admin."""
+    apply_prerequisites(plane)
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    bootstrap_ca(kube, settings.namespace, settings.ca_secret, utc_now())
+
+
+def start(
+    plane: ControlPlane,
+    settings: Settings | None = None,
+    *,
+    name: str = PROCESS,
+    kubeconfig: Path | None = None,
+    wait: bool = True,
+    with_prerequisites: bool = True,
+) -> LocalIssuer:
+    """Prepare the control plane, start the issuer as a recorded process, wait until ready.
+
+    A health port of 0 lets the issuer pick a free port; waiting learns it
+    from the log, so the caller knows where ``/readyz`` and ``/metrics`` are
+    and several issuers never collide. The process runs as ``kubeconfig`` (for
+    example a ServiceAccount token), the local admin if omitted. Ready means
+    its caches are synced. A restart may skip ``with_prerequisites`` (CRDs,
+    CA), as a crash-looping Pod would.
+    """
+    settings = settings or Settings(health_port=0)
+    if kubeconfig is not None:
+        settings = dataclasses.replace(settings, kubeconfig=str(kubeconfig))
+    if with_prerequisites:
+        prepare(plane, settings)
+    log = procs.log_path(plane.dir, name)
+    offset = log.stat().st_size if log.exists() else 0
+    pid = plane.start_process(name, issuer_argv(settings))
+    issuer = LocalIssuer(name, pid, settings, log_offset=offset)
+    return wait_ready(plane, issuer) if wait and settings.health_port >= 0 else issuer
+
+
+def wait_ready(
+    plane: ControlPlane, issuer: LocalIssuer, timeout: float = READY_TIMEOUT
+) -> LocalIssuer:
+    """Until ``/readyz`` answers 200, or fail with the end of the issuer's log.
+
+    Returns the issuer with its health port, learned from the log if it was 0.
+    """
+    deadline = time.monotonic() + timeout
+    if issuer.settings.health_port == 0:
+        issuer = dataclasses.replace(
+            issuer,
+            settings=dataclasses.replace(
+                issuer.settings, health_port=_logged_port(plane, issuer, timeout)
+            ),
+        )
+    url = f"{issuer.health_url}/readyz"
+    remaining = max(deadline - time.monotonic(), 0.0)
+    wait_until_ready(
+        plane.dir, lambda: http_ok(url), [issuer.name], what=f"ready at {url}", timeout=remaining
+    )
+    return issuer
+
+
+def _logged_port(plane: ControlPlane, issuer: LocalIssuer, timeout: float) -> int:
+    """The port the issuer says it listens on, in its log since it started."""
+    found: list[int] = []
+
+    def logged() -> bool:
+        with procs.log_path(plane.dir, issuer.name).open("rb") as log:
+            log.seek(issuer.log_offset)
+            match = _LISTENING.search(log.read().decode("utf-8", "replace"))
+        if match:
+            found.append(int(match.group(1)))
+        return bool(found)
+
+    wait_until_ready(
+        plane.dir, logged, [issuer.name], what="serving health checks", timeout=timeout
+    )
+    return found[0]
+
+
+def stop(plane: ControlPlane, issuer: LocalIssuer | str = PROCESS) -> str:
+    """Stop an issuer process started by :func:`start`; says what happened."""
+    return controlplane.stop_process(plane.dir, issuer if isinstance(issuer, str) else issuer.name)
