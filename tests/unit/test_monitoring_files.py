@@ -11,7 +11,7 @@ import yaml
 from pkiwarden.monitoring import manifests
 from pkiwarden.monitoring.__main__ import main
 from pkiwarden.monitoring.dashboard import queries
-from pkiwarden.monitoring.rules import Settings, groups, short
+from pkiwarden.monitoring.rules import Settings, alerts, groups, short
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 
@@ -73,3 +73,11 @@ def test_dashboard_queries_are_its_panels_targets() -> None:
     targets = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
     assert targets == queries(Settings())
     assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
+
+
+def test_the_readme_runbook_covers_every_alert() -> None:
+    readme = (MONITORING.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Monitoring") :]
+    section = section[: section.index("\n## ", 1)]
+    for alert in alerts(Settings()):
+        assert f"| `{alert.alert}` |" in section, alert.alert
