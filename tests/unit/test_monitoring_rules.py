@@ -23,8 +23,8 @@ from pkiwarden.monitoring.rules import Settings, alerts
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILE = REPO / "deploy" / "monitoring" / manifests.RULE_FILE
-ISSUER = 'job="pkiwarden-issuer"'
-WEBHOOK = 'job="pkiwarden-webhook"'
+ISSUER = "pkiwarden-issuer"
+WEBHOOK = "pkiwarden-webhook"
 DAY = 86400
 
 
@@ -37,162 +37,127 @@ class Case:
     fires: list[dict[str, str]] = field(default_factory=list)
 
 
-def pki(**extra: str) -> dict[str, str]:
-    return {"namespace": "app2", "name": "app2-pki", **extra}
+def series(metric: str, job: str | None = ISSUER, **labels: str) -> str:
+    """A series in promtool's notation; ``job`` as the scrape config names it."""
+    labels = {"job": job, **labels} if job else labels
+    return metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+APP2 = {"namespace": "app2", "name": "app2-pki"}
+EXPIRY = "pkiwarden_certificate_expiration_timestamp_seconds"
+RENEWAL = "pkiwarden_certificate_renewal_timestamp_seconds"
+READY = "pkiwarden_certificate_ready_status"
+FAILURES = "pkiwarden_certificate_failed_issuance_attempts"
+CA = {"namespace": "pkiwarden-system", "secret": "pkiwarden-ca"}
+CA_EXPIRY = "pkiwarden_ca_expiration_timestamp_seconds"
+ERRORS = "pkiwarden_admission_internal_errors_total"
+REVIEWS = "pkiwarden_admission_requests_total"
+LATENCY = "pkiwarden_admission_duration_seconds_bucket"
+LEADER = "leader_election_master_status"
+CALLS = "apiserver_admission_webhook_rejection_count"
+CALL = {"name": "pkis.pkiwarden.dev", "operation": "CREATE", "type": "validating"}
+
+
+def reviews(allowed: str) -> str:
+    return series(REVIEWS, WEBHOOK, kind="Pki", operation="CREATE", allowed=allowed)
 
 
 CASES: dict[str, list[Case]] = {
     "PkiwardenCertificateExpiringSoon": [
-        # Two issuer replicas export the same Pki: one alert.
-        Case(
+        Case(  # two issuer replicas export the same Pki: one alert
             {
-                f'pkiwarden_certificate_expiration_timestamp_seconds{{{ISSUER}, instance="a", namespace="app2", name="app2-pki"}}': f"{3 * DAY}x30",  # noqa: E501
-                f'pkiwarden_certificate_expiration_timestamp_seconds{{{ISSUER}, instance="b", namespace="app2", name="app2-pki"}}': f"{3 * DAY}x30",  # noqa: E501
-                f'pkiwarden_certificate_renewal_timestamp_seconds{{{ISSUER}, instance="a", namespace="app2", name="app2-pki"}}': "0x30",  # noqa: E501
+                series(EXPIRY, instance="a", **APP2): f"{3 * DAY}x30",
+                series(EXPIRY, instance="b", **APP2): f"{3 * DAY}x30",
+                series(RENEWAL, instance="a", **APP2): "0x30",
             },
             "20m",
-            [pki()],
+            [APP2],
         ),
         Case(  # renewal not due yet (renewBefore shorter than the threshold)
-            {
-                f'pkiwarden_certificate_expiration_timestamp_seconds{{{ISSUER}, namespace="app2", name="app2-pki"}}': f"{3 * DAY}x30",  # noqa: E501
-                f'pkiwarden_certificate_renewal_timestamp_seconds{{{ISSUER}, namespace="app2", name="app2-pki"}}': f"{2 * DAY}x30",  # noqa: E501
-            },
+            {series(EXPIRY, **APP2): f"{3 * DAY}x30", series(RENEWAL, **APP2): f"{2 * DAY}x30"},
             "20m",
         ),
         Case(  # renewal overdue but far from expiry
-            {
-                f'pkiwarden_certificate_expiration_timestamp_seconds{{{ISSUER}, namespace="app2", name="app2-pki"}}': f"{30 * DAY}x30",  # noqa: E501
-                f'pkiwarden_certificate_renewal_timestamp_seconds{{{ISSUER}, namespace="app2", name="app2-pki"}}': "0x30",  # noqa: E501
-            },
+            {series(EXPIRY, **APP2): f"{30 * DAY}x30", series(RENEWAL, **APP2): "0x30"},
             "20m",
         ),
     ],
     "PkiwardenPkiNotReady": [
         Case(
             {
-                f'pkiwarden_certificate_ready_status{{{ISSUER}, namespace="app2", name="app2-pki", condition="True"}}': "0x30",  # noqa: E501
-                f'pkiwarden_certificate_ready_status{{{ISSUER}, namespace="app2", name="app2-pki", condition="False"}}': "1x30",  # noqa: E501
+                series(READY, condition="True", **APP2): "0x30",
+                series(READY, condition="False", **APP2): "1x30",
             },
             "16m",
-            [pki()],
+            [APP2],
         ),
-        Case(  # not yet for 15 minutes
-            {
-                f'pkiwarden_certificate_ready_status{{{ISSUER}, namespace="app2", name="app2-pki", condition="True"}}': "0x30",  # noqa: E501
-            },
-            "10m",
-        ),
-        Case(
-            {
-                f'pkiwarden_certificate_ready_status{{{ISSUER}, namespace="app2", name="app2-pki", condition="True"}}': "1x30",  # noqa: E501
-            },
-            "20m",
-        ),
+        Case({series(READY, condition="True", **APP2): "0x30"}, "10m"),  # not for 15m yet
+        Case({series(READY, condition="True", **APP2): "1x30"}, "20m"),
     ],
     "PkiwardenIssuanceFailing": [
         Case(
-            {
-                f'pkiwarden_certificate_failed_issuance_attempts{{{ISSUER}, namespace="app2", name="app2-pki", reason="NotAllowed"}}': "1 2 3 4 5 6 7 8 9 10 11 12",  # noqa: E501
-            },
+            {series(FAILURES, reason="NotAllowed", **APP2): "1+1x12"},
             "11m",
-            [pki(reason="NotAllowed")],
+            [{**APP2, "reason": "NotAllowed"}],
         ),
-        Case(
-            {
-                f'pkiwarden_certificate_failed_issuance_attempts{{{ISSUER}, namespace="app2", name="app2-pki", reason="NotAllowed"}}': "1 2 3 4x20",  # noqa: E501
-            },
-            "20m",
-        ),
+        Case({series(FAILURES, reason="NotAllowed", **APP2): "1 2 3 4x20"}, "20m"),
     ],
     "PkiwardenCAExpiringSoon": [
-        Case(
-            {
-                f'pkiwarden_ca_expiration_timestamp_seconds{{{ISSUER}, namespace="pkiwarden-system", secret="pkiwarden-ca"}}': f"{10 * DAY}x90",  # noqa: E501
-            },
-            "61m",
-            [{"namespace": "pkiwarden-system", "secret": "pkiwarden-ca"}],
-        ),
-        Case(
-            {
-                f'pkiwarden_ca_expiration_timestamp_seconds{{{ISSUER}, namespace="pkiwarden-system", secret="pkiwarden-ca"}}': f"{60 * DAY}x90",  # noqa: E501
-            },
-            "61m",
-        ),
+        Case({series(CA_EXPIRY, **CA): f"{10 * DAY}x90"}, "61m", [CA]),
+        Case({series(CA_EXPIRY, **CA): f"{60 * DAY}x90"}, "61m"),
     ],
     "PkiwardenWebhookDown": [
         Case(
-            {f'up{{{WEBHOOK}, instance="a"}}': "0x10", f'up{{{WEBHOOK}, instance="b"}}': "0x10"},
+            {
+                series("up", WEBHOOK, instance="a"): "0x10",
+                series("up", WEBHOOK, instance="b"): "0x10",
+            },
             "6m",
             [{}],
         ),
-        Case({f'up{{{ISSUER}, instance="a"}}': "1x10"}, "6m", [{}]),  # no webhook target at all
+        Case({series("up", instance="a"): "1x10"}, "6m", [{}]),  # no webhook target at all
         Case(
-            {f'up{{{WEBHOOK}, instance="a"}}': "0x10", f'up{{{WEBHOOK}, instance="b"}}': "1x10"},
+            {
+                series("up", WEBHOOK, instance="a"): "0x10",
+                series("up", WEBHOOK, instance="b"): "1x10",
+            },
             "6m",
         ),
     ],
     "PkiwardenWebhookErrors": [
-        Case(
-            {f"pkiwarden_admission_internal_errors_total{{{WEBHOOK}}}": "0 0 1 1 1"},
-            "3m",
-            [{"job": "pkiwarden-webhook"}],
-        ),
-        Case({f"pkiwarden_admission_internal_errors_total{{{WEBHOOK}}}": "0x20"}, "15m"),
+        Case({series(ERRORS, WEBHOOK): "0 0 1 1 1"}, "3m", [{"job": WEBHOOK}]),
+        Case({series(ERRORS, WEBHOOK): "0x20"}, "15m"),
     ],
     "PkiwardenWebhookCallsFailing": [
         Case(
-            {
-                'apiserver_admission_webhook_rejection_count{name="pkis.pkiwarden.dev", error_type="calling_webhook_error", rejection_code="0", operation="CREATE", type="validating"}': "0+1x20",  # noqa: E501
-            },
+            {series(CALLS, None, error_type="calling_webhook_error", **CALL): "0+1x20"},
             "10m",
             [{"name": "pkis.pkiwarden.dev"}],
         ),
-        Case(  # a denial by the webhook is its job, not a failed call
-            {
-                'apiserver_admission_webhook_rejection_count{name="pkis.pkiwarden.dev", error_type="no_error", rejection_code="403", operation="CREATE", type="validating"}': "0+1x20",  # noqa: E501
-            },
-            "10m",
-        ),
+        # A denial by the webhook is its job, not a failed call.
+        Case({series(CALLS, None, error_type="no_error", **CALL): "0+1x20"}, "10m"),
     ],
     "PkiwardenWebhookHighRejectionRate": [
-        Case(
-            {
-                f'pkiwarden_admission_requests_total{{{WEBHOOK}, kind="Pki", operation="CREATE", allowed="false"}}': "0+60x40",  # noqa: E501
-                f'pkiwarden_admission_requests_total{{{WEBHOOK}, kind="Pki", operation="CREATE", allowed="true"}}': "0+10x40",  # noqa: E501
-            },
-            "30m",
-            [{"job": "pkiwarden-webhook"}],
-        ),
-        Case(  # every review denied, but one a minute is a person, not a pipeline
-            {
-                f'pkiwarden_admission_requests_total{{{WEBHOOK}, kind="Pki", operation="CREATE", allowed="false"}}': "0+1x40",  # noqa: E501
-            },
-            "30m",
-        ),
-        Case(
-            {
-                f'pkiwarden_admission_requests_total{{{WEBHOOK}, kind="Pki", operation="CREATE", allowed="false"}}': "0+10x40",  # noqa: E501
-                f'pkiwarden_admission_requests_total{{{WEBHOOK}, kind="Pki", operation="CREATE", allowed="true"}}': "0+60x40",  # noqa: E501
-            },
-            "30m",
-        ),
+        Case({reviews("false"): "0+60x40", reviews("true"): "0+10x40"}, "30m", [{"job": WEBHOOK}]),
+        # Every review denied, but one a minute is a person, not a pipeline.
+        Case({reviews("false"): "0+1x40"}, "30m"),
+        Case({reviews("false"): "0+10x40", reviews("true"): "0+60x40"}, "30m"),
     ],
     "PkiwardenWebhookSlow": [
         Case(
             {
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="0.5"}}': "0x30",
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="1.0"}}': "0+10x30",
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="+Inf"}}': "0+10x30",
+                series(LATENCY, WEBHOOK, le="0.5"): "0x30",
+                series(LATENCY, WEBHOOK, le="1.0"): "0+10x30",
+                series(LATENCY, WEBHOOK, le="+Inf"): "0+10x30",
             },
             "20m",
-            [{"job": "pkiwarden-webhook"}],
+            [{"job": WEBHOOK}],
         ),
         Case(
             {
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="0.5"}}': "0+10x30",
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="1.0"}}': "0+10x30",
-                f'pkiwarden_admission_duration_seconds_bucket{{{WEBHOOK}, le="+Inf"}}': "0+10x30",
+                series(LATENCY, WEBHOOK, le="0.5"): "0+10x30",
+                series(LATENCY, WEBHOOK, le="1.0"): "0+10x30",
+                series(LATENCY, WEBHOOK, le="+Inf"): "0+10x30",
             },
             "20m",
         ),
@@ -200,16 +165,16 @@ CASES: dict[str, list[Case]] = {
     "PkiwardenIssuerNoLeader": [
         Case(
             {
-                f'leader_election_master_status{{{ISSUER}, instance="a", name="pkiwarden-issuer"}}': "0x10",  # noqa: E501
-                f'leader_election_master_status{{{ISSUER}, instance="b", name="pkiwarden-issuer"}}': "0x10",  # noqa: E501
+                series(LEADER, instance="a", name="pkiwarden-issuer"): "0x10",
+                series(LEADER, instance="b", name="pkiwarden-issuer"): "0x10",
             },
             "6m",
             [{}],
         ),
         Case(
             {
-                f'leader_election_master_status{{{ISSUER}, instance="a", name="pkiwarden-issuer"}}': "0x10",  # noqa: E501
-                f'leader_election_master_status{{{ISSUER}, instance="b", name="pkiwarden-issuer"}}': "1x10",  # noqa: E501
+                series(LEADER, instance="a", name="pkiwarden-issuer"): "0x10",
+                series(LEADER, instance="b", name="pkiwarden-issuer"): "1x10",
             },
             "6m",
         ),
