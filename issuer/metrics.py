@@ -333,15 +333,14 @@ def _count(value: object) -> int:
 
 
 def _failure_reason(status: Mapping[str, Any]) -> str:
-    """The Ready condition's reason while not Ready: the reason of the last failure."""
+    """The reason of the last failure: the Ready condition's, which a failure always sets.
+
+    Also while Ready stays True because a valid certificate is in place and
+    only its renewal is blocked.
+    """
     for condition in status.get("conditions") or []:
-        if (
-            isinstance(condition, Mapping)
-            and condition.get("type") == "Ready"
-            and condition.get("status") != "True"
-            and condition.get("reason")
-        ):
-            return str(condition["reason"])
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return str(condition.get("reason") or "Unknown")
     return "Unknown"
 
 

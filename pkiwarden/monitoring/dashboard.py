@@ -88,6 +88,12 @@ def rows(s: Settings) -> list[Row]:
             "Issuance",
             (
                 Panel(
+                    "Pkis failing issuance by reason",
+                    "timeseries",
+                    (Query(f"count by (reason) ({r.failures.record})", "{{reason}}"),),
+                    description="Including Ready Pkis whose renewal is blocked.",
+                ),
+                Panel(
                     "Certificates issued",
                     "timeseries",
                     (

@@ -104,7 +104,14 @@ def test_certificate_and_ca_families_come_from_the_cached_objects() -> None:
             "conditions": [{"type": "Ready", "status": "True", "reason": "Issued"}],
         },
     }
-    metrics.track_certificates(lambda: [failing, fine])
+    blocked = {  # a valid certificate in place, only its renewal blocked
+        "metadata": {"namespace": "app3", "name": "app3-pki"},
+        "status": {
+            "failedIssuanceAttempts": 2,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "CAUnavailable"}],
+        },
+    }
+    metrics.track_certificates(lambda: [failing, fine, blocked])
     ca_expiry = datetime(2030, 1, 1, tzinfo=UTC)
     metrics.track_ca(lambda: [ca_secret(ca_expiry), {"metadata": {}, "data": {"tls.crt": "x"}}])
     found = samples(metrics.exposition()[0])
@@ -115,6 +122,10 @@ def test_certificate_and_ca_families_come_from_the_cached_objects() -> None:
     assert found[("pkiwarden_certificate_renewal_timestamp_seconds", frozenset(where))] == renewal
     failures = frozenset({*where, ("reason", "NotAllowed")})
     assert found[("pkiwarden_certificate_failed_issuance_attempts", failures)] == 3
+    renewal_blocked = frozenset(
+        {("namespace", "app3"), ("name", "app3-pki"), ("reason", "CAUnavailable")}
+    )
+    assert found[("pkiwarden_certificate_failed_issuance_attempts", renewal_blocked)] == 2
     assert not any(
         name == "pkiwarden_certificate_failed_issuance_attempts" and ("name", "app1-pki") in labels
         for name, labels in found
