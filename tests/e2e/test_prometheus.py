@@ -110,16 +110,26 @@ def scrape_config(issuer: RunningIssuer, webhook: LocalWebhook, ca_file: Path) -
     }
 
 
+def unregister_webhook(plane: ControlPlane) -> None:
+    """Stop the webhook and remove its registration: later modules must not fail closed."""
+    local.stop(plane)
+    plane.kubectl("delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found")
+
+
 @pytest.fixture(scope="module")
 def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
-    started = local.start(control_plane)
     try:
+        try:
+            started = local.start(control_plane)
+        except local.LocalWebhookError as error:
+            # A free port can be taken between choosing it and binding it on a
+            # busy machine; without the registration the next start picks anew.
+            print(f"webhook start failed, trying another port: {error}")
+            unregister_webhook(control_plane)
+            started = local.start(control_plane)
         yield started
     finally:
-        local.stop(control_plane)
-        control_plane.kubectl(
-            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
-        )
+        unregister_webhook(control_plane)
 
 
 @pytest.fixture(scope="module")
