@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos clean
+.PHONY: test test-fast lint crds docs monitoring controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,3 +57,6 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.reference README.md
+
+monitoring: $(STAMP)
+	$(BIN)/python -m pkiwarden.monitoring deploy/monitoring

@@ -6,25 +6,44 @@ alerts work unchanged. The registry is passed around rather than the global
 default: tests and two issuers in one process never share counters.
 
 Certificate series are computed at scrape time from the Pki objects the
-issuer already caches (status ``notAfter`` and the ``Ready`` condition): they
-show what the cluster shows, and a deleted Pki's series disappear with it,
-with no bookkeeping to get wrong.
+issuer already caches (status ``notAfter``, ``renewalTime``,
+``failedIssuanceAttempts`` and the ``Ready`` condition), and the CA's expiry
+from the cached CA Secret: they show what the cluster shows, and a deleted
+Pki's series disappear with it, with no bookkeeping to get wrong.
+
+No ``_created`` series (controller-runtime has none, and they double the
+series count) and ``process_*`` as every Go controller exports them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from cryptography import x509
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from issuer.decide.verdict import Step as Action
 
 CONDITION_VALUES = ("True", "False", "Unknown")
+# client-go's workqueue buckets: 10 ns to 10 s, by powers of ten.
+QUEUE_BUCKETS = tuple(10.0**exponent for exponent in range(-8, 2))
+
+# Process-wide in prometheus_client; both processes want it.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class ReconcileResult(StrEnum):
@@ -63,8 +82,34 @@ class IssuerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self._reconcile_errors = Counter(
+            "controller_runtime_reconcile_errors_total",
+            "Total number of reconciliation errors per controller.",
+            ["controller"],
+            registry=r,
+        )
         self._depth = Gauge(
             "workqueue_depth", "Current depth of the work queue.", ["name"], registry=r
+        )
+        self._adds = Counter(
+            "workqueue_adds_total",
+            "Total number of adds handled by the work queue.",
+            ["name"],
+            registry=r,
+        )
+        self._queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in the work queue before being requested.",
+            ["name"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self._work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from the work queue takes.",
+            ["name"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
         )
         self._retries = Counter(
             "workqueue_retries_total",
@@ -85,15 +130,21 @@ class IssuerMetrics:
             registry=r,
         )
         self._leader.labels(name=lease).set(0)
+        ProcessCollector(registry=r)
         # Series exist at zero before the first reconcile, so rate() has a start.
         for result in ReconcileResult:
             self._reconcile_total.labels(controller=controller, result=result.value)
+        self._reconcile_errors.labels(controller=controller)
+        self._adds.labels(name=controller)
+        self._retries.labels(name=controller)
 
     # -- controller and queue ---------------------------------------------------
 
     def reconciled(self, result: ReconcileResult, seconds: float) -> None:
         self._reconcile_total.labels(controller=self.controller, result=result.value).inc()
         self._reconcile_time.labels(controller=self.controller).observe(seconds)
+        if result is ReconcileResult.ERROR:
+            self._reconcile_errors.labels(controller=self.controller).inc()
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         """Read the depth at scrape time instead of updating it on every add and get."""
@@ -101,6 +152,14 @@ class IssuerMetrics:
 
     def queue_retried(self) -> None:
         self._retries.labels(name=self.controller).inc()
+
+    def queue_observer(self) -> _QueueMetrics:
+        """The work queue's observer (``WorkQueue.observer``): adds, time queued, time worked."""
+        return _QueueMetrics(
+            self._adds.labels(name=self.controller),
+            self._queue_duration.labels(name=self.controller),
+            self._work_duration.labels(name=self.controller),
+        )
 
     def observe_reconcile(self, action: Action | None, error: str | None, seconds: float) -> None:
         """One reconcile's outcome; a failure or a conflict means the key is queued again."""
@@ -114,6 +173,10 @@ class IssuerMetrics:
     def track_certificates(self, pkis: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
         """Derive the certificate families from ``pkis()`` (the Pki cache) at each scrape."""
         self.registry.register(_CertificateCollector(pkis))
+
+    def track_ca(self, secrets: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Derive the CA's expiry from ``secrets()`` (the cached CA Secret) at each scrape."""
+        self.registry.register(_CACollector(secrets))
 
     # -- events and leadership ----------------------------------------------------
 
@@ -135,6 +198,24 @@ class IssuerMetrics:
         return 200, content_type, body
 
 
+class _QueueMetrics:
+    """client-go's workqueue families for one queue, fed by the queue itself."""
+
+    def __init__(self, adds: Any, queued: Any, worked: Any) -> None:
+        self._adds = adds
+        self._queued = queued
+        self._worked = worked
+
+    def added(self) -> None:
+        self._adds.inc()
+
+    def started(self, waited: float) -> None:
+        self._queued.observe(waited)
+
+    def finished(self, worked: float) -> None:
+        self._worked.observe(worked)
+
+
 class _CertificateCollector:
     """cert-manager's certificate families, one series set per Pki currently in the cache."""
 
@@ -150,10 +231,21 @@ class _CertificateCollector:
             "The notAfter of the certificate issued for a Pki, as a Unix timestamp.",
             labels=["namespace", "name"],
         )
+        renewal = GaugeMetricFamily(
+            "pkiwarden_certificate_renewal_timestamp_seconds",
+            "When the issuer renews the certificate of a Pki, as a Unix timestamp.",
+            labels=["namespace", "name"],
+        )
         ready = GaugeMetricFamily(
             "pkiwarden_certificate_ready_status",
             "The Ready condition of a Pki: 1 for the current condition status, else 0.",
             labels=["namespace", "name", "condition"],
+        )
+        failures = GaugeMetricFamily(
+            "pkiwarden_certificate_failed_issuance_attempts",
+            "Failed issuance attempts of a Pki since its last success (status"
+            " failedIssuanceAttempts), by the reason of the last failure; absent at 0.",
+            labels=["namespace", "name", "reason"],
         )
         for pki in self._pkis():
             metadata = pki.get("metadata") or {}
@@ -162,11 +254,55 @@ class _CertificateCollector:
             not_after = _parse_time(status.get("notAfter"))
             if not_after is not None:
                 expiration.add_metric(where, not_after.timestamp())
+            renewal_time = _parse_time(status.get("renewalTime"))
+            if renewal_time is not None:
+                renewal.add_metric(where, renewal_time.timestamp())
             current = _condition(status, "Ready")
             for value in CONDITION_VALUES:
                 ready.add_metric([*where, value], 1.0 if value == current else 0.0)
+            attempts = _count(status.get("failedIssuanceAttempts"))
+            if attempts:
+                failures.add_metric([*where, _failure_reason(status)], float(attempts))
         yield expiration
+        yield renewal
         yield ready
+        yield failures
+
+
+class _CACollector:
+    """The signing CA's notAfter, read from the cached CA Secret at scrape time."""
+
+    def __init__(self, secrets: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        self._secrets = secrets
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        expiration = GaugeMetricFamily(
+            "pkiwarden_ca_expiration_timestamp_seconds",
+            "The notAfter of the CA certificate that signs Pkis, as a Unix timestamp.",
+            labels=["namespace", "secret"],
+        )
+        for secret in self._secrets():
+            metadata = secret.get("metadata") or {}
+            not_after = ca_not_after(secret)
+            if not_after is not None:
+                where = [str(metadata.get("namespace") or ""), str(metadata.get("name") or "")]
+                expiration.add_metric(where, not_after.timestamp())
+        yield expiration
+
+
+def ca_not_after(secret: Mapping[str, Any]) -> datetime | None:
+    """The notAfter of the first certificate in the Secret's ``tls.crt``, if it parses."""
+    encoded = (secret.get("data") or {}).get("tls.crt")
+    if not isinstance(encoded, str):
+        return None
+    try:
+        certificates = x509.load_pem_x509_certificates(base64.b64decode(encoded))
+    except (ValueError, binascii.Error):
+        return None
+    return certificates[0].not_valid_after_utc if certificates else None
 
 
 def reconcile_result(action: Action | None, error: str | None) -> ReconcileResult:
@@ -190,6 +326,22 @@ def _parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _failure_reason(status: Mapping[str, Any]) -> str:
+    """The reason of the last failure: the Ready condition's, which a failure always sets.
+
+    Also while Ready stays True because a valid certificate is in place and
+    only its renewal is blocked.
+    """
+    for condition in status.get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return str(condition.get("reason") or "Unknown")
+    return "Unknown"
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> str:

@@ -8,6 +8,9 @@
   kept, so a far-off renewal never hides a sooner retry.
 - Per-key exponential backoff for errors that could not even be recorded in
   status (the API server refused the write); ``forget`` resets it.
+- An optional observer sees each add, how long a key waited and how long it
+  was worked on: client-go's workqueue metrics, without the queue knowing
+  about Prometheus.
 """
 
 from __future__ import annotations
@@ -17,10 +20,21 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 from shared.backoff import Backoff
 
 Clock = Callable[[], float]
+
+
+class QueueObserver(Protocol):
+    """What client-go's workqueue metrics need: adds, time queued, time worked."""
+
+    def added(self) -> None: ...
+
+    def started(self, waited: float) -> None: ...
+
+    def finished(self, worked: float) -> None: ...
 
 
 class WorkQueue:
@@ -35,6 +49,9 @@ class WorkQueue:
         self._heap: list[tuple[float, str]] = []
         self._failures: dict[str, int] = {}
         self._shutting_down = False
+        self.observer: QueueObserver | None = None
+        self._added_at: dict[str, float] = {}  # key -> when it was queued (observer only)
+        self._started_at: dict[str, float] = {}  # key -> when a worker took it
 
     # -- adding -----------------------------------------------------------
 
@@ -47,6 +64,9 @@ class WorkQueue:
             return
         self._queued.add(key)
         self._due.pop(key, None)  # a due entry left in the heap is skipped when popped
+        if self.observer is not None:
+            self.observer.added()
+            self._added_at[key] = self._clock()
         if key not in self._processing:
             self._ready.append(key)
             self._lock.notify()
@@ -96,6 +116,10 @@ class WorkQueue:
                     key = self._ready.pop(0)
                     self._queued.discard(key)
                     self._processing.add(key)
+                    if self.observer is not None:
+                        now = self._clock()
+                        self.observer.started(now - self._added_at.pop(key, now))
+                        self._started_at[key] = now
                     return key
                 if self._shutting_down:
                     return None
@@ -111,6 +135,9 @@ class WorkQueue:
         """Processing of ``key`` finished; hand it out again if it changed meanwhile."""
         with self._lock:
             self._processing.discard(key)
+            started = self._started_at.pop(key, None)
+            if self.observer is not None and started is not None:
+                self.observer.finished(self._clock() - started)
             if key in self._queued:
                 self._ready.append(key)
                 self._lock.notify()

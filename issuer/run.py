@@ -57,7 +57,9 @@ def run(
         result.step, result.error, seconds
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
+    controller.queue.observer = metrics.queue_observer()
     metrics.track_certificates(controller.view.pkis.list)
+    metrics.track_ca(controller.watches.ca.cache.list)
     elector: LeaderElector | None = None
     lost = threading.Event()
     health = None

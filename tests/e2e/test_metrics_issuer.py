@@ -83,6 +83,18 @@ def test_metrics_after_a_scripted_scenario(kube: Kube, issuer: LocalIssuer) -> N
     assert (value(samples, "workqueue_retries_total", name="pki") or 0) >= 1
     assert value(samples, "workqueue_depth", name="pki") is not None
     assert value(samples, "leader_election_master_status", name="pkiwarden-issuer") == 1
+    assert (value(samples, "controller_runtime_reconcile_errors_total", controller="pki") or 0) >= 1
+    assert (value(samples, "workqueue_adds_total", name="pki") or 0) >= 2
+    for histogram in ("workqueue_queue_duration_seconds", "workqueue_work_duration_seconds"):
+        assert (value(samples, f"{histogram}_count", name="pki") or 0) >= 2, histogram
+    assert value(samples, "pkiwarden_certificate_renewal_timestamp_seconds", **where) is not None
+    denied = {"namespace": NAMESPACE, "name": "denied", "reason": "NotAllowed"}
+    failures = value(samples, "pkiwarden_certificate_failed_issuance_attempts", **denied)
+    assert (failures or 0) >= 1
+    ca = {"namespace": "pkiwarden-e2e-metrics", "secret": "pkiwarden-ca"}
+    assert (value(samples, "pkiwarden_ca_expiration_timestamp_seconds", **ca) or 0) >= expiry
+    assert value(samples, "process_cpu_seconds_total") is not None
+    assert not [name for name, _ in samples if name.endswith("_created")]
 
     kube.delete(PKIS.path(NAMESPACE, "good"))
 
