@@ -341,6 +341,9 @@ def test_the_image_holds_no_compiler_tests_or_development_packages(image: str) -
     assert json.loads(result.stdout) == {"modules": [], "programs": []}
     version = pods.podman("run", "--rm", *pods.ULIMITS, image, "--help")
     assert version.returncode == 0 and "webhook" in version.stdout, version.stderr
+    # Not root even where a Pod sets no runAsUser.
+    user = pods.podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout
+    assert user.strip() == "65532:65532"
 
 
 # --------------------------------------------------------------------------- the translation
@@ -414,6 +417,11 @@ def test_each_container_runs_as_its_deployment_says(cluster: Cluster, deployment
     assert fields["CapEff"].strip() == "0" * 16
     assert fields["CapBnd"].strip() == "0" * 16
     assert fields["NoNewPrivs"].strip() == "1"
+    # cgroup v2, else v1: the limit the kernel enforces.
+    read_limit = "cat /sys/fs/cgroup/memory.max || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    limit = pods.podman("exec", name, "sh", "-c", f"({read_limit}) 2>/dev/null").stdout
+    mebibytes = int(container["resources"]["limits"]["memory"].removesuffix("Mi"))
+    assert int(limit) == mebibytes * 2**20
     env = pods.podman("exec", name, "env").stdout
     assert "KUBECONFIG" not in env
     assert pods.podman("exec", name, "touch", "/opt/pkiwarden/x").returncode != 0
