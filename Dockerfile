@@ -16,7 +16,7 @@ RUN python3 -m venv /opt/build \
     && python3 -m venv --without-pip /opt/pkiwarden \
     && /opt/build/bin/pip --python /opt/pkiwarden/bin/python install --no-cache-dir \
         --require-hashes --only-binary=:all: -r /lock/requirements.txt \
-    && rm -r /opt/pkiwarden/lib/python3*/site-packages/kubernetes/aio
+    && rm -rf /opt/pkiwarden/lib/python3*/site-packages/kubernetes/aio
 # The sources come after the dependencies, so a code change rebuilds one layer.
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -5,8 +5,9 @@
 #
 # With no registry to pull python:3.11-slim from, the base is Debian bookworm
 # (Python 3.11) made with mmdebstrap, then `podman import`ed; it is made once
-# per machine and cached outside the repository. Set PKIWARDEN_IMAGE_BASE to
-# an image with Python 3.11 to use that instead.
+# per machine and cached outside the repository (remove ~/.cache/pkiwarden/image
+# and the localhost/pkiwarden-base image to take Debian's updates). Set
+# PKIWARDEN_IMAGE_BASE to an image with Python 3.11 to use that instead.
 #
 # Installs podman, runc and mmdebstrap with apt-get when missing.
 # Prints the image reference on its last line.
@@ -42,6 +43,7 @@ fi
 # slim images), the copyright files kept. Its tag hashes these arguments, so a
 # change here makes a new base instead of reusing a stale one.
 suite=bookworm
+# shellcheck disable=SC2054 # the commas belong to --include
 debstrap=(
   --variant=minbase
   --format=tar
