@@ -78,7 +78,11 @@ class Route:
 
 
 def route(cluster_ip: str) -> Route:
-    """The Service when its ClusterIP is on loopback (no kube-proxy is needed to reach it)."""
+    """The Service when its ClusterIP is on loopback, where this machine can carry it.
+
+    A ClusterIP anywhere else is never registered: the API server would send
+    admissions off this machine.
+    """
     if ip_is_loopback(cluster_ip):
         return Route(service=True, webhook_extra_args=())
     return Route(service=False, webhook_extra_args=("--local",))
