@@ -29,6 +29,19 @@ test: $(STAMP) controlplane lint
 test-fast: $(STAMP) lint
 	$(BIN)/pytest -m "not e2e"
 
+.PHONY: image image-lock test-image
+# The container image the Deployments name (podman; tools installed if missing).
+image:
+	deploy/image/build.sh
+
+# Re-pin the image's dependencies after a change in pyproject.toml.
+image-lock:
+	deploy/image/lock.sh $(ARGS)
+
+# The image run as the Deployments run it, against the local control plane.
+test-image: $(STAMP) controlplane image
+	$(BIN)/pytest -m image
+
 crds: $(STAMP)
 	$(BIN)/python -m shared.crds deploy/crds
 
