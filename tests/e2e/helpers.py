@@ -257,3 +257,15 @@ def kill_9(plane: ControlPlane, name: str) -> None:
     assert record is not None, f"no process {name} recorded"
     os.killpg(record.pid, signal.SIGKILL)
     eventually(lambda: not procs.is_running(record), 10, f"{name} to die")
+
+
+TYPO_DENIAL = (
+    'admission webhook "pkis.pkiwarden.dev" denied the request: spec.serviceName: "appp1" is not'
+    ' allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app1, app2);'
+    ' did you mean "app1"?'
+)
+
+
+def one_line(text: str) -> str:
+    """kubectl wraps long messages; compare them with white space folded."""
+    return " ".join(text.split())

@@ -37,13 +37,13 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pkiwarden import controlplane
-from pkiwarden.controlplane import ControlPlane, http_ok
-from pkiwarden.demo import warning_events
+from pkiwarden.local import controlplane
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.demo import warning_events
+from pkiwarden.local.readiness import http_ok
 from tests.e2e import pods
+from tests.e2e.helpers import TYPO_DENIAL, eventually, get, one_line, secret_data, wait_ready
 from tests.e2e.pods import ApiServer, ServiceProxy, find
-from tests.e2e.test_issuer import get, secret_data, wait_for, wait_ready
-from tests.e2e.test_webhook import TYPO_DENIAL, one_line
 from webhook.registration import url_client_config
 
 pytestmark = pytest.mark.image
@@ -179,7 +179,9 @@ def cluster(
         start(plane, find(manifests, "Deployment", ISSUER), accounts, ())
         for name in (WEBHOOK, ISSUER):
             wait_probe(find(manifests, "Deployment", name), "readinessProbe")
-        wait_for("the webhook's caBundle in the registration", lambda: ca_bundle(plane))
+        eventually(
+            lambda: ca_bundle(plane), READY_TIMEOUT, "the webhook's caBundle in the registration"
+        )
         # Through the webhook: it validates PkiPolicies too.
         plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
         yield Cluster(plane, manifests, chosen)
@@ -541,10 +543,10 @@ def test_the_policy_change_reaches_kubectl_describe_pod(
     try:
         plane.kubectl("patch", "pkipolicy", "app-teams", "--type=json", "-p", tightened)
         plane.kubectl("delete", "secret", "app2-pki-tls", "-n", "app2")
-        wait_for(
-            "a Warning on the app2 Pod",
+        eventually(
             lambda: warning_events(plane, "app2", "Pod", "NotAllowed"),
-            timeout=READY_TIMEOUT,
+            READY_TIMEOUT,
+            "a Warning on the app2 Pod",
         )
         described = one_line(plane.kubectl("describe", "pod", pod, "-n", "app2").stdout)
         assert "Warning NotAllowed" in described

@@ -18,13 +18,9 @@ from pkiwarden.local import webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
+from tests.e2e.helpers import TYPO_DENIAL, one_line
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
-TYPO_DENIAL = (
-    'admission webhook "pkis.pkiwarden.dev" denied the request: spec.serviceName: "appp1" is not'
-    ' allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app1, app2);'
-    ' did you mean "app1"?'
-)
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +53,6 @@ def apply(plane: ControlPlane, *documents: dict[str, Any], dry_run: bool = False
     flags = ["--dry-run=server"] if dry_run else []
     text = yaml.safe_dump_all(documents)
     return plane.kubectl("apply", *flags, "-f", "-", input=text, check=False)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_typo_is_denied_with_the_suggestion(
