@@ -25,6 +25,7 @@ from typing import Any
 
 from issuer import x509 as pki_x509
 from issuer.ca import CAProblem, load_ca
+from issuer.consumers import consumptions
 from issuer.plan import (
     Action,
     Plan,
@@ -36,6 +37,7 @@ from issuer.plan import (
 )
 from issuer.queue import WorkQueue
 from issuer.reasons import Reason, Reporter
+from issuer.report import secret_name
 from issuer.secret import (
     OWNED_SELECTOR,
     WriteConflictError,
@@ -47,7 +49,7 @@ from issuer.secret_index import SecretNameIndex
 from issuer.status import CertificateFacts, Outcome, next_status, status_patch, timestamp
 from shared import PKI_LABEL, defaults
 from shared.kube.cache import WatchCache, object_key
-from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
+from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.kube.view import ClusterView
 from shared.logs import fields
@@ -135,6 +137,9 @@ class Controller:
             field_selector=f"metadata.name={settings.ca_secret}",
             on_change=self._on_ca,
         )
+        # New Pods of a failing Pki's consumers are told at once, not at the
+        # next retry, which backs off up to an hour.
+        self.pods = WatchCache(kube, PODS, on_change=self._on_pod)
         self._ca_memo: tuple[str, pki_x509.SigningCA | CAProblem] | None = None
         self._ca_lock = threading.Lock()
 
@@ -142,7 +147,7 @@ class Controller:
 
     def start_watching(self) -> None:
         """Start the caches; safe before leadership (reading is harmless)."""
-        for cache in (*self.view.caches, self.ca_cache):
+        for cache in (*self.view.caches, self.ca_cache, self.pods):
             cache.start()
 
     def synced(self) -> bool:
@@ -169,6 +174,7 @@ class Controller:
         self.view.stop()
         self.secrets.stop()
         self.ca_cache.stop()
+        self.pods.stop()
         for worker in self._workers:
             worker.join(timeout=10)
 
@@ -219,6 +225,15 @@ class Controller:
     def _on_namespace(self, kind: str, namespace: JSON) -> None:
         if kind == "MODIFIED":
             self._enqueue_all(object_key(namespace)[1])
+
+    def _on_pod(self, kind: str, pod: JSON) -> None:
+        """Wake the failing Pkis whose Secret a new Pod reads, so it is told within seconds."""
+        if kind != "ADDED":
+            return
+        namespace = object_key(pod)[0]
+        for pki in self.view.pkis.list(namespace):
+            if _failing(pki) and consumptions(pod, secret_name(pki)):
+                self.queue.add(pki_key(*object_key(pki)))
 
     def _enqueue_all(self, namespace: str | None = None) -> None:
         for pki in self.view.pkis.list(namespace):
@@ -559,3 +574,11 @@ def _api_failure(error: ApiError, verb: str, secret_name: str, pki: JSON, now: d
         message[:1024],
         now + retry_delay(previous_failures(pki)),
     )
+
+
+def _failing(pki: Mapping[str, Any]) -> bool:
+    """True if the Pki's status says it is not Ready: its consumers have something to hear."""
+    for condition in (pki.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "False")
+    return False
