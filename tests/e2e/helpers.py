@@ -21,6 +21,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
+from issuer.events import COMPONENT
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
@@ -159,13 +160,21 @@ def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, 
 
 
 def events_on(kube: Kube, obj: dict[str, Any], reason: str | None = None) -> list[dict[str, Any]]:
-    """Events whose involvedObject is ``obj`` (by uid), optionally of one reason."""
+    """pkiwarden's Events whose involvedObject is ``obj`` (by uid), optionally of one reason.
+
+    Others' Events on the same object (the scheduler's ``FailedScheduling`` on
+    every Pod, since no node exists) are left out.
+    """
     metadata = obj["metadata"]
     selector = f"involvedObject.uid={metadata['uid']}"
     if reason:
         selector += f",reason={reason}"
     page = kube.get(EVENTS.path(metadata["namespace"]), params={"fieldSelector": selector})
-    return list(page.get("items") or [])
+    return [
+        event
+        for event in page.get("items") or []
+        if (event.get("source") or {}).get("component") == COMPONENT
+    ]
 
 
 def ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
