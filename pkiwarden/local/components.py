@@ -96,51 +96,53 @@ def apiserver_argv(
     ]
 
 
+def _component_argv(binary: Path, kubeconfig: Path, cert_dir: Path, port: int) -> list[str]:
+    """What the controller-manager and the scheduler share: identity, health port, one replica.
+
+    The same kubeconfig authenticates them to the API server and lets them
+    check who calls their own port (delegated authentication and
+    authorization); with one replica there is nothing to elect.
+    """
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={LOOPBACK}",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
+
+
 def controller_manager_argv(
     binary: Path, pki: PkiFiles, kubeconfig: Path, cert_dir: Path, port: int, *, service_cidr: str
 ) -> list[str]:
-    """kube-controller-manager as ``system:kube-controller-manager``, without leader election.
+    """kube-controller-manager as ``system:kube-controller-manager``.
 
     Each controller uses its own ServiceAccount's credentials, as on a
     cluster; the service-account key lets the token and service-account
     controllers run, and the CA is what ``kube-root-ca.crt`` publishes.
     """
     return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
-        f"--cert-dir={cert_dir}",
-        "--leader-elect=false",
+        *_component_argv(binary, kubeconfig, cert_dir, port),
         "--use-service-account-credentials=true",
         f"--service-account-private-key-file={pki.sa_key}",
         f"--root-ca-file={pki.ca_cert}",
         f"--cluster-signing-cert-file={pki.ca_cert}",
         f"--cluster-signing-key-file={pki.ca_key}",
         f"--service-cluster-ip-range={service_cidr}",
-        "--profiling=false",
     ]
 
 
 def scheduler_argv(binary: Path, kubeconfig: Path, cert_dir: Path, port: int) -> list[str]:
-    """kube-scheduler as ``system:kube-scheduler``, no leader election.
+    """kube-scheduler as ``system:kube-scheduler``.
 
     With no node registered, every Pod stays Pending with a FailedScheduling
     Event, as on a cluster that has no room.
     """
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
-        f"--cert-dir={cert_dir}",
-        "--leader-elect=false",
-        "--profiling=false",
-    ]
+    return _component_argv(binary, kubeconfig, cert_dir, port)
 
 
 def kubeconfig_document(

@@ -358,37 +358,31 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
         binaries=bins,
     )
     _wait(dir, lambda: _ready(plane, timeout=2.0), [ETCD, APISERVER], deadline, "ready")
-    manager_config = _client_kubeconfig(
-        pki_dir / "controller-manager.kubeconfig",
-        server,
-        pki,
-        user=CONTROLLER_MANAGER_USER,
-        cert=pki.controller_manager_cert,
-        key=pki.controller_manager_key,
-    )
+    configs = {
+        name: _client_kubeconfig(
+            pki_dir / f"{name}.kubeconfig", server, pki, user=user, cert=cert, key=key
+        )
+        for name, user, cert, key in (
+            (CONTROLLER_MANAGER, CONTROLLER_MANAGER_USER, pki.controller_manager_cert,
+             pki.controller_manager_key),
+            (SCHEDULER, SCHEDULER_USER, pki.scheduler_cert, pki.scheduler_key),
+        )
+    }  # fmt: skip
     start(
         CONTROLLER_MANAGER,
         components.controller_manager_argv(
             bins.kube_controller_manager,
             pki,
-            manager_config,
-            dir / "controller-manager",
+            configs[CONTROLLER_MANAGER],
+            dir / CONTROLLER_MANAGER,
             manager_port,
             service_cidr=service_cidr,
         ),
     )
-    scheduler_config = _client_kubeconfig(
-        pki_dir / "scheduler.kubeconfig",
-        server,
-        pki,
-        user=SCHEDULER_USER,
-        cert=pki.scheduler_cert,
-        key=pki.scheduler_key,
-    )
     start(
         SCHEDULER,
         components.scheduler_argv(
-            bins.kube_scheduler, scheduler_config, dir / "scheduler", scheduler_port
+            bins.kube_scheduler, configs[SCHEDULER], dir / SCHEDULER, scheduler_port
         ),
     )
     _wait(dir, _healthz(manager_port), [*CORE_PROCESSES[:3]], deadline, "healthy")
