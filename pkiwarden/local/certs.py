@@ -1,6 +1,6 @@
 """Key material for the local control plane: a throw-away CA, the API server's
-serving certificate, the admin client certificate and the service-account
-signing key.
+serving certificate, client certificates for the admin, the controller-manager
+and the scheduler, and the service-account signing key.
 
 Everything here is pure apart from :func:`write_control_plane_pki`, which puts
 the PEM files where the API server flags point. ECDSA P-256 keys keep start-up
@@ -24,6 +24,9 @@ from shared import certificates
 
 ADMIN_USER = "pkiwarden-admin"
 ADMIN_GROUP = "system:masters"
+# The users the API server's bootstrap RBAC grants each component's rights to.
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
 # The in-cluster names a client may use for the API server, plus loopback.
 SERVING_DNS_NAMES: tuple[str, ...] = (
     "localhost",
@@ -32,8 +35,7 @@ SERVING_DNS_NAMES: tuple[str, ...] = (
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
-# First address of the service range the API server is started with.
-SERVING_IPS: tuple[str, ...] = ("127.0.0.1", "10.0.0.1")
+LOOPBACK_IP = "127.0.0.1"
 # Long enough that a control plane left running for a while keeps working.
 VALIDITY = dt.timedelta(days=30)
 
@@ -53,8 +55,13 @@ class PkiFiles:
     ca_cert: Path
     serving_cert: Path
     serving_key: Path
+    ca_key: Path
     admin_cert: Path
     admin_key: Path
+    controller_manager_cert: Path
+    controller_manager_key: Path
+    scheduler_cert: Path
+    scheduler_key: Path
     sa_key: Path
     sa_pub: Path
 
@@ -93,15 +100,15 @@ def _leaf(
     return Issued(certificates.key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
-def new_serving_cert(ca: Issued, now: dt.datetime) -> Issued:
-    """The API server's certificate, valid for loopback and the in-cluster names."""
+def new_serving_cert(ca: Issued, now: dt.datetime, service_ip: str) -> Issued:
+    """The API server's certificate: loopback, the in-cluster names and the ``kubernetes`` IP."""
     return _leaf(
         ca,
         certificates.common_name("kube-apiserver"),
         ExtendedKeyUsageOID.SERVER_AUTH,
         now,
         dns_names=SERVING_DNS_NAMES,
-        ips=SERVING_IPS,
+        ips=(LOOPBACK_IP, service_ip),
     )
 
 
@@ -128,20 +135,32 @@ def _write(path: Path, data: bytes, private: bool = False) -> Path:
     return path
 
 
-def write_control_plane_pki(directory: Path, now: dt.datetime) -> PkiFiles:
-    """Generate every key and certificate the control plane needs into ``directory``."""
+def write_control_plane_pki(directory: Path, now: dt.datetime, service_ip: str) -> PkiFiles:
+    """Generate every key and certificate the control plane needs into ``directory``.
+
+    ``service_ip`` is the ClusterIP of the ``kubernetes`` Service (the first
+    address of the service range), which in-cluster clients would dial.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca = new_ca(now)
-    serving = new_serving_cert(ca, now)
+    serving = new_serving_cert(ca, now, service_ip)
     admin = new_client_cert(ca, ADMIN_USER, [ADMIN_GROUP], now)
+    manager = new_client_cert(ca, CONTROLLER_MANAGER_USER, [], now)
+    scheduler = new_client_cert(ca, SCHEDULER_USER, [], now)
     sa_key, sa_pub = new_signing_key()
-    _write(directory / "ca.key", ca.key_pem, private=True)
     return PkiFiles(
         ca_cert=_write(directory / "ca.crt", ca.cert_pem),
+        ca_key=_write(directory / "ca.key", ca.key_pem, private=True),
         serving_cert=_write(directory / "apiserver.crt", serving.cert_pem),
         serving_key=_write(directory / "apiserver.key", serving.key_pem, private=True),
         admin_cert=_write(directory / "admin.crt", admin.cert_pem),
         admin_key=_write(directory / "admin.key", admin.key_pem, private=True),
+        controller_manager_cert=_write(directory / "controller-manager.crt", manager.cert_pem),
+        controller_manager_key=_write(
+            directory / "controller-manager.key", manager.key_pem, private=True
+        ),
+        scheduler_cert=_write(directory / "scheduler.crt", scheduler.cert_pem),
+        scheduler_key=_write(directory / "scheduler.key", scheduler.key_pem, private=True),
         sa_key=_write(directory / "sa.key", sa_key, private=True),
         sa_pub=_write(directory / "sa.pub", sa_pub),
     )

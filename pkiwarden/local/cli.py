@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pkiwarden.local import controlplane, issuer_process, webhook_process
+from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.readiness import NotReadyError
@@ -34,16 +34,23 @@ def register(subparsers: Any) -> None:
     """Add the ``local`` command group to the pkiwarden CLI."""
     local = subparsers.add_parser(
         "local",
-        help="run a real local control plane (etcd + kube-apiserver) for development",
-        description="A real etcd and kube-apiserver on 127.0.0.1, built from pinned Go modules.",
+        help="run a real local control plane for development",
+        description="A real etcd, kube-apiserver, kube-controller-manager and kube-scheduler"
+        " on loopback, built from pinned Go modules.",
     )
     actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
     start = actions.add_parser("up", help="start (or reuse) a control plane and print KUBECONFIG")
     _dir_argument(start)
     start.add_argument(
-        "--with-webhook", action="store_true", help="also run `pkiwarden webhook serve`"
+        "--with-webhook",
+        action="store_true",
+        help="apply deploy/ and run the webhook Deployment's process on its Service's address",
     )
-    start.add_argument("--with-issuer", action="store_true", help="also run `pkiwarden issuer run`")
+    start.add_argument(
+        "--with-issuer",
+        action="store_true",
+        help="apply deploy/ and run the issuer Deployment's process",
+    )
     start.set_defaults(handler=run_up)
     stop = actions.add_parser("down", help="stop the processes of a control plane, remove its data")
     _dir_argument(stop)
@@ -51,17 +58,25 @@ def register(subparsers: Any) -> None:
 
 
 def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
-    starters = {
-        "webhook": lambda: webhook_process.start(plane).pid,
-        "issuer": lambda: issuer_process.start(plane).pid,
-    }
+    """Install deploy/ as shipped, then run the requested Deployments' processes."""
+    wanted = []
     for flag, name in HELPERS:
+        record = procs.read(plane.dir, name)
         if not getattr(args, flag):
             continue
-        record = procs.read(plane.dir, name)
         if record is not None and procs.is_running(record):
             print(f"{name} already running (pid {record.pid})", file=sys.stderr)
             continue
+        wanted.append(name)
+    if not wanted:
+        return
+    install.install(plane)
+    identities = install.identities(plane)
+    starters = {
+        "webhook": lambda: webhook_process.start_deployed(plane, identities.webhook).pid,
+        "issuer": lambda: issuer_process.start_deployed(plane, identities).pid,
+    }
+    for name in wanted:
         pid = starters[name]()
         log = procs.log_path(plane.dir, name)
         print(f"{name} ready (pid {pid}, log {log})", file=sys.stderr)

@@ -1,19 +1,21 @@
-"""A real local Kubernetes control plane: etcd and kube-apiserver on loopback.
+"""A real local Kubernetes control plane on loopback: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler.
 
 The demo, the end-to-end tests and the benchmarks all start it through this
-module, so they exercise the same API server behaviour (admission webhooks over
-TLS, RBAC, TokenRequest, Events) that a cluster has. There is no kubelet and no
-controller-manager: Pods stay Pending and nothing creates default service
-accounts, which is why the ``ServiceAccount`` admission plugin is disabled.
+module, so they exercise what a cluster does (admission webhooks reached
+through a Service, RBAC, TokenRequest, Events, garbage collection, namespace
+deletion, Deployments creating Pods). There is no kubelet and no kube-proxy:
+Pods are scheduled nowhere and stay Pending, and a Service's ClusterIP (on
+loopback, see :mod:`pkiwarden.local.components`) is served by whoever
+listens on it.
 
 One directory holds one instance: key material, etcd data, logs, pid records
-and the kubeconfig. :func:`up` reuses a running directory; :func:`down` stops
-exactly the processes recorded there and removes the directory.
+and the kubeconfigs. :func:`up` reuses a running directory; :func:`down`
+stops exactly the processes recorded there and removes the directory.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
@@ -26,31 +28,49 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pkiwarden.local import components
 from pkiwarden.local import processes as procs
-from pkiwarden.local.certs import PkiFiles, write_control_plane_pki
-from pkiwarden.local.readiness import NotReadyError, free_ports, http_ok, wait_until_ready
+from pkiwarden.local.certs import (
+    ADMIN_USER,
+    CONTROLLER_MANAGER_USER,
+    SCHEDULER_USER,
+    PkiFiles,
+    write_control_plane_pki,
+)
+from pkiwarden.local.components import client_certificate_credentials, kubeconfig_document
+from pkiwarden.local.readiness import (
+    LOOPBACK,
+    NotReadyError,
+    free_ports,
+    http_ok,
+    wait_until_ready,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "local" / "build.sh"
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "kube-scheduler"
+KUBECTL = "kubectl"
 BINARY_OVERRIDES: Mapping[str, str] = {
-    "kube-apiserver": "PKIWARDEN_KUBE_APISERVER",
-    "etcd": "PKIWARDEN_ETCD",
-    "kubectl": "PKIWARDEN_KUBECTL",
+    APISERVER: "PKIWARDEN_KUBE_APISERVER",
+    CONTROLLER_MANAGER: "PKIWARDEN_KUBE_CONTROLLER_MANAGER",
+    SCHEDULER: "PKIWARDEN_KUBE_SCHEDULER",
+    ETCD: "PKIWARDEN_ETCD",
+    KUBECTL: "PKIWARDEN_KUBECTL",
 }
 MARKER = ".pkiwarden-local"
 STATE_FILE = "controlplane.json"
-CONTEXT = "pkiwarden-local"
-SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-ETCD = "etcd"
-APISERVER = "kube-apiserver"
-CORE_PROCESSES = (ETCD, APISERVER)
+# Started in this order; stopped in the reverse, after everything else.
+CORE_PROCESSES = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER)
+STOP_LAST = tuple(reversed(CORE_PROCESSES))
 READY_TIMEOUT = 90.0
 _PROCESS_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 
@@ -80,9 +100,11 @@ def default_dir() -> Path:
 
 @dataclass(frozen=True)
 class BinDir:
-    """Paths of the three binaries; each may come from an override or the build cache."""
+    """Paths of the binaries; each may come from an override or the build cache."""
 
     kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
     etcd: Path
     kubectl: Path
 
@@ -129,8 +151,8 @@ def binaries() -> BinDir:
         if not (path.is_file() and os.access(path, os.X_OK)):
             source = f"${BINARY_OVERRIDES[name]}" if value else "the build cache"
             raise ControlPlaneError(f"{name} from {source} is not an executable file: {path}")
-        paths[name] = path
-    return BinDir(paths["kube-apiserver"], paths["etcd"], paths["kubectl"])
+        paths[name.replace("-", "_")] = path
+    return BinDir(**paths)
 
 
 # --------------------------------------------------------------------------- the instance
@@ -146,6 +168,7 @@ class ControlPlane:
     ca_cert: Path
     admin_cert: Path
     admin_key: Path
+    service_cidr: str
     binaries: BinDir
 
     @property
@@ -186,110 +209,45 @@ class ControlPlane:
         return start_process(self.dir, name, argv, {**self.env(), **(env or {})})
 
 
-def _state(dir: Path) -> dict[str, str] | None:
+def _save(plane: ControlPlane) -> None:
+    state = asdict(plane)
+    state["binaries"] = {key: str(value) for key, value in state["binaries"].items()}
+    for key in ("dir", "kubeconfig", "ca_cert", "admin_cert", "admin_key"):
+        state[key] = str(state[key])
+    (plane.dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+
+def _load(dir: Path) -> ControlPlane | None:
     try:
-        data: dict[str, str] = json.loads((dir / STATE_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        state: dict[str, Any] = json.loads((dir / STATE_FILE).read_text())
+        return ControlPlane(
+            dir=dir,
+            kubeconfig=Path(state["kubeconfig"]),
+            server=state["server"],
+            ca_cert=Path(state["ca_cert"]),
+            admin_cert=Path(state["admin_cert"]),
+            admin_key=Path(state["admin_key"]),
+            service_cidr=state["service_cidr"],
+            binaries=BinDir(**{key: Path(value) for key, value in state["binaries"].items()}),
+        )
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         return None
-    return data
-
-
-def _from_state(dir: Path, state: Mapping[str, str]) -> ControlPlane:
-    return ControlPlane(
-        dir=dir,
-        kubeconfig=Path(state["kubeconfig"]),
-        server=state["server"],
-        ca_cert=Path(state["ca_cert"]),
-        admin_cert=Path(state["admin_cert"]),
-        admin_key=Path(state["admin_key"]),
-        binaries=BinDir(Path(state["kube_apiserver"]), Path(state["etcd"]), Path(state["kubectl"])),
-    )
 
 
 def running(dir: Path) -> ControlPlane | None:
     """The control plane running in ``dir``, or None if it is not (fully) up."""
     dir = dir.expanduser().resolve()
-    state = _state(dir)
-    if state is None:
+    plane = _load(dir)
+    if plane is None:
         return None
     for name in CORE_PROCESSES:
         record = procs.read(dir, name)
         if record is None or not procs.is_running(record):
             return None
-    plane = _from_state(dir, state)
     return plane if _ready(plane, timeout=2.0) else None
 
 
 # --------------------------------------------------------------------------- start
-
-
-def etcd_argv(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    """etcd for one throw-away member; fsync off because the data is disposable."""
-    client = f"http://127.0.0.1:{client_port}"
-    peer = f"http://127.0.0.1:{peer_port}"
-    return [
-        str(etcd),
-        "--name=default",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=default={peer}",
-        "--unsafe-no-fsync",
-    ]
-
-
-def apiserver_argv(
-    apiserver: Path, pki: PkiFiles, cert_dir: Path, port: int, etcd_port: int
-) -> list[str]:
-    """kube-apiserver on loopback with client-certificate and service-account auth, RBAC on."""
-    return [
-        str(apiserver),
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        f"--cert-dir={cert_dir}",
-        f"--tls-cert-file={pki.serving_cert}",
-        f"--tls-private-key-file={pki.serving_key}",
-        f"--client-ca-file={pki.ca_cert}",
-        "--authorization-mode=RBAC",
-        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-        f"--service-account-key-file={pki.sa_pub}",
-        f"--service-account-signing-key-file={pki.sa_key}",
-        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-        # The reconciler of the "kubernetes" Service's endpoints refuses a
-        # loopback address, and nothing in-cluster could use it anyway.
-        "--endpoint-reconciler-type=none",
-        # No controller-manager creates the "default" ServiceAccount this plugin
-        # insists on; ValidatingAdmissionWebhook stays on (it is a default).
-        "--disable-admission-plugins=ServiceAccount",
-        "--allow-privileged=true",
-        "--profiling=false",
-    ]
-
-
-def kubeconfig_document(
-    server: str, ca_pem: bytes, user: str, credentials: Mapping[str, str]
-) -> dict[str, Any]:
-    """A single-context kubeconfig; material is embedded so the file can be copied alone."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": CONTEXT,
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": user, "user": dict(credentials)}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
-        "current-context": CONTEXT,
-    }
 
 
 def _write_kubeconfig(path: Path, document: Mapping[str, Any]) -> Path:
@@ -298,13 +256,25 @@ def _write_kubeconfig(path: Path, document: Mapping[str, Any]) -> Path:
     return path
 
 
-def _b64_file(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
+def _client_kubeconfig(
+    path: Path, server: str, pki: PkiFiles, *, user: str, cert: Path, key: Path
+) -> Path:
+    credentials = client_certificate_credentials(cert, key)
+    document = kubeconfig_document(server, pki.ca_cert.read_bytes(), user, credentials)
+    return _write_kubeconfig(path, document)
 
 
 def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def _self_signed_context() -> ssl.SSLContext:
+    """For the health ports of the controller-manager and scheduler, which sign their own."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 
@@ -314,12 +284,22 @@ def _ready(plane: ControlPlane, timeout: float) -> bool:
     return http_ok(f"{plane.server}/readyz", context=context, timeout=timeout)
 
 
+def _admin_get_ok(plane: ControlPlane, path: str) -> bool:
+    context = _ssl_context(plane.ca_cert, plane.admin_cert, plane.admin_key)
+    return http_ok(f"{plane.server}{path}", context=context, timeout=2.0)
+
+
 def _etcd_healthy(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1.0) as response:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/health", timeout=1.0) as response:
             return bool(json.loads(response.read()).get("health") == "true")
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def _healthz(port: int) -> Callable[[], bool]:
+    url = f"https://{LOOPBACK}:{port}/healthz"
+    return lambda: http_ok(url, context=_self_signed_context(), timeout=1.0)
 
 
 def _wait(
@@ -333,7 +313,7 @@ def _wait(
 def _prepare(dir: Path) -> None:
     """Make ``dir`` an empty instance directory, clearing a stale instance of ours."""
     if (dir / MARKER).exists():
-        procs.stop_all(dir, last=(APISERVER, ETCD))
+        procs.stop_all(dir, last=STOP_LAST)
         shutil.rmtree(dir)
     elif dir.exists() and any(dir.iterdir()):
         raise ControlPlaneError(
@@ -345,33 +325,27 @@ def _prepare(dir: Path) -> None:
 
 def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
     deadline = time.monotonic() + READY_TIMEOUT
-    pki = write_control_plane_pki(dir / "pki", dt.datetime.now(dt.UTC))
-    etcd_client, etcd_peer, api_port = free_ports(3)
-    procs.start(
-        dir,
-        ETCD,
-        etcd_argv(bins.etcd, dir / "etcd-data", etcd_client, etcd_peer),
-        die_with_parent=die_with_caller,
+    service_cidr = components.service_range()
+    pki_dir = dir / "pki"
+    pki = write_control_plane_pki(
+        pki_dir, dt.datetime.now(dt.UTC), components.kubernetes_service_ip(service_cidr)
     )
+    etcd_client, etcd_peer, api_port, manager_port, scheduler_port = free_ports(5)
+
+    def start(name: str, argv: list[str]) -> None:
+        procs.start(dir, name, argv, die_with_parent=die_with_caller)
+
+    start(ETCD, components.etcd_argv(bins.etcd, dir / "etcd-data", etcd_client, etcd_peer))
     _wait(dir, lambda: _etcd_healthy(etcd_client), [ETCD], deadline, "healthy")
-    procs.start(
-        dir,
+    start(
         APISERVER,
-        apiserver_argv(bins.kube_apiserver, pki, dir / "pki", api_port, etcd_client),
-        die_with_parent=die_with_caller,
-    )
-    server = f"https://127.0.0.1:{api_port}"
-    kubeconfig = _write_kubeconfig(
-        dir / "kubeconfig",
-        kubeconfig_document(
-            server,
-            pki.ca_cert.read_bytes(),
-            "pkiwarden-admin",
-            {
-                "client-certificate-data": _b64_file(pki.admin_cert),
-                "client-key-data": _b64_file(pki.admin_key),
-            },
+        components.apiserver_argv(
+            bins.kube_apiserver, pki, pki_dir, api_port, etcd_client, service_cidr=service_cidr
         ),
+    )
+    server = f"https://{LOOPBACK}:{api_port}"
+    kubeconfig = _client_kubeconfig(
+        dir / "kubeconfig", server, pki, user=ADMIN_USER, cert=pki.admin_cert, key=pki.admin_key
     )
     plane = ControlPlane(
         dir=dir,
@@ -380,20 +354,50 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
         ca_cert=pki.ca_cert,
         admin_cert=pki.admin_cert,
         admin_key=pki.admin_key,
+        service_cidr=service_cidr,
         binaries=bins,
     )
     _wait(dir, lambda: _ready(plane, timeout=2.0), [ETCD, APISERVER], deadline, "ready")
-    state = {
-        "server": server,
-        "kubeconfig": str(kubeconfig),
-        "ca_cert": str(pki.ca_cert),
-        "admin_cert": str(pki.admin_cert),
-        "admin_key": str(pki.admin_key),
-        "kube_apiserver": str(bins.kube_apiserver),
-        "etcd": str(bins.etcd),
-        "kubectl": str(bins.kubectl),
-    }
-    (dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    configs = {
+        name: _client_kubeconfig(
+            pki_dir / f"{name}.kubeconfig", server, pki, user=user, cert=cert, key=key
+        )
+        for name, user, cert, key in (
+            (CONTROLLER_MANAGER, CONTROLLER_MANAGER_USER, pki.controller_manager_cert,
+             pki.controller_manager_key),
+            (SCHEDULER, SCHEDULER_USER, pki.scheduler_cert, pki.scheduler_key),
+        )
+    }  # fmt: skip
+    start(
+        CONTROLLER_MANAGER,
+        components.controller_manager_argv(
+            bins.kube_controller_manager,
+            pki,
+            configs[CONTROLLER_MANAGER],
+            dir / CONTROLLER_MANAGER,
+            manager_port,
+            service_cidr=service_cidr,
+        ),
+    )
+    start(
+        SCHEDULER,
+        components.scheduler_argv(
+            bins.kube_scheduler, configs[SCHEDULER], dir / SCHEDULER, scheduler_port
+        ),
+    )
+    _wait(dir, _healthz(manager_port), [*CORE_PROCESSES[:3]], deadline, "healthy")
+    _wait(dir, _healthz(scheduler_port), list(CORE_PROCESSES), deadline, "healthy")
+    # Healthy is not yet working: the controllers start once their caches
+    # synced. The default namespace's ServiceAccount is the first sign, and
+    # every Pod needs its namespace's.
+    _wait(
+        dir,
+        lambda: _admin_get_ok(plane, "/api/v1/namespaces/default/serviceaccounts/default"),
+        list(CORE_PROCESSES),
+        deadline,
+        "running its controllers",
+    )
+    _save(plane)
     return plane
 
 
@@ -416,7 +420,7 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
             return _start(dir, bins, die_with_caller)
         except BaseException as error:  # Ctrl-C included: leave no half-started servers
             # Logs stay in dir for reading; the next up or down clears them.
-            procs.stop_all(dir, last=(APISERVER, ETCD))
+            procs.stop_all(dir, last=STOP_LAST)
             # Another program may take a port between our probe and the bind.
             retry = isinstance(error, NotReadyError) and "address already in use" in str(error)
             if not retry or attempt == attempts:
@@ -442,8 +446,10 @@ def restart_apiserver(plane: ControlPlane, *, die_with_caller: bool = False) -> 
 def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
     """Stop exactly the processes recorded in ``dir`` and remove ``dir``.
 
-    A directory without our marker is never removed, so a mistyped --dir
-    cannot delete anything that ``up`` did not create.
+    pkiwarden's own processes go first, then the scheduler, the
+    controller-manager, the API server and etcd. A directory without our
+    marker is never removed, so a mistyped --dir cannot delete anything that
+    ``up`` did not create.
     """
     dir = dir.expanduser().resolve()
     say = report or (lambda _line: None)
@@ -452,7 +458,7 @@ def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
         return
     if not (dir / MARKER).exists():
         raise ControlPlaneError(f"{dir} was not created by pkiwarden local up; leaving it alone")
-    for line in procs.stop_all(dir, last=(APISERVER, ETCD)):
+    for line in procs.stop_all(dir, last=STOP_LAST):
         say(line)
     shutil.rmtree(dir)
     say(f"removed {dir}")
@@ -468,13 +474,13 @@ def start_process(
 ) -> int:
     """Start ``argv`` in the background, logging to DIR/logs/NAME.log; returns its pid.
 
-    ``down`` stops it (before the API server). ``env`` is added to the current
-    environment.
+    ``down`` stops it (before the control plane's own processes). ``env`` is
+    added to the current environment.
     """
     if not _PROCESS_NAME.match(name) or name in CORE_PROCESSES:
         raise ValueError(
             f"process name {name!r} must be a lower-case DNS label other than "
-            + " and ".join(CORE_PROCESSES)
+            + ", ".join(CORE_PROCESSES)
         )
     dir = dir.expanduser().resolve()
     if not (dir / MARKER).exists():

@@ -1,7 +1,8 @@
 """``make demo``: the seed's story, told with real commands and their real output.
 
-A local control plane, pkiwarden installed with the RBAC of ``deploy/`` and
-its two processes running under their own ServiceAccount tokens, then:
+A local control plane with a controller-manager and a scheduler; pkiwarden
+installed from ``deploy/`` as shipped, the webhook reached through its
+Service, both processes under their own ServiceAccount tokens; then:
 
 1. a Pki with a typo is denied at ``kubectl apply``, with the suggestion;
 2. a correct Pki becomes a Ready certificate Secret;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -76,20 +78,16 @@ def warning_events(cp: ControlPlane, namespace: str, kind: str, reason: str) -> 
     return len(json.loads(listed.stdout)["items"])
 
 
-def pod_from_deployment(cp: ControlPlane, namespace: str, name: str) -> str:
-    """The Pod the Deployment's ReplicaSet would create (no controller-manager runs here)."""
-    deployment = json.loads(
-        cp.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
-    )
-    template = deployment["spec"]["template"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{name}-0", "namespace": namespace, **template["metadata"]},
-        "spec": template["spec"],
-    }
-    cp.kubectl("apply", "-f", "-", input=json.dumps(pod))
-    return f"{name}-0"
+def deployment_pod(cp: ControlPlane, namespace: str, app: str) -> str | None:
+    """The name of a Pod the Deployment's ReplicaSet created (label ``app``), if any yet."""
+    listed = cp.kubectl("get", "pods", "-n", namespace, "-l", f"app={app}", "-o", "name")
+    names = listed.stdout.split()
+    return names[0].removeprefix("pod/") if names else None
+
+
+def shown_kubectl(cp: ControlPlane) -> Callable[..., str]:
+    """A kubectl that shows each command and its output, for :func:`install.install`."""
+    return lambda *args: run(cp, "kubectl " + shlex.join(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,19 +97,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if controlplane.running(args.dir) is not None:
         say(f"A demo is already running in {args.dir}; starting afresh so the story holds ...")
         controlplane.down(args.dir)
-    say("Starting a local control plane (real etcd and kube-apiserver, RBAC on) ...")
-    cp = controlplane.up(args.dir)
-    print(f"API server at {cp.server}")
-
-    say("Installing pkiwarden: CRDs, RBAC from deploy/, tenants app1 and app2 onboarded ...")
-    identities = install.install(cp, tenants=["app1", "app2"])
-    webhook = webhook_process.start(cp, kubeconfig=identities.webhook)
-    print(
-        f"webhook serving {webhook.url}/validate"
-        " as system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
+    say(
+        "Starting a local control plane: etcd, kube-apiserver, kube-controller-manager and\n"
+        "kube-scheduler on loopback, RBAC on; no kubelet, so Pods stay Pending ..."
     )
-    issuer_process.start(cp, kubeconfig=identities.issuer)
-    print("issuer running as system:serviceaccount:pkiwarden-system:pkiwarden-issuer")
+    cp = controlplane.up(args.dir)
+    print(f"API server at {cp.server}; Service network {cp.service_cidr} (on loopback)")
+
+    say(
+        "Installing pkiwarden as shipped (the dev overlay adds a self-signed CA), onboarding\n"
+        "the application namespaces app1 and app2:"
+    )
+    install.install(cp, tenants=["app1", "app2"], kubectl=shown_kubectl(cp))
+    say("The webhook is registered through its Service, which has a ClusterIP:")
+    run(
+        cp,
+        "kubectl get validatingwebhookconfiguration pkiwarden"
+        " -o jsonpath='{.webhooks[0].clientConfig.service}{\"\\n\"}'",
+    )
+    run(cp, "kubectl get service pkiwarden-webhook -n pkiwarden-system")
+    say(
+        "With no kubelet, this machine runs the two Deployments' containers: their arguments,\n"
+        "their ServiceAccounts' tokens; the webhook listens on the Service's ClusterIP and port:"
+    )
+    identities = install.identities(cp)
+    webhook = webhook_process.start_deployed(cp, identities.webhook)
+    print(
+        f"webhook: {shlex.join(webhook.argv[3:])}\n  ready at {webhook.url}, certificate for"
+        f" {webhook.server_name}, as system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
+    )
+    issuer = issuer_process.start_deployed(cp, identities)
+    print(
+        f"issuer: {shlex.join(issuer.argv[3:])}\n  ready,"
+        " as system:serviceaccount:pkiwarden-system:pkiwarden-issuer"
+    )
+    run(cp, "kubectl get pods -n pkiwarden-system")
 
     say("The platform team allows app1 and app2 to ask for certificates:")
     run(cp, f"kubectl apply -f {EXAMPLES}/policy.yaml")
@@ -121,11 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     say("2. Team app2 applies a correct Pki and a Deployment that mounts its Secret:")
     run(cp, f"kubectl apply -f {EXAMPLES}/app2.yaml")
-    pod = pod_from_deployment(cp, "app2", "app2")
-    print(
-        f"{DIM}(no controller-manager runs here, so the demo creates Pod {pod}"
-        f" from the Deployment's template){RESET}"
+    wait_until(
+        "the Deployment's ReplicaSet to create app2's Pod",
+        lambda: bool(deployment_pod(cp, "app2", "app2")),
     )
+    pod = deployment_pod(cp, "app2", "app2")
+    run(cp, "kubectl get pods -n app2")
     run(cp, "kubectl wait --for=condition=Ready pki/app2-pki -n app2 --timeout=60s")
     run(cp, "kubectl get pki -A")
     run(

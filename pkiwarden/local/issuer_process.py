@@ -1,24 +1,33 @@
-"""The issuer next to a local control plane: ``local up --with-issuer``, tests, benchmarks.
+"""The issuer next to a local control plane, as ``pkiwarden issuer run`` in a recorded process.
 
-Gives it what a cluster would: the CRDs and the ``pkiwarden-system``
-namespace, a development CA Secret (created only if missing, as the dev
-overlay's Job does), then ``pkiwarden issuer run`` as a process the control
-plane records, so ``pkiwarden local down`` stops it.
+:func:`start_deployed` is how ``deploy/`` runs it: the dev overlay's
+bootstrap Job first (its arguments, its ServiceAccount), then the arguments
+of the issuer's Deployment under the issuer's ServiceAccount token. The demo,
+``pkiwarden local up --with-issuer`` and the deployment tests use it.
+
+:func:`start` runs it with chosen :class:`Settings`, as the local admin
+unless told otherwise, after applying the CRDs and bootstrapping a CA: what
+the issuer's own end-to-end tests and the benchmarks need. Either way
+``pkiwarden local down`` stops the process.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
+import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from issuer import cli as issuer_cli
 from issuer.act.bootstrap_ca import bootstrap_ca
 from issuer.settings import Settings
-from pkiwarden.local import controlplane
+from pkiwarden.local import controlplane, install
 from pkiwarden.local import processes as procs
-from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.prerequisites import apply_prerequisites
 from pkiwarden.local.readiness import LOOPBACK, http_ok, wait_until_ready
 from shared.clock import utc_now
@@ -36,6 +45,7 @@ class LocalIssuer:
     name: str
     pid: int
     settings: Settings
+    argv: tuple[str, ...]
     log_offset: int = 0  # where this run's lines start in its log
 
     @property
@@ -91,10 +101,52 @@ def start(
         settings = dataclasses.replace(settings, kubeconfig=str(kubeconfig))
     if with_prerequisites:
         prepare(plane, settings)
+    return _launch(plane, name, issuer_argv(settings), settings, wait=wait)
+
+
+def start_deployed(
+    plane: ControlPlane, identities: install.Identities, *, wait: bool = True
+) -> LocalIssuer:
+    """The bootstrap Job, then ``issuer run`` with its Deployment's arguments and identity.
+
+    ``deploy/`` must be applied (:func:`pkiwarden.local.install.install`).
+    Only the health port differs from the Deployment: 0, for the issuer to
+    pick a free one, since every local process shares one network.
+    """
+    bootstrap = install.with_flags(
+        install.container_args(plane, "job", install.BOOTSTRAP_JOB),
+        kubeconfig=str(identities.bootstrap),
+    )
+    job = subprocess.run(
+        controlplane.pkiwarden_argv(*bootstrap), capture_output=True, text=True, check=False
+    )
+    if job.returncode != 0:
+        raise ControlPlaneError(
+            f"the {install.BOOTSTRAP_JOB} Job's command failed: {job.stdout}{job.stderr}"
+        )
+    args = install.with_flags(
+        install.container_args(plane, "deployment", install.ISSUER_DEPLOYMENT),
+        health_port="0",
+        kubeconfig=str(identities.issuer),
+    )
+    argv = controlplane.pkiwarden_argv(*args)
+    return _launch(plane, PROCESS, argv, parse_settings(args), wait=wait)
+
+
+def parse_settings(args: Sequence[str]) -> Settings:
+    """The settings ``pkiwarden issuer run`` derives from ``args``, by its own parser."""
+    parser = argparse.ArgumentParser(prog="pkiwarden")
+    issuer_cli.register(parser.add_subparsers(dest="command", required=True))
+    return issuer_cli.settings_from(parser.parse_args(list(args)))
+
+
+def _launch(
+    plane: ControlPlane, name: str, argv: Sequence[str], settings: Settings, *, wait: bool
+) -> LocalIssuer:
     log = procs.log_path(plane.dir, name)
     offset = log.stat().st_size if log.exists() else 0
-    pid = plane.start_process(name, issuer_argv(settings))
-    issuer = LocalIssuer(name, pid, settings, log_offset=offset)
+    pid = plane.start_process(name, argv)
+    issuer = LocalIssuer(name, pid, settings, tuple(argv), log_offset=offset)
     return wait_ready(plane, issuer) if wait and settings.health_port >= 0 else issuer
 
 

@@ -81,3 +81,26 @@ def wait_until_ready(
         if time.monotonic() > deadline:
             raise failure(directory, watched[-1], f"was not {what} within {timeout:.0f} s")
         time.sleep(every)
+
+
+def https_ok_as(
+    address: str, port: int, server_name: str, ca_pem: str, path: str, *, timeout: float = 2.0
+) -> bool:
+    """True if ``https://address:port/path`` answers 200 to a client that expects ``server_name``.
+
+    The API server calls a Service-referenced webhook at the ClusterIP and
+    verifies the certificate against ``<service>.<namespace>.svc``; this
+    checks the same thing, with the same trust (the registration's caBundle).
+    """
+    try:
+        context = ssl.create_default_context(cadata=ca_pem)
+        with (
+            socket.create_connection((address, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=server_name) as tls,
+        ):
+            request = f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n"
+            tls.sendall(request.encode())
+            status = tls.recv(64).split(b"\r\n", 1)[0]
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+    return status.split(b" ")[1:2] == [b"200"]

@@ -1,25 +1,42 @@
-"""The webhook next to a local control plane: ``local up --with-webhook``, tests, benchmarks.
+"""The webhook next to a local control plane, in two shapes.
 
-The local API server reaches the webhook at ``https://127.0.0.1:PORT/validate``
-(no Service, no DNS), so the registration carries a URL and the serving
-certificate carries the IP address. Certificates and registration are done
-here, before the process starts, so the webhook configuration trusts the
-certificate from its first request; the process then keeps both current.
+:func:`start_deployed` is how ``deploy/`` runs it: the arguments of its
+Deployment, its ServiceAccount's token, listening on the ClusterIP and port
+of ``Service pkiwarden-webhook`` (no kube-proxy: the process stands where the
+Service's Pods would be reached), and the Service-referenced registration as
+shipped, whose caBundle the webhook keeps current itself. The demo,
+``pkiwarden local up --with-webhook`` and the deployment tests use it.
+
+:func:`start` is a shortcut for testing the HTTP edge and for benchmarks:
+the registration carries a URL on 127.0.0.1 and the serving certificate that
+IP address, both written here before the process starts.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import dataclasses
 import datetime as dt
-import ssl
+import errno
+import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pkiwarden.local.controlplane import ControlPlane, stop_process
+from pkiwarden.local import install
+from pkiwarden.local.controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    pkiwarden_argv,
+    stop_process,
+)
 from pkiwarden.local.prerequisites import apply_prerequisites
-from pkiwarden.local.readiness import LOOPBACK, free_port, http_ok, wait_until_ready
+from pkiwarden.local.readiness import LOOPBACK, free_port, https_ok_as, wait_until_ready
 from shared.kube.client import NAMESPACES, WEBHOOK_CONFIGURATIONS, ApiError, Kube
+from webhook import cli as webhook_cli
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.registration import url_client_config, webhook_configuration
 from webhook.settings import CertificateSettings, WebhookSettings
@@ -34,12 +51,14 @@ class LocalWebhook:
     """A webhook process serving a local control plane."""
 
     settings: WebhookSettings
-    ca_bundle: bytes
+    argv: tuple[str, ...]
     pid: int
+    ca_bundle: bytes
+    server_name: str  # what the API server verifies the certificate against
 
     @property
     def url(self) -> str:
-        return f"https://{HOST}:{self.settings.port}"
+        return f"https://{self.settings.host}:{self.settings.port}"
 
 
 def settings_for(plane: ControlPlane, port: int, kubeconfig: Path | None = None) -> WebhookSettings:
@@ -72,11 +91,80 @@ def start(
     port = port or registered_port(kube) or free_port()
     settings = settings_for(plane, port, kubeconfig)
     ca_bundle = register(kube, settings)
-    pid = launch(plane, settings)
-    webhook = LocalWebhook(settings=settings, ca_bundle=ca_bundle, pid=pid)
+    argv = url_registered_argv(settings)
+    pid = plane.start_process(PROCESS, argv)
+    webhook = LocalWebhook(settings, tuple(argv), pid, ca_bundle, server_name=HOST)
     if wait:
         wait_ready(plane, webhook)
     return webhook
+
+
+def start_deployed(plane: ControlPlane, kubeconfig: Path, *, wait: bool = True) -> LocalWebhook:
+    """``webhook serve`` with its Deployment's arguments, on the Service's ClusterIP and port.
+
+    ``deploy/`` must be applied (:func:`pkiwarden.local.install.install`);
+    ``kubeconfig`` holds the webhook ServiceAccount's token. The process
+    creates its serving certificate for ``pkiwarden-webhook.pkiwarden-system.svc``
+    and patches the caBundle into the registration, as in a cluster; ready
+    means the API server could call it: TLS verified against that name and
+    the registration's caBundle, ``/readyz`` 200.
+    """
+    address, port = install.service_address(plane)
+    args = install.with_flags(
+        install.container_args(plane, "deployment", install.WEBHOOK_DEPLOYMENT),
+        host=address,
+        port=str(port),
+        cert_dir=str(plane.dir / "webhook-tls"),
+        kubeconfig=str(kubeconfig),
+    )
+    settings = parse_settings(args)
+    _check_bindable(address, port)
+    argv = pkiwarden_argv(*args)
+    pid = plane.start_process(PROCESS, argv)
+    service = settings.certs.dns_names[2]  # <service>.<namespace>.svc
+    webhook = LocalWebhook(settings, tuple(argv), pid, b"", server_name=service)
+    if wait:
+        wait_ready(plane, webhook)
+        webhook = dataclasses.replace(webhook, ca_bundle=registered_ca_bundle(plane, settings))
+    return webhook
+
+
+def parse_settings(args: Sequence[str]) -> WebhookSettings:
+    """The settings ``pkiwarden webhook serve`` derives from ``args``, by its own parser."""
+    parser = argparse.ArgumentParser(prog="pkiwarden")
+    webhook_cli.register(parser.add_subparsers(dest="command", required=True))
+    return webhook_cli.settings_from(parser.parse_args(list(args)))
+
+
+def _check_bindable(address: str, port: int) -> None:
+    """Fail with the fix if this user may not listen on the Service's port (443 is privileged)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except PermissionError as error:
+            raise ControlPlaneError(
+                f"cannot listen on {address}:{port}, the webhook Service's ClusterIP and port:"
+                f" ports below 1024 need root, CAP_NET_BIND_SERVICE for {sys.executable},"
+                f" or `sysctl net.ipv4.ip_unprivileged_port_start={port}`"
+            ) from error
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+
+
+def registered_ca_bundle(plane: ControlPlane, settings: WebhookSettings) -> bytes:
+    """The caBundle of the registration's first webhook, b"" while it has none."""
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    try:
+        current = kube.get(WEBHOOK_CONFIGURATIONS.path(name=settings.certs.webhook_configuration))
+    except ApiError as error:
+        if error.not_found:
+            return b""
+        raise
+    webhooks = current.get("webhooks") or [{}]
+    encoded = (webhooks[0].get("clientConfig") or {}).get("caBundle") or ""
+    return base64.b64decode(encoded)
 
 
 def register(kube: Kube, settings: WebhookSettings) -> bytes:
@@ -106,9 +194,9 @@ def register(kube: Kube, settings: WebhookSettings) -> bytes:
     return material.ca_bundle
 
 
-def launch(plane: ControlPlane, settings: WebhookSettings) -> int:
-    """Start ``webhook serve`` for ``settings`` (registration untouched); returns its pid."""
-    argv = [
+def url_registered_argv(settings: WebhookSettings) -> list[str]:
+    """``webhook serve`` for the URL registration of :func:`start`."""
+    return [
         sys.executable,
         "-m",
         "webhook",
@@ -121,12 +209,11 @@ def launch(plane: ControlPlane, settings: WebhookSettings) -> int:
         f"--namespace={settings.certs.namespace}",
         f"--webhook-configuration={settings.certs.webhook_configuration}",
     ]
-    return plane.start_process(PROCESS, argv)
 
 
 def restart(plane: ControlPlane, webhook: LocalWebhook) -> LocalWebhook:
-    """Start the process again with the same settings, leaving the registration alone."""
-    again = LocalWebhook(webhook.settings, webhook.ca_bundle, launch(plane, webhook.settings))
+    """Start the process again with the same arguments, leaving the registration alone."""
+    again = dataclasses.replace(webhook, pid=plane.start_process(PROCESS, webhook.argv))
     wait_ready(plane, again)
     return again
 
@@ -153,14 +240,21 @@ def registered_port(kube: Kube, name: str = CertificateSettings().webhook_config
     return 0
 
 
-def is_ready(webhook: LocalWebhook, timeout: float = 2.0) -> bool:
-    context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
-    return http_ok(f"{webhook.url}/readyz", context=context, timeout=timeout)
+def is_ready(plane: ControlPlane, webhook: LocalWebhook, timeout: float = 2.0) -> bool:
+    """True if a client trusting the registration's caBundle gets 200 from ``/readyz``."""
+    ca_bundle = registered_ca_bundle(plane, webhook.settings)
+    if not ca_bundle:
+        return False
+    host, port = webhook.settings.host, webhook.settings.port
+    name = webhook.server_name
+    return https_ok_as(host, port, name, ca_bundle.decode(), "/readyz", timeout=timeout)
 
 
 def wait_ready(plane: ControlPlane, webhook: LocalWebhook, timeout: float = READY_TIMEOUT) -> None:
-    """Until ``/readyz`` answers over TLS (every cache synced), or fail with the log."""
-    what = f"ready on {webhook.url}"
-    wait_until_ready(
-        plane.dir, lambda: is_ready(webhook), [PROCESS], what=what, timeout=timeout, every=0.2
-    )
+    """Until ``/readyz`` answers as the API server would call it, or fail with the log."""
+
+    def check() -> bool:
+        return is_ready(plane, webhook)
+
+    what = f"ready on {webhook.url} as {webhook.server_name}"
+    wait_until_ready(plane.dir, check, [PROCESS], what=what, timeout=timeout, every=0.2)

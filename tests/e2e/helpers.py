@@ -21,10 +21,11 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
+from issuer.reporting.recorder import COMPONENT
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
-from shared.kube.client import EVENTS, PKIS, PODS, Kube
+from shared.kube.client import EVENTS, PKIS, PODS, ApiError, Kube
 
 T = TypeVar("T")
 TIMEOUT = 30.0
@@ -57,6 +58,20 @@ def delete_namespace(plane: ControlPlane, name: str) -> None:
     """
     plane.kubectl("delete", "pkis", "--all", "-n", name, "--wait=false", check=False)
     plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def create_namespace(plane: ControlPlane, name: str) -> str:
+    """Create a namespace and wait for its ``default`` ServiceAccount, which Pods need."""
+    plane.kubectl("create", "namespace", name)
+    eventually(
+        lambda: (
+            plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
+            == 0
+        ),
+        10,
+        f"the controller-manager to create ServiceAccount {name}/default",
+    )
+    return name
 
 
 # --------------------------------------------------------------------------- object bodies
@@ -110,13 +125,28 @@ def web_pki(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
 
 
 def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create a Pod, as a controller would: again while its namespace has no ServiceAccount yet.
+
+    The ServiceAccount admission plugin refuses Pods until the controller-manager
+    has created the namespace's ``default`` ServiceAccount, a moment after the
+    namespace itself.
+    """
     body = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
         "spec": {"containers": [container()], **spec},
     }
-    return kube.create(PODS.path(namespace), body)
+
+    def attempt() -> dict[str, Any] | None:
+        try:
+            return kube.create(PODS.path(namespace), body)
+        except ApiError as error:
+            if 'serviceaccount "default" not found' in str(error):
+                return None
+            raise
+
+    return eventually(attempt, 10, f"the ServiceAccount default in {namespace}")
 
 
 def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -130,13 +160,21 @@ def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, 
 
 
 def events_on(kube: Kube, obj: dict[str, Any], reason: str | None = None) -> list[dict[str, Any]]:
-    """Events whose involvedObject is ``obj`` (by uid), optionally of one reason."""
+    """pkiwarden's Events whose involvedObject is ``obj`` (by uid), optionally of one reason.
+
+    Others' Events on the same object (the scheduler's ``FailedScheduling`` on
+    every Pod, since no node exists) are left out.
+    """
     metadata = obj["metadata"]
     selector = f"involvedObject.uid={metadata['uid']}"
     if reason:
         selector += f",reason={reason}"
     page = kube.get(EVENTS.path(metadata["namespace"]), params={"fieldSelector": selector})
-    return list(page.get("items") or [])
+    return [
+        event
+        for event in page.get("items") or []
+        if (event.get("source") or {}).get("component") == COMPONENT
+    ]
 
 
 def ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:

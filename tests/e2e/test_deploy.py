@@ -9,6 +9,8 @@ the other end-to-end tests also use.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,6 +67,28 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     assert "pkiwarden-issuer" in describe
     assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
     assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
+    # The scheduler's own Event stands next to pkiwarden's: no node has room.
+    assert "Warning  FailedScheduling" in describe
+    assert "default-scheduler" in describe
+
+
+def test_demo_reaches_the_webhook_through_its_service(demo_run: tuple[Path, str]) -> None:
+    transcript = demo_run[1]
+    service = (
+        '{"name":"pkiwarden-webhook","namespace":"pkiwarden-system","path":"/validate","port":443}'
+    )
+    assert service in transcript
+    assert re.search(
+        r"pkiwarden-webhook\s+ClusterIP\s+127\.\d+\.\d+\.\d+\s+<none>\s+443/TCP", transcript
+    )
+
+
+def test_the_app_pod_comes_from_its_deployment(demo_plane: ControlPlane) -> None:
+    pods = json.loads(demo_plane.kubectl("get", "pods", "-n", "app2", "-o", "json").stdout)
+    (pod,) = pods["items"]
+    (owner,) = pod["metadata"]["ownerReferences"]
+    assert owner["kind"] == "ReplicaSet" and owner["name"].startswith("app2-")
+    assert pod["status"]["phase"] == "Pending"
 
 
 def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> None:
@@ -135,7 +159,12 @@ def test_least_privilege(
 
 
 def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> None:
-    """Every ServiceAccount in the cluster is asked, not only the ones we expect."""
+    """Every ServiceAccount in the cluster is asked, not only the ones we expect.
+
+    Besides the issuer, only two of Kubernetes' own controllers may: the
+    garbage collector and the namespace controller must be able to delete
+    anything, on every cluster.
+    """
     accounts = demo_plane.kubectl(
         "get",
         "serviceaccounts",
@@ -156,15 +185,18 @@ def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> Non
             "pkiwarden-system",
         )
     ]
-    assert readers == [f"pkiwarden-system:{install.ISSUER_ACCOUNT}"]
+    assert readers == [
+        "kube-system:generic-garbage-collector",
+        "kube-system:namespace-controller",
+        f"pkiwarden-system:{install.ISSUER_ACCOUNT}",
+    ]
 
 
 @pytest.fixture(scope="module")
 def bare_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane with nothing installed, as a real cluster before `apply -k`.
 
-    The local registration of the other planes points the webhook at a URL;
-    applying deploy/'s Service-based registration over it would merge both.
+    Dry runs there show what a first install creates.
     """
     directory = tmp_path_factory.mktemp("bare") / "plane"
     try:

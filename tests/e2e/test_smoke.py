@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
+from tests.e2e.helpers import create_namespace
 
 GROUP = "pkiwarden.dev"
 VERSION = "v1alpha1"
@@ -38,8 +39,7 @@ def admin(control_plane: ControlPlane) -> Iterator[Any]:
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> str:
     name: str = "smoke-" + request.node.name.removeprefix("test_").replace("_", "-")[:40]
-    control_plane.kubectl("create", "namespace", name)
-    return name
+    return create_namespace(control_plane, name)
 
 
 def test_server_and_client_are_the_pinned_version(control_plane: ControlPlane) -> None:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import ssl
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
 
 from pkiwarden.local import webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
-from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
 from tests.e2e.helpers import TYPO_DENIAL, one_line
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
@@ -170,79 +164,3 @@ def test_second_pki_with_the_same_secret_is_denied_naming_the_first(
         control_plane.kubectl(
             "delete", "pki", "-n", "app2", "first", "second", "--ignore-not-found"
         )
-
-
-def test_webhook_down_fails_closed_except_in_its_own_namespace_and_restart_restores(
-    control_plane: ControlPlane, webhook: LocalWebhook, kube: Kube
-) -> None:
-    registration = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
-    good = pki("good", "app2", serviceName="app2")
-    webhook_process.stop(control_plane)
-    try:
-        down = apply(control_plane, good, dry_run=True)
-        assert down.returncode != 0
-        assert 'failed calling webhook "pkis.pkiwarden.dev"' in one_line(down.stderr), down.stderr
-        system = apply(control_plane, pki("system", "pkiwarden-system", serviceName="anything"))
-        assert system.returncode == 0, system.stderr
-    finally:
-        webhook_process.restart(control_plane, webhook)
-        control_plane.kubectl(
-            "delete", "pki", "-n", "pkiwarden-system", "system", "--ignore-not-found"
-        )
-    up = apply(control_plane, good, dry_run=True)
-    assert up.returncode == 0, up.stderr
-    after = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
-    assert after["metadata"]["resourceVersion"] == registration["metadata"]["resourceVersion"]
-
-
-def served_serial(webhook: LocalWebhook) -> int:
-    pem = ssl.get_server_certificate(("127.0.0.1", webhook.settings.port))
-    return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
-
-
-def test_rotation_under_load_drops_no_request(
-    control_plane: ControlPlane, webhook: LocalWebhook, kube: Kube
-) -> None:
-    """500+ dry-run creates through the API server while the serving certificate rotates."""
-    before = served_serial(webhook)
-    body = pki("loaded", "app2", serviceName="app2")
-    failures: list[str] = []
-    sent = 0
-    rotated_at: list[int] = []
-    done = threading.Event()
-
-    def load() -> None:
-        nonlocal sent
-        while sent < 500 or not rotated_at or sent < rotated_at[0] + 50:
-            try:
-                kube.create(PKIS.path("app2"), body, params={"dryRun": "All"}, timeout=10)
-            except ApiError as error:
-                failures.append(str(error))
-            sent += 1
-            if sent > 5000:
-                break
-        done.set()
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    try:
-        time.sleep(0.5)
-        settings = webhook.settings
-        subprocess.run(
-            [
-                sys.executable, "-m", "webhook", "certs", "--rotate", "--write-files", "--local",
-                f"--cert-dir={settings.cert_dir}", f"--kubeconfig={settings.kubeconfig}",
-            ],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while served_serial(webhook) == before:
-            assert time.monotonic() < deadline, "the new certificate was never served"
-            time.sleep(0.2)
-        rotated_at.append(sent)
-    finally:
-        worker.join(timeout=120)
-    assert done.is_set()
-    assert rotated_at[0] < 500 or sent >= rotated_at[0] + 50
-    assert failures == [], failures[:3]
-    assert sent >= 500

@@ -34,9 +34,12 @@ def test_admin_certificate_names_user_and_group_for_the_api_server() -> None:
 
 def test_serving_certificate_covers_loopback_and_in_cluster_names() -> None:
     ca = new_ca(NOW)
-    cert = x509.load_pem_x509_certificate(new_serving_cert(ca, NOW).cert_pem)
+    cert = x509.load_pem_x509_certificate(new_serving_cert(ca, NOW, "127.201.7.1").cert_pem)
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
+    assert sans.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("127.201.7.1"),
+    ]
     assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     cert.verify_directly_issued_by(ca_cert)

@@ -1,0 +1,390 @@
+"""pkiwarden installed from ``deploy/`` as shipped, on a control plane with its controllers.
+
+``kubectl apply -k deploy/overlays/dev``, then the two Deployments' processes
+under their ServiceAccount tokens; the webhook listens on the ClusterIP of
+``Service pkiwarden-webhook`` and the API server reaches it through the
+Service-referenced registration, as in a cluster. The controller-manager
+garbage-collects, deletes namespaces and runs Deployments, so what depends
+on those is tested here. Runs on a control plane of its own: the registration
+is cluster-wide and would judge every other module's Pkis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import itertools
+import json
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from pkiwarden.local import controlplane, install, issuer_process, webhook_process
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
+from pkiwarden.local.webhook_process import LocalWebhook
+from shared.kube.client import (
+    NAMESPACES,
+    PKI_POLICIES,
+    PKIS,
+    PODS,
+    SECRETS,
+    WEBHOOK_CONFIGURATIONS,
+    ApiError,
+    Kube,
+)
+from tests.e2e.helpers import (
+    container,
+    create_pki,
+    events_on,
+    eventually,
+    json_log,
+    kill_9,
+    log_size,
+    policy_body,
+    ready,
+    volume,
+)
+
+POLICY = "deployed-e2e"
+SERVICE = "web"
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Deployed:
+    plane: ControlPlane
+    kube: Kube
+    webhook: LocalWebhook
+    issuer: LocalIssuer
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    directory: Path = tmp_path_factory.mktemp("deployed") / "plane"
+    try:
+        plane = controlplane.up(directory, die_with_caller=True)
+        install.install(plane)
+        identities = install.identities(plane)
+        webhook = webhook_process.start_deployed(plane, identities.webhook)
+        issuer = issuer_process.start_deployed(plane, identities)
+        yield Deployed(plane, Kube.from_environment(str(plane.kubeconfig)), webhook, issuer)
+    finally:
+        controlplane.down(directory)
+
+
+@pytest.fixture
+def namespace(deployed: Deployed) -> Iterator[str]:
+    """An onboarded namespace whose policy allows service "web"; deleted afterwards."""
+    name = f"deployed-{next(_counter)}"
+    install.onboard(deployed.plane, name)
+    policy = f"{POLICY}-{name}"
+    deployed.kube.create(PKI_POLICIES.path(), policy_body(policy, name, [SERVICE]))
+    yield name
+    deployed.plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
+    deployed.plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def exists(kube: Kube, path: str) -> bool:
+    try:
+        kube.get(path)
+    except ApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return True
+
+
+def foreign_secret(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": {"owner": "someone else"},
+    }
+    return kube.create(SECRETS.path(namespace), body)
+
+
+# --------------------------------------------------------------------------- the Service path
+
+
+def test_the_registration_is_deploys_and_the_webhook_serves_its_service(
+    deployed: Deployed,
+) -> None:
+    registration = deployed.kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
+    for hook in registration["webhooks"]:
+        config = hook["clientConfig"]
+        assert "url" not in config
+        assert config["service"] == {
+            "namespace": "pkiwarden-system",
+            "name": "pkiwarden-webhook",
+            "path": "/validate",
+            "port": 443,
+        }
+        assert config["caBundle"], "the webhook keeps the caBundle current"
+    address, port = install.service_address(deployed.plane)
+    assert (deployed.webhook.settings.host, deployed.webhook.settings.port) == (address, port)
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(deployed.plane.service_cidr)
+
+
+def test_a_typo_is_denied_through_the_service(deployed: Deployed, namespace: str) -> None:
+    body = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": "typo", "namespace": namespace},
+        "spec": {"serviceName": "wbe"},
+    }
+    with pytest.raises(ApiError) as denied:
+        deployed.kube.create(PKIS.path(namespace), body)
+    assert f'spec.serviceName: "wbe" is not allowed in namespace "{namespace}"' in str(denied.value)
+    assert 'did you mean "web"?' in str(denied.value)
+
+
+# --------------------------------------------------------------------------- controller-manager
+
+
+def test_deleting_a_pki_collects_its_secret_and_never_a_foreign_one(
+    deployed: Deployed, namespace: str
+) -> None:
+    kube = deployed.kube
+    create_pki(kube, namespace, "owned", serviceName=SERVICE)
+    eventually(lambda: ready(kube, namespace, "owned"), 60, "Pki owned Ready")
+    foreign = foreign_secret(kube, namespace, "taken-tls")
+    create_pki(kube, namespace, "taken", serviceName=SERVICE, secretName="taken-tls")
+
+    kube.delete(PKIS.path(namespace, "owned"))
+    kube.delete(PKIS.path(namespace, "taken"))
+    eventually(
+        lambda: not exists(kube, SECRETS.path(namespace, "owned-tls")),
+        90,
+        "the garbage collector to delete the Secret of the deleted Pki",
+    )
+    after = kube.get(SECRETS.path(namespace, "taken-tls"))
+    assert after["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]
+    assert not after["metadata"].get("ownerReferences")
+
+
+def test_deleting_a_namespace_with_pkis_completes_without_an_error_loop(
+    deployed: Deployed,
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    name = f"doomed-{next(_counter)}"
+    install.onboard(plane, name)
+    kube.create(PKI_POLICIES.path(), policy_body(f"{POLICY}-{name}", name, [SERVICE]))
+    try:
+        for pki in ("one", "two", "three"):
+            create_pki(kube, name, pki, serviceName=SERVICE)
+        for pki in ("one", "two", "three"):
+            eventually(lambda pki=pki: ready(kube, name, pki), 60, f"Pki {pki} Ready")
+        deleted_at = log_size(plane, deployed.issuer.name)
+        kube.delete(NAMESPACES.path(name=name))
+        eventually(
+            lambda: not exists(kube, NAMESPACES.path(name=name)),
+            120,
+            "the namespace controller to finish deleting the namespace",
+        )
+        gone_at = log_size(plane, deployed.issuer.name)
+        time.sleep(5)  # long enough for two retries of a loop that kept going
+        errors = [
+            line
+            for line in json_log(plane, deployed.issuer.name, deleted_at)
+            if line.get("level") in ("error", "ERROR") and name in str(line)
+        ]
+        assert errors == []
+        later = [
+            line for line in json_log(plane, deployed.issuer.name, gone_at) if name in str(line)
+        ]
+        assert later == [], "the issuer kept working on a namespace that is gone"
+    finally:
+        plane.kubectl("delete", "pkipolicy", f"{POLICY}-{name}", "--ignore-not-found")
+
+
+def deployment(name: str, secret: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [container()], **volume(secret)},
+            },
+        },
+    }
+
+
+def pods_of(kube: Kube, namespace: str, app: str) -> list[dict[str, Any]]:
+    page = kube.get(PODS.path(namespace), params={"labelSelector": f"app={app}"})
+    return list(page.get("items") or [])
+
+
+def test_new_pods_of_a_deployment_whose_pki_fails_are_told(
+    deployed: Deployed, namespace: str
+) -> None:
+    kube = deployed.kube
+    foreign_secret(kube, namespace, "app-tls")
+    create_pki(kube, namespace, "app", serviceName=SERVICE, secretName="app-tls")
+    plane = deployed.plane
+    plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(deployment("app", "app-tls", 1))
+    )
+    (first,) = eventually(lambda: pods_of(kube, namespace, "app"), 30, "the ReplicaSet's Pod")
+    eventually(lambda: events_on(kube, first, "SecretConflict"), 60, "the first Pod to be told")
+
+    plane.kubectl("scale", "deployment", "app", "-n", namespace, "--replicas=3")
+
+    def new_pods() -> list[dict[str, Any]]:
+        pods = pods_of(kube, namespace, "app")
+        new = [pod for pod in pods if pod["metadata"]["uid"] != first["metadata"]["uid"]]
+        return new if len(new) == 2 else []
+
+    for pod in eventually(new_pods, 30, "the ReplicaSet's two new Pods"):
+        created = dt.datetime.fromisoformat(pod["metadata"]["creationTimestamp"])
+        remaining = 10 - (dt.datetime.now(dt.UTC) - created).total_seconds()
+        eventually(
+            lambda pod=pod: events_on(kube, pod, "SecretConflict"),
+            max(remaining, 0),
+            f"Pod {pod['metadata']['name']} to be told within 10 s of its creation",
+        )
+
+
+# --------------------------------------------------------------------------- the webhook
+
+
+def served_serial(webhook: LocalWebhook) -> int:
+    pem = ssl.get_server_certificate((webhook.settings.host, webhook.settings.port))
+    return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+
+def test_rotation_under_load_through_the_service_fails_no_admission(
+    deployed: Deployed, namespace: str
+) -> None:
+    """About 50 dry-run creates a second for 30 s; the serving certificate rotates at 15 s."""
+    kube, webhook = deployed.kube, deployed.webhook
+    body = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": "loaded", "namespace": namespace},
+        "spec": {"serviceName": SERVICE},
+    }
+    before = served_serial(webhook)
+    failures: list[str] = []
+    sent = 0
+    rate, seconds = 50, 30
+
+    def load() -> None:
+        nonlocal sent
+        start = time.monotonic()
+        for number in range(rate * seconds):
+            delay = start + number / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                kube.create(PKIS.path(namespace), body, params={"dryRun": "All"}, timeout=10)
+            except ApiError as error:
+                failures.append(str(error))
+            sent += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(seconds / 2)
+        settings = webhook.settings
+        subprocess.run(
+            controlplane.pkiwarden_argv(
+                "webhook", "certs", "--rotate", "--write-files",
+                f"--namespace={settings.certs.namespace}",
+                f"--service-name={settings.certs.service_name}",
+                f"--cert-dir={settings.cert_dir}",
+                f"--kubeconfig={settings.kubeconfig}",
+            ),
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        eventually(lambda: served_serial(webhook) != before, 15, "the new certificate served")
+    finally:
+        worker.join(timeout=seconds + 60)
+    assert not worker.is_alive()
+    assert sent == rate * seconds
+    assert failures == [], failures[:3]
+
+
+def test_webhook_killed_fails_closed_except_in_its_own_namespace_then_works_again(
+    deployed: Deployed, namespace: str
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    registration = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
+    good = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": "good", "namespace": namespace},
+        "spec": {"serviceName": SERVICE},
+    }
+    kill_9(plane, webhook_process.PROCESS)
+    try:
+        down = plane.kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=json.dumps(good), check=False
+        )
+        message = " ".join(down.stderr.split())
+        assert down.returncode != 0
+        assert 'failed calling webhook "pkis.pkiwarden.dev"' in message, message
+        assert "https://pkiwarden-webhook.pkiwarden-system.svc:443/validate" in message, message
+        assert "connection refused" in message, message
+        # The webhook's own namespace is never sent to it, so pkiwarden stays repairable.
+        system = dict(good, metadata={"name": "system", "namespace": "pkiwarden-system"})
+        repaired = plane.kubectl("apply", "-f", "-", input=json.dumps(system), check=False)
+        assert repaired.returncode == 0, repaired.stderr
+    finally:
+        webhook_process.restart(plane, deployed.webhook)
+    up = plane.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(good), check=False)
+    assert up.returncode == 0, up.stderr
+    after = kube.get(WEBHOOK_CONFIGURATIONS.path(name="pkiwarden"))
+    assert after["metadata"]["resourceVersion"] == registration["metadata"]["resourceVersion"]
+
+
+# --------------------------------------------------------------------------- last: down
+
+
+def processes_mentioning(directory: Path) -> list[str]:
+    """Command lines of live processes that name ``directory`` (every one we start does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and str(directory).encode() in raw:
+            found.append(raw.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_local_down_leaves_no_process_behind(deployed: Deployed) -> None:
+    """Runs last in this module: it takes the control plane down."""
+    directory = deployed.plane.dir
+    running = processes_mentioning(directory)
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        assert any(name in line for line in running), name
+    assert sum("pkiwarden.cli" in line for line in running) == 2, running
+    down = subprocess.run(
+        [*controlplane.pkiwarden_argv("local", "down", f"--dir={directory}")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
+    assert processes_mentioning(directory) == []
+    assert not directory.exists()
