@@ -120,6 +120,7 @@ class Controller:
         if pki is None or (pki.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.forget(key)
             self.status.forget(key)
+            self.reporter.gone(namespace, name)
             return Result(key, None)
         now = self.clock()
         secret_name = self.watches.secret_name_of(pki)
@@ -128,8 +129,9 @@ class Controller:
             secret = self.secrets.get(namespace, secret_name) if secret_name else None
         except ApiError as error:
             message = api_refusal_message(error.status, error.message, "read", secret_name)
-            return self._conclude(key, pki, refused(pki, message, now), None, now)
-        verdict = decide_issuance(pki, secret, self.watches.ca.current(now), findings, now)
+            return self._conclude(key, pki, self._refused(pki, message, now), None, now)
+        ca = self.watches.ca.current(now)
+        verdict = decide_issuance(pki, secret, ca, findings, now, retry=self.settings.retry)
         issued = None
         if verdict.step is Step.ISSUE:
             issued_or_retry = self._issue(key, pki, secret, verdict, now)
@@ -167,11 +169,14 @@ class Controller:
             return Result(key, Step.ISSUE, verdict.why, error="secret conflict")
         except ApiError as error:
             message = api_refusal_message(error.status, error.message, "write", desired.secret_name)
-            return refused(pki, message, now), None
+            return self._refused(pki, message, now), None
         version = (written.get("metadata") or {}).get("resourceVersion")
         if version:
             self.watches.wrote(namespace, desired.secret_name, str(version))
         return verdict, issued
+
+    def _refused(self, pki: JSON, message: str, now: datetime) -> Verdict:
+        return refused(pki, message, now, retry=self.settings.retry)
 
     def _conclude(
         self,

@@ -58,13 +58,25 @@ def _still_valid(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Con
     renewal = verdict.requeue_at or now
     facts = CertificateFacts.of(verdict.desired.secret_name, verdict.stored.certificate, renewal)
     outcome = Outcome(True, Reason.ISSUED.value, valid_message(facts), facts)
+    status = pki.get("status") or {}
     announcement = None
-    if (pki.get("status") or {}).get("serialNumber") != facts.serial:
+    if status.get("serialNumber") != facts.serial:
         # Issued, but the process died before status recorded it (and so,
         # possibly, before the Event): tell now. Status is written after the
         # Event, so this happens at most once more per issuance.
         announcement = Announcement(Reason.ISSUED, issued_message(facts, None), again=True)
+    elif _was_failing(status):
+        # The cause went away (a policy restored) while the certificate stayed valid:
+        # those told of the failure are told it is over.
+        announcement = Announcement(Reason.ISSUED, valid_message(facts))
     return Conclusion(outcome, announcement, renewal)
+
+
+def _was_failing(status: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    )
 
 
 def _issued(verdict: Verdict, issued: issuance.IssuedCertificate) -> Conclusion:

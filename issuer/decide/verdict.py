@@ -81,9 +81,9 @@ class Verdict:
     stored: StoredCertificate | None = None  # our Secret's current certificate, if readable
 
 
-def retry_delay(failures: int) -> timedelta:
+def retry_delay(failures: int, retry: Backoff = RETRY) -> timedelta:
     """How long after a failure to try again, given the failures recorded before it."""
-    return timedelta(seconds=RETRY.delay(failures))
+    return timedelta(seconds=retry.delay(failures))
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -139,6 +139,8 @@ def decide_issuance(
     ca: issuance.SigningCA | CAProblem,
     findings: Sequence[Finding],
     now: datetime,
+    *,
+    retry: Backoff = RETRY,
 ) -> Verdict:
     """What to do for ``pki`` now. ``secret`` is whatever has ``spec.secretName``, ours or not."""
     name = str((pki.get("metadata") or {}).get("name"))
@@ -154,7 +156,14 @@ def decide_issuance(
         stored: StoredCertificate | None = None,
     ) -> Verdict:
         return Verdict(
-            Step.FAIL, why, detail, reason, message, now + retry_delay(failures), desired, stored
+            Step.FAIL,
+            why,
+            detail,
+            reason,
+            message,
+            now + retry_delay(failures, retry),
+            desired,
+            stored,
         )
 
     blocking = errors(findings)
@@ -248,7 +257,9 @@ def previous_failures(pki: Mapping[str, Any]) -> int:
         return 0
 
 
-def refused(pki: Mapping[str, Any], message: str, now: datetime) -> Verdict:
+def refused(
+    pki: Mapping[str, Any], message: str, now: datetime, *, retry: Backoff = RETRY
+) -> Verdict:
     """The API server refused a read or write of the Secret: a failure, retried with backoff."""
     return Verdict(
         Step.FAIL,
@@ -256,5 +267,5 @@ def refused(pki: Mapping[str, Any], message: str, now: datetime) -> Verdict:
         "",
         Reason.ISSUANCE_FAILED,
         message,
-        now + retry_delay(previous_failures(pki)),
+        now + retry_delay(previous_failures(pki), retry),
     )

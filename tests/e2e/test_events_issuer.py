@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,9 +51,11 @@ def eventually(probe: Callable[[], T | None], timeout: float, what: str, every: 
         time.sleep(every)
 
 
-def start_issuer(plane: ControlPlane, name: str, settings: Settings) -> RunningIssuer:
+def start_issuer(
+    plane: ControlPlane, name: str, settings: Settings, extra_args: Sequence[str] = ()
+) -> RunningIssuer:
     """Start ``pkiwarden issuer run`` as a recorded process and learn its health port."""
-    pid = start_local_issuer(plane, settings, name=name)
+    pid = start_local_issuer(plane, settings, name=name, extra_args=extra_args)
     log = procs.log_path(plane.dir, name)
 
     def port() -> int | None:
@@ -176,9 +178,7 @@ def test_the_seed_story(
         "late",
         {"containers": [container(envFrom=[{"secretRef": {"name": "app1-pki-tls"}}])]},
     )
-    eventually(
-        lambda: events_on(kube, late, "NotAllowed"), 90, "the late Pod to be told at a retry"
-    )
+    eventually(lambda: events_on(kube, late, "NotAllowed"), 60, "the late Pod to be told")
 
     fixed = policy_body(f"e2e-{namespace}", namespace, ["app1", "appp1"])
     current = kube.get(PKI_POLICIES.path(name=f"e2e-{namespace}"))
@@ -188,7 +188,10 @@ def test_the_seed_story(
     eventually(lambda: ready(kube, namespace, "app1-pki"), 60, "the Pki to become Ready")
     issued = eventually(lambda: events_on(kube, pki, "Issued"), 30, "a Normal Issued Event")
     assert issued[0]["type"] == "Normal"
-    assert events_on(kube, pod, "Issued") == []
+    (resolution,) = eventually(
+        lambda: events_on(kube, pod, "Issued"), 30, "the Pod told it is over"
+    )
+    assert resolution["type"] == "Normal"
 
 
 def test_every_way_of_consuming_reaches_the_pods(

@@ -104,6 +104,18 @@ ROWS = [
         status_has={"serialNumber": SERIAL},
     ),
     Row(
+        "failing, then the cause went away while the certificate stayed valid: told it is over",
+        with_status(
+            PKI,
+            serialNumber=SERIAL,
+            conditions=[{"type": "Ready", "status": "False", "reason": "NotAllowed"}],
+        ),
+        SECRET,
+        Step.WAIT,
+        event=(Reason.ISSUED, f"certificate {SERIAL} in Secret app1-pki-tls is valid until"),
+        status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 0},
+    ),
+    Row(
         "CA gone with no certificate: a Warning, retried after 2 s, no certificate facts",
         PKI,
         None,
