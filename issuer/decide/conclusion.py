@@ -16,6 +16,7 @@ from issuer.decide.messages import clamped_note, issued_message, valid_message
 from issuer.decide.status import CertificateFacts, Outcome
 from issuer.decide.verdict import Step, Trigger, Verdict, renews_at
 from issuer.reporting.reasons import Reason
+from shared.certificates import parse_serial
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _still_valid(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Con
     outcome = Outcome(True, Reason.ISSUED.value, valid_message(facts), facts)
     status = pki.get("status") or {}
     announcement = None
-    if status.get("serialNumber") != facts.serial:
+    if parse_serial(status.get("serialNumber")) != parse_serial(facts.serial):
         # Issued, but the process died before status recorded it (and so,
         # possibly, before the Event): tell now. Status is written after the
         # Event, so this happens at most once more per issuance.

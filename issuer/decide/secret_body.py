@@ -11,6 +11,7 @@ from cryptography import x509
 from issuer import issuance
 from issuer.inputs.stored import NOT_AFTER_ANNOTATION, SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION
 from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 SecretObject = dict[str, Any]
@@ -47,7 +48,7 @@ def secret_body(
     annotations = dict(old_metadata.get("annotations") or {})
     annotations.update(
         {
-            SERIAL_ANNOTATION: issuance.serial_hex(certificate),
+            SERIAL_ANNOTATION: serial_hex(certificate.serial_number),
             NOT_AFTER_ANNOTATION: rfc3339(certificate.not_valid_after_utc),
             SPEC_HASH_ANNOTATION: spec_hash,
         }

@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer import issuance
 from issuer.decide.verdict import Trigger
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 Status = dict[str, Any]
@@ -38,7 +38,7 @@ class CertificateFacts:
     ) -> CertificateFacts:
         return cls(
             secret_name=secret_name,
-            serial=issuance.serial_hex(certificate),
+            serial=serial_hex(certificate.serial_number),
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             renewal_time=renewal,

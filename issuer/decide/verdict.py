@@ -220,7 +220,7 @@ def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
         return Trigger.NEW, "no certificate has been issued yet"
     if isinstance(stored, str) or stored is None:
         return Trigger.SECRET_ALTERED, str(stored or "the Secret is unreadable")
-    if stored.serial_annotation != stored.serial:
+    if not issuance.same_serial(stored.serial_annotation, stored.certificate):
         return Trigger.SECRET_ALTERED, "tls.crt is not the certificate pkiwarden issued"
     if not issuance.key_matches_certificate(stored.key, stored.certificate):
         return Trigger.KEY_MISMATCH, "tls.key does not belong to the certificate in tls.crt"

@@ -35,12 +35,13 @@ from issuer.decide.verdict import Step, Trigger, decide_issuance, refused
 from issuer.inputs.ca import CAProblem
 from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_stored
 from issuer.reporting.reasons import Reason
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 CA = make_ca()
 PKI = make_pki()
 SECRET = issued_secret(PKI, CA)
-SERIAL = issuance.serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0])
+SERIAL = serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0].serial_number)
 NEVER = {"privateKey": {"rotationPolicy": "Never"}}
 CA_GONE = CAProblem('CA Secret "pkiwarden-system/pkiwarden-ca" does not exist')
 
@@ -274,7 +275,9 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
         "pkiwarden.dev/pki": "app1-pki",
     }
     assert metadata["annotations"]["note"] == "kept"
-    assert metadata["annotations"][SERIAL_ANNOTATION] == issuance.serial_hex(issued.certificate)
+    assert metadata["annotations"][SERIAL_ANNOTATION] == serial_hex(
+        issued.certificate.serial_number
+    )
     assert metadata["annotations"][SPEC_HASH_ANNOTATION] == verdict.desired.spec_hash
     assert metadata["ownerReferences"] == [
         {

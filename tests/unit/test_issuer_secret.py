@@ -17,6 +17,7 @@ from issuer.inputs.stored import (
     StoredCertificate,
     read_stored,
 )
+from shared.certificates import serial_hex
 
 CA = make_ca()
 PKI = make_pki()
@@ -83,7 +84,7 @@ def test_rendered_secret_has_everything_in_place() -> None:
     assert issuance.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
     assert data_of(SECRET, "tls.key").startswith(b"-----BEGIN PRIVATE KEY-----")
     annotations = metadata["annotations"]
-    assert annotations[SERIAL_ANNOTATION] == issuance.serial_hex(chain[0])
+    assert annotations[SERIAL_ANNOTATION] == serial_hex(chain[0].serial_number)
     assert annotations[NOT_AFTER_ANNOTATION] == f"{chain[0].not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
     assert len(annotations[SPEC_HASH_ANNOTATION]) == 32
     assert b"PRIVATE" not in data_of(SECRET, "ca.crt") + data_of(SECRET, "tls.crt")

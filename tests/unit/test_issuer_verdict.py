@@ -24,6 +24,7 @@ from issuer import issuance
 from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.inputs.ca import CAProblem
 from issuer.reporting.reasons import Reason
+from shared.certificates import serial_hex
 from shared.findings import Category, Finding, Severity
 
 CA = make_ca()
@@ -77,8 +78,8 @@ def _cert_for_other_names() -> dict[str, Any]:
     """Annotations claim the current spec, but the certificate names other hosts."""
     secret = issued_secret(PKI, CA, issued_for=make_pki(dnsNames=["other.app1.svc"]))
     secret["metadata"]["annotations"] = copy.deepcopy(SECRET["metadata"]["annotations"])
-    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = issuance.serial_hex(
-        issuance.load_certificates(data_of(secret, "tls.crt"))[0]
+    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = serial_hex(
+        issuance.load_certificates(data_of(secret, "tls.crt"))[0].serial_number
     )
     return secret
 
