@@ -57,6 +57,7 @@ from pkiwarden import controlplane  # noqa: E402
 from pkiwarden import local_processes as procs  # noqa: E402
 from pkiwarden.controlplane import ControlPlane  # noqa: E402
 from shared import PKI_LABEL  # noqa: E402
+from shared.certificates import serial_hex  # noqa: E402
 from shared.kube.client import (  # noqa: E402
     EVENTS,
     NAMESPACES,
@@ -411,7 +412,7 @@ def run(plane: ControlPlane, args: argparse.Namespace, rng: random.Random) -> li
         serial = (secret["metadata"].get("annotations") or {}).get(SERIAL_ANNOTATION)
         leaf = x509.load_pem_x509_certificates(decode(secret)["tls.crt"])[0]
         if (
-            serial != f"{leaf.serial_number:X}"
+            serial != serial_hex(leaf.serial_number)
             or pkis[name]["status"].get("serialNumber") != serial
         ):
             problems.append(f"Pki {name}: status, annotation and certificate name other serials")

@@ -79,6 +79,8 @@ class Verdict:
     requeue_at: datetime | None  # WAIT: renewal time; FAIL: next retry
     desired: Desired | None = None
     stored: StoredCertificate | None = None  # our Secret's current certificate, if readable
+    # FAIL only: a valid certificate matching the spec is in place; only renewal is blocked.
+    in_force: bool = False
 
 
 def retry_delay(failures: int, retry: Backoff = RETRY) -> timedelta:
@@ -164,23 +166,35 @@ def decide_issuance(
             now + retry_delay(failures, retry),
             desired,
             stored,
+            in_force=in_force(stored, why, now),
         )
 
     blocking = errors(findings)
-    if blocking:
-        message = "; ".join(phrase(f, subject=f"Pki {name}") for f in blocking)
-        return fail(reason_for(blocking[0].category), message)
+    blocked = "; ".join(phrase(f, subject=f"Pki {name}") for f in blocking)
     try:
         desired = desired_of(apply_defaults(pki))
     except ValueError as error:
+        if blocking:
+            return fail(reason_for(blocking[0].category), blocked)
         return fail(Reason.INVALID_SPEC, f"{error} in Pki {name}")
     owner = ownership(secret, pki)
-    if owner is Ownership.FOREIGN:
+    if owner is Ownership.FOREIGN and not blocking:
         assert secret is not None
         return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name, name))
-    stored_or_problem = read_stored(secret) if secret is not None else None
+    ours = secret if owner is Ownership.OURS else None
+    stored_or_problem = read_stored(ours) if ours is not None else None
     stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
-    why, detail = _trigger(pki, desired, secret, stored_or_problem, ca, now)
+    why, detail = _trigger(pki, desired, ours, stored_or_problem, ca, now)
+    if blocking:
+        # What exists stays described: a policy change stops renewal, not the certificate.
+        return fail(
+            reason_for(blocking[0].category),
+            blocked,
+            why=why if stored is not None else None,
+            detail=detail if stored is not None else "",
+            desired=desired,
+            stored=stored,
+        )
     if why is None:
         assert stored is not None
         return Verdict(
@@ -203,6 +217,14 @@ def decide_issuance(
             stored=stored,
         )
     return Verdict(Step.ISSUE, why, detail, None, "", None, desired, stored)
+
+
+def in_force(stored: StoredCertificate | None, why: Trigger | None, now: datetime) -> bool:
+    """A certificate valid now and matching the spec: at most its renewal is due."""
+    if stored is None or why not in (None, Trigger.RENEWAL_DUE):
+        return False
+    certificate = stored.certificate
+    return bool(certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc)
 
 
 def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order

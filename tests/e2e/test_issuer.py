@@ -26,6 +26,7 @@ from cryptography import x509
 from issuer.local import issuer_argv, prepare
 from issuer.settings import Settings
 from pkiwarden.controlplane import ControlPlane
+from shared.certificates import serial_hex
 
 T = TypeVar("T")
 TIMEOUT = 30.0
@@ -197,7 +198,9 @@ def serial(plane: ControlPlane, namespace: str, name: str) -> str | None:
     secret = get(plane, "secret", namespace, name)
     if secret is None:
         return None
-    return f"{leaf({k: base64.b64decode(v) for k, v in secret['data'].items()}).serial_number:X}"
+    return serial_hex(
+        leaf({k: base64.b64decode(v) for k, v in secret["data"].items()}).serial_number
+    )
 
 
 def dns_names(certificate: x509.Certificate) -> list[str]:
@@ -276,7 +279,7 @@ def test_pki_becomes_a_verifiable_tls_secret(
 
     status = obj["status"]
     certificate = leaf(data)
-    assert status["serialNumber"] == f"{certificate.serial_number:X}"
+    assert status["serialNumber"] == serial_hex(certificate.serial_number)  # as openssl prints it
     assert status["secretName"] == "web-tls"
     assert status["notAfter"] == f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
     for key_name in ("notBefore", "renewalTime", "observedGeneration", "failedIssuanceAttempts"):
@@ -390,22 +393,32 @@ def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: 
 
 # --------------------------------------------------------------------------- failures
 
+FACTS = ("secretName", "serialNumber", "notBefore", "notAfter", "renewalTime")
+
 
 def test_policy_tightened_then_fixed(control_plane: ControlPlane, ns: str) -> None:
     apply(control_plane, pki(ns, "web"))
     wait_ready(control_plane, ns, "web")
     issued = serial(control_plane, ns, "web-tls")
 
+    facts = {k: v for k, v in wait_ready(control_plane, ns, "web")["status"].items() if k in FACTS}
     apply(control_plane, policy(ns, ["api"]))
-    obj = wait_reason(control_plane, ns, "web", "False", "NotAllowed")
+    # The certificate in place stays valid: Ready, with the failure said and renewal blocked.
+    obj = wait_reason(control_plane, ns, "web", "True", "NotAllowed")
     message = condition(obj)["message"]
-    assert message.startswith(
-        f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"'
-    )
+    assert message.startswith(f"certificate {issued} in Secret web-tls is valid until")
+    assert "; renewal is blocked: " in message
+    assert f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"' in message
     assert f'PkiPolicy "{ns}"' in message and "api" in message
+    assert {k: v for k, v in obj["status"].items() if k in FACTS} == facts
     assert obj["status"]["failedIssuanceAttempts"] >= 1
     assert "nextRetryTime" in obj["status"] and "lastFailureTime" in obj["status"]
+
     control_plane.kubectl("delete", "secret", "web-tls", "-n", ns)
+    obj = wait_reason(control_plane, ns, "web", "False", "NotAllowed")
+    assert condition(obj)["message"].startswith(
+        f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"'
+    )
     time.sleep(1.0)
     assert get(control_plane, "secret", ns, "web-tls") is None  # not issued again
 

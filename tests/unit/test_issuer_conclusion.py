@@ -37,6 +37,7 @@ from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_s
 from issuer.reporting.reasons import Reason
 from shared.certificates import serial_hex
 from shared.clock import rfc3339
+from shared.findings import Category, Finding, Severity
 
 CA = make_ca()
 PKI = make_pki()
@@ -57,9 +58,25 @@ class Row:
     event: tuple[Reason, str] | None = None  # reason, a part of the message
     again: bool = False
     ready: str = "True"
+    ready_says: str = ""
+    findings: tuple[Finding, ...] = ()
     status_has: dict[str, Any] = field(default_factory=dict)
     requeue_in: Callable[[datetime], bool] = lambda at: at > NOW
 
+
+NO_LONGER_ALLOWED = Finding(
+    Severity.ERROR,
+    Category.NOT_ALLOWED,
+    "spec.serviceName",
+    'is not allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app2)',
+    "app1",
+)
+VALID_FACTS = {
+    "serialNumber": SERIAL,
+    "secretName": "app1-pki-tls",
+    "notAfter": rfc3339(NOW + timedelta(days=90)),
+    "renewalTime": rfc3339(NOW + timedelta(days=60)),
+}
 
 ROWS = [
     Row(
@@ -117,6 +134,43 @@ ROWS = [
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 0},
     ),
     Row(
+        "policy tightened while the certificate is valid: Ready stays, only renewal is blocked",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.FAIL,
+        findings=(NO_LONGER_ALLOWED,),
+        event=(Reason.NOT_ALLOWED, 'spec.serviceName: "app1" in Pki app1-pki is not allowed'),
+        ready_says=f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
+        f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: spec.serviceName",
+        status_has={**VALID_FACTS, "failedIssuanceAttempts": 1},
+        requeue_in=lambda at: at == NOW + timedelta(seconds=2),
+    ),
+    Row(
+        "policy tightened and the certificate expired: not Ready, the facts stay",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.FAIL,
+        now=NOW + timedelta(days=91),
+        findings=(NO_LONGER_ALLOWED,),
+        event=(Reason.NOT_ALLOWED, "is not allowed"),
+        ready="False",
+        status_has=VALID_FACTS,
+    ),
+    Row(
+        "policy restored while the certificate stayed valid: Ready again in the usual words",
+        with_status(
+            PKI,
+            serialNumber=SERIAL,
+            failedIssuanceAttempts=2,
+            conditions=[{"type": "Ready", "status": "True", "message": "renewal is blocked: x"}],
+        ),
+        SECRET,
+        Step.WAIT,
+        event=(Reason.ISSUED, "is valid until"),
+        ready_says="; renewal at ",
+        status_has={**VALID_FACTS, "failedIssuanceAttempts": 0},
+    ),
+    Row(
         "CA gone with no certificate: a Warning, retried after 2 s, no certificate facts",
         PKI,
         None,
@@ -131,14 +185,14 @@ ROWS = [
         requeue_in=lambda at: at == NOW + timedelta(seconds=2),
     ),
     Row(
-        "CA gone at renewal: the existing certificate's facts stay in status",
+        "CA gone at renewal: still Ready on the valid certificate, renewal blocked",
         with_status(PKI, serialNumber=SERIAL, failedIssuanceAttempts=3),
         SECRET,
         Step.FAIL,
         ca=CA_GONE,
         now=NOW + timedelta(days=61),
         event=(Reason.CA_UNAVAILABLE, "cannot be issued"),
-        ready="False",
+        ready_says="renewal is blocked: Pki app1-pki cannot be issued: CA Secret",
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
         requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
     ),
@@ -147,7 +201,7 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 def test_what_the_reconcile_writes(row: Row) -> None:
-    verdict = decide_issuance(row.pki, row.secret, row.ca, [], row.now)
+    verdict = decide_issuance(row.pki, row.secret, row.ca, list(row.findings), row.now)
     assert verdict.step is row.step
     issued = None
     if verdict.step is Step.ISSUE:
@@ -166,6 +220,7 @@ def test_what_the_reconcile_writes(row: Row) -> None:
     status = next_status(row.pki, conclusion.outcome, row.now)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == row.ready
+    assert row.ready_says in ready["message"], ready["message"]
     for name, value in row.status_has.items():
         assert status[name] == value, name
     assert row.requeue_in(conclusion.requeue_at), conclusion.requeue_at
