@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from issuer import issuance
-from issuer.act.secret_write import WriteConflictError, write_secret
+from issuer.act.secret_write import WriteConflictError, delete_secret, write_secret
 from issuer.act.status_write import StatusWriter
 from issuer.decide.conclusion import Conclusion, conclude
 from issuer.decide.key_reuse import reusable_key
 from issuer.decide.messages import api_refusal_message
+from issuer.decide.ownership import Ownership, ownership
 from issuer.decide.secret_body import secret_body
 from issuer.decide.verdict import Step, Trigger, Verdict, decide_issuance, refused
 from issuer.inputs.secrets import SecretReader
@@ -173,7 +174,19 @@ class Controller:
         version = (written.get("metadata") or {}).get("resourceVersion")
         if version:
             self.watches.wrote(namespace, desired.secret_name, str(version))
+        if verdict.retire is not None:
+            self._retire(pki, namespace, verdict.retire)
         return verdict, issued
+
+    def _retire(self, pki: JSON, namespace: str, name: str) -> None:
+        """Delete the Secret written before spec.secretName changed, if it is still ours."""
+        try:
+            old = self.secrets.get(namespace, name)
+            if old is not None and ownership(old, pki) is Ownership.OURS:
+                uid = str((old.get("metadata") or {}).get("uid") or "")
+                delete_secret(self.kube, namespace, name, uid)
+        except ApiError as error:  # it stays; nothing renews it, and its name is free to take
+            log.warning("old Secret not deleted", extra=fields(secret=name, error=str(error)))
 
     def _refused(self, pki: JSON, message: str, now: datetime) -> Verdict:
         return refused(pki, message, now, retry=self.settings.retry)

@@ -48,6 +48,8 @@ class Trigger(StrEnum):
     """Why a new certificate is needed; also the Issuing condition's reason."""
 
     NEW = "New"
+    ADOPTED = "Adopted"
+    SECRET_NAME_CHANGED = "SecretNameChanged"
     SECRET_MISSING = "SecretMissing"
     SECRET_ALTERED = "SecretAltered"
     KEY_MISMATCH = "KeyMismatch"
@@ -81,6 +83,8 @@ class Verdict:
     stored: StoredCertificate | None = None  # our Secret's current certificate, if readable
     # FAIL only: a valid certificate matching the spec is in place; only renewal is blocked.
     in_force: bool = False
+    # ISSUE only: the Secret written before spec.secretName changed, to delete once replaced.
+    retire: str | None = None
 
 
 def retry_delay(failures: int, retry: Backoff = RETRY) -> timedelta:
@@ -181,10 +185,16 @@ def decide_issuance(
     if owner is Ownership.FOREIGN and not blocking:
         assert secret is not None
         return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name, name))
-    ours = secret if owner is Ownership.OURS else None
+    ours = secret if owner in (Ownership.OURS, Ownership.LEFTOVER) else None
     stored_or_problem = read_stored(ours) if ours is not None else None
     stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
     why, detail = _trigger(pki, desired, ours, stored_or_problem, ca, now)
+    if owner is Ownership.LEFTOVER and why is None:
+        why = Trigger.ADOPTED
+        detail = (
+            f'Secret "{desired.secret_name}" was left by an earlier Pki named {name}; it is adopted'
+        )
+
     if blocking:
         # What exists stays described: a policy change stops renewal, not the certificate.
         return fail(
@@ -216,7 +226,9 @@ def decide_issuance(
             desired=desired,
             stored=stored,
         )
-    return Verdict(Step.ISSUE, why, detail, None, "", None, desired, stored)
+    return Verdict(
+        Step.ISSUE, why, detail, None, "", None, desired, stored, retire=_retired(pki, desired)
+    )
 
 
 def in_force(stored: StoredCertificate | None, why: Trigger | None, now: datetime) -> bool:
@@ -225,6 +237,12 @@ def in_force(stored: StoredCertificate | None, why: Trigger | None, now: datetim
         return False
     certificate = stored.certificate
     return bool(certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc)
+
+
+def _retired(pki: Mapping[str, Any], desired: Desired) -> str | None:
+    """The Secret status says was written, when spec.secretName now names another."""
+    written = (pki.get("status") or {}).get("secretName")
+    return str(written) if written and written != desired.secret_name else None
 
 
 def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
@@ -237,6 +255,12 @@ def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
 ) -> tuple[Trigger | None, str]:
     """The first reason found to issue, in the order a reader would check them."""
     if secret is None:
+        previous = _retired(pki, desired)
+        if previous is not None:
+            return (
+                Trigger.SECRET_NAME_CHANGED,
+                f'spec.secretName changed from "{previous}" to "{desired.secret_name}"',
+            )
         if (pki.get("status") or {}).get("serialNumber"):
             return Trigger.SECRET_MISSING, f'Secret "{desired.secret_name}" does not exist'
         return Trigger.NEW, "no certificate has been issued yet"

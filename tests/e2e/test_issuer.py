@@ -391,6 +391,52 @@ def test_restart_reissues_nothing(control_plane: ControlPlane, ns: str, issuer: 
     assert {name: serial(control_plane, ns, f"{name}-tls") for name in names} == before
 
 
+def test_secret_name_change_moves_the_certificate_and_deletes_the_old_secret(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    apply(control_plane, pki(ns, "web"))
+    wait_ready(control_plane, ns, "web")
+    apply(control_plane, pki(ns, "web", secretName="web-moved-tls"))
+    moved = wait_for(
+        "status to name the new Secret",
+        lambda: (
+            (obj := get(control_plane, "pki", ns, "web"))
+            and obj["status"].get("secretName") == "web-moved-tls"
+            and obj
+        ),
+    )
+    assert moved["status"]["serialNumber"] == serial(control_plane, ns, "web-moved-tls")
+    wait_for("the old Secret deleted", lambda: get(control_plane, "secret", ns, "web-tls") is None)
+    message = condition(moved)["message"]
+    assert 'spec.secretName changed from "web-tls" to "web-moved-tls"' in message
+    assert "does not exist" not in message
+
+
+def test_a_recreated_pki_adopts_the_secret_its_predecessor_left(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    apply(control_plane, pki(ns, "web"))
+    old_uid = wait_ready(control_plane, ns, "web")["metadata"]["uid"]
+    control_plane.kubectl("delete", "pki", "web", "-n", ns, "--wait=true")
+    leftover = get(control_plane, "secret", ns, "web-tls")
+    assert leftover is not None, "the local control plane runs no garbage collector"
+    assert leftover["metadata"]["ownerReferences"][0]["uid"] == old_uid
+
+    apply(control_plane, pki(ns, "web"))
+    new_uid = wait_for(
+        "the new Pki to adopt the Secret",
+        lambda: (
+            (secret := get(control_plane, "secret", ns, "web-tls"))
+            and (uid := secret["metadata"]["ownerReferences"][0]["uid"]) != old_uid
+            and uid
+        ),
+    )
+    obj = wait_ready(control_plane, ns, "web")
+    assert obj["metadata"]["uid"] == new_uid
+    assert condition(obj)["reason"] == "Issued"
+    assert "was left by an earlier Pki named web; it is adopted" in condition(obj)["message"]
+
+
 # --------------------------------------------------------------------------- failures
 
 FACTS = ("secretName", "serialNumber", "notBefore", "notAfter", "renewalTime")

@@ -41,7 +41,18 @@ OWNERSHIP = [
     ("ours", _meta(LABELS, [OWNER]), Ownership.OURS),
     ("no labels", _meta(None, [OWNER]), Ownership.FOREIGN),
     ("no ownerReference", _meta(LABELS, None), Ownership.FOREIGN),
-    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.FOREIGN),
+    # A Pki deleted (its Secret orphaned or not yet collected) and created again.
+    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.LEFTOVER),
+    (
+        "an older Pki and something else own it",
+        _meta(LABELS, [{**OWNER, "uid": "old"}, {**OWNER, "kind": "Deployment"}]),
+        Ownership.FOREIGN,
+    ),
+    (
+        "an older Pki's Secret labelled for another Pki",
+        _meta({**LABELS, "pkiwarden.dev/pki": "x"}, [{**OWNER, "uid": "old"}]),
+        Ownership.FOREIGN,
+    ),
     (
         "labelled for another Pki",
         _meta({**LABELS, "pkiwarden.dev/pki": "x"}, [OWNER]),
