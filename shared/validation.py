@@ -70,6 +70,11 @@ class Context:
     namespace_labels: Mapping[str, str] | None = None  # None: unknown, taken as no labels
     other_pkis: Sequence[Mapping[str, Any]] = ()  # the Pki itself may appear; skipped by name
     secrets: Mapping[str, SecretInfo] | None = None  # None: unknown, no Secret warning
+    # The issuer re-checking an admitted Pki: a policy finding is not a typo, so it says
+    # what the policy allows now and who can fix it, never "did you mean". ``was_issued``:
+    # a certificate was issued before, so the policy changed since ("no longer allowed").
+    at_run_time: bool = False
+    was_issued: bool = False
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -297,6 +302,13 @@ def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Fi
         )
 
 
+_FIX = "; ask the platform team to allow it{again}, or change {field}"
+
+
+def _no_longer(context: Context) -> str:
+    return "no longer " if context.was_issued else "not "
+
+
 def _pki_policy(
     given: Mapping[str, Any], spec: Mapping[str, Any], namespace: str, context: Context
 ) -> list[Finding]:
@@ -317,6 +329,17 @@ def _pki_policy(
         ]
     allowing = [policy for policy in chosen if policy.allows_service(service)]
     if not allowing:
+        if context.at_run_time:
+            now = "; ".join(
+                f"PkiPolicy {_q(p.name)} now allows: {_listing(p.service_names)}" for p in chosen
+            )
+            problem = (
+                f"is {_no_longer(context)}allowed in namespace {_q(namespace)} ({now})"
+                + _FIX.format(
+                    again=" again" if context.was_issued else "", field="spec.serviceName"
+                )
+            )
+            return [_error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)]
         listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
         candidates = [name for p in chosen for name in p.service_names]
         problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
@@ -330,7 +353,7 @@ def _pki_policy(
         ]
     best: list[Finding] | None = None
     for policy in allowing:
-        found = list(_against_policy(policy, given, spec, service, namespace))
+        found = list(_against_policy(policy, given, spec, service, namespace, context=context))
         if not found:
             return []
         if best is None or len(found) < len(best):
@@ -344,6 +367,8 @@ def _against_policy(
     spec: Mapping[str, Any],
     service: str,
     namespace: str,
+    *,
+    context: Context,
 ) -> Iterator[Finding]:
     """What ``policy`` (which allows the service name) does not allow in the rest of the Pki."""
     by = f"PkiPolicy {_q(policy.name)}"
@@ -352,13 +377,15 @@ def _against_policy(
     note = _default_note(given, "dnsNames")
     for index, name in _texts(spec, "dnsNames"):
         if not dns_name_problem(name) and not dns_name_allowed(name, patterns):
-            problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
-            yield _error(
-                Category.NOT_ALLOWED,
-                f"spec.dnsNames[{index}]",
-                problem + did_you_mean(name, exact),
-                name,
-            )
+            if context.at_run_time:
+                allowed = _listing(patterns)
+                problem = f"{note}is {_no_longer(context)}allowed by {by} (now allows: {allowed})"
+                again = " again" if context.was_issued else ""
+                problem += _FIX.format(again=again, field="spec.dnsNames")
+            else:
+                problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
+                problem += did_you_mean(name, exact)
+            yield _error(Category.NOT_ALLOWED, f"spec.dnsNames[{index}]", problem, name)
     ip_rule = (
         f"{by} allows no IP addresses; remove it"
         if not policy.ip_ranges
