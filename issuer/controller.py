@@ -125,7 +125,9 @@ class Controller:
             return Result(key, None)
         now = self.clock()
         secret_name = self.watches.secret_name_of(pki)
-        findings = validate_pki(pki, namespace, self.watches.run_time_context(pki, secret_name))
+        findings = validate_pki(
+            pki, namespace, self.watches.run_time_context(namespace, secret_name)
+        )
         try:
             secret = self.secrets.get(namespace, secret_name) if secret_name else None
         except ApiError as error:

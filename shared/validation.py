@@ -71,10 +71,8 @@ class Context:
     other_pkis: Sequence[Mapping[str, Any]] = ()  # the Pki itself may appear; skipped by name
     secrets: Mapping[str, SecretInfo] | None = None  # None: unknown, no Secret warning
     # The issuer re-checking an admitted Pki: a policy finding is not a typo, so it says
-    # what the policy allows now and who can fix it, never "did you mean". ``was_issued``:
-    # a certificate was issued before, so the policy changed since ("no longer allowed").
+    # what the policy allows now and who can fix it, never "did you mean".
     at_run_time: bool = False
-    was_issued: bool = False
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -302,11 +300,7 @@ def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Fi
         )
 
 
-_FIX = "; ask the platform team to allow it{again}, or change {field}"
-
-
-def _no_longer(context: Context) -> str:
-    return "no longer " if context.was_issued else "not "
+_FIX = "; ask the platform team to allow it, or change {field}"
 
 
 def _pki_policy(
@@ -333,12 +327,8 @@ def _pki_policy(
             now = "; ".join(
                 f"PkiPolicy {_q(p.name)} now allows: {_listing(p.service_names)}" for p in chosen
             )
-            problem = (
-                f"is {_no_longer(context)}allowed in namespace {_q(namespace)} ({now})"
-                + _FIX.format(
-                    again=" again" if context.was_issued else "", field="spec.serviceName"
-                )
-            )
+            problem = f"is not allowed in namespace {_q(namespace)} ({now})"
+            problem += _FIX.format(field="spec.serviceName")
             return [_error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)]
         listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
         candidates = [name for p in chosen for name in p.service_names]
@@ -378,10 +368,8 @@ def _against_policy(
     for index, name in _texts(spec, "dnsNames"):
         if not dns_name_problem(name) and not dns_name_allowed(name, patterns):
             if context.at_run_time:
-                allowed = _listing(patterns)
-                problem = f"{note}is {_no_longer(context)}allowed by {by} (now allows: {allowed})"
-                again = " again" if context.was_issued else ""
-                problem += _FIX.format(again=again, field="spec.dnsNames")
+                problem = f"{note}is not allowed by {by} (now allows: {_listing(patterns)})"
+                problem += _FIX.format(field="spec.dnsNames")
             else:
                 problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
                 problem += did_you_mean(name, exact)

@@ -124,13 +124,9 @@ class Watches:
         ]
         return self.view.context_for(namespace, other_pkis=candidates)
 
-    def run_time_context(self, pki: Mapping[str, Any], secret_name: str) -> Context:
+    def run_time_context(self, namespace: str, secret_name: str) -> Context:
         """``context`` for the issuer's re-check: policy findings say what changed, not a guess."""
-        namespace = str((pki.get("metadata") or {}).get("namespace"))
-        was_issued = bool((pki.get("status") or {}).get("serialNumber"))
-        return replace(
-            self.context(namespace, secret_name), at_run_time=True, was_issued=was_issued
-        )
+        return replace(self.context(namespace, secret_name), at_run_time=True)
 
     def wrote(self, namespace: str, secret_name: str, resource_version: str) -> None:
         """Remember the issuer's own write, so its echo from the watch wakes nobody."""

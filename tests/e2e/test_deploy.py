@@ -62,7 +62,8 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     describe = transcript.split("kubectl describe pod", 1)[1]
     assert "Warning  NotAllowed" in describe
     assert "pkiwarden-issuer" in describe
-    assert 'spec.serviceName: "app2" in Pki app2-pki is no longer allowed' in describe
+    assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
+    assert "ask the platform team to allow it, or change spec.serviceName" in describe
     assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
 
 

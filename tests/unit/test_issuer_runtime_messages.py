@@ -37,7 +37,7 @@ def _app2() -> dict[str, Any]:
     return pki
 
 
-RUN_TIME = Context(policies=TIGHTENED, at_run_time=True, was_issued=True)
+RUN_TIME = Context(policies=TIGHTENED, at_run_time=True)
 
 
 def test_run_time_says_what_changed_and_who_can_fix_it() -> None:
@@ -46,9 +46,9 @@ def test_run_time_says_what_changed_and_who_can_fix_it() -> None:
     verdict = decide_issuance(pki, None, CA, findings, NOW)
     assert verdict.step is Step.FAIL and verdict.reason is Reason.NOT_ALLOWED
     assert verdict.message == (
-        'spec.serviceName: "app2" in Pki app2-pki is no longer allowed in namespace "app2"'
-        ' (PkiPolicy "app-teams" now allows: app1); ask the platform team to allow it'
-        " again, or change spec.serviceName"
+        'spec.serviceName: "app2" in Pki app2-pki is not allowed in namespace "app2"'
+        ' (PkiPolicy "app-teams" now allows: app1); ask the platform team to allow it,'
+        " or change spec.serviceName"
     )
     assert "did you mean" not in verdict.message
 
@@ -56,16 +56,16 @@ def test_run_time_says_what_changed_and_who_can_fix_it() -> None:
 def test_run_time_dns_names_say_what_changed() -> None:
     pki = make_pki(dnsNames=["app1.app1.svc", "legacy.app1.svc"])
     policies = [policy("app-teams", ["app1"], ["app1"])]
-    context = Context(policies=policies, at_run_time=True, was_issued=True)
+    context = Context(policies=policies, at_run_time=True)
     findings = validate_pki(pki, "app1", context)
     (message,) = [f.problem for f in findings if f.path == "spec.dnsNames[1]"]
-    assert message.startswith('is no longer allowed by PkiPolicy "app-teams" (now allows: ')
+    assert message.startswith('is not allowed by PkiPolicy "app-teams" (now allows: ')
     assert "did you mean" not in message
-    assert message.endswith("ask the platform team to allow it again, or change spec.dnsNames")
+    assert message.endswith("ask the platform team to allow it, or change spec.dnsNames")
 
 
-def test_run_time_never_guesses_even_for_a_pki_never_issued() -> None:
-    """Admitted without the webhook, never issued: not allowed, and no guess at another name."""
+def test_run_time_never_guesses_even_at_a_likely_typo() -> None:
+    """Admitted without the webhook: the words stay the run-time ones, no guess at a name."""
     pki = _app2()
     pki["spec"]["serviceName"] = "app3"
     context = Context(policies=TIGHTENED, at_run_time=True)
