@@ -95,7 +95,7 @@ class EventReporter:
         failure = self.failing.resolved(involved.namespace, involved.name)
         if failure is None:
             return
-        resolution = event_text(resolution_message(involved.name, failure.secret_name, text))
+        resolution = event_text(resolution_message(involved.name, text))
         for told in failure.told.values():
             self._recorder.record(told.pod, EventType.NORMAL, str(reason), resolution)
 

@@ -63,6 +63,9 @@ def refresh_check_interval(event_ttl: timedelta) -> float:
     return max(1.0, min(event_ttl.total_seconds() / 10, 60.0))
 
 
-def resolution_message(pki_name: str, secret_name: str, issued: str) -> str:
-    """What a Pod that was told of the failure reads once the certificate is back."""
-    return f"Pki {pki_name} is issued again; Secret {secret_name} holds the certificate: {issued}"
+def resolution_message(pki_name: str, issued: str) -> str:
+    """What a Pod that was told of the failure reads once the certificate is back.
+
+    ``issued`` is the Pki's own success message, which names the Secret.
+    """
+    return f"Pki {pki_name} is issued again: {issued}"

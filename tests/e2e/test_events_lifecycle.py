@@ -163,9 +163,7 @@ def test_the_told_pods_hear_that_the_certificate_is_back(
         lambda: events_on(kube, told, "Issued"), 30, "the Normal Event on the told Pod"
     )
     assert resolution["type"] == "Normal"
-    assert (
-        "Pki app2-pki is issued again; Secret app2-pki-tls holds the certificate"
-        in (resolution["message"])
-    )
+    assert resolution["message"].startswith("Pki app2-pki is issued again: certificate ")
+    assert " issued into Secret app2-pki-tls, valid until " in resolution["message"]
     assert events_on(kube, pki, "Issued")
     assert events_on(kube, bystander) == []

@@ -85,11 +85,9 @@ def test_refresh_is_looked_for_often_enough_for_short_and_long_ttls() -> None:
     assert refresh_check_interval(timedelta(seconds=3)) == 1.0
 
 
-def test_the_resolution_names_the_pki_and_the_secret() -> None:
-    assert resolution_message("app2-pki", "app2-pki-tls", "certificate 0A issued") == (
-        "Pki app2-pki is issued again; Secret app2-pki-tls holds the certificate:"
-        " certificate 0A issued"
-    )
+def test_the_resolution_names_the_pki_and_what_was_issued() -> None:
+    issued = "certificate 0A issued into Secret app2-pki-tls, valid until 2031-01-01T00:00:00Z"
+    assert resolution_message("app2-pki", issued) == f"Pki app2-pki is issued again: {issued}"
 
 
 def test_the_index_finds_failures_by_the_secrets_a_pod_reads() -> None:
