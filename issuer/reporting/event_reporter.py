@@ -110,6 +110,8 @@ class EventReporter:
         if kind == "DELETED":
             self.failing.pod_gone(involved.namespace, involved.uid)
             return
+        if not self.failing.in_namespace(involved.namespace):
+            return
         for failure in self.failing.reading(involved.namespace, secrets_read(pod)):
             if must_tell(failure, involved.uid):
                 self._tell(failure, involved)
@@ -120,10 +122,11 @@ class EventReporter:
         for failure in self.failing.all():
             if not refresh_due(failure, now, self._event_ttl):
                 continue
-            reason = str(failure.reason)
-            self._recorder.record(failure.pki, EventType.WARNING, reason, failure.message)
+            self._recorder.record(
+                failure.pki, EventType.WARNING, str(failure.reason), failure.message
+            )
             for told in failure.told.values():
-                self._recorder.record(told.pod, EventType.WARNING, reason, told.message)
+                self._tell(failure, told.pod)
             self.failing.said(failure, now)
 
     def refresh_interval(self) -> float:

@@ -43,6 +43,11 @@ class FailingPkis:
         with self._lock:
             return self._drop((namespace, pki_name))
 
+    def in_namespace(self, namespace: str) -> bool:
+        """Whether any Pki of ``namespace`` is failing: most Pod events stop here."""
+        with self._lock:
+            return bool(self._namespaces.get(namespace))
+
     def reading(self, namespace: str, secret_names: Iterable[str]) -> list[Failure]:
         """The failures of the Pkis that write any of ``secret_names`` in ``namespace``."""
         with self._lock:

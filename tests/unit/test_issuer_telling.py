@@ -103,7 +103,9 @@ def test_the_index_finds_failures_by_the_secrets_a_pod_reads() -> None:
     }
     assert secrets_read(pod) == {"app2-pki-tls", "db-password"}
     assert failing.reading("app2", secrets_read(pod)) == []
+    assert not failing.in_namespace("app2")
     recorded = failing.failed(FAILURE)
+    assert failing.in_namespace("app2") and not failing.in_namespace("app1")
     assert failing.reading("app2", secrets_read(pod)) == [recorded]
     assert failing.reading("app1", secrets_read(pod)) == []  # Secrets are namespaced
     assert failing.reading("app2", {"db-password"}) == []
