@@ -152,15 +152,7 @@ class Controller:
         namespace = key.split("/", 1)[0]
         private_key = reusable_key(verdict) or issuance.generate_key(desired.key)
         issued = issuance.issue_leaf(desired.request, private_key, ca, now)
-        body = secret_body(
-            pki,
-            desired.secret_name,
-            certificate=issued.certificate,
-            key=private_key,
-            ca=ca,
-            spec_hash=desired.spec_hash,
-            existing=secret,
-        )
+        body = secret_body(pki, desired, issued, private_key, ca, existing=secret)
         try:
             written = write_secret(self.kube, body, exists=secret is not None)
         except WriteConflictError:

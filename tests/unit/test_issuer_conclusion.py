@@ -311,15 +311,7 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
     assert verdict.desired is not None
     key = issuance.generate_key(verdict.desired.key)
     issued = issuance.issue_leaf(verdict.desired.request, key, CA, NOW)
-    body = secret_body(
-        pki,
-        verdict.desired.secret_name,
-        certificate=issued.certificate,
-        key=key,
-        ca=CA,
-        spec_hash=verdict.desired.spec_hash,
-        existing=existing,
-    )
+    body = secret_body(pki, verdict.desired, issued, key, CA, existing=existing)
     metadata = body["metadata"]
     assert body["type"] == "kubernetes.io/tls"
     assert metadata["name"] == "app1-pki-tls" and metadata["namespace"] == "app1"

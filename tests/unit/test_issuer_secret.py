@@ -141,10 +141,8 @@ def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
     existing["metadata"]["resourceVersion"] = "42"
     desired = desired_of(apply_defaults(PKI))
     key = issuance.generate_key(desired.key)
-    cert = issuance.issue_leaf(desired.request, key, CA, NOW).certificate
-    body = secret_body(
-        PKI, desired.secret_name, certificate=cert, key=key, ca=CA, spec_hash="h", existing=existing
-    )
+    issued = issuance.issue_leaf(desired.request, key, CA, NOW)
+    body = secret_body(PKI, desired, issued, key, CA, existing=existing)
     assert body["metadata"]["labels"]["team"] == "payments"
     assert body["metadata"]["annotations"]["reloader"] == "true"
     assert body["metadata"]["resourceVersion"] == "42"  # optimistic concurrency on replace
