@@ -102,6 +102,9 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (WEBHOOK, "list", "secrets", "pkiwarden-system", False),
         (WEBHOOK, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", True),
         (WEBHOOK, "create", "pkis", "app2", False),
+        # RoleBindings are watched to start a newly onboarded namespace's Secret cache.
+        (WEBHOOK, "watch", "rolebindings", "app2", True),
+        (WEBHOOK, "create", "rolebindings", "app2", False),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),
         # The issuer writes Secrets only where a tenant binding lets it.
@@ -111,7 +114,9 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (ISSUER, "create", "secrets", "default", False),
         (ISSUER, "get", "secrets/pkiwarden-ca", "pkiwarden-system", True),
         (ISSUER, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", False),
-        (ISSUER, "delete", "secrets", "app2", False),
+        # delete: the Secret a Pki wrote before its secretName changed (checked to be ours).
+        (ISSUER, "delete", "secrets", "app2", True),
+        (ISSUER, "delete", "secrets", "kube-system", False),
         (ISSUER, "update", "pkis", "app2", False),
         (ISSUER, "patch", "pkis --subresource=status", "app2", True),
         (ISSUER, "update", "leases/pkiwarden-issuer", "pkiwarden-system", True),
