@@ -100,7 +100,10 @@ def test_a_pod_created_into_a_failure_is_told_at_once_and_stays_told(
     control_plane: ControlPlane, kube: Kube, issuer: RunningIssuer, namespace: str
 ) -> None:
     pki = _failing_pki(kube, namespace)
-    assert _attempts(kube, namespace) == 1
+    # The policy's own watch event may wake the new Pki once more; then it waits 10 minutes.
+    time.sleep(2)
+    attempts = _attempts(kube, namespace)
+    assert attempts in (1, 2)
     pod = create_pod(
         kube,
         namespace,
@@ -112,7 +115,7 @@ def test_a_pod_created_into_a_failure_is_told_at_once_and_stays_told(
     )
     assert told["type"] == "Warning"
     assert 'spec.serviceName: "app2"' in told["message"]
-    assert _attempts(kube, namespace) == 1, "telling a new Pod is not a new issuance attempt"
+    assert _attempts(kube, namespace) == attempts, "telling a new Pod is no issuance attempt"
 
     # Past the Event time-to-live: only refreshes keep the Events alive.
     time.sleep(EVENT_TTL_SECONDS * 2)
@@ -120,7 +123,7 @@ def test_a_pod_created_into_a_failure_is_told_at_once_and_stays_told(
     assert still["metadata"]["name"] == told["metadata"]["name"], "refreshed, not re-created"
     assert still["count"] > told["count"]
     assert events_on(kube, pki, "NotAllowed"), "the Pki's own Warning is refreshed too"
-    assert _attempts(kube, namespace) == 1, "the refreshes are not retries"
+    assert _attempts(kube, namespace) == attempts, "the refreshes are not retries"
     described = control_plane.kubectl("describe", "pod", "late", "-n", namespace).stdout
     assert "NotAllowed" in described
 
