@@ -51,6 +51,7 @@ from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from shared import PKI_LABEL
+from shared.certificates import serial_hex
 from shared.kube.client import (
     EVENTS,
     NAMESPACES,
@@ -410,7 +411,7 @@ def run(plane: ControlPlane, args: argparse.Namespace, rng: random.Random) -> li
         serial = (secret["metadata"].get("annotations") or {}).get(SERIAL_ANNOTATION)
         leaf = x509.load_pem_x509_certificates(decode(secret)["tls.crt"])[0]
         if (
-            serial != f"{leaf.serial_number:X}"
+            serial != serial_hex(leaf.serial_number)
             or pkis[name]["status"].get("serialNumber") != serial
         ):
             problems.append(f"Pki {name}: status, annotation and certificate name other serials")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import timedelta
 from typing import Any
 
 from issuer.act.bootstrap_ca import bootstrap_ca
 from issuer.settings import Settings
 from shared import logs
+from shared.backoff import Backoff
 from shared.clock import utc_now
+from shared.durations import DurationError, parse_duration
 from shared.kube.client import ApiError, Kube
 
 DEFAULTS = Settings()
+DEFAULT_TTL = f"{DEFAULTS.event_ttl.total_seconds() / 3600:g}h"
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +59,26 @@ def register(subparsers: Any) -> None:
         default=DEFAULTS.sync_timeout_seconds,
         help="seconds to wait for the first list of Pkis before giving up (default %(default)s)",
     )
+    run.add_argument(
+        "--event-ttl",
+        type=_duration,
+        default=DEFAULT_TTL,
+        help="how long the API server keeps Events (its --event-ttl); a failure's Events are"
+        " written again before then (default %(default)s)",
+    )
+    run.add_argument(
+        "--retry-base",
+        type=_duration,
+        default=f"{DEFAULTS.retry.base:g}s",
+        help="wait after the first failed issuance, doubled at each further one"
+        " (default %(default)s)",
+    )
+    run.add_argument(
+        "--retry-cap",
+        type=_duration,
+        default=f"{DEFAULTS.retry.cap / 3600:g}h",
+        help="longest wait between failed issuances (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
 
@@ -67,6 +91,17 @@ def register(subparsers: Any) -> None:
     )
     _common(bootstrap)
     bootstrap.set_defaults(handler=_bootstrap)
+
+
+def _duration(text: str) -> timedelta:
+    """A Go duration ("1h", "90s") for a flag; argparse turns the error into a usage message."""
+    try:
+        value = parse_duration(text)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(f'"{text}" {error}') from None
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError(f'"{text}" must be longer than 0s')
+    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +127,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         leader_elect=args.leader_elect,
         kubeconfig=args.kubeconfig,
         sync_timeout_seconds=args.sync_timeout,
+        event_ttl=args.event_ttl,  # argparse applies ``type`` to the string defaults too
+        retry=Backoff(args.retry_base.total_seconds(), args.retry_cap.total_seconds()),
     )
 
 

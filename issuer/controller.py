@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from issuer import issuance
-from issuer.act.secret_write import WriteConflictError, write_secret
+from issuer.act.secret_write import WriteConflictError, delete_secret, write_secret
 from issuer.act.status_write import StatusWriter
 from issuer.decide.conclusion import Conclusion, conclude
 from issuer.decide.key_reuse import reusable_key
 from issuer.decide.messages import api_refusal_message
+from issuer.decide.ownership import Ownership, ownership
 from issuer.decide.secret_body import secret_body
 from issuer.decide.verdict import Step, Trigger, Verdict, decide_issuance, refused
 from issuer.inputs.secrets import SecretReader
@@ -120,16 +121,20 @@ class Controller:
         if pki is None or (pki.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.forget(key)
             self.status.forget(key)
+            self.reporter.gone(namespace, name)
             return Result(key, None)
         now = self.clock()
         secret_name = self.watches.secret_name_of(pki)
-        findings = validate_pki(pki, namespace, self.watches.context(namespace, secret_name))
+        findings = validate_pki(
+            pki, namespace, self.watches.run_time_context(namespace, secret_name)
+        )
         try:
             secret = self.secrets.get(namespace, secret_name) if secret_name else None
         except ApiError as error:
             message = api_refusal_message(error.status, error.message, "read", secret_name)
-            return self._conclude(key, pki, refused(pki, message, now), None, now)
-        verdict = decide_issuance(pki, secret, self.watches.ca.current(now), findings, now)
+            return self._conclude(key, pki, self._refused(pki, message, now), None, now)
+        ca = self.watches.ca.current(now)
+        verdict = decide_issuance(pki, secret, ca, findings, now, retry=self.settings.retry)
         issued = None
         if verdict.step is Step.ISSUE:
             issued_or_retry = self._issue(key, pki, secret, verdict, now)
@@ -147,15 +152,7 @@ class Controller:
         namespace = key.split("/", 1)[0]
         private_key = reusable_key(verdict) or issuance.generate_key(desired.key)
         issued = issuance.issue_leaf(desired.request, private_key, ca, now)
-        body = secret_body(
-            pki,
-            desired.secret_name,
-            certificate=issued.certificate,
-            key=private_key,
-            ca=ca,
-            spec_hash=desired.spec_hash,
-            existing=secret,
-        )
+        body = secret_body(pki, desired, issued, private_key, ca, existing=secret)
         try:
             written = write_secret(self.kube, body, exists=secret is not None)
         except WriteConflictError:
@@ -167,11 +164,26 @@ class Controller:
             return Result(key, Step.ISSUE, verdict.why, error="secret conflict")
         except ApiError as error:
             message = api_refusal_message(error.status, error.message, "write", desired.secret_name)
-            return refused(pki, message, now), None
+            return self._refused(pki, message, now), None
         version = (written.get("metadata") or {}).get("resourceVersion")
         if version:
             self.watches.wrote(namespace, desired.secret_name, str(version))
+        if verdict.retire is not None:
+            self._retire(pki, namespace, verdict.retire)
         return verdict, issued
+
+    def _retire(self, pki: JSON, namespace: str, name: str) -> None:
+        """Delete the Secret written before spec.secretName changed, if it is still ours."""
+        try:
+            old = self.secrets.get(namespace, name)
+            if old is not None and ownership(old, pki) is Ownership.OURS:
+                uid = str((old.get("metadata") or {}).get("uid") or "")
+                delete_secret(self.kube, namespace, name, uid)
+        except ApiError as error:  # it stays; nothing renews it, and its name is free to take
+            log.warning("old Secret not deleted", extra=fields(secret=name, error=str(error)))
+
+    def _refused(self, pki: JSON, message: str, now: datetime) -> Verdict:
+        return refused(pki, message, now, retry=self.settings.retry)
 
     def _conclude(
         self,

@@ -170,9 +170,9 @@ def load_certificates(pem: bytes) -> list[x509.Certificate]:
     return certificates
 
 
-def serial_hex(certificate: x509.Certificate) -> str:
-    """Upper-case hex, as ``openssl x509 -serial`` prints it."""
-    return f"{certificate.serial_number:X}"
+def same_serial(text: str, certificate: x509.Certificate) -> bool:
+    """Whether ``text`` (hex, with or without a leading zero) is the certificate's serial."""
+    return certificates.parse_serial(text) == certificate.serial_number
 
 
 def is_self_signed(certificate: x509.Certificate) -> bool:

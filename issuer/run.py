@@ -19,7 +19,7 @@ from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
 from issuer.metrics import IssuerMetrics
-from issuer.reporting.event_reporter import event_reporter
+from issuer.reporting.event_reporter import EventReporter, PodWatch, event_reporter
 from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
 from issuer.settings import Settings
 from shared.kube.client import Kube
@@ -49,8 +49,12 @@ def run(
         settings.kubeconfig, pool_size=settings.workers + WATCH_CONNECTIONS
     )
     metrics = IssuerMetrics(lease=LEASE_NAME)
+    pod_watch: PodWatch | None = None
+    events: EventReporter | None = None
     if reporter is None:
-        events = event_reporter(kube, on_emitted=metrics.event_emitted)
+        events, pod_watch = event_reporter(
+            kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted
+        )
         reporter = FanOut([LoggingReporter(), events])
     controller = Controller(kube, settings, reporter)
     controller.on_result = lambda result, seconds: metrics.observe_reconcile(
@@ -60,6 +64,14 @@ def run(
     controller.queue.observer = metrics.queue_observer()
     metrics.track_certificates(controller.view.pkis.list)
     metrics.track_ca(controller.watches.ca.cache.list)
+
+    def start_writing() -> None:
+        """Only the leader writes: Secrets and status (the workers), Events (and the Pod watch)."""
+        metrics.leading(True)
+        controller.start_workers()
+        if pod_watch is not None and events is not None:
+            pod_watch.start(events)
+
     elector: LeaderElector | None = None
     lost = threading.Event()
     health = None
@@ -89,10 +101,6 @@ def run(
         if settings.leader_elect:
             elector = LeaderElector(kube, settings.namespace, LEASE_NAME, default_identity())
 
-            def started_leading() -> None:
-                metrics.leading(True)
-                controller.start_workers()
-
             def stopped_leading() -> None:
                 metrics.leading(False)
                 if not stop.is_set():  # lost, not released: stop writing now, exit non-zero
@@ -100,14 +108,15 @@ def run(
                     lost.set()
                     stop.set()
 
-            elector.start(started_leading, stopped_leading)
+            elector.start(start_writing, stopped_leading)
         else:
-            metrics.leading(True)
-            controller.start_workers()
+            start_writing()
         stop.wait()
         log.info("stopping")
         return 1 if lost.is_set() else 0
     finally:
+        if pod_watch is not None:
+            pod_watch.stop()
         controller.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean

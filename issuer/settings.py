@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from shared.backoff import Backoff
 
 
 @dataclass(frozen=True)
@@ -18,3 +21,7 @@ class Settings:
     kubeconfig: str | None = None
     sync_timeout_seconds: float = 60.0
     secret_sync_seconds: float = 5.0  # wait for a namespace's Secret cache before a direct read
+    # How long the API server keeps an Event (kube-apiserver --event-ttl): a
+    # failure's Events are written again before that, whatever the retry backoff.
+    event_ttl: timedelta = timedelta(hours=1)
+    retry: Backoff = field(default_factory=Backoff)  # after a failed issuance

@@ -135,3 +135,21 @@ def signed_leaf(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(ca_key, signature_hash(ca_key))
+
+
+def serial_hex(serial: int) -> str:
+    """A serial number as ``openssl x509 -serial`` prints it: upper-case hex, whole bytes.
+
+    Every serial pkiwarden shows (status, Events, annotations, logs) goes
+    through here, so what a user copies from one matches the others.
+    """
+    digits = f"{serial:X}"
+    return digits if len(digits) % 2 == 0 else "0" + digits
+
+
+def parse_serial(text: object) -> int | None:
+    """A serial printed in hex (with or without the leading zero), or None if it is not one."""
+    try:
+        return int(str(text), 16) if text else None
+    except ValueError:
+        return None

@@ -89,6 +89,9 @@ class Context:
     # with a warning that ends with this hint (how to make the labels known). None: unknown
     # labels count as no labels, so nothing is ever granted on a guess (webhook, issuer).
     unknown_labels_hint: str | None = None
+    # The issuer re-checking an admitted Pki: a policy finding is not a typo, so it says
+    # what the policy allows now and who can fix it, never "did you mean".
+    at_run_time: bool = False
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -346,6 +349,9 @@ def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Fi
         )
 
 
+_FIX = "; ask the platform team to allow it, or change {field}"
+
+
 def _pki_policy(
     given: Mapping[str, Any], spec: Mapping[str, Any], namespace: str, context: Context
 ) -> list[Finding]:
@@ -370,7 +376,7 @@ def _pki_policy(
                 namespace,
             )
         ]
-    return assumed + _against_chosen(chosen, given, spec, service, namespace)
+    return assumed + _against_chosen(chosen, given, spec, service, namespace, context=context)
 
 
 def _selecting_by_label(policies: Sequence[object]) -> list[CompiledPolicy]:
@@ -396,9 +402,18 @@ def _against_chosen(
     spec: Mapping[str, Any],
     service: str,
     namespace: str,
+    *,
+    context: Context,
 ) -> list[Finding]:
     allowing = [policy for policy in chosen if policy.allows_service(service)]
     if not allowing:
+        if context.at_run_time:
+            now = "; ".join(
+                f"PkiPolicy {_q(p.name)} now allows: {_listing(p.service_names)}" for p in chosen
+            )
+            problem = f"is not allowed in namespace {_q(namespace)} ({now})"
+            problem += _FIX.format(field="spec.serviceName")
+            return [_error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)]
         listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
         candidates = [name for p in chosen for name in p.service_names]
         problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
@@ -412,7 +427,7 @@ def _against_chosen(
         ]
     best: list[Finding] | None = None
     for policy in allowing:
-        found = list(_against_policy(policy, given, spec, service, namespace))
+        found = list(_against_policy(policy, given, spec, service, namespace, context=context))
         if not found:
             return []
         if best is None or len(found) < len(best):
@@ -426,6 +441,8 @@ def _against_policy(
     spec: Mapping[str, Any],
     service: str,
     namespace: str,
+    *,
+    context: Context,
 ) -> Iterator[Finding]:
     """What ``policy`` (which allows the service name) does not allow in the rest of the Pki."""
     by = f"PkiPolicy {_q(policy.name)}"
@@ -437,18 +454,24 @@ def _against_policy(
         for index, name in _texts(spec, "dnsNames")
         if not dns_name_problem(name) and not dns_name_allowed(name, patterns)
     ]
+    allowed = (
+        f"now allows: {_listing(patterns)}"
+        if context.at_run_time
+        else f"allowed: {_listing(patterns)}"
+    )
     if len(refused) == 1:
         index, name = refused[0]
-        problem = f"{note}is not allowed by {by} (allowed: {_listing(patterns)})"
-        yield _error(
-            Category.NOT_ALLOWED,
-            f"spec.dnsNames[{index}]",
-            problem + did_you_mean(name, exact),
-            name,
-        )
+        problem = f"{note}is not allowed by {by} ({allowed})"
+        if context.at_run_time:
+            problem += _FIX.format(field="spec.dnsNames")
+        else:
+            problem += did_you_mean(name, exact)
+        yield _error(Category.NOT_ALLOWED, f"spec.dnsNames[{index}]", problem, name)
     elif refused:
-        rule = f"not allowed by {by} (allowed: {_listing(patterns)})"
-        yield _grouped("spec.dnsNames", "DNS names", refused, f"{note}are {rule}")
+        rule = f"{note}are not allowed by {by} ({allowed})"
+        if context.at_run_time:
+            rule += _FIX.format(field="spec.dnsNames")
+        yield _grouped("spec.dnsNames", "DNS names", refused, rule)
     ip_rule = (
         f"{by} allows no IP addresses; remove them"
         if not policy.ip_ranges

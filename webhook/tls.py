@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from shared.certificates import serial_hex
 from shared.ticker import Ticker
 
 log = logging.getLogger("pkiwarden.webhook.tls")
@@ -73,7 +74,8 @@ def describe_pem(cert_pem: bytes) -> str:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError:
         return "unreadable certificate"
-    return f"serial {cert.serial_number:x}, valid until {cert.not_valid_after_utc.isoformat()}"
+    serial = serial_hex(cert.serial_number)
+    return f"serial {serial}, valid until {cert.not_valid_after_utc.isoformat()}"
 
 
 def describe(cert_file: Path) -> str:

@@ -1,4 +1,4 @@
-"""Writing the Secret with optimistic concurrency: never clobber a change we did not see."""
+"""Writing and removing Secrets with preconditions: never clobber a change we did not see."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ def write_secret(kube: Kube, body: SecretObject, *, exists: bool) -> SecretObjec
         if error.conflict:
             raise WriteConflictError(str(error)) from error
         raise
+
+
+def delete_secret(kube: Kube, namespace: str, name: str, uid: str) -> None:
+    """Delete the Secret with this uid only: a Secret re-created meanwhile is not ours to remove."""
+    try:
+        kube.delete(
+            SECRETS.path(namespace, name),
+            body={"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}},
+        )
+    except ApiError as error:
+        if not (error.not_found or error.conflict):
+            raise

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from issuer import issuance
-from issuer.decide.messages import clamped_note, issued_message, valid_message
-from issuer.decide.status import CertificateFacts, Outcome
+from issuer.decide.messages import blocked_message, clamped_note, issued_message, valid_message
+from issuer.decide.status import CertificateFacts, Outcome, was_failing
 from issuer.decide.verdict import Step, Trigger, Verdict, renews_at
 from issuer.reporting.reasons import Reason
+from shared.certificates import parse_serial
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,26 @@ def _still_valid(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Con
     renewal = verdict.requeue_at or now
     facts = CertificateFacts.of(verdict.desired.secret_name, verdict.stored.certificate, renewal)
     outcome = Outcome(True, Reason.ISSUED.value, valid_message(facts), facts)
+    status = pki.get("status") or {}
     announcement = None
-    if (pki.get("status") or {}).get("serialNumber") != facts.serial:
+    if parse_serial(status.get("serialNumber")) != parse_serial(facts.serial):
         # Issued, but the process died before status recorded it (and so,
         # possibly, before the Event): tell now. Status is written after the
         # Event, so this happens at most once more per issuance.
         announcement = Announcement(Reason.ISSUED, issued_message(facts, None), again=True)
+    elif was_failing(status) or not _ready(status):
+        # The cause went away (a policy restored) while the certificate stayed valid:
+        # those told of the failure are told it is over.
+        announcement = Announcement(Reason.ISSUED, valid_message(facts))
     return Conclusion(outcome, announcement, renewal)
+
+
+def _ready(status: Mapping[str, Any]) -> bool:
+    """Ready=True in ``status``; also True when there are no conditions yet (nothing to undo)."""
+    return not any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    )
 
 
 def _issued(verdict: Verdict, issued: issuance.IssuedCertificate) -> Conclusion:
@@ -86,13 +100,17 @@ def _failed(verdict: Verdict, now: datetime) -> Conclusion:
         certificate = verdict.stored.certificate
         renewal = renews_at(certificate, verdict.desired.renew_before)
         facts = CertificateFacts.of(verdict.desired.secret_name, certificate, renewal)
+    message = verdict.message
+    if verdict.in_force and facts is not None:
+        message = blocked_message(facts, verdict.message)
     outcome = Outcome(
-        ready=False,
+        ready=verdict.in_force,
         reason=verdict.reason.value,
-        message=verdict.message,
+        message=message,
         certificate=facts,
         pending=verdict.why,
         next_retry=verdict.requeue_at,
+        blocked=verdict.in_force,
     )
     return Conclusion(
         outcome, Announcement(verdict.reason, verdict.message), verdict.requeue_at or now

@@ -16,6 +16,14 @@ def valid_message(facts: CertificateFacts) -> str:
     )
 
 
+def blocked_message(facts: CertificateFacts, failure: str) -> str:
+    """Ready, but the next certificate cannot be issued: the fact first, then why."""
+    return (
+        f"certificate {facts.serial} in Secret {facts.secret_name} is valid until"
+        f" {rfc3339(facts.not_after)}; renewal is blocked: {failure}"
+    )
+
+
 def issued_message(facts: CertificateFacts, verdict: Verdict | None) -> str:
     """``issued``, ``renewed`` or ``re-issued (why)``; None: announced again after a restart."""
     trigger = verdict.why if verdict is not None else None

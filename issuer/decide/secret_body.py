@@ -9,8 +9,10 @@ from typing import Any
 from cryptography import x509
 
 from issuer import issuance
+from issuer.decide.verdict import Desired
 from issuer.inputs.stored import NOT_AFTER_ANNOTATION, SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION
 from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 SecretObject = dict[str, Any]
@@ -31,15 +33,15 @@ def owner_reference(pki: Mapping[str, Any]) -> dict[str, Any]:
 
 def secret_body(
     pki: Mapping[str, Any],
-    secret_name: str,
-    *,
-    certificate: x509.Certificate,
+    desired: Desired,
+    issued: issuance.IssuedCertificate,
     key: issuance.PrivateKey,
     ca: issuance.SigningCA,
-    spec_hash: str,
+    *,
     existing: Mapping[str, Any] | None = None,
 ) -> SecretObject:
     """The Secret to write; an existing Secret's foreign labels and annotations are kept."""
+    certificate = issued.certificate
     pki_metadata = pki.get("metadata") or {}
     old_metadata = (existing or {}).get("metadata") or {}
     labels = dict(old_metadata.get("labels") or {})
@@ -47,13 +49,13 @@ def secret_body(
     annotations = dict(old_metadata.get("annotations") or {})
     annotations.update(
         {
-            SERIAL_ANNOTATION: issuance.serial_hex(certificate),
+            SERIAL_ANNOTATION: serial_hex(certificate.serial_number),
             NOT_AFTER_ANNOTATION: rfc3339(certificate.not_valid_after_utc),
-            SPEC_HASH_ANNOTATION: spec_hash,
+            SPEC_HASH_ANNOTATION: desired.spec_hash,
         }
     )
     metadata: dict[str, Any] = {
-        "name": secret_name,
+        "name": desired.secret_name,
         "namespace": pki_metadata.get("namespace"),
         "labels": labels,
         "annotations": annotations,

@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer import issuance
 from issuer.decide.verdict import Trigger
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 Status = dict[str, Any]
@@ -38,7 +38,7 @@ class CertificateFacts:
     ) -> CertificateFacts:
         return cls(
             secret_name=secret_name,
-            serial=issuance.serial_hex(certificate),
+            serial=serial_hex(certificate.serial_number),
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             renewal_time=renewal,
@@ -60,6 +60,7 @@ class Outcome:
     pending: Trigger | None = None
     next_retry: datetime | None = None
     issued: bool = False  # a certificate was written in this reconcile
+    blocked: bool = False  # Ready (a valid certificate is in place) but renewal failed
 
 
 def condition(  # noqa: PLR0917 - the fields of a condition, in their usual order
@@ -105,6 +106,8 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
     if (
         outcome.ready
         and not outcome.issued
+        and not outcome.blocked
+        and not was_failing(previous)
         and old_ready is not None
         and old_ready.get("status") == "True"
     ):
@@ -129,7 +132,7 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
             notAfter=rfc3339(facts.not_after),
             renewalTime=rfc3339(facts.renewal_time),
         )
-    if outcome.ready:
+    if outcome.ready and not outcome.blocked:
         status["failedIssuanceAttempts"] = 0
     else:
         attempts = int(previous.get("failedIssuanceAttempts") or 0)
@@ -144,6 +147,14 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
     return status
 
 
+def was_failing(status: Mapping[str, Any]) -> bool:
+    """The last reconcile failed (even if a valid certificate kept the Pki Ready)."""
+    try:
+        return int(status.get("failedIssuanceAttempts") or 0) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _issuing(
     outcome: Outcome, generation: int | None, previous: Mapping[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -151,7 +162,7 @@ def _issuing(
         retry = f"; next attempt at {rfc3339(outcome.next_retry)}" if outcome.next_retry else ""
         message = f"a new certificate is needed but issuance failed ({outcome.reason}){retry}"
         return condition("Issuing", True, outcome.pending.value, message, generation, previous, now)
-    if outcome.ready:
+    if outcome.ready and not outcome.blocked:
         message = "the Secret holds a certificate matching the spec"
         return condition("Issuing", False, "UpToDate", message, generation, previous, now)
     return condition(

@@ -48,6 +48,8 @@ class Trigger(StrEnum):
     """Why a new certificate is needed; also the Issuing condition's reason."""
 
     NEW = "New"
+    ADOPTED = "Adopted"
+    SECRET_NAME_CHANGED = "SecretNameChanged"
     SECRET_MISSING = "SecretMissing"
     SECRET_ALTERED = "SecretAltered"
     KEY_MISMATCH = "KeyMismatch"
@@ -79,11 +81,15 @@ class Verdict:
     requeue_at: datetime | None  # WAIT: renewal time; FAIL: next retry
     desired: Desired | None = None
     stored: StoredCertificate | None = None  # our Secret's current certificate, if readable
+    # FAIL only: a valid certificate matching the spec is in place; only renewal is blocked.
+    in_force: bool = False
+    # ISSUE only: the Secret written before spec.secretName changed, to delete once replaced.
+    retire: str | None = None
 
 
-def retry_delay(failures: int) -> timedelta:
+def retry_delay(failures: int, retry: Backoff = RETRY) -> timedelta:
     """How long after a failure to try again, given the failures recorded before it."""
-    return timedelta(seconds=RETRY.delay(failures))
+    return timedelta(seconds=retry.delay(failures))
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -139,6 +145,8 @@ def decide_issuance(
     ca: issuance.SigningCA | CAProblem,
     findings: Sequence[Finding],
     now: datetime,
+    *,
+    retry: Backoff = RETRY,
 ) -> Verdict:
     """What to do for ``pki`` now. ``secret`` is whatever has ``spec.secretName``, ours or not."""
     name = str((pki.get("metadata") or {}).get("name"))
@@ -154,24 +162,49 @@ def decide_issuance(
         stored: StoredCertificate | None = None,
     ) -> Verdict:
         return Verdict(
-            Step.FAIL, why, detail, reason, message, now + retry_delay(failures), desired, stored
+            Step.FAIL,
+            why,
+            detail,
+            reason,
+            message,
+            now + retry_delay(failures, retry),
+            desired,
+            stored,
+            in_force=in_force(stored, why, now),
         )
 
     blocking = errors(findings)
-    if blocking:
-        message = "; ".join(phrase(f, subject=f"Pki {name}") for f in blocking)
-        return fail(reason_for(blocking[0].category), message)
+    blocked = "; ".join(phrase(f, subject=f"Pki {name}") for f in blocking)
     try:
         desired = desired_of(apply_defaults(pki))
     except ValueError as error:
+        if blocking:
+            return fail(reason_for(blocking[0].category), blocked)
         return fail(Reason.INVALID_SPEC, f"{error} in Pki {name}")
     owner = ownership(secret, pki)
-    if owner is Ownership.FOREIGN:
+    if owner is Ownership.FOREIGN and not blocking:
         assert secret is not None
         return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name, name))
-    stored_or_problem = read_stored(secret) if secret is not None else None
+    ours = secret if owner in (Ownership.OURS, Ownership.LEFTOVER) else None
+    stored_or_problem = read_stored(ours) if ours is not None else None
     stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
-    why, detail = _trigger(pki, desired, secret, stored_or_problem, ca, now)
+    why, detail = _trigger(pki, desired, ours, stored_or_problem, ca, now)
+    if owner is Ownership.LEFTOVER and why is None:
+        why = Trigger.ADOPTED
+        detail = (
+            f'Secret "{desired.secret_name}" was left by an earlier Pki named {name}; it is adopted'
+        )
+
+    if blocking:
+        # What exists stays described: a policy change stops renewal, not the certificate.
+        return fail(
+            reason_for(blocking[0].category),
+            blocked,
+            why=why if stored is not None else None,
+            detail=detail if stored is not None else "",
+            desired=desired,
+            stored=stored,
+        )
     if why is None:
         assert stored is not None
         return Verdict(
@@ -193,7 +226,23 @@ def decide_issuance(
             desired=desired,
             stored=stored,
         )
-    return Verdict(Step.ISSUE, why, detail, None, "", None, desired, stored)
+    return Verdict(
+        Step.ISSUE, why, detail, None, "", None, desired, stored, retire=_retired(pki, desired)
+    )
+
+
+def in_force(stored: StoredCertificate | None, why: Trigger | None, now: datetime) -> bool:
+    """A certificate valid now and matching the spec: at most its renewal is due."""
+    if stored is None or why not in (None, Trigger.RENEWAL_DUE):
+        return False
+    certificate = stored.certificate
+    return bool(certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc)
+
+
+def _retired(pki: Mapping[str, Any], desired: Desired) -> str | None:
+    """The Secret status says was written, when spec.secretName now names another."""
+    written = (pki.get("status") or {}).get("secretName")
+    return str(written) if written and written != desired.secret_name else None
 
 
 def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
@@ -206,12 +255,18 @@ def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
 ) -> tuple[Trigger | None, str]:
     """The first reason found to issue, in the order a reader would check them."""
     if secret is None:
+        previous = _retired(pki, desired)
+        if previous is not None:
+            return (
+                Trigger.SECRET_NAME_CHANGED,
+                f'spec.secretName changed from "{previous}" to "{desired.secret_name}"',
+            )
         if (pki.get("status") or {}).get("serialNumber"):
             return Trigger.SECRET_MISSING, f'Secret "{desired.secret_name}" does not exist'
         return Trigger.NEW, "no certificate has been issued yet"
     if isinstance(stored, str) or stored is None:
         return Trigger.SECRET_ALTERED, str(stored or "the Secret is unreadable")
-    if stored.serial_annotation != stored.serial:
+    if not issuance.same_serial(stored.serial_annotation, stored.certificate):
         return Trigger.SECRET_ALTERED, "tls.crt is not the certificate pkiwarden issued"
     if not issuance.key_matches_certificate(stored.key, stored.certificate):
         return Trigger.KEY_MISMATCH, "tls.key does not belong to the certificate in tls.crt"
@@ -248,7 +303,9 @@ def previous_failures(pki: Mapping[str, Any]) -> int:
         return 0
 
 
-def refused(pki: Mapping[str, Any], message: str, now: datetime) -> Verdict:
+def refused(
+    pki: Mapping[str, Any], message: str, now: datetime, *, retry: Backoff = RETRY
+) -> Verdict:
     """The API server refused a read or write of the Secret: a failure, retried with backoff."""
     return Verdict(
         Step.FAIL,
@@ -256,5 +313,5 @@ def refused(pki: Mapping[str, Any], message: str, now: datetime) -> Verdict:
         "",
         Reason.ISSUANCE_FAILED,
         message,
-        now + retry_delay(previous_failures(pki)),
+        now + retry_delay(previous_failures(pki), retry),
     )

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from issuer import issuance
+from shared.certificates import serial_hex
 
 SERIAL_ANNOTATION = "pkiwarden.dev/serial-number"
 NOT_AFTER_ANNOTATION = "pkiwarden.dev/not-after"
@@ -36,7 +37,7 @@ class StoredCertificate:
 
     @property
     def serial(self) -> str:
-        return issuance.serial_hex(self.certificate)
+        return serial_hex(self.certificate.serial_number)
 
 
 def read_stored(secret: Mapping[str, Any]) -> StoredCertificate | str:

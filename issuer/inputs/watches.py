@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from issuer.inputs.ca import CASource
@@ -122,6 +123,10 @@ class Watches:
             if (other := self.view.pkis.get(namespace, other_name)) is not None
         ]
         return self.view.context_for(namespace, other_pkis=candidates)
+
+    def run_time_context(self, namespace: str, secret_name: str) -> Context:
+        """``context`` for the issuer's re-check: policy findings say what changed, not a guess."""
+        return replace(self.context(namespace, secret_name), at_run_time=True)
 
     def wrote(self, namespace: str, secret_name: str, resource_version: str) -> None:
         """Remember the issuer's own write, so its echo from the watch wakes nobody."""

@@ -39,26 +39,33 @@ def _get(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def consumptions(pod: Pod, secret_name: str) -> set[Consumption]:
-    """Every way ``pod`` references the Secret ``secret_name`` (empty if it does not)."""
+def references(pod: Pod) -> Iterator[tuple[str, Consumption]]:
+    """Every (Secret name, way) the Pod reads a Secret by, repeats included."""
     spec = _get(pod, "spec")
-    found: set[Consumption] = set()
     for volume in _mappings(spec.get("volumes")):
-        if _get(volume, "secret").get("secretName") == secret_name:
-            found.add(Consumption.VOLUME)
+        if name := _get(volume, "secret").get("secretName"):
+            yield str(name), Consumption.VOLUME
         for source in _mappings(_get(volume, "projected").get("sources")):
-            if _get(source, "secret").get("name") == secret_name:
-                found.add(Consumption.PROJECTED_VOLUME)
+            if name := _get(source, "secret").get("name"):
+                yield str(name), Consumption.PROJECTED_VOLUME
     for kind in CONTAINER_KINDS:
         for container in _mappings(spec.get(kind)):
             for env in _mappings(container.get("env")):
-                ref = _get(_get(env, "valueFrom"), "secretKeyRef")
-                if ref.get("name") == secret_name:
-                    found.add(Consumption.ENV)
+                if name := _get(_get(env, "valueFrom"), "secretKeyRef").get("name"):
+                    yield str(name), Consumption.ENV
             for env_from in _mappings(container.get("envFrom")):
-                if _get(env_from, "secretRef").get("name") == secret_name:
-                    found.add(Consumption.ENV_FROM)
-    return found
+                if name := _get(env_from, "secretRef").get("name"):
+                    yield str(name), Consumption.ENV_FROM
+
+
+def consumptions(pod: Pod, secret_name: str) -> set[Consumption]:
+    """Every way ``pod`` references the Secret ``secret_name`` (empty if it does not)."""
+    return {way for name, way in references(pod) if name == secret_name}
+
+
+def secrets_read(pod: Pod) -> set[str]:
+    """The names of every Secret ``pod`` reads, in any of the ways above."""
+    return {name for name, _ in references(pod)}
 
 
 def consuming_pods(pods: Iterable[Pod], namespace: str, secret_name: str) -> list[Pod]:

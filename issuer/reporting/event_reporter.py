@@ -3,9 +3,11 @@
 A failure is a Warning on the Pki *and* on every Pod in its namespace that
 consumes its Secret, because the application owner runs ``kubectl describe
 pod`` and cannot see the issuer's logs. Success is a Normal Event on the Pki.
-The reconcile loop calls this at every outcome, retries included, so the
-Events stay fresh (they expire after an hour) and a Pod created after the
-failure is told at the next retry.
+
+While a Pki fails, a Pod watch tells each Pod that appears (or changes) and
+reads the Secret at once, from an index of failing Pkis; a refresher writes
+the Warnings again before the Event time-to-live would remove them; and when
+the Pki is issued again, every Pod that was told gets a Normal Event.
 """
 
 from __future__ import annotations
@@ -14,22 +16,35 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import urllib3
 
-from issuer.reporting.consumers import consuming_pods
+from issuer.reporting.consumers import consuming_pods, secrets_read
 from issuer.reporting.correlator import EventType, ObjectRef, event_text
-from issuer.reporting.pod_sources import ListedPods, PodSource
+from issuer.reporting.failures import FailingPkis
+from issuer.reporting.pod_sources import CachedPods, ListedPods, PodSource
 from issuer.reporting.reasons import Reason
 from issuer.reporting.recorder import EmitHook, EventRecorder, EventSink
+from issuer.reporting.telling import (
+    Failure,
+    must_tell,
+    refresh_check_interval,
+    refresh_due,
+    resolution_message,
+)
 from shared import API_GROUP_VERSION
+from shared.clock import Clock, utc_now
 from shared.defaults import secret_name
-from shared.kube.client import ApiError, Kube
+from shared.kube.cache import WatchCache
+from shared.kube.client import JSON, PODS, ApiError, Kube
+from shared.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
 PKI_KIND = "Pki"
+DEFAULT_EVENT_TTL = timedelta(hours=1)  # kube-apiserver's --event-ttl default
 
 
 def pki_ref(pki: Mapping[str, Any]) -> ObjectRef:
@@ -37,26 +52,89 @@ def pki_ref(pki: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef.of(pki, api_version=API_GROUP_VERSION, kind=PKI_KIND)
 
 
+def pod_ref(pod: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef.of(pod, api_version="v1", kind="Pod")
+
+
 class EventReporter:
     """A ``Reporter`` that writes Kubernetes Events on the Pki and on its consuming Pods."""
 
-    def __init__(self, recorder: EventRecorder, pods: PodSource) -> None:
+    def __init__(
+        self,
+        recorder: EventRecorder,
+        pods: PodSource,
+        *,
+        event_ttl: timedelta = DEFAULT_EVENT_TTL,
+        clock: Clock = utc_now,
+    ) -> None:
         self._recorder = recorder
         self._pods = pods
+        self._event_ttl = event_ttl
+        self._clock = clock
+        self.failing = FailingPkis()
+
+    # -- the Reporter protocol ------------------------------------------------
 
     def failed(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
         text = event_text(message)
-        self._recorder.record(pki_ref(pki), EventType.WARNING, str(reason), text)
+        involved = pki_ref(pki)
+        # Indexed before the Pods are listed: a Pod arriving meanwhile is told by the watch.
+        failure = self.failing.failed(
+            Failure(involved, secret_name(pki) or "", reason, text, self._clock())
+        )
+        self._recorder.record(involved, EventType.WARNING, str(reason), text)
         for pod in self._consumers(pki):
-            ref = ObjectRef.of(pod, api_version="v1", kind="Pod")
-            self._recorder.record(ref, EventType.WARNING, str(reason), text)
+            self._tell(failure, pod_ref(pod))
 
     def succeeded(
         self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
     ) -> None:
-        self._recorder.record(
-            pki_ref(pki), EventType.NORMAL, str(reason), event_text(message), adopt=again
-        )
+        text = event_text(message)
+        involved = pki_ref(pki)
+        self._recorder.record(involved, EventType.NORMAL, str(reason), text, adopt=again)
+        failure = self.failing.resolved(involved.namespace, involved.name)
+        if failure is None:
+            return
+        resolution = event_text(resolution_message(involved.name, text))
+        for told in failure.told.values():
+            self._recorder.record(told.pod, EventType.NORMAL, str(reason), resolution)
+
+    def gone(self, namespace: str, name: str) -> None:
+        self.failing.resolved(namespace, name)
+
+    # -- Pods appearing, Events ageing ------------------------------------------
+
+    def pod_changed(self, kind: str, pod: JSON) -> None:
+        """Tell a Pod that reads a failing Pki's Secret, once per failure message."""
+        involved = pod_ref(pod)
+        if kind == "DELETED":
+            self.failing.pod_gone(involved.namespace, involved.uid)
+            return
+        if not self.failing.in_namespace(involved.namespace):
+            return
+        for failure in self.failing.reading(involved.namespace, secrets_read(pod)):
+            if must_tell(failure, involved.uid):
+                self._tell(failure, involved)
+
+    def refresh(self) -> None:
+        """Write again every failure whose Events are halfway to their time-to-live."""
+        now = self._clock()
+        for failure in self.failing.all():
+            if not refresh_due(failure, now, self._event_ttl):
+                continue
+            self._recorder.record(
+                failure.pki, EventType.WARNING, str(failure.reason), failure.message
+            )
+            for told in failure.told.values():
+                self._tell(failure, told.pod)
+            self.failing.said(failure, now)
+
+    def refresh_interval(self) -> float:
+        return refresh_check_interval(self._event_ttl)
+
+    def _tell(self, failure: Failure, pod: ObjectRef) -> None:
+        if self._recorder.record(pod, EventType.WARNING, str(failure.reason), failure.message):
+            self.failing.told(failure, pod)
 
     def _consumers(self, pki: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         namespace = str((pki.get("metadata") or {}).get("namespace") or "")
@@ -70,12 +148,54 @@ class EventReporter:
         return consuming_pods(pods, namespace, secret_name(pki) or "")
 
 
+class PodWatch:
+    """The cluster's Pods, watched so a Pod is told the moment it appears; and the refresher.
+
+    Started by the leader only: only the leader writes Events.
+    """
+
+    def __init__(self, kube: Kube) -> None:
+        self.cache = WatchCache(kube, PODS, on_change=self._changed)
+        self._reporter: EventReporter | None = None
+        self._ticker: Ticker | None = None
+
+    def start(self, reporter: EventReporter) -> None:
+        self._reporter = reporter
+        self._ticker = Ticker(reporter.refresh_interval(), reporter.refresh, name="event-refresh")
+        self._ticker.start()
+        self.cache.start()
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.cache.stop()
+
+    def _changed(self, kind: str, pod: JSON) -> None:
+        if self._reporter is not None:
+            self._reporter.pod_changed(kind, pod)
+
+
 def reporting_instance() -> str:
     """Which replica wrote an Event: the Pod name in a cluster, else the host name."""
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-def event_reporter(kube: Kube, *, on_emitted: EmitHook | None = None) -> EventReporter:
-    """The issuer's EventReporter: Pods listed per failure, Events through one recorder."""
+def event_reporter(
+    kube: Kube,
+    *,
+    event_ttl: timedelta = DEFAULT_EVENT_TTL,
+    on_emitted: EmitHook | None = None,
+) -> tuple[EventReporter, PodWatch]:
+    """The issuer's EventReporter, and the Pod watch to start with it once leading.
+
+    Consumers of a failing Pki come from the watch's cache once it is synced,
+    from a list of the namespace's Pods before that.
+    """
     sink = EventSink(kube, instance=reporting_instance())
-    return EventReporter(EventRecorder(sink, on_emitted=on_emitted), ListedPods(kube))
+    watch = PodWatch(kube)
+    reporter = EventReporter(
+        EventRecorder(sink, on_emitted=on_emitted),
+        CachedPods(watch.cache, ListedPods(kube)),
+        event_ttl=event_ttl,
+    )
+    return reporter, watch

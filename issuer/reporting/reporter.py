@@ -32,6 +32,9 @@ class Reporter(Protocol):
         (it died before recording that it had); update that Event, don't add one.
         """
 
+    def gone(self, namespace: str, name: str) -> None:
+        """The Pki was deleted: forget what was said about it."""
+
 
 def _names(pki: dict[str, Any]) -> dict[str, Any]:
     metadata = pki.get("metadata") or {}
@@ -55,6 +58,9 @@ class LoggingReporter:
             extra=fields(type="Normal", reason=reason.value, message=message, **_names(pki)),
         )
 
+    def gone(self, namespace: str, name: str) -> None:
+        return
+
 
 class FanOut:
     """Tells several reporters: Events next to the log lines."""
@@ -71,3 +77,7 @@ class FanOut:
     ) -> None:
         for reporter in self._reporters:
             reporter.succeeded(pki, reason, message, again=again)
+
+    def gone(self, namespace: str, name: str) -> None:
+        for reporter in self._reporters:
+            reporter.gone(namespace, name)

@@ -428,17 +428,23 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
     raise AssertionError("unreachable")
 
 
-def restart_apiserver(plane: ControlPlane, *, die_with_caller: bool = False) -> None:
+def restart_apiserver(
+    plane: ControlPlane, *, die_with_caller: bool = False, flags: Sequence[str] = ()
+) -> None:
     """Stop kube-apiserver and start it again with the same flags, as an upgrade would.
 
     etcd keeps running, so every object survives; clients see their
     connections and watches cut, which is what resilience tests want.
+    ``flags`` (``--name=value``) replace or add to the recorded ones, e.g. a
+    short ``--event-ttl`` for a test of Events outliving it.
     """
     record = procs.read(plane.dir, APISERVER)
     if record is None:
         raise ControlPlaneError(f"no {APISERVER} recorded in {plane.dir}")
+    names = {flag.split("=", 1)[0] for flag in flags}
+    argv = [arg for arg in record.argv if arg.split("=", 1)[0] not in names] + list(flags)
     procs.stop(plane.dir, APISERVER)
-    procs.start(plane.dir, APISERVER, record.argv, die_with_parent=die_with_caller)
+    procs.start(plane.dir, APISERVER, argv, die_with_parent=die_with_caller)
     deadline = time.monotonic() + READY_TIMEOUT
     _wait(plane.dir, lambda: _ready(plane, timeout=2.0), [ETCD, APISERVER], deadline, "ready")
 

@@ -67,6 +67,9 @@ def issuer_argv(settings: Settings) -> list[str]:
         f"--workers={settings.workers}",
         f"--health-port={settings.health_port}",
         "--leader-elect" if settings.leader_elect else "--no-leader-elect",
+        f"--event-ttl={settings.event_ttl.total_seconds():g}s",
+        f"--retry-base={settings.retry.base:g}s",
+        f"--retry-cap={settings.retry.cap:g}s",
     )
     return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
 

@@ -72,6 +72,7 @@ class WatchCache:
         self._items: dict[Key, JSON] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._nudged = threading.Event()  # cut a retry's wait short (access just granted)
         self.synced = threading.Event()
         # Set while the API server refuses us (401/403), so readers need not wait.
         self.denied = threading.Event()
@@ -102,6 +103,11 @@ class WatchCache:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._nudged.set()
+
+    def retry_now(self) -> None:
+        """Try the list again at once instead of after the backoff, e.g. when access was granted."""
+        self._nudged.set()
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         return self.synced.wait(timeout)
@@ -120,12 +126,17 @@ class WatchCache:
                     self.denied.set()
                 if not error.gone:
                     log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
-                    self._stopped.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    backoff = self._pause(backoff)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
                 log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
-                self._stopped.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = self._pause(backoff)
+
+    def _pause(self, backoff: float) -> float:
+        """Wait ``backoff`` (or until nudged or stopped); the next backoff to use."""
+        if self._nudged.wait(backoff):
+            self._nudged.clear()
+            return 0.5  # told the cause may be gone: start the backoff over
+        return min(backoff * 2, 30.0)
 
     def _list(self) -> str:
         """Paged list; replaces the store and reports what changed since the last list."""

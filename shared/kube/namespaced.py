@@ -40,6 +40,13 @@ class PerNamespaceCaches:
             return None
         return cache if cache.wait_synced(timeout) else None
 
+    def retry_now(self, namespace: str) -> None:
+        """Access may just have been granted in ``namespace``: a waiting cache lists at once."""
+        with self._lock:
+            cache = self._caches.get(namespace)
+        if cache is not None and not cache.synced.is_set():
+            cache.retry_now()
+
     def get(self, namespace: str, name: str) -> JSON | None:
         return self.ensure(namespace).get(namespace, name)
 

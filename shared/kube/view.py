@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
-from shared.kube.cache import WatchCache
-from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.kube.cache import ChangeHandler, WatchCache, object_key
+from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, ROLE_BINDINGS, SECRETS, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.validation import Context, SecretInfo
 
@@ -31,14 +31,24 @@ class ClusterView:
     # first review in a namespace starts the cache and goes without the
     # (advisory) unmanaged-Secret warning; later ones have it.
     secrets_wait_seconds: float = 0.0
+    # RoleBindings, watched only to restart a namespace's Secret cache the moment the
+    # namespace is onboarded (its RoleBinding created), instead of after its backoff.
+    role_bindings: WatchCache | None = None
 
     @classmethod
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
+        secrets = PerNamespaceCaches(kube, SECRETS, metadata_only=True) if with_secrets else None
+        role_bindings = None
+        if secrets is not None:
+            role_bindings = WatchCache(
+                kube, ROLE_BINDINGS, metadata_only=True, on_change=_access_changed(secrets)
+            ).start()
         return cls(
             policies=WatchCache(kube, PKI_POLICIES).start(),
             namespaces=WatchCache(kube, NAMESPACES, metadata_only=True).start(),
             pkis=WatchCache(kube, PKIS).start(),
-            secrets=PerNamespaceCaches(kube, SECRETS, metadata_only=True) if with_secrets else None,
+            secrets=secrets,
+            role_bindings=role_bindings,
         )
 
     @property
@@ -53,6 +63,8 @@ class ClusterView:
             cache.stop()
         if self.secrets is not None:
             self.secrets.stop()
+        if self.role_bindings is not None:
+            self.role_bindings.stop()
 
     def context_for(
         self, namespace: str, other_pkis: Sequence[Mapping[str, Any]] | None = None
@@ -89,3 +101,11 @@ class ClusterView:
         if self.secrets is None:
             return None
         return self.secrets.synced_cache(namespace, self.secrets_wait_seconds)
+
+
+def _access_changed(secrets: PerNamespaceCaches) -> ChangeHandler:
+    def changed(kind: str, binding: JSON) -> None:
+        if kind != "DELETED":
+            secrets.retry_now(object_key(binding)[0])
+
+    return changed

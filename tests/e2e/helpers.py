@@ -25,6 +25,7 @@ from issuer.reporting.recorder import COMPONENT
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
+from shared.certificates import serial_hex
 from shared.kube.client import EVENTS, PKIS, PODS, ApiError, Kube
 
 T = TypeVar("T")
@@ -239,7 +240,9 @@ def serial(plane: ControlPlane, namespace: str, name: str) -> str | None:
     secret = get(plane, "secret", namespace, name)
     if secret is None:
         return None
-    return f"{leaf({k: base64.b64decode(v) for k, v in secret['data'].items()}).serial_number:X}"
+    return serial_hex(
+        leaf({k: base64.b64decode(v) for k, v in secret["data"].items()}).serial_number
+    )
 
 
 # --------------------------------------------------------------------------- issuer processes

@@ -66,6 +66,7 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     assert "Warning  NotAllowed" in describe
     assert "pkiwarden-issuer" in describe
     assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
+    assert "ask the platform team to allow it, or change spec.serviceName" in describe
     assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
     # The scheduler's own Event stands next to pkiwarden's: no node has room.
     assert "Warning  FailedScheduling" in describe
@@ -126,6 +127,9 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (WEBHOOK, "list", "secrets", "pkiwarden-system", False),
         (WEBHOOK, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", True),
         (WEBHOOK, "create", "pkis", "app2", False),
+        # RoleBindings are watched to start a newly onboarded namespace's Secret cache.
+        (WEBHOOK, "watch", "rolebindings", "app2", True),
+        (WEBHOOK, "create", "rolebindings", "app2", False),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),
         # The issuer writes Secrets only where a tenant binding lets it.
@@ -135,7 +139,9 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (ISSUER, "create", "secrets", "default", False),
         (ISSUER, "get", "secrets/pkiwarden-ca", "pkiwarden-system", True),
         (ISSUER, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", False),
-        (ISSUER, "delete", "secrets", "app2", False),
+        # delete: the Secret a Pki wrote before its secretName changed (checked to be ours).
+        (ISSUER, "delete", "secrets", "app2", True),
+        (ISSUER, "delete", "secrets", "kube-system", False),
         (ISSUER, "update", "pkis", "app2", False),
         (ISSUER, "patch", "pkis --subresource=status", "app2", True),
         (ISSUER, "update", "leases/pkiwarden-issuer", "pkiwarden-system", True),

@@ -25,6 +25,7 @@ from issuer.settings import Settings
 from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
+from shared.certificates import serial_hex
 from tests.e2e.helpers import (
     TIMEOUT,
     apply,
@@ -150,7 +151,7 @@ def test_pki_becomes_a_verifiable_tls_secret(
 
     status = obj["status"]
     certificate = leaf(data)
-    assert status["serialNumber"] == f"{certificate.serial_number:X}"
+    assert status["serialNumber"] == serial_hex(certificate.serial_number)  # as openssl prints it
     assert status["secretName"] == "web-tls"
     assert status["notAfter"] == f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
     for key_name in ("notBefore", "renewalTime", "observedGeneration", "failedIssuanceAttempts"):
@@ -268,7 +269,67 @@ def test_restart_reissues_nothing(
     assert {name: serial(control_plane, ns, f"{name}-tls") for name in names} == before
 
 
+def test_secret_name_change_moves_the_certificate_and_deletes_the_old_secret(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    apply(control_plane, pki(ns, "web"))
+    wait_ready(control_plane, ns, "web")
+    apply(control_plane, pki(ns, "web", secretName="web-moved-tls"))
+    moved = eventually(
+        lambda: (
+            (obj := get(control_plane, "pki", ns, "web"))
+            and obj["status"].get("secretName") == "web-moved-tls"
+            and obj
+        ),
+        TIMEOUT,
+        "status to name the new Secret",
+    )
+    assert moved["status"]["serialNumber"] == serial(control_plane, ns, "web-moved-tls")
+    eventually(
+        lambda: get(control_plane, "secret", ns, "web-tls") is None,
+        TIMEOUT,
+        "the old Secret deleted",
+    )
+    message = condition(moved)["message"]
+    assert 'spec.secretName changed from "web-tls" to "web-moved-tls"' in message
+    assert "does not exist" not in message
+
+
+def test_a_recreated_pki_adopts_the_secret_its_predecessor_left(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    apply(control_plane, pki(ns, "web"))
+    old_uid = wait_ready(control_plane, ns, "web")["metadata"]["uid"]
+    leftover = get(control_plane, "secret", ns, "web-tls")
+    assert leftover is not None
+    # Deleted and at once created again, as a re-deploy does. Where a garbage collector
+    # runs it may remove the old Secret first; then there is nothing to adopt.
+    control_plane.kubectl("delete", "pki", "web", "-n", ns, "--wait=true")
+    apply(control_plane, pki(ns, "web"))
+    secret = eventually(
+        lambda: (
+            (found := get(control_plane, "secret", ns, "web-tls"))
+            and found["metadata"]["ownerReferences"][0]["uid"] != old_uid
+            and found
+        ),
+        TIMEOUT,
+        "a Secret owned by the new Pki",
+    )
+    obj = wait_ready(control_plane, ns, "web")
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    blamed = control_plane.kubectl(
+        "get", "events", "-n", ns, "-o", "name",
+        f"--field-selector=involvedObject.uid={obj['metadata']['uid']},reason=SecretConflict",
+    )  # fmt: skip
+    assert blamed.stdout.strip() == "", "a recreated Pki must not blame itself"
+    if secret["metadata"]["uid"] == leftover["metadata"]["uid"]:  # the leftover, kept
+        message = condition(obj)["message"]
+        assert "was left by an earlier Pki named web; it is adopted" in message
+
+
 # --------------------------------------------------------------------------- failures
+
+FACTS = ("secretName", "serialNumber", "notBefore", "notAfter", "renewalTime")
 
 
 def test_policy_tightened_then_fixed(control_plane: ControlPlane, ns: str) -> None:
@@ -276,16 +337,24 @@ def test_policy_tightened_then_fixed(control_plane: ControlPlane, ns: str) -> No
     wait_ready(control_plane, ns, "web")
     issued = serial(control_plane, ns, "web-tls")
 
+    facts = {k: v for k, v in wait_ready(control_plane, ns, "web")["status"].items() if k in FACTS}
     apply(control_plane, policy(ns, ["api"]))
-    obj = wait_reason(control_plane, ns, "web", "False", "NotAllowed")
+    # The certificate in place stays valid: Ready, with the failure said and renewal blocked.
+    obj = wait_reason(control_plane, ns, "web", "True", "NotAllowed")
     message = condition(obj)["message"]
-    assert message.startswith(
-        f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"'
-    )
-    assert f'PkiPolicy "{ns}"' in message and "api" in message
+    assert message.startswith(f"certificate {issued} in Secret web-tls is valid until")
+    assert "; renewal is blocked: " in message
+    assert f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"' in message
+    assert f'PkiPolicy "{ns}" now allows: api' in message
+    assert {k: v for k, v in obj["status"].items() if k in FACTS} == facts
     assert obj["status"]["failedIssuanceAttempts"] >= 1
     assert "nextRetryTime" in obj["status"] and "lastFailureTime" in obj["status"]
+
     control_plane.kubectl("delete", "secret", "web-tls", "-n", ns)
+    obj = wait_reason(control_plane, ns, "web", "False", "NotAllowed")
+    assert condition(obj)["message"].startswith(
+        f'spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"'
+    )
     time.sleep(1.0)
     assert get(control_plane, "secret", ns, "web-tls") is None  # not issued again
 

@@ -56,14 +56,7 @@ def issued_secret(
     desired = desired_of(apply_defaults(issued_for or pki))
     key = issuance.generate_key(desired.key)
     issued = issuance.issue_leaf(desired.request, key, ca, now)
-    body = secret_body(
-        pki,
-        desired.secret_name,
-        certificate=issued.certificate,
-        key=key,
-        ca=ca,
-        spec_hash=desired.spec_hash,
-    )
+    body = secret_body(pki, desired, issued, key, ca)
     body["metadata"]["resourceVersion"] = "5"
     return body
 

@@ -26,7 +26,9 @@ from issuer.decide.verdict import Step, Trigger, decide_issuance, refused
 from issuer.inputs.ca import CAProblem
 from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_stored
 from issuer.reporting.reasons import Reason
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
+from shared.findings import Category, Finding, Severity
 from tests.unit.builders import (
     NOW,
     data_of,
@@ -40,7 +42,7 @@ from tests.unit.builders import (
 CA = make_ca()
 PKI = make_pki()
 SECRET = issued_secret(PKI, CA)
-SERIAL = issuance.serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0])
+SERIAL = serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0].serial_number)
 NEVER = {"privateKey": {"rotationPolicy": "Never"}}
 CA_GONE = CAProblem('CA Secret "pkiwarden-system/pkiwarden-ca" does not exist')
 
@@ -56,9 +58,25 @@ class Row:
     event: tuple[Reason, str] | None = None  # reason, a part of the message
     again: bool = False
     ready: str = "True"
+    ready_says: str = ""
+    findings: tuple[Finding, ...] = ()
     status_has: dict[str, Any] = field(default_factory=dict)
     requeue_in: Callable[[datetime], bool] = lambda at: at > NOW
 
+
+NO_LONGER_ALLOWED = Finding(
+    Severity.ERROR,
+    Category.NOT_ALLOWED,
+    "spec.serviceName",
+    'is not allowed in namespace "app1" (allowed by PkiPolicy "app-teams": app2)',
+    "app1",
+)
+VALID_FACTS = {
+    "serialNumber": SERIAL,
+    "secretName": "app1-pki-tls",
+    "notAfter": rfc3339(NOW + timedelta(days=90)),
+    "renewalTime": rfc3339(NOW + timedelta(days=60)),
+}
 
 ROWS = [
     Row(
@@ -104,6 +122,55 @@ ROWS = [
         status_has={"serialNumber": SERIAL},
     ),
     Row(
+        "failing, then the cause went away while the certificate stayed valid: told it is over",
+        with_status(
+            PKI,
+            serialNumber=SERIAL,
+            conditions=[{"type": "Ready", "status": "False", "reason": "NotAllowed"}],
+        ),
+        SECRET,
+        Step.WAIT,
+        event=(Reason.ISSUED, f"certificate {SERIAL} in Secret app1-pki-tls is valid until"),
+        status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 0},
+    ),
+    Row(
+        "policy tightened while the certificate is valid: Ready stays, only renewal is blocked",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.FAIL,
+        findings=(NO_LONGER_ALLOWED,),
+        event=(Reason.NOT_ALLOWED, 'spec.serviceName: "app1" in Pki app1-pki is not allowed'),
+        ready_says=f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
+        f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: spec.serviceName",
+        status_has={**VALID_FACTS, "failedIssuanceAttempts": 1},
+        requeue_in=lambda at: at == NOW + timedelta(seconds=2),
+    ),
+    Row(
+        "policy tightened and the certificate expired: not Ready, the facts stay",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.FAIL,
+        now=NOW + timedelta(days=91),
+        findings=(NO_LONGER_ALLOWED,),
+        event=(Reason.NOT_ALLOWED, "is not allowed"),
+        ready="False",
+        status_has=VALID_FACTS,
+    ),
+    Row(
+        "policy restored while the certificate stayed valid: Ready again in the usual words",
+        with_status(
+            PKI,
+            serialNumber=SERIAL,
+            failedIssuanceAttempts=2,
+            conditions=[{"type": "Ready", "status": "True", "message": "renewal is blocked: x"}],
+        ),
+        SECRET,
+        Step.WAIT,
+        event=(Reason.ISSUED, "is valid until"),
+        ready_says="; renewal at ",
+        status_has={**VALID_FACTS, "failedIssuanceAttempts": 0},
+    ),
+    Row(
         "CA gone with no certificate: a Warning, retried after 2 s, no certificate facts",
         PKI,
         None,
@@ -118,14 +185,14 @@ ROWS = [
         requeue_in=lambda at: at == NOW + timedelta(seconds=2),
     ),
     Row(
-        "CA gone at renewal: the existing certificate's facts stay in status",
+        "CA gone at renewal: still Ready on the valid certificate, renewal blocked",
         with_status(PKI, serialNumber=SERIAL, failedIssuanceAttempts=3),
         SECRET,
         Step.FAIL,
         ca=CA_GONE,
         now=NOW + timedelta(days=61),
         event=(Reason.CA_UNAVAILABLE, "cannot be issued"),
-        ready="False",
+        ready_says="renewal is blocked: Pki app1-pki cannot be issued: CA Secret",
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
         requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
     ),
@@ -134,7 +201,7 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 def test_what_the_reconcile_writes(row: Row) -> None:
-    verdict = decide_issuance(row.pki, row.secret, row.ca, [], row.now)
+    verdict = decide_issuance(row.pki, row.secret, row.ca, list(row.findings), row.now)
     assert verdict.step is row.step
     issued = None
     if verdict.step is Step.ISSUE:
@@ -153,6 +220,7 @@ def test_what_the_reconcile_writes(row: Row) -> None:
     status = next_status(row.pki, conclusion.outcome, row.now)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == row.ready
+    assert row.ready_says in ready["message"], ready["message"]
     for name, value in row.status_has.items():
         assert status[name] == value, name
     assert row.requeue_in(conclusion.requeue_at), conclusion.requeue_at
@@ -243,15 +311,7 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
     assert verdict.desired is not None
     key = issuance.generate_key(verdict.desired.key)
     issued = issuance.issue_leaf(verdict.desired.request, key, CA, NOW)
-    body = secret_body(
-        pki,
-        verdict.desired.secret_name,
-        certificate=issued.certificate,
-        key=key,
-        ca=CA,
-        spec_hash=verdict.desired.spec_hash,
-        existing=existing,
-    )
+    body = secret_body(pki, verdict.desired, issued, key, CA, existing=existing)
     metadata = body["metadata"]
     assert body["type"] == "kubernetes.io/tls"
     assert metadata["name"] == "app1-pki-tls" and metadata["namespace"] == "app1"
@@ -262,7 +322,9 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
         "pkiwarden.dev/pki": "app1-pki",
     }
     assert metadata["annotations"]["note"] == "kept"
-    assert metadata["annotations"][SERIAL_ANNOTATION] == issuance.serial_hex(issued.certificate)
+    assert metadata["annotations"][SERIAL_ANNOTATION] == serial_hex(
+        issued.certificate.serial_number
+    )
     assert metadata["annotations"][SPEC_HASH_ANNOTATION] == verdict.desired.spec_hash
     assert metadata["ownerReferences"] == [
         {

@@ -10,7 +10,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from issuer import issuance
-from tests.unit.builders import NOW, make_ca
+from shared.certificates import serial_hex
+from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 CA = make_ca()
 REQUEST = issuance.LeafRequest(
@@ -114,3 +115,30 @@ def test_a_certificate_from_another_ca_is_not_signed_by_ours() -> None:
 def test_bootstrap_ca_is_a_ca() -> None:
     assert issuance.is_ca_certificate(CA.certificate)
     assert issuance.is_self_signed(CA.certificate)
+
+
+@pytest.mark.parametrize(
+    ("serial", "printed"),
+    [
+        # openssl x509 -serial prints whole bytes: a leading zero is kept.
+        (0x0DF32C18C4D7ABC2AE158F697AC3C724, "0DF32C18C4D7ABC2AE158F697AC3C724"),
+        (0xDF32C18C4D7ABC2AE158F697AC3C7241, "DF32C18C4D7ABC2AE158F697AC3C7241"),
+        (0x1, "01"),
+        (0xABC, "0ABC"),
+    ],
+)
+def test_serials_are_printed_as_openssl_prints_them(serial: int, printed: str) -> None:
+    assert serial_hex(serial) == printed
+
+
+def test_a_secret_annotated_before_serials_kept_their_leading_zero_is_not_reissued() -> None:
+    """An odd-length annotation written by an earlier issuer names the same certificate."""
+    ca = make_ca()
+    pki = make_pki()
+    secret = issued_secret(pki, ca)
+    certificate = issuance.load_certificates(data_of(secret, "tls.crt"))[0]
+    legacy = f"{certificate.serial_number:X}"
+    assert issuance.same_serial(legacy, certificate)
+    assert issuance.same_serial(serial_hex(certificate.serial_number), certificate)
+    assert not issuance.same_serial("ABCD", certificate)
+    assert not issuance.same_serial("not hex", certificate)

@@ -16,6 +16,7 @@ from issuer.inputs.stored import (
     StoredCertificate,
     read_stored,
 )
+from shared.certificates import serial_hex
 from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 
 CA = make_ca()
@@ -40,7 +41,18 @@ OWNERSHIP = [
     ("ours", _meta(LABELS, [OWNER]), Ownership.OURS),
     ("no labels", _meta(None, [OWNER]), Ownership.FOREIGN),
     ("no ownerReference", _meta(LABELS, None), Ownership.FOREIGN),
-    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.FOREIGN),
+    # A Pki deleted (its Secret orphaned or not yet collected) and created again.
+    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.LEFTOVER),
+    (
+        "an older Pki and something else own it",
+        _meta(LABELS, [{**OWNER, "uid": "old"}, {**OWNER, "kind": "Deployment"}]),
+        Ownership.FOREIGN,
+    ),
+    (
+        "an older Pki's Secret labelled for another Pki",
+        _meta({**LABELS, "pkiwarden.dev/pki": "x"}, [{**OWNER, "uid": "old"}]),
+        Ownership.FOREIGN,
+    ),
     (
         "labelled for another Pki",
         _meta({**LABELS, "pkiwarden.dev/pki": "x"}, [OWNER]),
@@ -83,7 +95,7 @@ def test_rendered_secret_has_everything_in_place() -> None:
     assert issuance.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
     assert data_of(SECRET, "tls.key").startswith(b"-----BEGIN PRIVATE KEY-----")
     annotations = metadata["annotations"]
-    assert annotations[SERIAL_ANNOTATION] == issuance.serial_hex(chain[0])
+    assert annotations[SERIAL_ANNOTATION] == serial_hex(chain[0].serial_number)
     assert annotations[NOT_AFTER_ANNOTATION] == f"{chain[0].not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
     assert len(annotations[SPEC_HASH_ANNOTATION]) == 32
     assert b"PRIVATE" not in data_of(SECRET, "ca.crt") + data_of(SECRET, "tls.crt")
@@ -129,10 +141,8 @@ def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
     existing["metadata"]["resourceVersion"] = "42"
     desired = desired_of(apply_defaults(PKI))
     key = issuance.generate_key(desired.key)
-    cert = issuance.issue_leaf(desired.request, key, CA, NOW).certificate
-    body = secret_body(
-        PKI, desired.secret_name, certificate=cert, key=key, ca=CA, spec_hash="h", existing=existing
-    )
+    issued = issuance.issue_leaf(desired.request, key, CA, NOW)
+    body = secret_body(PKI, desired, issued, key, CA, existing=existing)
     assert body["metadata"]["labels"]["team"] == "payments"
     assert body["metadata"]["annotations"]["reloader"] == "true"
     assert body["metadata"]["resourceVersion"] == "42"  # optimistic concurrency on replace

@@ -14,6 +14,7 @@ from issuer import issuance
 from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.inputs.ca import CAProblem
 from issuer.reporting.reasons import Reason
+from shared.certificates import serial_hex
 from shared.findings import Category, Finding, Severity
 from tests.unit.builders import (
     NOW,
@@ -77,8 +78,8 @@ def _cert_for_other_names() -> dict[str, Any]:
     """Annotations claim the current spec, but the certificate names other hosts."""
     secret = issued_secret(PKI, CA, issued_for=make_pki(dnsNames=["other.app1.svc"]))
     secret["metadata"]["annotations"] = copy.deepcopy(SECRET["metadata"]["annotations"])
-    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = issuance.serial_hex(
-        issuance.load_certificates(data_of(secret, "tls.crt"))[0]
+    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = serial_hex(
+        issuance.load_certificates(data_of(secret, "tls.crt"))[0].serial_number
     )
     return secret
 
@@ -211,11 +212,21 @@ CASES = [
         reason=Reason.SECRET_CONFLICT,
     ),
     Case(
-        "ownerReference to an older Pki of the same name",
+        "left over by an earlier Pki of the same name: adopted",
         PKI,
         _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}]),
-        Step.FAIL,
-        reason=Reason.SECRET_CONFLICT,
+        Step.ISSUE,
+        Trigger.ADOPTED,
+        message_has="",
+    ),
+    Case(
+        "secretName changed: issued into the new Secret, not 'does not exist'",
+        with_status(
+            respec(PKI, secretName="renamed-tls"), serialNumber="AB", secretName="app1-pki-tls"
+        ),
+        None,
+        Step.ISSUE,
+        Trigger.SECRET_NAME_CHANGED,
     ),
     Case(
         "owned by another Pki",
@@ -262,6 +273,24 @@ def test_verdict(case: Case) -> None:
         assert result.stored is not None
         expected = result.stored.certificate.not_valid_after_utc - timedelta(hours=720)
         assert result.requeue_at == expected
+
+
+def test_a_changed_secret_name_says_so_and_retires_the_old_secret() -> None:
+    pki = with_status(
+        respec(PKI, secretName="renamed-tls"), serialNumber="AB", secretName="app1-pki-tls"
+    )
+    verdict = decide_issuance(pki, None, CA, [], NOW)
+    assert verdict.detail == 'spec.secretName changed from "app1-pki-tls" to "renamed-tls"'
+    assert verdict.retire == "app1-pki-tls"
+    assert decide_issuance(PKI, None, CA, [], NOW).retire is None
+
+
+def test_an_adopted_secret_is_rewritten_with_the_new_owner() -> None:
+    leftover = _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}])
+    verdict = decide_issuance(PKI, leftover, CA, [], NOW)
+    assert verdict.detail == (
+        'Secret "app1-pki-tls" was left by an earlier Pki named app1-pki; it is adopted'
+    )
 
 
 def test_verdict_reads_the_secret_not_the_status() -> None:
