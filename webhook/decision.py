@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared import API_GROUP
+from shared.authority_validation import validate_authority
 from shared.findings import Finding, errors, phrase, warnings
 from shared.validation import Context, message_for_denial, validate_pki, validate_policy
 from webhook.review import (
@@ -43,6 +44,7 @@ MAX_WARNINGS_TOTAL_CHARS = 4096
 class Kind(StrEnum):
     PKI = "Pki"
     PKI_POLICY = "PkiPolicy"
+    PKI_AUTHORITY = "PkiAuthority"
 
 
 class Operation(StrEnum):
@@ -83,6 +85,8 @@ def decide(review: AdmissionReviewRequest, context: Context | None) -> Admission
         if context is None:
             raise ValueError("a Pki is validated against a context; none was given")
         findings = validate_pki(obj, namespace_of(request), context)
+    elif kind is Kind.PKI_AUTHORITY:
+        findings = validate_authority(obj)
     else:
         findings = validate_policy(obj)
     if request["operation"] == Operation.UPDATE and _spec_unchanged(request):
