@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("local", "pkiwarden.local"),
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
+    ("ca", "issuer.authority.cli"),
 )
 
 Handler = Callable[[argparse.Namespace], int]

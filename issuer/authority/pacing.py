@@ -8,6 +8,7 @@ without sleeping; the effect layer keeps one bucket behind a lock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,3 +47,32 @@ class Pending:
 def reissue_order(pending: Iterable[Pending]) -> list[str]:
     """Soonest-expiring first (they matter most), blocked ones last, then by name."""
     return [p.key for p in sorted(pending, key=lambda p: (p.blocked, p.not_after, p.key))]
+
+
+class Pacer:
+    """One bucket shared by the workers, with each Pki's slot remembered.
+
+    A Pki told to wait comes back through the work queue at its slot; it must
+    then go, not take a second token, or every return would push it (and all
+    behind it) further back.
+    """
+
+    def __init__(self, rate: float = 10.0) -> None:
+        self.rate = rate
+        self._bucket = Bucket(tokens=min(rate, 1.0))
+        self._slots: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str, now: datetime) -> timedelta:
+        """How long ``key`` must still wait for its re-issue; zero: go now."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                if now >= slot:
+                    del self._slots[key]
+                    return timedelta(0)
+                return slot - now
+            self._bucket, wait = take(self._bucket, now, self.rate)
+            if wait > timedelta(0):
+                self._slots[key] = now + wait
+            return wait
