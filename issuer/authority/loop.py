@@ -110,9 +110,10 @@ class AuthorityLoop:
         kube: Kube,
         namespace: str,
         name: str,
-        fallback_secret: str,
+        secret_name: str,
         view: ClusterView,
         secrets: PerNamespaceCaches,
+        ca_cache: WatchCache,
         *,
         announce: Announce | None = None,
         clock: Clock = utc_now,
@@ -121,7 +122,7 @@ class AuthorityLoop:
         self.kube = kube
         self.namespace = namespace
         self.name = name
-        self.fallback_secret = fallback_secret
+        self.secret_name = secret_name
         self.view = view
         self.secrets = secrets
         self.announce = announce
@@ -142,7 +143,7 @@ class AuthorityLoop:
             field_selector=f"metadata.name={name}",
             on_change=self._changed,
         )
-        self.ca_secrets = WatchCache(kube, SECRETS, namespace=namespace, on_change=self._changed)
+        self.ca_cache = ca_cache  # the CA Secret: shared with the Pki reconciler
         self.configmaps = WatchCache(
             kube,
             CONFIG_MAPS,
@@ -154,14 +155,15 @@ class AuthorityLoop:
 
     @property
     def caches(self) -> list[WatchCache]:
-        return [self.authorities, self.ca_secrets, self.configmaps]
+        """The caches this loop owns; the CA Secret's is started by its owner."""
+        return [self.authorities, self.configmaps]
 
     def start_watching(self) -> None:
         for cache in self.caches:
             cache.start()
 
     def synced(self) -> bool:
-        return all(cache.synced.is_set() for cache in self.caches)
+        return all(cache.synced.is_set() for cache in (*self.caches, self.ca_cache))
 
     def start(self) -> None:
         """Start deciding and writing; with leader election, only once leading."""
@@ -200,10 +202,23 @@ class AuthorityLoop:
         return self.authorities.get("", self.name)
 
     def spec(self) -> AuthoritySpec:
-        return authority_spec(self.authority(), self.fallback_secret)
+        return authority_spec(self.authority(), self.secret_name)
 
     def ca_secret(self) -> JSON | None:
-        return self.ca_secrets.get(self.namespace, self.spec().secret_name)
+        return self.ca_cache.get(self.namespace, self.secret_name)
+
+    def _read_secret(self, name: str) -> JSON | None:
+        """spec.nextSecretName's Secret, read directly: the issuer watches only its CA."""
+        try:
+            return self.kube.get(SECRETS.path(self.namespace, name))
+        except ApiError as error:
+            if error.not_found or error.status in (401, 403):
+                log.warning(
+                    "next CA Secret not readable",
+                    extra=fields(secret=f"{self.namespace}/{name}", error=str(error)),
+                )
+                return None
+            raise
 
     def trust_bundle(self) -> bytes | None:
         """The trust set's PEM now, for ``ca.crt`` of a Secret being written; None: no CA."""
@@ -219,7 +234,7 @@ class AuthorityLoop:
         """The CA in spec.nextSecretName, if it can sign and is not one we already have."""
         if spec.next_secret_name is None:
             return None
-        supplied = state.read_material(self.ca_secrets.get(self.namespace, spec.next_secret_name))
+        supplied = state.read_material(self._read_secret(spec.next_secret_name))
         if supplied is None or not pki_x509.is_ca_certificate(supplied.active):
             return None
         if not pki_x509.key_matches_certificate(supplied.active_key, supplied.active):
@@ -245,16 +260,22 @@ class AuthorityLoop:
     def run_once(self) -> Pass:
         now = self.clock()
         authority = self.authority()
-        spec = authority_spec(authority, self.fallback_secret)
+        spec = authority_spec(authority, self.secret_name)
         self.pacer.rate = spec.reissue_rate
-        secret = self.ca_secrets.get(self.namespace, spec.secret_name)
+        secret = self.ca_secret()
         material = state.read_material(secret)
         result = Pass()
-        if secret is None or material is None:
+        if spec.secret_name != self.secret_name:
+            result.problem = (
+                f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
+                f' started with ("{self.secret_name}"); restart the issuer to use it'
+            )
+        elif secret is None or material is None:
             result.problem = (
                 f'CA Secret "{self.namespace}/{spec.secret_name}" is missing or holds no'
                 " readable tls.crt and tls.key"
             )
+        if result.problem or secret is None or material is None:
             self._write_status(authority, RotationState(), (), result, "", now)
             return result
         current = state.read_state(secret, material)
@@ -387,7 +408,7 @@ class AuthorityLoop:
             return None  # no new CA to be had: decided again next pass
         body = state.render(secret, after, changed, now)
         try:
-            self.kube.replace(SECRETS.path(self.namespace, spec.secret_name), body)
+            self.kube.replace(SECRETS.path(self.namespace, self.secret_name), body)
         except ApiError as error:
             if error.conflict:
                 return None  # the Secret moved on: decide again from what it says now
