@@ -231,7 +231,7 @@ class AuthorityLoop:
     def _supplied(
         self, spec: AuthoritySpec, material: state.Material, now: datetime
     ) -> tuple[x509.Certificate, pki_x509.PrivateKey] | None:
-        """The CA in spec.nextSecretName, if it can sign and is not one we already have."""
+        """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
         supplied = state.read_material(self._read_secret(spec.next_secret_name))
@@ -243,6 +243,10 @@ class AuthorityLoop:
             return None
         known = {fingerprint(c) for c in (material.active, material.next, material.previous) if c}
         if fingerprint(supplied.active) in known:
+            return None
+        # A next CA is newer than the active one; an older one left named in the spec
+        # after a later rotation must not start a rotation back to it.
+        if supplied.active.not_valid_before_utc <= material.active.not_valid_before_utc:
             return None
         return supplied.active, supplied.active_key
 
@@ -287,7 +291,14 @@ class AuthorityLoop:
             if self.on_trust_change is not None:
                 self.on_trust_change()
         maps_current = self._publish_configmaps(bundle.decode())
-        secrets_current, pending = self._survey_secrets(material.active, bundle_b64, now)
+        survey = self._survey_secrets(material.active, bundle_b64, now)
+        if survey is None:
+            result.phase, result.active_not_after = (
+                current.phase,
+                material.active.not_valid_after_utc,
+            )
+            return result
+        secrets_current, pending = survey
         blocked = [p.key for p in pending if p.blocked]
         supplied = self._supplied(spec, material, now)
         observed = Observed(
@@ -335,14 +346,21 @@ class AuthorityLoop:
 
     def _survey_secrets(
         self, active: x509.Certificate, bundle_b64: str, now: datetime
-    ) -> tuple[bool, list[Pending]]:
-        """Bring every issued Secret's ca.crt to the bundle; the Pkis not signed by ``active``."""
+    ) -> tuple[bool, list[Pending]] | None:
+        """Bring every issued Secret's ca.crt to the bundle; the Pkis not signed by ``active``.
+
+        None while a namespace's Secret cache has not synced yet (just after a
+        restart): counting its Pkis as done would end a rotation early.
+        """
         active_id = key_id(active)
         current = True
         pending: list[Pending] = []
         for pki in self.view.pkis.list():
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
+            cache = self.secrets.ensure(namespace)
+            if not cache.synced.is_set() and not cache.denied.is_set():
+                return None
             status = pki.get("status") or {}
             secret_name = status.get("secretName") or defaults.secret_name(pki)
             if not secret_name:
