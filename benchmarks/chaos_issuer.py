@@ -50,9 +50,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from issuer.controller import Settings  # noqa: E402
-from issuer.events import COMPONENT  # noqa: E402
 from issuer.local import issuer_argv, start_local_issuer  # noqa: E402
+from issuer.reporting.recorder import COMPONENT  # noqa: E402
+from issuer.settings import Settings  # noqa: E402
 from pkiwarden import controlplane  # noqa: E402
 from pkiwarden import local_processes as procs  # noqa: E402
 from pkiwarden.controlplane import ControlPlane  # noqa: E402

@@ -34,8 +34,8 @@ import urllib3
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from issuer.controller import Settings  # noqa: E402
 from issuer.local import issuer_argv, prepare  # noqa: E402
+from issuer.settings import Settings  # noqa: E402
 from pkiwarden import controlplane  # noqa: E402
 from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube  # noqa: E402
 

@@ -6,9 +6,10 @@ import argparse
 import logging
 from typing import Any
 
-from issuer.ca import bootstrap_ca
-from issuer.controller import Settings, utc_now
+from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.settings import Settings
 from shared import logs
+from shared.clock import utc_now
 from shared.kube.client import ApiError, Kube
 
 DEFAULTS = Settings()

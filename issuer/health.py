@@ -1,4 +1,4 @@
-"""One small HTTP port for probes (and, from part 2, /metrics).
+"""One small HTTP port for the probes and /metrics.
 
 Standard library only: the issuer serves three tiny GET routes and needs no
 framework. Routes are registered by path, so metrics plug in without edits

@@ -29,12 +29,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import urllib3
 
+from shared.clock import rfc3339_micro, utc_now
 from shared.kube.client import JSON, LEASES, ApiError, Kube
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,6 @@ class LeaseRecord:
         }
 
 
-def micro_time(moment: datetime) -> str:
-    """``metav1.MicroTime`` as the API server expects it in a Lease."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def decide(
     record: LeaseRecord | None, identity: str, *, observed_at: float, now: float
 ) -> Decision:
@@ -118,7 +114,7 @@ def claim(
     """The record to write for ACQUIRE or RENEW; a change of holder counts a transition."""
     if decision is Decision.WAIT:
         raise ValueError("nothing to write while another candidate holds the Lease")
-    stamp = micro_time(now)
+    stamp = rfc3339_micro(now)
     if record is None:
         return LeaseRecord(identity, duration_seconds, stamp, stamp, 0)
     changed_hands = record.holder != identity
@@ -133,7 +129,7 @@ def claim(
 
 def released(record: LeaseRecord, *, now: datetime) -> LeaseRecord:
     """What a holder writes on graceful shutdown: nobody holds it, and it expires in 1 s."""
-    stamp = micro_time(now)
+    stamp = rfc3339_micro(now)
     return LeaseRecord("", 1, stamp, stamp, record.transitions)
 
 
@@ -168,7 +164,7 @@ class LeaderElector:
         renew_deadline: float = RENEW_DEADLINE,
         retry_period: float = RETRY_PERIOD,
         monotonic: Monotonic = time.monotonic,
-        wall_clock: WallClock = lambda: datetime.now(UTC),
+        wall_clock: WallClock = utc_now,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from issuer.ca import bootstrap_ca
-from issuer.controller import Settings, utc_now
+from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.settings import Settings
 from pkiwarden import controlplane, local_addons
 from pkiwarden.controlplane import ControlPlane
+from shared.clock import utc_now
 from shared.kube.client import Kube
 
 PROCESS_NAME = "issuer"

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from issuer.plan import Action
+from issuer.decide.verdict import Step as Action
 
 CONDITION_VALUES = ("True", "False", "Unknown")
 

@@ -18,18 +18,9 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from shared.backoff import Backoff
+
 Clock = Callable[[], float]
-
-
-class Backoff:
-    """``base * 2**failures``, capped: 2 s, 4 s, 8 s ... 1 h."""
-
-    def __init__(self, base: float = 2.0, cap: float = 3600.0) -> None:
-        self.base = base
-        self.cap = cap
-
-    def delay(self, failures: int) -> float:
-        return float(min(self.base * (2 ** min(max(failures, 0), 30)), self.cap))
 
 
 class WorkQueue:

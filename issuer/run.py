@@ -15,13 +15,13 @@ import signal
 import threading
 from types import FrameType
 
-from issuer.controller import Controller, Settings
+from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
 from issuer.metrics import IssuerMetrics
-from issuer.reasons import Reporter
-from issuer.report import event_reporter
-from issuer.reporting import FanOut, LoggingReporter
+from issuer.reporting.event_reporter import event_reporter
+from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
+from issuer.settings import Settings
 from shared.kube.client import Kube
 from shared.logs import fields
 
@@ -54,7 +54,7 @@ def run(
         reporter = FanOut([LoggingReporter(), events])
     controller = Controller(kube, settings, reporter)
     controller.on_result = lambda result, seconds: metrics.observe_reconcile(
-        result.action, result.error, seconds
+        result.step, result.error, seconds
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
     metrics.track_certificates(controller.view.pkis.list)

@@ -91,8 +91,8 @@ def start_issuer(cp: ControlPlane, kubeconfig: Path | None = None) -> int:
     Secret, its command line); this adds the identity and the wait. Without
     ``kubeconfig`` it runs as the local admin.
     """
-    from issuer.controller import Settings  # noqa: PLC0415 - only with --with-issuer
     from issuer.local import start_local_issuer  # noqa: PLC0415
+    from issuer.settings import Settings  # noqa: PLC0415 - only with --with-issuer
 
     port = free_port()
     extra = [f"--kubeconfig={kubeconfig}"] if kubeconfig is not None else []

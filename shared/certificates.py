@@ -4,7 +4,7 @@ The webhook's serving CA, the issuer's development root CA and the local
 control plane's certificates are all "a self-signed CA" and "a leaf it
 signs"; they are built here once. Application certificates, with their
 usages, key choices and SANs from a Pki, are the issuer's business
-(``issuer/x509.py``), which uses the same CA builder.
+(``issuer/issuance.py``), which uses the same CA builder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Defaults: the Pki with DESIGN.md's defaults filled in, all read from the schema.
+"""Defaults: the Pki with the API's documented defaults filled in, all read from the schema.
 
 Stored objects keep only what the user wrote (the CRD carries no defaults), so
 the issuer and ``lint`` call this to see what will actually be issued, and a

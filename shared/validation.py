@@ -41,6 +41,7 @@ from shared.schema import (
 )
 from shared.structure import check_structure, child_path, field_order_key
 from shared.suggest import did_you_mean
+from shared.text import one_line
 
 _MIN_DURATION = parse_duration(MIN_DURATION)
 _MAX_DURATION = parse_duration(MAX_DURATION)
@@ -609,18 +610,14 @@ def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:
 # --- phrasing for callers ----------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return "".join(char if char.isprintable() else " " for char in text)
-
-
 def message_for_denial(findings: Iterable[Finding]) -> str:
     """All error findings as one line, joined with ``; `` (for an admission denial)."""
-    return "; ".join(_one_line(phrase(finding)) for finding in errors(findings))
+    return "; ".join(one_line(phrase(finding)) for finding in errors(findings))
 
 
-def warning_lines(findings: Iterable[Finding]) -> list[str]:
+def warning_messages(findings: Iterable[Finding]) -> list[str]:
     """Each warning finding as one line, ready for an admission response's warnings."""
-    return [_one_line(phrase(finding)) for finding in findings if not finding.is_error]
+    return [one_line(phrase(finding)) for finding in findings if not finding.is_error]
 
 
 __all__ = [
@@ -632,5 +629,5 @@ __all__ = [
     "policy_name",
     "validate_pki",
     "validate_policy",
-    "warning_lines",
+    "warning_messages",
 ]

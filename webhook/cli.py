@@ -7,7 +7,6 @@ message anyone can act on.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import ssl
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import urllib3
 
 from shared import logs
+from shared.clock import utc_now
 from shared.kube.client import ApiError, Kube
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.settings import CertificateSettings, WebhookSettings
@@ -154,9 +154,7 @@ def run_certs(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         kube = Kube.from_environment(settings.kubeconfig)
-        material = ensure_certificates(
-            kube, settings.certs, dt.datetime.now(dt.UTC), force_rotate=args.rotate
-        )
+        material = ensure_certificates(kube, settings.certs, utc_now(), force_rotate=args.rotate)
         if args.write_files:
             write_files(material, settings.cert_file, settings.key_file)
     except _EXPECTED as error:

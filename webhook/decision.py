@@ -16,7 +16,6 @@ the user is decided here:
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from shared import API_GROUP
 from shared.authority_validation import validate_authority
 from shared.findings import Finding, errors, phrase, warnings
+from shared.text import clip, one_line
 from shared.validation import Context, message_for_denial, validate_pki, validate_policy
 from webhook.review import (
     API_VERSION,
@@ -126,7 +126,7 @@ def warning_lines(findings: Sequence[Finding]) -> list[str]:
     lines: list[str] = []
     total = 0
     for index, finding in enumerate(findings):
-        line = single_line(phrase(finding), MAX_WARNING_CHARS)
+        line = clip(one_line(phrase(finding)), MAX_WARNING_CHARS)
         remaining = len(findings) - index
         more = f"{remaining} more warnings not shown; `pkiwarden lint` lists them all"
         if total + len(line) + len(more) > MAX_WARNINGS_TOTAL_CHARS and remaining > 1:
@@ -135,14 +135,6 @@ def warning_lines(findings: Sequence[Finding]) -> list[str]:
         lines.append(line)
         total += len(line)
     return lines
-
-
-def single_line(text: str, limit: int) -> str:
-    """``text`` without control or line-separator characters, cut to ``limit`` characters."""
-    cleaned = "".join(
-        " " if unicodedata.category(char) in {"Cc", "Zl", "Zp"} else char for char in text
-    )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def _spec_unchanged(request: AdmissionRequest) -> bool:

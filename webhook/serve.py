@@ -8,15 +8,15 @@ Deployment's readiness probe keeps traffic away until answers are right.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import ssl
-import threading
 
 import uvicorn
 
+from shared.clock import utc_now
 from shared.kube.client import Kube
 from shared.kube.view import ClusterView
+from shared.ticker import Ticker
 from webhook.app import create_app
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.context import ClusterViewSource
@@ -32,9 +32,7 @@ class CertificateError(RuntimeError):
 
 def sync_certificates(kube: Kube, settings: WebhookSettings, *, force_rotate: bool = False) -> bool:
     """Bring the Secret, the caBundle and the files up to date; True if the files changed."""
-    material = ensure_certificates(
-        kube, settings.certs, dt.datetime.now(dt.UTC), force_rotate=force_rotate
-    )
+    material = ensure_certificates(kube, settings.certs, utc_now(), force_rotate=force_rotate)
     return write_files(material, settings.cert_file, settings.key_file)
 
 
@@ -44,22 +42,20 @@ class RotationLoop:
     def __init__(self, kube: Kube, settings: WebhookSettings) -> None:
         self._kube = kube
         self._settings = settings
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cert-rotation", daemon=True)
+        self._ticker = Ticker(settings.rotation_check_interval, self._check, name="cert-rotation")
 
     def start(self) -> RotationLoop:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._ticker.stop()
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self._settings.rotation_check_interval):
-            try:
-                sync_certificates(self._kube, self._settings)
-            except Exception as error:  # keep serving the current certificate; retry later
-                log.warning("certificate check failed: %s", type(error).__name__)
+    def _check(self) -> None:
+        try:
+            sync_certificates(self._kube, self._settings)
+        except Exception as error:  # keep serving the current certificate; retry later
+            log.warning("certificate check failed: %s", type(error).__name__)
 
 
 def serve(settings: WebhookSettings) -> int:

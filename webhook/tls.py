@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import threading
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from shared.ticker import Ticker
 
 log = logging.getLogger("pkiwarden.webhook.tls")
 
@@ -94,18 +95,17 @@ class CertificateReloader:
         self.interval = interval
         self.reloads = 0
         self._loaded = self._stamps()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tls-reloader", daemon=True)
+        self._ticker = Ticker(interval, self.check, name="tls-reloader")
 
     def _stamps(self) -> tuple[object, object]:
         return (_stamp(self.cert_file), _stamp(self.key_file))
 
     def start(self) -> CertificateReloader:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._ticker.stop()
 
     def check(self) -> bool:
         """Reload if the files changed; True if a new certificate was loaded."""
@@ -123,7 +123,3 @@ class CertificateReloader:
         self.reloads += 1
         log.info("serving certificate reloaded: %s", describe(self.cert_file))
         return True
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            self.check()

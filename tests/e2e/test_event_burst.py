@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from issuer.controller import Settings
-from issuer.events import COMPONENT
+from issuer.reporting.recorder import COMPONENT
+from issuer.settings import Settings
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, SECRETS, Kube
 from tests.e2e.conftest import delete_namespace

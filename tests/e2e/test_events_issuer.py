@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from issuer.ca import bootstrap_ca
-from issuer.controller import Settings, utc_now
-from issuer.events import COMPONENT
+from issuer.act.bootstrap_ca import bootstrap_ca
 from issuer.local import start_local_issuer
+from issuer.reporting.recorder import COMPONENT
+from issuer.settings import Settings
 from pkiwarden import controlplane
 from pkiwarden import local_processes as procs
 from pkiwarden.controlplane import ControlPlane
+from shared.clock import utc_now
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
 from tests.e2e.conftest import delete_namespace
 

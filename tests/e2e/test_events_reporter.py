@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from issuer.events import COMBINED_PREFIX, COMPONENT, EventRecorder, EventSink
-from issuer.reasons import Reason
-from issuer.report import EventReporter, ListedPods
+from issuer.reporting.correlator import COMBINED_PREFIX
+from issuer.reporting.event_reporter import EventReporter
+from issuer.reporting.pod_sources import ListedPods
+from issuer.reporting.reasons import Reason
+from issuer.reporting.recorder import COMPONENT, EventRecorder, EventSink
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import EVENTS, PKIS, PODS, Kube
 from tests.e2e.conftest import delete_namespace

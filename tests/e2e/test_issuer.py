@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import pytest
 from cryptography import x509
 
-from issuer.controller import Settings
 from issuer.local import issuer_argv, prepare
+from issuer.settings import Settings
 from pkiwarden.controlplane import ControlPlane
 
 T = TypeVar("T")

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from issuer.controller import Settings
 from issuer.leader import LEASE_DURATION, LeaseRecord
 from issuer.run import LEASE_NAME
+from issuer.settings import Settings
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import LEASES, PKI_POLICIES, ApiError, Kube
 from tests.e2e.conftest import delete_namespace

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.controller import Settings
+from issuer.settings import Settings
 from pkiwarden.controlplane import ControlPlane
 from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, Kube
 from tests.e2e.conftest import delete_namespace

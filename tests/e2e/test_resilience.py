@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from issuer.controller import Settings
 from issuer.local import start_local_issuer
+from issuer.settings import Settings
 from pkiwarden import controlplane, local_addons, local_processes
 from pkiwarden.controlplane import ControlPlane
 from tests.e2e.test_issuer import apply, condition, get, pki, policy, wait_for, wait_ready

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from issuer.consumers import Consumption, consuming_pods, consumptions
+from issuer.reporting.consumers import Consumption, consuming_pods, consumptions
 
 SECRET = "app1-tls"
 

@@ -8,18 +8,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from issuer.events import (
+from issuer.reporting.correlator import (
     COMBINED_PREFIX,
+    MAX_MESSAGE_BYTES,
     Aggregator,
     Correlator,
     Draft,
     EventType,
     ObjectRef,
+    Observation,
     SpamFilter,
     Write,
-    one_line,
+    event_name,
+    event_text,
 )
-from issuer.events.correlator import MAX_MESSAGE_BYTES, Observation, event_name
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 POD = ObjectRef("v1", "Pod", "app1", "web-0", "uid-web-0")
@@ -258,13 +260,13 @@ def test_a_spammed_object_does_not_silence_another() -> None:
         ("bell\x07char", "bell char"),
     ],
 )
-def test_messages_are_one_line(message: str, expected: str) -> None:
-    assert one_line(message) == expected
+def test_messages_are_event_text(message: str, expected: str) -> None:
+    assert event_text(message) == expected
 
 
 @pytest.mark.parametrize("text", ["x" * 5000, "é" * 1000, "名" * 600])
 def test_messages_fit_in_1024_bytes(text: str) -> None:
-    result = one_line(text)
+    result = event_text(text)
     assert len(result.encode()) <= MAX_MESSAGE_BYTES
     assert result.endswith("...")
     assert result[:-3] == text[: len(result) - 3]

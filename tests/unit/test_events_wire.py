@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from issuer.events import Correlator, Draft, EventSink, EventType, ObjectRef
-from issuer.report import pki_ref, secret_name
+from issuer.reporting.correlator import Correlator, Draft, EventType, ObjectRef
+from issuer.reporting.event_reporter import pki_ref
+from issuer.reporting.recorder import EventSink
+from shared.defaults import secret_name
 from shared.kube.client import Kube
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

@@ -7,24 +7,25 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from issuer import x509 as pki_x509
-from issuer.ca import ca_secret_body, load_ca
-from issuer.plan import desired_of
-from issuer.secret import render_secret
+from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
+from issuer.decide.secret_body import secret_body
+from issuer.decide.verdict import desired_of
+from issuer.inputs.ca import load_ca
 from shared.defaults import apply_defaults
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 NAMESPACE = "app1"
 
 
-def make_ca(common_name: str = "test CA", days: int = 3650) -> pki_x509.SigningCA:
-    certificate, key = pki_x509.self_signed_ca(
+def make_ca(common_name: str = "test CA", days: int = 3650) -> issuance.SigningCA:
+    certificate, key = issuance.self_signed_ca(
         common_name, NOW - timedelta(days=1), timedelta(days=days)
     )
     loaded = load_ca(
         ca_secret_body("pkiwarden-system", "ca", certificate, key), "pkiwarden-system", "ca", NOW
     )
-    assert isinstance(loaded, pki_x509.SigningCA)
+    assert isinstance(loaded, issuance.SigningCA)
     return loaded
 
 
@@ -47,15 +48,15 @@ def make_pki(
 
 def issued_secret(
     pki: dict[str, Any],
-    ca: pki_x509.SigningCA,
+    ca: issuance.SigningCA,
     now: datetime = NOW,
     issued_for: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Secret the issuer would have written for ``issued_for`` (default: ``pki``) at ``now``."""
     desired = desired_of(apply_defaults(issued_for or pki))
-    key = pki_x509.generate_key(desired.key)
-    issued = pki_x509.issue_leaf(desired.request, key, ca, now)
-    body = render_secret(
+    key = issuance.generate_key(desired.key)
+    issued = issuance.issue_leaf(desired.request, key, ca, now)
+    body = secret_body(
         pki,
         desired.secret_name,
         certificate=issued.certificate,
@@ -65,6 +66,21 @@ def issued_secret(
     )
     body["metadata"]["resourceVersion"] = "5"
     return body
+
+
+def with_status(pki: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """``pki`` with a status observed at its generation."""
+    changed = copy.deepcopy(pki)
+    changed["status"] = {"observedGeneration": changed["metadata"]["generation"], **status}
+    return changed
+
+
+def respec(pki: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """``pki`` with spec fields changed, as a new generation."""
+    changed = copy.deepcopy(pki)
+    changed["spec"].update(spec)
+    changed["metadata"]["generation"] += 1
+    return changed
 
 
 def with_data(secret: dict[str, Any], **data: bytes) -> dict[str, Any]:
@@ -79,8 +95,8 @@ def data_of(secret: dict[str, Any], key: str) -> bytes:
 
 
 def test_builders_make_a_secret_that_is_up_to_date() -> None:
-    from issuer.plan import Action, plan  # noqa: PLC0415
+    from issuer.decide.verdict import Step, decide_issuance  # noqa: PLC0415
 
     pki = make_pki()
     ca = make_ca()
-    assert plan(pki, issued_secret(pki, ca), ca, [], NOW).action is Action.WAIT
+    assert decide_issuance(pki, issued_secret(pki, ca), ca, [], NOW).step is Step.WAIT

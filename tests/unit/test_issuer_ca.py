@@ -9,22 +9,23 @@ from typing import Any
 import pytest
 from test_issuer_builders import NOW, data_of, with_data
 
-from issuer import x509 as pki_x509
-from issuer.ca import CAProblem, ca_secret_body, load_ca
+from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
+from issuer.inputs.ca import CAProblem, load_ca
 
 NS, NAME = "pkiwarden-system", "pkiwarden-ca"
-CERT, KEY = pki_x509.self_signed_ca("test CA", NOW - timedelta(days=1), timedelta(days=30))
+CERT, KEY = issuance.self_signed_ca("test CA", NOW - timedelta(days=1), timedelta(days=30))
 GOOD = ca_secret_body(NS, NAME, CERT, KEY)
 
 
 def _leaf_as_ca() -> dict[str, Any]:
     loaded = load_ca(GOOD, NS, NAME, NOW)
-    assert isinstance(loaded, pki_x509.SigningCA)
-    key = pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
-    request = pki_x509.LeafRequest("x", ("x.y.svc",), (), ("server auth",), timedelta(hours=2))
-    leaf = pki_x509.issue_leaf(request, key, loaded, NOW).certificate
+    assert isinstance(loaded, issuance.SigningCA)
+    key = issuance.generate_key(issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256))
+    request = issuance.LeafRequest("x", ("x.y.svc",), (), ("server auth",), timedelta(hours=2))
+    leaf = issuance.issue_leaf(request, key, loaded, NOW).certificate
     return with_data(
-        GOOD, tls_crt=pki_x509.certificate_to_pem(leaf), tls_key=pki_x509.key_to_pem(key)
+        GOOD, tls_crt=issuance.certificate_to_pem(leaf), tls_key=issuance.key_to_pem(key)
     )
 
 
@@ -38,8 +39,8 @@ CASES: list[tuple[str, dict[str, Any] | None, object, str]] = [
         "key of another certificate",
         with_data(
             GOOD,
-            tls_key=pki_x509.key_to_pem(
-                pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
+            tls_key=issuance.key_to_pem(
+                issuance.generate_key(issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256))
             ),
         ),
         NOW,
@@ -66,6 +67,6 @@ def test_unusable_ca_is_a_problem_with_words(
 
 def test_good_ca_loads_with_itself_as_root() -> None:
     loaded = load_ca(GOOD, NS, NAME, NOW)
-    assert isinstance(loaded, pki_x509.SigningCA)
+    assert isinstance(loaded, issuance.SigningCA)
     assert loaded.root == CERT and loaded.chain == ()
     assert base64.b64decode(GOOD["data"]["ca.crt"]) == data_of(GOOD, "tls.crt")

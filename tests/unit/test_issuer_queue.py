@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from issuer.queue import Backoff, WorkQueue
+from issuer.queue import WorkQueue
+from shared.backoff import Backoff
 
 
 class FakeClock:

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 from test_issuer_builders import NOW, data_of, issued_secret, make_ca, make_pki
 
-from issuer import x509 as pki_x509
-from issuer.secret import (
+from issuer import issuance
+from issuer.decide.ownership import Ownership, ownership
+from issuer.inputs.stored import (
     NOT_AFTER_ANNOTATION,
     SERIAL_ANNOTATION,
     SPEC_HASH_ANNOTATION,
-    Ownership,
     StoredCertificate,
-    ownership,
     read_stored,
 )
 
@@ -79,12 +78,12 @@ def test_rendered_secret_has_everything_in_place() -> None:
         "controller": True,
         "blockOwnerDeletion": False,
     }
-    chain = pki_x509.load_certificates(data_of(SECRET, "tls.crt"))
+    chain = issuance.load_certificates(data_of(SECRET, "tls.crt"))
     assert len(chain) == 1  # the leaf; the self-signed root is not in tls.crt
-    assert pki_x509.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
+    assert issuance.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
     assert data_of(SECRET, "tls.key").startswith(b"-----BEGIN PRIVATE KEY-----")
     annotations = metadata["annotations"]
-    assert annotations[SERIAL_ANNOTATION] == pki_x509.serial_hex(chain[0])
+    assert annotations[SERIAL_ANNOTATION] == issuance.serial_hex(chain[0])
     assert annotations[NOT_AFTER_ANNOTATION] == f"{chain[0].not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
     assert len(annotations[SPEC_HASH_ANNOTATION]) == 32
     assert b"PRIVATE" not in data_of(SECRET, "ca.crt") + data_of(SECRET, "tls.crt")
@@ -92,8 +91,8 @@ def test_rendered_secret_has_everything_in_place() -> None:
 
 def test_intermediate_signer_goes_into_the_chain_root_into_ca_crt() -> None:
     root = CA
-    inter_key = pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
-    inter_cert, _ = pki_x509.self_signed_ca(
+    inter_key = issuance.generate_key(issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256))
+    inter_cert, _ = issuance.self_signed_ca(
         "intermediate", NOW, CA.certificate.not_valid_after_utc - NOW
     )
     # Re-sign the intermediate's subject and key under the root.
@@ -112,16 +111,16 @@ def test_intermediate_signer_goes_into_the_chain_root_into_ca_crt() -> None:
     from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
 
     intermediate = builder.sign(root.key, hashes.SHA256())
-    signer = pki_x509.SigningCA(intermediate, inter_key, (), root.certificate)
+    signer = issuance.SigningCA(intermediate, inter_key, (), root.certificate)
     secret = issued_secret(PKI, signer)
-    chain = pki_x509.load_certificates(data_of(secret, "tls.crt"))
+    chain = issuance.load_certificates(data_of(secret, "tls.crt"))
     assert chain[1:] == [intermediate]
-    assert pki_x509.load_certificates(data_of(secret, "ca.crt")) == [root.certificate]
+    assert issuance.load_certificates(data_of(secret, "ca.crt")) == [root.certificate]
 
 
 def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
-    from issuer.plan import desired_of  # noqa: PLC0415
-    from issuer.secret import render_secret  # noqa: PLC0415
+    from issuer.decide.secret_body import secret_body  # noqa: PLC0415
+    from issuer.decide.verdict import desired_of  # noqa: PLC0415
     from shared.defaults import apply_defaults  # noqa: PLC0415
 
     existing = copy.deepcopy(SECRET)
@@ -129,9 +128,9 @@ def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
     existing["metadata"]["annotations"]["reloader"] = "true"
     existing["metadata"]["resourceVersion"] = "42"
     desired = desired_of(apply_defaults(PKI))
-    key = pki_x509.generate_key(desired.key)
-    cert = pki_x509.issue_leaf(desired.request, key, CA, NOW).certificate
-    body = render_secret(
+    key = issuance.generate_key(desired.key)
+    cert = issuance.issue_leaf(desired.request, key, CA, NOW).certificate
+    body = secret_body(
         PKI, desired.secret_name, certificate=cert, key=key, ca=CA, spec_hash="h", existing=existing
     )
     assert body["metadata"]["labels"]["team"] == "payments"

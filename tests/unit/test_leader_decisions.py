@@ -12,10 +12,10 @@ from issuer.leader import (
     LeaseRecord,
     claim,
     decide,
-    micro_time,
     must_step_down,
     released,
 )
+from shared.clock import rfc3339_micro
 
 ME = "issuer-a"
 OTHER = "issuer-b"
@@ -95,7 +95,7 @@ def test_a_leader_steps_down_past_the_renew_deadline(
 def test_lease_wire_shape_round_trips() -> None:
     record = LeaseRecord(ME, 15, STAMP, STAMP, 1)
     assert LeaseRecord.of({"spec": record.as_spec()}) == record
-    assert micro_time(NOW) == STAMP
+    assert rfc3339_micro(NOW) == STAMP
     assert LeaseRecord.of({}) == LeaseRecord("", 0, "", "", 0)
 
 

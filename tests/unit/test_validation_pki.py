@@ -5,7 +5,13 @@ from typing import Any
 import pytest
 
 from shared.findings import Category, Finding, Severity, phrase
-from shared.validation import Context, SecretInfo, message_for_denial, validate_pki, warning_lines
+from shared.validation import (
+    Context,
+    SecretInfo,
+    message_for_denial,
+    validate_pki,
+    warning_messages,
+)
 
 E, W = Severity.ERROR, Severity.WARNING
 
@@ -501,7 +507,7 @@ def test_all_errors_at_once_errors_first_in_field_order() -> None:
     assert findings == validate_pki(pki(**spec), "app1", CONTEXT)
 
 
-def test_denial_message_and_warning_lines() -> None:
+def test_denial_message_and_warning_messages() -> None:
     findings = validate_pki(
         pki(serviceName="appp1", duration="2d", commonName="x\ny"), "app1", CONTEXT
     )
@@ -509,7 +515,7 @@ def test_denial_message_and_warning_lines() -> None:
     assert message.count("; did you mean") == 1
     assert message.startswith('spec.serviceName: "appp1" is not allowed')
     assert '; spec.duration: "2d" is not a duration' in message
-    lines = warning_lines(findings)
+    lines = warning_messages(findings)
     assert lines == [
         'spec.commonName: "x\\ny" is not among spec.dnsNames; it will be added to them'
     ]

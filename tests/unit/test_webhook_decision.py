@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from shared.findings import Category, Finding, Severity
+from shared.text import clip, one_line
 from shared.validation import Context
 from webhook.decision import (
     MAX_WARNING_CHARS,
     MAX_WARNINGS_TOTAL_CHARS,
     decide,
-    single_line,
     warning_lines,
 )
 from webhook.review import AdmissionReviewRequest
@@ -198,7 +198,7 @@ def test_decision(case: Case) -> None:
     for part in case.warnings_have:
         assert any(part in line for line in warnings), warnings
     for line in warnings:
-        assert single_line(line, MAX_WARNING_CHARS) == line
+        assert clip(one_line(line), MAX_WARNING_CHARS) == line
 
 
 def _finding(problem: str, value: object = None) -> Finding:

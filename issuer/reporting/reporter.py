@@ -1,19 +1,36 @@
-"""Part 1's Reporter: outcomes as structured log lines.
+"""The seam between reconciling and telling people, and two simple Reporters.
 
-Part 2 adds Events (on the Pki and on consuming Pods) and metrics behind the
-same ``Reporter`` protocol; the controller does not change.
+Reconcile decides *what happened*; a Reporter decides *who is told*: Events on
+the Pki and on consuming Pods (``event_reporter``), log lines
+(``LoggingReporter``), or several at once (``FanOut``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from issuer.reasons import Reason, Reporter
+from issuer.reporting.reasons import Reason
 from shared.logs import fields
 
 log = logging.getLogger("issuer.report")
+
+
+class Reporter(Protocol):
+    """Tells people about a reconcile outcome. ``pki`` is the Pki object as a dict."""
+
+    def failed(self, pki: dict[str, Any], reason: Reason, message: str) -> None:
+        """A Warning: on the Pki and on every Pod consuming its Secret."""
+
+    def succeeded(
+        self, pki: dict[str, Any], reason: Reason, message: str, *, again: bool = False
+    ) -> None:
+        """A Normal Event on the Pki.
+
+        ``again``: an earlier run of the issuer may already have said this
+        (it died before recording that it had); update that Event, don't add one.
+        """
 
 
 def _names(pki: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +57,7 @@ class LoggingReporter:
 
 
 class FanOut:
-    """Tells several reporters, so part 2 can add Events next to the log lines."""
+    """Tells several reporters: Events next to the log lines."""
 
     def __init__(self, reporters: Sequence[Reporter]) -> None:
         self._reporters = tuple(reporters)

@@ -10,10 +10,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from test_issuer_builders import NOW, make_ca
 
-from issuer import x509 as pki_x509
+from issuer import issuance
 
 CA = make_ca()
-REQUEST = pki_x509.LeafRequest(
+REQUEST = issuance.LeafRequest(
     common_name="app1.app1.svc",
     dns_names=("app1.app1.svc", "app1.app1.svc.cluster.local"),
     ip_addresses=("10.0.0.7", "fd00::7"),
@@ -21,31 +21,31 @@ REQUEST = pki_x509.LeafRequest(
     duration=timedelta(hours=2160),
 )
 SPECS = [
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256),
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 384),
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.RSA, 2048),
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.RSA, 3072),
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.RSA, 4096),
-    pki_x509.KeySpec(pki_x509.KeyAlgorithm.ED25519),
+    issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256),
+    issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 384),
+    issuance.KeySpec(issuance.KeyAlgorithm.RSA, 2048),
+    issuance.KeySpec(issuance.KeyAlgorithm.RSA, 3072),
+    issuance.KeySpec(issuance.KeyAlgorithm.RSA, 4096),
+    issuance.KeySpec(issuance.KeyAlgorithm.ED25519),
 ]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_each_algorithm_gives_a_certificate_the_ca_signed(spec: pki_x509.KeySpec) -> None:
-    key = pki_x509.generate_key(spec)
-    assert pki_x509.key_spec_of(key) == spec
-    cert = pki_x509.issue_leaf(REQUEST, key, CA, NOW).certificate
+def test_each_algorithm_gives_a_certificate_the_ca_signed(spec: issuance.KeySpec) -> None:
+    key = issuance.generate_key(spec)
+    assert issuance.key_spec_of(key) == spec
+    cert = issuance.issue_leaf(REQUEST, key, CA, NOW).certificate
     cert.verify_directly_issued_by(CA.certificate)
-    assert pki_x509.signed_by(cert, CA.certificate)
-    assert pki_x509.key_matches_certificate(key, cert)
-    reloaded = pki_x509.load_key(pki_x509.key_to_pem(key))
-    assert pki_x509.key_matches_certificate(reloaded, cert)
-    assert pki_x509.key_to_pem(key).startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    assert issuance.signed_by(cert, CA.certificate)
+    assert issuance.key_matches_certificate(key, cert)
+    reloaded = issuance.load_key(issuance.key_to_pem(key))
+    assert issuance.key_matches_certificate(reloaded, cert)
+    assert issuance.key_to_pem(key).startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
 
 
 def test_certificate_extensions_follow_the_request() -> None:
-    key = pki_x509.generate_key(SPECS[0])
-    cert = pki_x509.issue_leaf(REQUEST, key, CA, NOW).certificate
+    key = issuance.generate_key(SPECS[0])
+    cert = issuance.issue_leaf(REQUEST, key, CA, NOW).certificate
     ext = cert.extensions
     san = ext.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == list(REQUEST.dns_names)
@@ -67,12 +67,12 @@ def test_certificate_extensions_follow_the_request() -> None:
     aki = ext.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     ca_ski = CA.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert aki.key_identifier == ca_ski.digest
-    assert pki_x509.differences(cert, REQUEST) == []
+    assert issuance.differences(cert, REQUEST) == []
 
 
 def test_validity_is_backdated_and_serials_are_random_positive_128_bit() -> None:
-    key = pki_x509.generate_key(SPECS[0])
-    certs = [pki_x509.issue_leaf(REQUEST, key, CA, NOW).certificate for _ in range(20)]
+    key = issuance.generate_key(SPECS[0])
+    certs = [issuance.issue_leaf(REQUEST, key, CA, NOW).certificate for _ in range(20)]
     assert certs[0].not_valid_before_utc == NOW - timedelta(minutes=5)
     assert certs[0].not_valid_after_utc == NOW + REQUEST.duration
     serials = {c.serial_number for c in certs}
@@ -83,34 +83,34 @@ def test_validity_is_backdated_and_serials_are_random_positive_128_bit() -> None
 
 def test_not_after_is_clamped_to_the_ca() -> None:
     short = make_ca("short CA", days=10)
-    key = pki_x509.generate_key(SPECS[0])
-    issued = pki_x509.issue_leaf(REQUEST, key, short, NOW)
+    key = issuance.generate_key(SPECS[0])
+    issued = issuance.issue_leaf(REQUEST, key, short, NOW)
     assert issued.clamped
     assert issued.certificate.not_valid_after_utc == short.certificate.not_valid_after_utc
-    assert not pki_x509.issue_leaf(REQUEST, key, CA, NOW).clamped
+    assert not issuance.issue_leaf(REQUEST, key, CA, NOW).clamped
 
 
 def test_differences_name_what_no_longer_matches() -> None:
-    key = pki_x509.generate_key(SPECS[0])
-    cert = pki_x509.issue_leaf(REQUEST, key, CA, NOW).certificate
-    other = pki_x509.LeafRequest(
+    key = issuance.generate_key(SPECS[0])
+    cert = issuance.issue_leaf(REQUEST, key, CA, NOW).certificate
+    other = issuance.LeafRequest(
         common_name="x.app1.svc",
         dns_names=("x.app1.svc",),
         ip_addresses=(),
         usages=("server auth",),
         duration=REQUEST.duration,
     )
-    found = " | ".join(pki_x509.differences(cert, other))
+    found = " | ".join(issuance.differences(cert, other))
     for words in ("commonName", "DNS names", "IP addresses", "usages"):
         assert words in found
 
 
 def test_a_certificate_from_another_ca_is_not_signed_by_ours() -> None:
-    key = pki_x509.generate_key(SPECS[0])
-    cert = pki_x509.issue_leaf(REQUEST, key, make_ca("another"), NOW).certificate
-    assert not pki_x509.signed_by(cert, CA.certificate)
+    key = issuance.generate_key(SPECS[0])
+    cert = issuance.issue_leaf(REQUEST, key, make_ca("another"), NOW).certificate
+    assert not issuance.signed_by(cert, CA.certificate)
 
 
 def test_bootstrap_ca_is_a_ca() -> None:
-    assert pki_x509.is_ca_certificate(CA.certificate)
-    assert pki_x509.is_self_signed(CA.certificate)
+    assert issuance.is_ca_certificate(CA.certificate)
+    assert issuance.is_self_signed(CA.certificate)

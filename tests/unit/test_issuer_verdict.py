@@ -1,4 +1,4 @@
-"""The reconcile plan as a table: Pki, Secret, CA, findings, time -> action, trigger, reason."""
+"""The issuance verdict as a table: Pki, Secret, CA, findings, time -> step, trigger, reason."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from test_issuer_builders import (
     issued_secret,
     make_ca,
     make_pki,
+    respec,
     with_data,
+    with_status,
 )
 
-from issuer import x509 as pki_x509
-from issuer.ca import CAProblem
-from issuer.plan import Action, Trigger, plan, retry_delay
-from issuer.reasons import Reason
+from issuer import issuance
+from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
+from issuer.inputs.ca import CAProblem
+from issuer.reporting.reasons import Reason
 from shared.findings import Category, Finding, Severity
 
 CA = make_ca()
@@ -50,19 +52,6 @@ TAKEN = Finding(
 ADVICE = Finding(Severity.WARNING, Category.ADVICE, "spec.duration", "is the default", None)
 
 
-def _status(pki: dict[str, Any], **status: Any) -> dict[str, Any]:
-    changed = copy.deepcopy(pki)
-    changed["status"] = {"observedGeneration": changed["metadata"]["generation"], **status}
-    return changed
-
-
-def _spec(pki: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    changed = copy.deepcopy(pki)
-    changed["spec"].update(spec)
-    changed["metadata"]["generation"] += 1
-    return changed
-
-
 def _labels(
     secret: dict[str, Any], labels: dict[str, str] | None, owners: list[Any] | None
 ) -> dict[str, Any]:
@@ -73,8 +62,8 @@ def _labels(
 
 
 def _other_key_pem() -> bytes:
-    return pki_x509.key_to_pem(
-        pki_x509.generate_key(pki_x509.KeySpec(pki_x509.KeyAlgorithm.ECDSA, 256))
+    return issuance.key_to_pem(
+        issuance.generate_key(issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256))
     )
 
 
@@ -88,8 +77,8 @@ def _cert_for_other_names() -> dict[str, Any]:
     """Annotations claim the current spec, but the certificate names other hosts."""
     secret = issued_secret(PKI, CA, issued_for=make_pki(dnsNames=["other.app1.svc"]))
     secret["metadata"]["annotations"] = copy.deepcopy(SECRET["metadata"]["annotations"])
-    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = pki_x509.serial_hex(
-        pki_x509.load_certificates(data_of(secret, "tls.crt"))[0]
+    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = issuance.serial_hex(
+        issuance.load_certificates(data_of(secret, "tls.crt"))[0]
     )
     return secret
 
@@ -108,10 +97,10 @@ class Case:
     name: str
     pki: dict[str, Any]
     secret: dict[str, Any] | Callable[[], dict[str, Any] | None] | None
-    action: Action
+    step: Step
     why: Trigger | None = None
     reason: Reason | None = None
-    ca: pki_x509.SigningCA | CAProblem = CA
+    ca: issuance.SigningCA | CAProblem = CA
     findings: tuple[Finding, ...] = ()
     now_offset: timedelta = timedelta(0)
     message_has: str = ""
@@ -123,86 +112,86 @@ OURS = {"app.kubernetes.io/managed-by": "pkiwarden", "pkiwarden.dev/pki": "app1-
 
 CASES = [
     # -- triggers ---------------------------------------------------------------------
-    Case("new Pki", PKI, None, Action.ISSUE, Trigger.NEW),
+    Case("new Pki", PKI, None, Step.ISSUE, Trigger.NEW),
     Case(
         "Secret deleted",
-        _status(PKI, serialNumber="AB"),
+        with_status(PKI, serialNumber="AB"),
         None,
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.SECRET_MISSING,
     ),
-    Case("up to date", PKI, SECRET, Action.WAIT),
-    Case("warnings do not stop issuance", PKI, None, Action.ISSUE, Trigger.NEW, findings=(ADVICE,)),
+    Case("up to date", PKI, SECRET, Step.WAIT),
+    Case("warnings do not stop issuance", PKI, None, Step.ISSUE, Trigger.NEW, findings=(ADVICE,)),
     Case(
         "spec changed",
-        _spec(PKI, dnsNames=["app1.app1.svc"]),
+        respec(PKI, dnsNames=["app1.app1.svc"]),
         SECRET,
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.SPEC_CHANGED,
     ),
-    Case("tls.crt replaced", PKI, _tampered_cert, Action.ISSUE, Trigger.SECRET_ALTERED),
+    Case("tls.crt replaced", PKI, _tampered_cert, Step.ISSUE, Trigger.SECRET_ALTERED),
     Case(
         "tls.crt garbage",
         PKI,
         lambda: with_data(SECRET, tls_crt=b"not a certificate"),
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.SECRET_ALTERED,
     ),
     Case(
         "tls.key removed",
         PKI,
         lambda: {**SECRET, "data": {k: v for k, v in SECRET["data"].items() if k != "tls.key"}},
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.SECRET_ALTERED,
     ),
     Case(
         "tls.key swapped",
         PKI,
         lambda: with_data(SECRET, tls_key=_other_key_pem()),
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.KEY_MISMATCH,
     ),
     Case(
         "certificate names other hosts",
         PKI,
         _cert_for_other_names,
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.CERTIFICATE_MISMATCH,
     ),
     Case(
         "key algorithm differs",
         PKI,
         _rsa_key_for_ecdsa_spec,
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.CERTIFICATE_MISMATCH,
     ),
-    Case("CA changed", PKI, SECRET, Action.ISSUE, Trigger.CA_CHANGED, ca=OTHER_CA),
+    Case("CA changed", PKI, SECRET, Step.ISSUE, Trigger.CA_CHANGED, ca=OTHER_CA),
     Case(
         "renewal due (default renewBefore: a third of 2160h)",
         PKI,
         SECRET,
-        Action.ISSUE,
+        Step.ISSUE,
         Trigger.RENEWAL_DUE,
         now_offset=timedelta(hours=1440),
     ),
-    Case("not yet due", PKI, SECRET, Action.WAIT, now_offset=timedelta(hours=1439)),
-    Case("expired", PKI, SECRET, Action.ISSUE, Trigger.RENEWAL_DUE, now_offset=timedelta(days=400)),
+    Case("not yet due", PKI, SECRET, Step.WAIT, now_offset=timedelta(hours=1439)),
+    Case("expired", PKI, SECRET, Step.ISSUE, Trigger.RENEWAL_DUE, now_offset=timedelta(days=400)),
     # -- failures ---------------------------------------------------------------------
     Case(
         "policy no longer allows it",
         PKI,
         SECRET,
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.NOT_ALLOWED,
         findings=(NOT_ALLOWED, ADVICE),
         message_has='spec.serviceName: "app1" in Pki app1-pki is not allowed in namespace "app1"',
     ),
-    Case("invalid spec", PKI, None, Action.FAIL, reason=Reason.INVALID_SPEC, findings=(INVALID,)),
+    Case("invalid spec", PKI, None, Step.FAIL, reason=Reason.INVALID_SPEC, findings=(INVALID,)),
     Case(
         "secretName used by another Pki",
         PKI,
         None,
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.SECRET_CONFLICT,
         findings=(TAKEN,),
     ),
@@ -210,7 +199,7 @@ CASES = [
         "unmanaged Secret with the name",
         PKI,
         _labels(SECRET, None, None),
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.SECRET_CONFLICT,
         message_has='in Pki app1-pki is taken: Secret "app1-pki-tls" was not created',
     ),
@@ -218,30 +207,30 @@ CASES = [
         "our labels, no ownerReference",
         PKI,
         _labels(SECRET, OURS, None),
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.SECRET_CONFLICT,
     ),
     Case(
         "ownerReference to an older Pki of the same name",
         PKI,
         _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}]),
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.SECRET_CONFLICT,
     ),
     Case(
         "owned by another Pki",
         PKI,
         _labels(SECRET, {**OURS, "pkiwarden.dev/pki": "app2-pki"}, [{**OWNER, "name": "app2-pki"}]),
-        Action.FAIL,
+        Step.FAIL,
         reason=Reason.SECRET_CONFLICT,
         message_has="belongs to Pki app2-pki",
     ),
-    Case("CA missing, nothing to issue", PKI, SECRET, Action.WAIT, ca=CA_GONE),
+    Case("CA missing, nothing to issue", PKI, SECRET, Step.WAIT, ca=CA_GONE),
     Case(
         "CA missing, must issue",
         PKI,
         None,
-        Action.FAIL,
+        Step.FAIL,
         Trigger.NEW,
         Reason.CA_UNAVAILABLE,
         ca=CA_GONE,
@@ -251,7 +240,7 @@ CASES = [
         "CA missing at renewal",
         PKI,
         SECRET,
-        Action.FAIL,
+        Step.FAIL,
         Trigger.RENEWAL_DUE,
         Reason.CA_UNAVAILABLE,
         ca=CA_GONE,
@@ -261,36 +250,38 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_plan(case: Case) -> None:
+def test_verdict(case: Case) -> None:
     secret = case.secret() if callable(case.secret) else case.secret
     now = NOW + case.now_offset
-    result = plan(case.pki, secret, case.ca, list(case.findings), now)
-    assert (result.action, result.why, result.reason) == (case.action, case.why, case.reason)
+    result = decide_issuance(case.pki, secret, case.ca, list(case.findings), now)
+    assert (result.step, result.why, result.reason) == (case.step, case.why, case.reason)
     assert case.message_has in result.message
-    if result.action is Action.FAIL:
+    if result.step is Step.FAIL:
         assert result.requeue_at is not None and result.requeue_at > now
-    if result.action is Action.WAIT:
+    if result.step is Step.WAIT:
         assert result.stored is not None
         expected = result.stored.certificate.not_valid_after_utc - timedelta(hours=720)
         assert result.requeue_at == expected
 
 
-def test_plan_reads_the_secret_not_the_status() -> None:
+def test_verdict_reads_the_secret_not_the_status() -> None:
     """After a crash between the Secret write and the status write, nothing is re-issued."""
-    assert plan(PKI, SECRET, CA, [], NOW).action is Action.WAIT
-    stale = _status(PKI, serialNumber="0", notAfter="2000-01-01T00:00:00Z")
-    assert plan(stale, SECRET, CA, [], NOW).action is Action.WAIT
+    assert decide_issuance(PKI, SECRET, CA, [], NOW).step is Step.WAIT
+    stale = with_status(PKI, serialNumber="0", notAfter="2000-01-01T00:00:00Z")
+    assert decide_issuance(stale, SECRET, CA, [], NOW).step is Step.WAIT
 
 
 def test_failures_back_off_exponentially_and_reset_with_a_new_generation() -> None:
     delays = [
-        plan(_status(PKI, failedIssuanceAttempts=n), None, CA_GONE, [], NOW).requeue_at
+        decide_issuance(
+            with_status(PKI, failedIssuanceAttempts=n), None, CA_GONE, [], NOW
+        ).requeue_at
         for n in range(4)
     ]
     assert [d - NOW for d in delays if d] == [timedelta(seconds=s) for s in (2, 4, 8, 16)]
-    changed = _status(PKI, failedIssuanceAttempts=9)
+    changed = with_status(PKI, failedIssuanceAttempts=9)
     changed["metadata"]["generation"] = 2
-    assert plan(changed, None, CA_GONE, [], NOW).requeue_at == NOW + timedelta(seconds=2)
+    assert decide_issuance(changed, None, CA_GONE, [], NOW).requeue_at == NOW + timedelta(seconds=2)
 
 
 def test_backoff_is_capped_at_one_hour() -> None:
@@ -303,8 +294,8 @@ def test_short_certificate_renews_at_two_thirds_of_its_life() -> None:
     short_ca = make_ca("short CA", days=10)
     pki = make_pki()
     secret = issued_secret(pki, short_ca)
-    result = plan(pki, secret, short_ca, [], NOW)
-    assert result.action is Action.WAIT and result.stored is not None
+    result = decide_issuance(pki, secret, short_ca, [], NOW)
+    assert result.step is Step.WAIT and result.stored is not None
     cert = result.stored.certificate
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert result.requeue_at == cert.not_valid_before_utc + lifetime * 2 / 3

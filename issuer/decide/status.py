@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
-from issuer import x509 as pki_x509
-from issuer.plan import Trigger
+from issuer import issuance
+from issuer.decide.verdict import Trigger
+from shared.clock import rfc3339
 
 Status = dict[str, Any]
-
-
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with seconds, as the API server writes metav1.Time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,7 @@ class CertificateFacts:
     ) -> CertificateFacts:
         return cls(
             secret_name=secret_name,
-            serial=pki_x509.serial_hex(certificate),
+            serial=issuance.serial_hex(certificate),
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             renewal_time=renewal,
@@ -76,7 +72,7 @@ def condition(  # noqa: PLR0917 - the fields of a condition, in their usual orde
     now: datetime,
 ) -> dict[str, Any]:
     value = "True" if status else "False"
-    transition = timestamp(now)
+    transition = rfc3339(now)
     if (
         previous is not None
         and previous.get("status") == value
@@ -129,9 +125,9 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
         status.update(
             secretName=facts.secret_name,
             serialNumber=facts.serial,
-            notBefore=timestamp(facts.not_before),
-            notAfter=timestamp(facts.not_after),
-            renewalTime=timestamp(facts.renewal_time),
+            notBefore=rfc3339(facts.not_before),
+            notAfter=rfc3339(facts.not_after),
+            renewalTime=rfc3339(facts.renewal_time),
         )
     if outcome.ready:
         status["failedIssuanceAttempts"] = 0
@@ -140,9 +136,9 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
         if previous.get("observedGeneration") != generation:
             attempts = 0
         status["failedIssuanceAttempts"] = attempts + 1
-        status["lastFailureTime"] = timestamp(now)
+        status["lastFailureTime"] = rfc3339(now)
         if outcome.next_retry is not None:
-            status["nextRetryTime"] = timestamp(outcome.next_retry)
+            status["nextRetryTime"] = rfc3339(outcome.next_retry)
     if generation is None:
         del status["observedGeneration"]
     return status
@@ -152,7 +148,7 @@ def _issuing(
     outcome: Outcome, generation: int | None, previous: Mapping[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
     if outcome.pending is not None:
-        retry = f"; next attempt at {timestamp(outcome.next_retry)}" if outcome.next_retry else ""
+        retry = f"; next attempt at {rfc3339(outcome.next_retry)}" if outcome.next_retry else ""
         message = f"a new certificate is needed but issuance failed ({outcome.reason}){retry}"
         return condition("Issuing", True, outcome.pending.value, message, generation, previous, now)
     if outcome.ready:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
 
-from issuer.events.correlator import (
+from issuer.reporting.correlator import (
     COMBINED_PREFIX,
     Action,
     Correlator,
@@ -27,6 +26,7 @@ from issuer.events.correlator import (
     Observation,
     Write,
 )
+from shared.clock import parse_rfc3339, rfc3339
 from shared.kube.client import EVENTS, JSON, ApiError, Kube
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,6 @@ COMPONENT = "pkiwarden-issuer"
 
 EmitHook = Callable[[EventType, str], None]
 """Called with (type, reason) for every Event object created or updated (metrics)."""
-
-
-def format_time(moment: datetime) -> str:
-    """``metav1.Time``: RFC 3339, seconds, UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def event_namespace(involved: ObjectRef) -> str:
@@ -78,8 +66,8 @@ class EventSink:
             "reason": action.reason,
             "message": action.message,
             "count": action.count,
-            "firstTimestamp": format_time(action.first_timestamp),
-            "lastTimestamp": format_time(action.last_timestamp),
+            "firstTimestamp": rfc3339(action.first_timestamp),
+            "lastTimestamp": rfc3339(action.last_timestamp),
             "source": {"component": self.component},
             "reportingComponent": self.component,
             "reportingInstance": self.instance,
@@ -94,7 +82,7 @@ class EventSink:
             EVENTS.path(event_namespace(action.involved), action.name),
             {
                 "count": action.count,
-                "lastTimestamp": format_time(action.last_timestamp),
+                "lastTimestamp": rfc3339(action.last_timestamp),
                 "message": action.message,
             },
         )
@@ -132,8 +120,8 @@ def _same_message(action: Action, message: str) -> bool:
 
 def _observation(item: Mapping[str, Any]) -> Observation | None:
     metadata = item.get("metadata") or {}
-    first = parse_time(str(item.get("firstTimestamp") or ""))
-    last = parse_time(str(item.get("lastTimestamp") or ""))
+    first = parse_rfc3339(item.get("firstTimestamp"))
+    last = parse_rfc3339(item.get("lastTimestamp"))
     name = metadata.get("name")
     if not name or first is None or last is None:
         return None

@@ -1,6 +1,6 @@
 """The decision: given a Pki, its Secret and the CA, what must happen now?
 
-``plan`` is pure (no API calls, no clock of its own), like cert-manager's
+``decide_issuance`` is pure (no API calls, no clock of its own), like cert-manager's
 trigger controller: the controller gathers the inputs from its caches, and
 everything interesting about when a certificate is (re-)issued is decided
 here, where a table of cases can test it.
@@ -22,19 +22,23 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer import x509 as pki_x509
-from issuer.ca import CAProblem
-from issuer.reasons import Reason, reason_for
-from issuer.secret import Ownership, StoredCertificate, conflict_message, ownership, read_stored
+from issuer import issuance
+from issuer.decide.ownership import Ownership, conflict_message, ownership
+from issuer.inputs.ca import CAProblem
+from issuer.inputs.stored import StoredCertificate, read_stored
+from issuer.reporting.reasons import Reason, reason_for
+from shared.backoff import Backoff
+from shared.clock import rfc3339
 from shared.defaults import apply_defaults
 from shared.durations import DurationError, parse_duration
 from shared.findings import Finding, errors, phrase
 
-RETRY_BASE = timedelta(seconds=2)
-RETRY_CAP = timedelta(hours=1)
+RETRY = Backoff()
 
 
-class Action(StrEnum):
+class Step(StrEnum):
+    """What the reconcile does next."""
+
     ISSUE = "Issue"
     WAIT = "Wait"
     FAIL = "Fail"
@@ -58,19 +62,19 @@ class Desired:
     """The Pki's spec (defaults applied) in the terms of issuance."""
 
     secret_name: str
-    request: pki_x509.LeafRequest
-    key: pki_x509.KeySpec
+    request: issuance.LeafRequest
+    key: issuance.KeySpec
     rotate_key: bool
     renew_before: timedelta
     spec_hash: str
 
 
 @dataclass(frozen=True)
-class Plan:
-    action: Action
+class Verdict:
+    step: Step
     why: Trigger | None  # what calls for a new certificate, if anything does
     detail: str  # the trigger in words ("tls.crt does not match tls.key"), or ""
-    reason: Reason | None  # set when action is FAIL
+    reason: Reason | None  # set when step is FAIL
     message: str  # for FAIL: the message users read
     requeue_at: datetime | None  # WAIT: renewal time; FAIL: next retry
     desired: Desired | None = None
@@ -78,11 +82,8 @@ class Plan:
 
 
 def retry_delay(failures: int) -> timedelta:
-    """Exponential backoff: 2 s after the first failure, doubling, capped at one hour."""
-    if failures <= 0:
-        return RETRY_BASE
-    delay: timedelta = min(RETRY_BASE * (2 ** min(failures, 20)), RETRY_CAP)
-    return delay
+    """How long after a failure to try again, given the failures recorded before it."""
+    return timedelta(seconds=RETRY.delay(failures))
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -101,28 +102,28 @@ def desired_of(pki: Mapping[str, Any]) -> Desired:
         raise ValueError(f"spec.duration/renewBefore {error}") from None
     key = spec.get("privateKey") or {}
     try:
-        algorithm = pki_x509.KeyAlgorithm(key.get("algorithm", "ECDSA"))
+        algorithm = issuance.KeyAlgorithm(key.get("algorithm", "ECDSA"))
     except ValueError:
         raise ValueError(f"spec.privateKey.algorithm {key.get('algorithm')!r} is unknown") from None
-    size = key.get("size") if algorithm is not pki_x509.KeyAlgorithm.ED25519 else None
+    size = key.get("size") if algorithm is not issuance.KeyAlgorithm.ED25519 else None
     dns_names = tuple(spec.get("dnsNames") or ())
     return Desired(
         secret_name=str(spec.get("secretName")),
-        request=pki_x509.LeafRequest(
+        request=issuance.LeafRequest(
             common_name=str(spec.get("commonName") or (dns_names[0] if dns_names else "")),
             dns_names=dns_names,
             ip_addresses=tuple(spec.get("ipAddresses") or ()),
             usages=tuple(spec.get("usages") or ()),
             duration=duration,
         ),
-        key=pki_x509.KeySpec(algorithm, int(size) if size else None),
+        key=issuance.KeySpec(algorithm, int(size) if size else None),
         rotate_key=key.get("rotationPolicy", "Always") != "Never",
         renew_before=renew_before,
         spec_hash=spec_hash(spec),
     )
 
 
-def renewal_time(certificate: x509.Certificate, renew_before: timedelta) -> datetime:
+def renews_at(certificate: x509.Certificate, renew_before: timedelta) -> datetime:
     """notAfter - renewBefore; when the certificate is shorter (clamped), at 2/3 of its life."""
     not_before: datetime = certificate.not_valid_before_utc
     not_after: datetime = certificate.not_valid_after_utc
@@ -132,13 +133,13 @@ def renewal_time(certificate: x509.Certificate, renew_before: timedelta) -> date
     return not_after - renew_before
 
 
-def plan(
+def decide_issuance(
     pki: Mapping[str, Any],
     secret: Mapping[str, Any] | None,
-    ca: pki_x509.SigningCA | CAProblem,
+    ca: issuance.SigningCA | CAProblem,
     findings: Sequence[Finding],
     now: datetime,
-) -> Plan:
+) -> Verdict:
     """What to do for ``pki`` now. ``secret`` is whatever has ``spec.secretName``, ours or not."""
     name = str((pki.get("metadata") or {}).get("name"))
     failures = previous_failures(pki)
@@ -151,9 +152,9 @@ def plan(
         detail: str = "",
         desired: Desired | None = None,
         stored: StoredCertificate | None = None,
-    ) -> Plan:
-        return Plan(
-            Action.FAIL, why, detail, reason, message, now + retry_delay(failures), desired, stored
+    ) -> Verdict:
+        return Verdict(
+            Step.FAIL, why, detail, reason, message, now + retry_delay(failures), desired, stored
         )
 
     blocking = errors(findings)
@@ -173,13 +174,13 @@ def plan(
     why, detail = _trigger(pki, desired, secret, stored_or_problem, ca, now)
     if why is None:
         assert stored is not None
-        return Plan(
-            Action.WAIT,
+        return Verdict(
+            Step.WAIT,
             None,
             "",
             None,
             "",
-            renewal_time(stored.certificate, desired.renew_before),
+            renews_at(stored.certificate, desired.renew_before),
             desired,
             stored,
         )
@@ -192,15 +193,15 @@ def plan(
             desired=desired,
             stored=stored,
         )
-    return Plan(Action.ISSUE, why, detail, None, "", None, desired, stored)
+    return Verdict(Step.ISSUE, why, detail, None, "", None, desired, stored)
 
 
-def _trigger(  # noqa: PLR0917 - the plan's inputs, in the plan's order
+def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
     pki: Mapping[str, Any],
     desired: Desired,
     secret: Mapping[str, Any] | None,
     stored: StoredCertificate | str | None,
-    ca: pki_x509.SigningCA | CAProblem,
+    ca: issuance.SigningCA | CAProblem,
     now: datetime,
 ) -> tuple[Trigger | None, str]:
     """The first reason found to issue, in the order a reader would check them."""
@@ -212,26 +213,26 @@ def _trigger(  # noqa: PLR0917 - the plan's inputs, in the plan's order
         return Trigger.SECRET_ALTERED, str(stored or "the Secret is unreadable")
     if stored.serial_annotation != stored.serial:
         return Trigger.SECRET_ALTERED, "tls.crt is not the certificate pkiwarden issued"
-    if not pki_x509.key_matches_certificate(stored.key, stored.certificate):
+    if not issuance.key_matches_certificate(stored.key, stored.certificate):
         return Trigger.KEY_MISMATCH, "tls.key does not belong to the certificate in tls.crt"
     if stored.spec_hash != desired.spec_hash:
         return Trigger.SPEC_CHANGED, "the spec changed since the certificate was issued"
-    key_spec = pki_x509.key_spec_of(stored.key)
+    key_spec = issuance.key_spec_of(stored.key)
     if key_spec != desired.key:
         return (
             Trigger.CERTIFICATE_MISMATCH,
             f"the key is {key_spec}, the spec asks for {desired.key}",
         )
-    differences = pki_x509.differences(stored.certificate, desired.request)
+    differences = issuance.differences(stored.certificate, desired.request)
     if differences:
         return Trigger.CERTIFICATE_MISMATCH, "; ".join(differences)
-    if isinstance(ca, pki_x509.SigningCA):
-        root_pem = pki_x509.certificate_to_pem(ca.root)
-        if not pki_x509.signed_by(stored.certificate, ca.certificate) or stored.ca_pem != root_pem:
+    if isinstance(ca, issuance.SigningCA):
+        root_pem = issuance.certificate_to_pem(ca.root)
+        if not issuance.signed_by(stored.certificate, ca.certificate) or stored.ca_pem != root_pem:
             return Trigger.CA_CHANGED, "the certificate was signed by another CA"
-    due = renewal_time(stored.certificate, desired.renew_before)
+    due = renews_at(stored.certificate, desired.renew_before)
     if now >= due:
-        return Trigger.RENEWAL_DUE, f"renewal was due at {due:%Y-%m-%dT%H:%M:%SZ}"
+        return Trigger.RENEWAL_DUE, f"renewal was due at {rfc3339(due)}"
     return None, ""
 
 
@@ -245,3 +246,15 @@ def previous_failures(pki: Mapping[str, Any]) -> int:
         return max(0, int(status.get("failedIssuanceAttempts") or 0))
     except (TypeError, ValueError):
         return 0
+
+
+def refused(pki: Mapping[str, Any], message: str, now: datetime) -> Verdict:
+    """The API server refused a read or write of the Secret: a failure, retried with backoff."""
+    return Verdict(
+        Step.FAIL,
+        None,
+        "",
+        Reason.ISSUANCE_FAILED,
+        message,
+        now + retry_delay(previous_failures(pki)),
+    )

@@ -20,23 +20,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-Clock = Callable[[], datetime]
+from shared.clock import Clock, utc_now
+from shared.text import clip_bytes, one_line
 
 MAX_MESSAGE_BYTES = 1024
 """The API server's limit for an Event note; also keeps ``kubectl describe`` readable."""
 
 MAX_NAME_LENGTH = 253
 COMBINED_PREFIX = "(combined from similar events): "
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class EventType(StrEnum):
@@ -152,20 +149,13 @@ class Action:
         return Observation(self.name, self.count, self.first_timestamp, self.last_timestamp)
 
 
-def one_line(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """Collapse control characters and whitespace runs; cut to ``limit`` UTF-8 bytes.
+def event_text(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """One line with single spaces, cut to ``limit`` UTF-8 bytes.
 
     Events are read in ``kubectl describe`` tables, where a newline breaks the
     layout, and the API server rejects notes over 1024 bytes (not characters).
     """
-    if not message.isprintable():  # rare; the per-character pass is the slow part
-        message = "".join(c if c.isprintable() else " " for c in message)
-    text = " ".join(message.split())
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text
-    cut = encoded[: limit - 3].decode("utf-8", "ignore").rstrip()
-    return cut + "..."
+    return clip_bytes(" ".join(one_line(message).split()), limit)
 
 
 def event_name(object_name: str, nanos: int) -> str:
@@ -240,7 +230,7 @@ class Aggregator:
         self._records.put(key, _AggregateRecord(messages, now))
         if len(messages) < self._max_messages:
             return draft, EventKey(key, draft.message)
-        combined = replace(draft, message=one_line(COMBINED_PREFIX + draft.message))
+        combined = replace(draft, message=event_text(COMBINED_PREFIX + draft.message))
         return combined, EventKey(key, None)
 
 
@@ -315,7 +305,7 @@ class Correlator:
         self._last_nanos = 0
 
     def correlate(self, draft: Draft) -> Action:
-        draft = replace(draft, message=one_line(draft.message))
+        draft = replace(draft, message=event_text(draft.message))
         with self._lock:
             now = self._clock()
             event, key = self._aggregator.aggregate(draft, now)

@@ -1,7 +1,7 @@
 """Keys and certificates: the cryptography the issuer does, with no I/O.
 
 Everything here takes and returns values (keys, certificates, PEM bytes), so
-the plan can ask "does this certificate still match the spec?" and the tests
+the verdict can ask "does this certificate still match the spec?" and the tests
 can issue real certificates without a cluster.
 """
 

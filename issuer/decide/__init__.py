@@ -1,0 +1,1 @@
+"""The issuer's pure decisions: what to do, with which key, what Secret, status and Events say."""

@@ -1,0 +1,99 @@
+"""From a verdict (and the certificate just issued, if any) to all the reconcile writes after.
+
+One pure function says what status to write, what to tell people and when to
+look again, so a table of cases tests the words users read without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from issuer import issuance
+from issuer.decide.messages import clamped_note, issued_message, valid_message
+from issuer.decide.status import CertificateFacts, Outcome
+from issuer.decide.verdict import Step, Trigger, Verdict, renews_at
+from issuer.reporting.reasons import Reason
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An Event to record: a Warning for a failure reason, else Normal on the Pki.
+
+    ``again``: an earlier run of the issuer may already have said this (it died
+    before recording that it had); update that Event rather than add one.
+    """
+
+    reason: Reason
+    message: str
+    again: bool = False
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    outcome: Outcome  # what status says
+    announcement: Announcement | None  # what people are told, if anything
+    requeue_at: datetime  # when to look at the Pki again
+
+
+def conclude(
+    pki: Mapping[str, Any],
+    verdict: Verdict,
+    issued: issuance.IssuedCertificate | None,
+    now: datetime,
+) -> Conclusion:
+    """What follows ``verdict``; for ``Step.ISSUE``, ``issued`` is the certificate just written."""
+    if verdict.step is Step.FAIL:
+        return _failed(verdict, now)
+    if verdict.step is Step.ISSUE:
+        assert issued is not None, "an issuance is concluded once its certificate is written"
+        return _issued(verdict, issued)
+    return _still_valid(pki, verdict, now)
+
+
+def _still_valid(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Conclusion:
+    assert verdict.stored is not None and verdict.desired is not None
+    renewal = verdict.requeue_at or now
+    facts = CertificateFacts.of(verdict.desired.secret_name, verdict.stored.certificate, renewal)
+    outcome = Outcome(True, Reason.ISSUED.value, valid_message(facts), facts)
+    announcement = None
+    if (pki.get("status") or {}).get("serialNumber") != facts.serial:
+        # Issued, but the process died before status recorded it (and so,
+        # possibly, before the Event): tell now. Status is written after the
+        # Event, so this happens at most once more per issuance.
+        announcement = Announcement(Reason.ISSUED, issued_message(facts, None), again=True)
+    return Conclusion(outcome, announcement, renewal)
+
+
+def _issued(verdict: Verdict, issued: issuance.IssuedCertificate) -> Conclusion:
+    assert verdict.desired is not None
+    renewal = renews_at(issued.certificate, verdict.desired.renew_before)
+    facts = CertificateFacts.of(verdict.desired.secret_name, issued.certificate, renewal)
+    reason = Reason.RENEWED if verdict.why is Trigger.RENEWAL_DUE else Reason.ISSUED
+    message = issued_message(facts, verdict)
+    if issued.clamped:
+        message += clamped_note(facts)
+    outcome = Outcome(True, reason.value, message, facts, issued=True)
+    return Conclusion(outcome, Announcement(reason, message), renewal)
+
+
+def _failed(verdict: Verdict, now: datetime) -> Conclusion:
+    assert verdict.reason is not None
+    facts = None
+    if verdict.stored is not None and verdict.desired is not None:
+        certificate = verdict.stored.certificate
+        renewal = renews_at(certificate, verdict.desired.renew_before)
+        facts = CertificateFacts.of(verdict.desired.secret_name, certificate, renewal)
+    outcome = Outcome(
+        ready=False,
+        reason=verdict.reason.value,
+        message=verdict.message,
+        certificate=facts,
+        pending=verdict.why,
+        next_retry=verdict.requeue_at,
+    )
+    return Conclusion(
+        outcome, Announcement(verdict.reason, verdict.message), verdict.requeue_at or now
+    )

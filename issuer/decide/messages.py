@@ -1,0 +1,49 @@
+"""What the issuer says about a certificate, in the words of the Events and the Ready condition."""
+
+from __future__ import annotations
+
+from issuer.decide.status import CertificateFacts
+from issuer.decide.verdict import Trigger, Verdict
+from shared.clock import rfc3339
+
+MAX_MESSAGE = 1024  # the API server's limit for an Event note and a condition message
+
+
+def valid_message(facts: CertificateFacts) -> str:
+    return (
+        f"certificate {facts.serial} in Secret {facts.secret_name} is valid until"
+        f" {rfc3339(facts.not_after)}; renewal at {rfc3339(facts.renewal_time)}"
+    )
+
+
+def issued_message(facts: CertificateFacts, verdict: Verdict | None) -> str:
+    """``issued``, ``renewed`` or ``re-issued (why)``; None: announced again after a restart."""
+    trigger = verdict.why if verdict is not None else None
+    detail = verdict.detail if verdict is not None else ""
+    how = {
+        Trigger.NEW: "issued",
+        Trigger.RENEWAL_DUE: "renewed",
+    }.get(trigger or Trigger.NEW, f"re-issued ({detail})")
+    return (
+        f"certificate {facts.serial} {how} into Secret {facts.secret_name}, valid until"
+        f" {rfc3339(facts.not_after)}"
+    )
+
+
+def clamped_note(facts: CertificateFacts) -> str:
+    return (
+        f"; notAfter was cut to the CA's own notAfter {rfc3339(facts.not_after)},"
+        " shorter than spec.duration"
+    )
+
+
+def api_refusal_message(status: int, text: str, verb: str, secret_name: str) -> str:
+    """An API refusal worded for the application owner, who cannot see the issuer's logs."""
+    if status in (401, 403):
+        message = (
+            f'the issuer may not {verb} Secret "{secret_name}" in this namespace;'
+            " a cluster administrator must onboard the namespace for pkiwarden"
+        )
+    else:
+        message = f'the API server refused to {verb} Secret "{secret_name}": {text}'
+    return message[:MAX_MESSAGE]

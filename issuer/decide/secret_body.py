@@ -1,0 +1,87 @@
+"""The Secret to write for an issued certificate, as a value: no I/O, no clock."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+
+from issuer import issuance
+from issuer.inputs.stored import NOT_AFTER_ANNOTATION, SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION
+from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.clock import rfc3339
+
+SecretObject = dict[str, Any]
+
+
+def owner_reference(pki: Mapping[str, Any]) -> dict[str, Any]:
+    """controller=true so tools see who manages it; blockOwnerDeletion needs no extra RBAC."""
+    metadata = pki.get("metadata") or {}
+    return {
+        "apiVersion": API_GROUP_VERSION,
+        "kind": "Pki",
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def secret_body(
+    pki: Mapping[str, Any],
+    secret_name: str,
+    *,
+    certificate: x509.Certificate,
+    key: issuance.PrivateKey,
+    ca: issuance.SigningCA,
+    spec_hash: str,
+    existing: Mapping[str, Any] | None = None,
+) -> SecretObject:
+    """The Secret to write; an existing Secret's foreign labels and annotations are kept."""
+    pki_metadata = pki.get("metadata") or {}
+    old_metadata = (existing or {}).get("metadata") or {}
+    labels = dict(old_metadata.get("labels") or {})
+    labels.update({MANAGED_BY_LABEL: MANAGED_BY_VALUE, PKI_LABEL: str(pki_metadata.get("name"))})
+    annotations = dict(old_metadata.get("annotations") or {})
+    annotations.update(
+        {
+            SERIAL_ANNOTATION: issuance.serial_hex(certificate),
+            NOT_AFTER_ANNOTATION: rfc3339(certificate.not_valid_after_utc),
+            SPEC_HASH_ANNOTATION: spec_hash,
+        }
+    )
+    metadata: dict[str, Any] = {
+        "name": secret_name,
+        "namespace": pki_metadata.get("namespace"),
+        "labels": labels,
+        "annotations": annotations,
+        "ownerReferences": [owner_reference(pki)],
+    }
+    if existing is not None:
+        metadata["resourceVersion"] = old_metadata.get("resourceVersion")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": metadata,
+        "data": {
+            "tls.crt": _b64(_leaf_then_chain(certificate, ca)),
+            "tls.key": _b64(issuance.key_to_pem(key)),
+            "ca.crt": _b64(issuance.certificate_to_pem(ca.root)),
+        },
+    }
+
+
+def _leaf_then_chain(certificate: x509.Certificate, ca: issuance.SigningCA) -> bytes:
+    """Leaf, then the signer unless it is the root, then intermediates; never the root."""
+    certificates = [certificate]
+    for candidate in (ca.certificate, *ca.chain):
+        if candidate != ca.root and not issuance.is_self_signed(candidate):
+            certificates.append(candidate)
+    return b"".join(issuance.certificate_to_pem(c) for c in certificates)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,278 @@
+"""From inputs to everything written, as tables: verdict -> key, Secret, status, Event, next look.
+
+Each row starts from the Pki, its Secret and the CA (as the reconcile reads
+them), runs the pure decisions in the reconcile's order, and lists what the
+reconcile would write: the Secret's fields, the status, the Event's reason and
+message, and when the Pki is looked at again.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from test_issuer_builders import (
+    NOW,
+    data_of,
+    issued_secret,
+    make_ca,
+    make_pki,
+    respec,
+    with_status,
+)
+
+from issuer import issuance
+from issuer.decide.conclusion import conclude
+from issuer.decide.key_reuse import reusable_key
+from issuer.decide.messages import api_refusal_message
+from issuer.decide.secret_body import secret_body
+from issuer.decide.status import next_status
+from issuer.decide.verdict import Step, Trigger, decide_issuance, refused
+from issuer.inputs.ca import CAProblem
+from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_stored
+from issuer.reporting.reasons import Reason
+from shared.clock import rfc3339
+
+CA = make_ca()
+PKI = make_pki()
+SECRET = issued_secret(PKI, CA)
+SERIAL = issuance.serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0])
+NEVER = {"privateKey": {"rotationPolicy": "Never"}}
+CA_GONE = CAProblem('CA Secret "pkiwarden-system/pkiwarden-ca" does not exist')
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    pki: dict[str, Any]
+    secret: dict[str, Any] | None
+    step: Step
+    ca: issuance.SigningCA | CAProblem = CA
+    now: datetime = NOW
+    event: tuple[Reason, str] | None = None  # reason, a part of the message
+    again: bool = False
+    ready: str = "True"
+    status_has: dict[str, Any] = field(default_factory=dict)
+    requeue_in: Callable[[datetime], bool] = lambda at: at > NOW
+
+
+ROWS = [
+    Row(
+        "new Pki: issued, announced, status filled, next look at renewal",
+        PKI,
+        None,
+        Step.ISSUE,
+        event=(Reason.ISSUED, "issued into Secret app1-pki-tls, valid until"),
+        status_has={"secretName": "app1-pki-tls", "failedIssuanceAttempts": 0},
+        requeue_in=lambda at: at == NOW + timedelta(days=60),
+    ),
+    Row(
+        "spec changed: re-issued, and the message says why",
+        respec(PKI, duration="720h"),
+        SECRET,
+        Step.ISSUE,
+        event=(Reason.ISSUED, "re-issued (the spec changed since the certificate was issued)"),
+        requeue_in=lambda at: at == NOW + timedelta(days=20),
+    ),
+    Row(
+        "renewal due: renewed",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.ISSUE,
+        now=NOW + timedelta(days=61),
+        event=(Reason.RENEWED, "renewed into Secret app1-pki-tls"),
+    ),
+    Row(
+        "valid and recorded: nothing said, next look at renewal",
+        with_status(PKI, serialNumber=SERIAL),
+        SECRET,
+        Step.WAIT,
+        status_has={"serialNumber": SERIAL},
+        requeue_in=lambda at: at == NOW + timedelta(days=60),
+    ),
+    Row(
+        "valid but status lost after a crash: announced again, adopting the old Event",
+        PKI,
+        SECRET,
+        Step.WAIT,
+        event=(Reason.ISSUED, f"certificate {SERIAL} issued into Secret app1-pki-tls"),
+        again=True,
+        status_has={"serialNumber": SERIAL},
+    ),
+    Row(
+        "CA gone with no certificate: a Warning, retried after 2 s, no certificate facts",
+        PKI,
+        None,
+        Step.FAIL,
+        ca=CA_GONE,
+        event=(Reason.CA_UNAVAILABLE, "cannot be issued: CA Secret"),
+        ready="False",
+        status_has={
+            "failedIssuanceAttempts": 1,
+            "nextRetryTime": rfc3339(NOW + timedelta(seconds=2)),
+        },
+        requeue_in=lambda at: at == NOW + timedelta(seconds=2),
+    ),
+    Row(
+        "CA gone at renewal: the existing certificate's facts stay in status",
+        with_status(PKI, serialNumber=SERIAL, failedIssuanceAttempts=3),
+        SECRET,
+        Step.FAIL,
+        ca=CA_GONE,
+        now=NOW + timedelta(days=61),
+        event=(Reason.CA_UNAVAILABLE, "cannot be issued"),
+        ready="False",
+        status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
+        requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_what_the_reconcile_writes(row: Row) -> None:
+    verdict = decide_issuance(row.pki, row.secret, row.ca, [], row.now)
+    assert verdict.step is row.step
+    issued = None
+    if verdict.step is Step.ISSUE:
+        assert verdict.desired is not None and isinstance(row.ca, issuance.SigningCA)
+        key = reusable_key(verdict) or issuance.generate_key(verdict.desired.key)
+        issued = issuance.issue_leaf(verdict.desired.request, key, row.ca, row.now)
+    conclusion = conclude(row.pki, verdict, issued, row.now)
+    said = conclusion.announcement
+    if row.event is None:
+        assert said is None
+    else:
+        assert said is not None
+        assert said.reason is row.event[0]
+        assert row.event[1] in said.message, said.message
+        assert said.again is row.again
+    status = next_status(row.pki, conclusion.outcome, row.now)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == row.ready
+    for name, value in row.status_has.items():
+        assert status[name] == value, name
+    assert row.requeue_in(conclusion.requeue_at), conclusion.requeue_at
+
+
+def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None:
+    message = api_refusal_message(403, "forbidden", "write", "app1-pki-tls")
+    assert message == (
+        'the issuer may not write Secret "app1-pki-tls" in this namespace;'
+        " a cluster administrator must onboard the namespace for pkiwarden"
+    )
+    assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s")
+    verdict = refused(PKI, message, NOW)
+    conclusion = conclude(PKI, verdict, None, NOW)
+    assert conclusion.announcement is not None
+    assert conclusion.announcement.reason is Reason.ISSUANCE_FAILED
+    assert conclusion.requeue_at == NOW + timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    name: str
+    pki: dict[str, Any]
+    secret: dict[str, Any]
+    kept: bool
+    now: datetime = NOW
+
+
+def _altered(secret: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(secret)
+    changed["metadata"]["annotations"][SERIAL_ANNOTATION] = "00"
+    return changed
+
+
+NEVER_PKI = make_pki(**NEVER)
+NEVER_SECRET = issued_secret(NEVER_PKI, CA)
+KEY_ROWS = [
+    KeyRow("rotationPolicy Always: a new key", respec(PKI, duration="720h"), SECRET, False),
+    KeyRow(
+        "rotationPolicy Never, spec changed: the key is kept",
+        respec(NEVER_PKI, duration="720h"),
+        NEVER_SECRET,
+        True,
+    ),
+    KeyRow(
+        "rotationPolicy Never, renewal: the key is kept",
+        NEVER_PKI,
+        NEVER_SECRET,
+        True,
+        now=NOW + timedelta(days=61),
+    ),
+    KeyRow(
+        "rotationPolicy Never, Secret altered by someone: a new key",
+        NEVER_PKI,
+        _altered(NEVER_SECRET),
+        False,
+    ),
+    KeyRow(
+        "rotationPolicy Never, algorithm changed: a new key",
+        respec(NEVER_PKI, privateKey={"rotationPolicy": "Never", "algorithm": "RSA"}),
+        NEVER_SECRET,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", KEY_ROWS, ids=[row.name for row in KEY_ROWS])
+def test_key_reuse(row: KeyRow) -> None:
+    verdict = decide_issuance(row.pki, row.secret, CA, [], row.now)
+    assert verdict.step is Step.ISSUE
+    stored = read_stored(row.secret)
+    assert not isinstance(stored, str)
+    key = reusable_key(verdict)
+    if row.kept:
+        assert key is not None
+        assert issuance.key_to_pem(key) == issuance.key_to_pem(stored.key)
+    else:
+        assert key is None
+
+
+def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() -> None:
+    existing = copy.deepcopy(SECRET)
+    existing["metadata"]["labels"]["team"] = "payments"
+    existing["metadata"]["annotations"]["note"] = "kept"
+    pki = respec(PKI, duration="720h")
+    verdict = decide_issuance(pki, existing, CA, [], NOW)
+    assert verdict.step is Step.ISSUE and verdict.why is Trigger.SPEC_CHANGED
+    assert verdict.desired is not None
+    key = issuance.generate_key(verdict.desired.key)
+    issued = issuance.issue_leaf(verdict.desired.request, key, CA, NOW)
+    body = secret_body(
+        pki,
+        verdict.desired.secret_name,
+        certificate=issued.certificate,
+        key=key,
+        ca=CA,
+        spec_hash=verdict.desired.spec_hash,
+        existing=existing,
+    )
+    metadata = body["metadata"]
+    assert body["type"] == "kubernetes.io/tls"
+    assert metadata["name"] == "app1-pki-tls" and metadata["namespace"] == "app1"
+    assert metadata["resourceVersion"] == existing["metadata"]["resourceVersion"]
+    assert metadata["labels"] == {
+        "team": "payments",
+        "app.kubernetes.io/managed-by": "pkiwarden",
+        "pkiwarden.dev/pki": "app1-pki",
+    }
+    assert metadata["annotations"]["note"] == "kept"
+    assert metadata["annotations"][SERIAL_ANNOTATION] == issuance.serial_hex(issued.certificate)
+    assert metadata["annotations"][SPEC_HASH_ANNOTATION] == verdict.desired.spec_hash
+    assert metadata["ownerReferences"] == [
+        {
+            "apiVersion": "pkiwarden.dev/v1alpha1",
+            "kind": "Pki",
+            "name": "app1-pki",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    assert sorted(body["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert decide_issuance(pki, body, CA, [], NOW).step is Step.WAIT
