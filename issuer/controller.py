@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from issuer import issuance
 from issuer.act.secret_write import WriteConflictError, write_secret
 from issuer.act.status_write import StatusWriter
+from issuer.authority.pacing import Pacer
 from issuer.decide.conclusion import Conclusion, conclude
 from issuer.decide.key_reuse import reusable_key
 from issuer.decide.messages import api_refusal_message
@@ -63,6 +64,7 @@ class Controller:
         self.clock = clock
         self.queue = WorkQueue()
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
+        self.pacer: Pacer | None = None  # the authority's re-issue pace, during a CA rotation
         self.watches = Watches(kube, settings, self.queue.add)
         self.view = self.watches.view
         self.secrets = SecretReader(kube, self.watches, settings.secret_sync_seconds)
@@ -130,6 +132,12 @@ class Controller:
             message = api_refusal_message(error.status, error.message, "read", secret_name)
             return self._conclude(key, pki, refused(pki, message, now), None, now)
         verdict = decide_issuance(pki, secret, self.watches.ca.current(now), findings, now)
+        if verdict.step is Step.ISSUE and verdict.why is Trigger.CA_CHANGED and self.pacer:
+            # A CA rotation re-issues every Pki: at reissueRate, not all at once.
+            wait = self.pacer.wait(key, now)
+            if wait > timedelta(0):
+                self.queue.add_after(key, wait)
+                return Result(key, Step.WAIT, verdict.why)
         issued = None
         if verdict.step is Step.ISSUE:
             issued_or_retry = self._issue(key, pki, secret, verdict, now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
 from issuer.settings import Settings
 from pkiwarden import controlplane, local_addons
 from pkiwarden.controlplane import ControlPlane
@@ -29,15 +29,17 @@ def issuer_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
         f"--workers={settings.workers}",
         f"--health-port={settings.health_port}",
         "--leader-elect" if settings.leader_elect else "--no-leader-elect",
+        f"--authority={settings.authority}",
     )
     return [*argv, *extra]
 
 
 def prepare(plane: ControlPlane, settings: Settings) -> None:
-    """CRDs applied and Established, CA Secret present (bootstrapped if missing)."""
+    """CRDs applied and Established; CA Secret and PkiAuthority present (created if missing)."""
     local_addons.apply_prerequisites(plane)
     kube = Kube.from_environment(str(plane.kubeconfig))
     bootstrap_ca(kube, settings.namespace, settings.ca_secret, utc_now())
+    bootstrap_authority(kube, settings.authority, settings.ca_secret)
 
 
 def start_local_issuer(

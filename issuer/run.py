@@ -13,8 +13,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
+from issuer.authority.announce import authority_announcer
+from issuer.authority.loop import AuthorityLoop
+from issuer.authority.metrics import AuthorityMetrics
 from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
@@ -58,22 +63,46 @@ def run(
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
     metrics.track_certificates(controller.view.pkis.list)
+    authority = AuthorityLoop(
+        kube,
+        settings.namespace,
+        settings.authority,
+        settings.ca_secret,
+        controller.view,
+        controller.watches.secrets,
+        controller.watches.ca.cache,
+        announce=authority_announcer(kube),
+        tick_seconds=settings.authority_tick_seconds,
+    )
+    controller.pacer = authority.pacer
+    authority.on_pass = AuthorityMetrics(metrics.registry, settings.authority).observe
+
+    def synced() -> bool:
+        return controller.synced() and authority.synced()
+
+    def start_writing() -> None:
+        controller.start_workers()
+        authority.start()
+
     elector: LeaderElector | None = None
     lost = threading.Event()
     health = None
     if settings.health_port >= 0:
         health = HealthServer(settings.health_port)
         health.add_route("/healthz", lambda: text(not stop.is_set(), "alive"))
-        health.add_route("/readyz", lambda: text(controller.synced(), "synced"))
+        health.add_route("/readyz", lambda: text(synced(), "synced"))
         health.add_route("/metrics", metrics.response)
         health.start()
     try:
         controller.start_watching()
-        if not controller.wait_synced(settings.sync_timeout_seconds):
+        authority.start_watching()
+        if not controller.wait_synced(settings.sync_timeout_seconds) or not _wait(
+            authority.synced, settings.sync_timeout_seconds, stop
+        ):
             if stop.is_set():
                 return 0
             log.error(
-                "caches did not sync; is the Pki CRD installed and may the issuer read it?",
+                "caches did not sync; are the CRDs installed and may the issuer read them?",
                 extra=fields(timeout_seconds=settings.sync_timeout_seconds),
             )
             return 1
@@ -89,7 +118,7 @@ def run(
 
             def started_leading() -> None:
                 metrics.leading(True)
-                controller.start_workers()
+                start_writing()
 
             def stopped_leading() -> None:
                 metrics.leading(False)
@@ -101,16 +130,26 @@ def run(
             elector.start(started_leading, stopped_leading)
         else:
             metrics.leading(True)
-            controller.start_workers()
+            start_writing()
         stop.wait()
         log.info("stopping")
         return 1 if lost.is_set() else 0
     finally:
+        authority.stop()
         controller.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
         if health is not None:
             health.stop()
+
+
+def _wait(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if stop.is_set() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -18,3 +18,7 @@ class Settings:
     kubeconfig: str | None = None
     sync_timeout_seconds: float = 60.0
     secret_sync_seconds: float = 5.0  # wait for a namespace's Secret cache before a direct read
+    authority: str = "default"  # the PkiAuthority this issuer serves (one per issuer)
+    # How often the authority loop looks again when no watch wakes it: rotation
+    # progress is read from the Pkis' Secrets, which it does not watch itself.
+    authority_tick_seconds: float = 1.0

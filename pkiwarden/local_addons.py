@@ -44,6 +44,7 @@ def apply_prerequisites(cp: ControlPlane) -> None:
             "--timeout=10s",
             "customresourcedefinition/pkis.pkiwarden.dev",
             "customresourcedefinition/pkipolicies.pkiwarden.dev",
+            "customresourcedefinition/pkiauthorities.pkiwarden.dev",
             check=time.monotonic() > deadline,
         )
         if waited.returncode == 0:

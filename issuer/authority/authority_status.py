@@ -8,26 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
 from issuer.authority.phases import Phase, RotationState
 from issuer.authority.trust import Role, Trusted
+from shared.clock import rfc3339
 
 BLOCKED_SHOWN = 20
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def describe(certificate: x509.Certificate, role: Role) -> dict[str, str]:
     return {
         "serialNumber": format(certificate.serial_number, "x"),
         "subject": certificate.subject.rfc4514_string(),
-        "notAfter": timestamp(certificate.not_valid_after_utc),
+        "notAfter": rfc3339(certificate.not_valid_after_utc),
         "role": role.value,
     }
 
@@ -62,7 +59,7 @@ def _condition(  # noqa: PLR0917 - the fields of a condition, in their usual ord
         "status": value,
         "reason": reason,
         "message": message[:1024],
-        "lastTransitionTime": since or timestamp(now),
+        "lastTransitionTime": since or rfc3339(now),
         "observedGeneration": generation,
     }
 
@@ -103,7 +100,7 @@ def authority_status(
         "observedGeneration": standing.generation,
     }
     if state.phase_start is not None:
-        status["phaseStartTime"] = timestamp(state.phase_start)
+        status["phaseStartTime"] = rfc3339(state.phase_start)
     if state.handled_request:
         status["lastRotationRequest"] = state.handled_request
     active = [t for t in standing.trusted if t.role is Role.ACTIVE]

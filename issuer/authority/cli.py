@@ -9,11 +9,12 @@ the trust set.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from issuer.authority.spec import ROTATE_ANNOTATION, ROTATE_NOW_ANNOTATION
 from shared.authority_schema import DEFAULT_AUTHORITY
+from shared.clock import rfc3339_micro, utc_now
 from shared.kube.client import PKI_AUTHORITIES, ApiError, Kube
 
 
@@ -120,19 +121,19 @@ def _status(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(f"pkiwarden ca status: cannot read PkiAuthority {args.authority}: {error}")
         return 2
-    print(render_status(authority, datetime.now(UTC)))
+    print(render_status(authority, utc_now()))
     return 0
 
 
 def rotation_patch(now: datetime, emergency: bool) -> dict[str, Any]:
-    request = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    request = rfc3339_micro(now)
     annotations = {ROTATE_ANNOTATION: request, ROTATE_NOW_ANNOTATION: "true" if emergency else None}
     return {"metadata": {"annotations": annotations}}
 
 
 def _rotate(args: argparse.Namespace) -> int:
     kube = Kube.from_environment(args.kubeconfig)
-    patch = rotation_patch(datetime.now(UTC), args.now)
+    patch = rotation_patch(utc_now(), args.now)
     try:
         kube.patch(PKI_AUTHORITIES.path(name=args.authority), patch, "merge")
     except ApiError as error:

@@ -18,12 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
-from issuer import x509 as pki_x509
+from issuer import issuance
 from issuer.authority import configmaps, state
 from issuer.authority.authority_status import Standing, authority_status
 from issuer.authority.pacing import Pacer, Pending, reissue_order
@@ -37,6 +37,7 @@ from issuer.authority.spec import (
 )
 from issuer.authority.trust import bundle_pem, fingerprint
 from shared import defaults
+from shared.clock import Clock, utc_now
 from shared.kube.cache import WatchCache
 from shared.kube.client import CONFIG_MAPS, PKI_AUTHORITIES, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
@@ -46,13 +47,8 @@ from shared.logs import fields
 log = logging.getLogger("issuer.authority")
 
 JSON = dict[str, Any]
-Clock = Callable[[], datetime]
 # (authority object, warning?, reason, message): an Event on the PkiAuthority.
 Announce = Callable[[Mapping[str, Any], bool, str, str], None]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,7 @@ def _leaf(secret: Mapping[str, Any]) -> Leaf:
     issuer_key_id: bytes | None = None
     not_after: datetime | None = None
     try:
-        certificate = pki_x509.load_certificates(base64.b64decode(data.get("tls.crt") or ""))[0]
+        certificate = issuance.load_certificates(base64.b64decode(data.get("tls.crt") or ""))[0]
         aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
         issuer_key_id, not_after = aki.key_identifier, certificate.not_valid_after_utc
     except (ValueError, IndexError, x509.ExtensionNotFound):
@@ -230,14 +226,14 @@ class AuthorityLoop:
 
     def _supplied(
         self, spec: AuthoritySpec, material: state.Material, now: datetime
-    ) -> tuple[x509.Certificate, pki_x509.PrivateKey] | None:
+    ) -> tuple[x509.Certificate, issuance.PrivateKey] | None:
         """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
         supplied = state.read_material(self._read_secret(spec.next_secret_name))
-        if supplied is None or not pki_x509.is_ca_certificate(supplied.active):
+        if supplied is None or not issuance.is_ca_certificate(supplied.active):
             return None
-        if not pki_x509.key_matches_certificate(supplied.active_key, supplied.active):
+        if not issuance.key_matches_certificate(supplied.active_key, supplied.active):
             return None
         if now >= supplied.active.not_valid_after_utc:
             return None
@@ -407,7 +403,7 @@ class AuthorityLoop:
         material: state.Material,
         step: Step,
         spec: AuthoritySpec,
-        supplied: tuple[x509.Certificate, pki_x509.PrivateKey] | None,
+        supplied: tuple[x509.Certificate, issuance.PrivateKey] | None,
         now: datetime,
     ) -> tuple[RotationState, state.Material] | None:
         """Write ``step``'s state and certificates to the CA Secret in one request."""

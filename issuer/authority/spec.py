@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer import x509 as pki_x509
+from issuer import issuance
 from issuer.authority.phases import Request
 from shared.authority_schema import (
     DEFAULT_CA_COMMON_NAME,
@@ -34,7 +34,7 @@ class Generate:
     common_name: str
     duration: timedelta
     renew_before: timedelta
-    key: pki_x509.KeySpec
+    key: issuance.KeySpec
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,15 @@ def _generate(value: object) -> Generate | None:
         renew_before = duration / 3
     key = value.get("privateKey") or {}
     try:
-        algorithm = pki_x509.KeyAlgorithm(key.get("algorithm", "ECDSA"))
+        algorithm = issuance.KeyAlgorithm(key.get("algorithm", "ECDSA"))
     except ValueError:
-        algorithm = pki_x509.KeyAlgorithm.ECDSA
-    size = key.get("size") if algorithm is not pki_x509.KeyAlgorithm.ED25519 else None
+        algorithm = issuance.KeyAlgorithm.ECDSA
+    size = key.get("size") if algorithm is not issuance.KeyAlgorithm.ED25519 else None
     return Generate(
         common_name=str(value.get("commonName") or DEFAULT_CA_COMMON_NAME),
         duration=duration,
         renew_before=renew_before,
-        key=pki_x509.KeySpec(algorithm, int(size) if isinstance(size, int) else None),
+        key=issuance.KeySpec(algorithm, int(size) if isinstance(size, int) else None),
     )
 
 
@@ -106,7 +106,7 @@ def renewal_due(generate: Generate | None, active: x509.Certificate, now: dateti
     return now >= active.not_valid_after_utc - generate.renew_before
 
 
-def new_ca(generate: Generate, now: datetime) -> tuple[x509.Certificate, pki_x509.PrivateKey]:
+def new_ca(generate: Generate, now: datetime) -> tuple[x509.Certificate, issuance.PrivateKey]:
     """A fresh self-signed CA; its subject carries the time, so two CAs never share one."""
     name = f"{generate.common_name} {now:%Y%m%d%H%M%S%f}"[:64]
-    return pki_x509.self_signed_ca(name, now, generate.duration, generate.key)
+    return issuance.self_signed_ca(name, now, generate.duration, generate.key)

@@ -21,9 +21,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from issuer import x509 as pki_x509
+from issuer import issuance
 from issuer.authority.phases import Move, Phase, RotationState
 from issuer.authority.trust import Trusted, bundle_pem, trust_set
+from shared.clock import parse_rfc3339, rfc3339
 
 PHASE_ANNOTATION = "pkiwarden.dev/rotation-phase"
 PHASE_START_ANNOTATION = "pkiwarden.dev/phase-start"
@@ -38,9 +39,9 @@ class Material:
     """The CA Secret's certificates and keys, parsed."""
 
     active: x509.Certificate
-    active_key: pki_x509.PrivateKey
+    active_key: issuance.PrivateKey
     next: x509.Certificate | None = None
-    next_key: pki_x509.PrivateKey | None = None
+    next_key: issuance.PrivateKey | None = None
     previous: x509.Certificate | None = None
 
     def trusted(self, state: RotationState, now: datetime) -> tuple[Trusted, ...]:
@@ -68,17 +69,17 @@ def _certificate(data: Mapping[str, Any], key: str) -> x509.Certificate | None:
     if pem is None:
         return None
     try:
-        return pki_x509.load_certificates(pem)[0]
+        return issuance.load_certificates(pem)[0]
     except (ValueError, IndexError):
         return None
 
 
-def _key(data: Mapping[str, Any], key: str) -> pki_x509.PrivateKey | None:
+def _key(data: Mapping[str, Any], key: str) -> issuance.PrivateKey | None:
     pem = _field(data, key)
     if pem is None:
         return None
     try:
-        return pki_x509.load_key(pem)
+        return issuance.load_key(pem)
     except (ValueError, TypeError):
         return None
 
@@ -99,17 +100,8 @@ def read_material(secret: Mapping[str, Any] | None) -> Material | None:
     return Material(active, active_key, next_ca, next_key, _certificate(data, PREVIOUS_CRT))
 
 
-def _time(text: object) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _stamp(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else rfc3339(moment)
 
 
 def read_state(secret: Mapping[str, Any] | None, material: Material | None) -> RotationState:
@@ -121,12 +113,12 @@ def read_state(secret: Mapping[str, Any] | None, material: Material | None) -> R
         phase = Phase.STABLE
     return RotationState(
         phase=phase,
-        phase_start=_time(annotations.get(PHASE_START_ANNOTATION)),
+        phase_start=parse_rfc3339(annotations.get(PHASE_START_ANNOTATION)),
         has_next=material is not None and material.next is not None,
         has_previous=material is not None and material.previous is not None,
         previous_trusted=annotations.get(PREVIOUS_TRUSTED_ANNOTATION, "true") != "false",
         handled_request=str(annotations.get(REQUEST_ANNOTATION, "")),
-        trust_synced_at=_time(annotations.get(TRUST_SYNCED_ANNOTATION)),
+        trust_synced_at=parse_rfc3339(annotations.get(TRUST_SYNCED_ANNOTATION)),
     )
 
 
@@ -134,7 +126,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _key_pem(key: pki_x509.PrivateKey) -> bytes:
+def _key_pem(key: issuance.PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -187,7 +179,7 @@ def material_after(
     material: Material,
     state: RotationState,
     move: Move,
-    fresh: tuple[x509.Certificate, pki_x509.PrivateKey] | None,
+    fresh: tuple[x509.Certificate, issuance.PrivateKey] | None,
 ) -> Material:
     """The certificates after ``move``; ``fresh`` is the new CA a BEGIN or EMERGENCY brings."""
     if move is Move.BEGIN and fresh is not None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from issuer import x509 as pki_x509
+from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.authority import configmaps
 from issuer.authority.authority_status import Standing, authority_status
 from issuer.authority.cli import render_status, rotation_patch
@@ -23,14 +24,13 @@ from issuer.authority.state import (
     render,
 )
 from issuer.authority.trust import bundle_certificates
-from issuer.ca import ca_secret_body
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 YEAR = timedelta(days=365)
 
 
 def _pair(name: str) -> tuple[Any, Any]:
-    return pki_x509.self_signed_ca(name, NOW, YEAR)
+    return issuance.self_signed_ca(name, NOW, YEAR)
 
 
 OLD, NEW = _pair("old"), _pair("new")
