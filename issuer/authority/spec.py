@@ -100,10 +100,16 @@ def rotation_request(authority: Mapping[str, Any] | None) -> Request | None:
 
 
 def renewal_due(generate: Generate | None, active: x509.Certificate, now: datetime) -> bool:
-    """A self-managed CA rotates at notAfter - renewBefore, so no leaf needs a dying CA."""
+    """A self-managed CA rotates at notAfter - renewBefore, so no leaf needs a dying CA.
+
+    renewBefore counts at most a third of the active CA's own life: a shorter
+    CA adopted from spec.nextSecretName would otherwise be due the moment it
+    starts to sign, and rotate again at once.
+    """
     if generate is None:
         return False
-    return now >= active.not_valid_after_utc - generate.renew_before
+    lifetime = active.not_valid_after_utc - active.not_valid_before_utc
+    return now >= active.not_valid_after_utc - min(generate.renew_before, lifetime / 3)
 
 
 def new_ca(generate: Generate, now: datetime) -> tuple[x509.Certificate, issuance.PrivateKey]:

@@ -14,7 +14,7 @@ from issuer.authority import configmaps
 from issuer.authority.authority_status import Standing, authority_status
 from issuer.authority.cli import render_status, rotation_patch
 from issuer.authority.phases import Move, Phase, RotationState, Step, advance
-from issuer.authority.spec import authority_spec, rotation_request
+from issuer.authority.spec import authority_spec, renewal_due, rotation_request
 from issuer.authority.state import (
     NEXT_CRT,
     Material,
@@ -184,3 +184,12 @@ def test_status_and_the_cli_show_the_same_columns() -> None:
     assert first.split() == ["NAME", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
     assert values.split() == ["default", "Reissuing", status["activeNotAfter"], "3", "1h"]
     assert "Previous" in text and "a/x" in text
+
+
+def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_life() -> None:
+    generate = authority_spec({"spec": {"generate": {"renewBefore": "5000h"}}}, "x").generate
+    short = OLD[0]  # a year long: a third of it is shorter than 5000h
+    life = short.not_valid_after_utc - short.not_valid_before_utc
+    assert not renewal_due(generate, short, short.not_valid_before_utc + life / 2)
+    assert renewal_due(generate, short, short.not_valid_before_utc + life * 2 / 3)
+    assert not renewal_due(None, short, short.not_valid_after_utc)
