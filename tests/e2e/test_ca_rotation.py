@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from prometheus_client.parser import text_string_to_metric_families
 
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
@@ -74,6 +76,19 @@ class Issuer:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The current run's /metrics, found through the port it logged."""
+        lines = self.log_path.read_text().splitlines()
+        port = [line for line in lines if "health server listening on port" in line][-1]
+        number = json.loads(port)["message"].rsplit(" ", 1)[-1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{number}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
 
 def ca(plane: ControlPlane, *args: str) -> str:
@@ -484,6 +499,21 @@ def test_rotation_on_request_with_no_failed_handshake(
     messages = [e["message"] for e in json.loads(reissued.stdout)["items"]]
     assert any("CA rotation" in m for m in messages), messages
     assert "Stable" in ca(control_plane, "status")
+
+
+def test_metrics_show_the_ca_and_the_rotation(kube: Kube, issuer: Issuer) -> None:
+    key = ("pkiwarden_ca_expiration_timestamp_seconds", (("authority", AUTHORITY),))
+
+    def scraped() -> dict[Any, float] | None:
+        samples = issuer.metrics()
+        return samples if key in samples else None
+
+    samples = wait_for("a pass of the authority loop", scraped)
+    expiry = samples[key]
+    assert expiry == ca_certificate(kube).not_valid_after_utc.timestamp()
+    stable = (("authority", AUTHORITY), ("phase", "Stable"))
+    assert samples[("pkiwarden_ca_rotation_phase", stable)] == 1.0
+    assert samples[("pkiwarden_ca_pending_reissue", (("authority", AUTHORITY),))] == 0.0
 
 
 # --------------------------------------------------------------------------- triggers
