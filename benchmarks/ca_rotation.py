@@ -7,7 +7,7 @@ timed from the PkiAuthority's status as ``kubectl get pkica -w`` shows them;
 the re-issue rate is the Pkis re-issued over the Reissuing phase.
 
 Prints figures; asserts only the correctness facts (every Pki on the new CA,
-one trusted CA at the end, each Pki re-issued exactly once).
+one trusted CA at the end, every serial changed).
 """
 
 from __future__ import annotations
