@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from shared import API_GROUP_VERSION
+from shared.schema import _CONDITION as _PKI_CONDITION
 from shared.schema import _KEY_ALGORITHMS, _METADATA, DRAFT, JSON, _key_size_rule, _props, _string
 
 _PHASES = ["Stable", "Propagating", "Reissuing", "Retiring"]
@@ -28,21 +29,13 @@ _CA_CERTIFICATE: JSON = {
     },
 }
 
+# The Pki's condition shape, described for the authority.
 _CONDITION: JSON = {
-    "type": "object",
+    **_PKI_CONDITION,
     "description": "One aspect of the authority's state.",
-    "required": ["type", "status"],
     "properties": {
+        **_PKI_CONDITION["properties"],
         "type": _string("Ready (the CA can sign) or Rotating.", maxLength=64),
-        "status": _string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-        "reason": _string("Why the condition has its status, in UpperCamelCase.", maxLength=128),
-        "message": _string("What happened, for a human.", maxLength=1024),
-        "lastTransitionTime": _string("When the status last changed.", format="date-time"),
-        "observedGeneration": {
-            "type": "integer",
-            "description": "The metadata.generation the condition was computed from.",
-            "minimum": 0,
-        },
     },
 }
 
