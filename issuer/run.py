@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from issuer.authority.announce import authority_announcer
-from issuer.authority.loop import AuthorityLoop
-from issuer.authority.metrics import AuthorityMetrics
+from issuer.authority.attach import attach_authority
 from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
@@ -63,19 +61,7 @@ def run(
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
     metrics.track_certificates(controller.view.pkis.list)
-    authority = AuthorityLoop(
-        kube,
-        settings.namespace,
-        settings.authority,
-        settings.ca_secret,
-        controller.view,
-        controller.watches.secrets,
-        controller.watches.ca.cache,
-        announce=authority_announcer(kube),
-        tick_seconds=settings.authority_tick_seconds,
-    )
-    controller.pacer = authority.pacer
-    authority.on_pass = AuthorityMetrics(metrics.registry, settings.authority).observe
+    authority = attach_authority(kube, settings, controller, metrics.registry)
 
     def synced() -> bool:
         return controller.synced() and authority.synced()

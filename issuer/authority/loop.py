@@ -128,6 +128,9 @@ class AuthorityLoop:
         self.last = Pass()
         self.on_pass: Callable[[Pass], None] | None = None
         self.on_trust_change: Callable[[], None] | None = None  # the bundle changed
+        # A new CA signs: the Pkis to re-issue, soonest-expiring first (the reconciler's
+        # queue takes them in this order, paced by ``pacer``).
+        self.on_reissue: Callable[[list[str]], None] | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -294,7 +297,7 @@ class AuthorityLoop:
                 material.active.not_valid_after_utc,
             )
             return result
-        secrets_current, pending = survey
+        secrets_current, pending, valid_leaves = survey
         blocked = [p.key for p in pending if p.blocked]
         supplied = self._supplied(spec, material, now)
         observed = Observed(
@@ -315,6 +318,9 @@ class AuthorityLoop:
             if written is not None:
                 after, material = written
                 trusted = material.trusted(after, now)
+                if step.move in (Move.PROMOTE, Move.EMERGENCY) and self.on_reissue is not None:
+                    signer = key_id(material.active)
+                    self.on_reissue(reissue_order(p for p, kid in valid_leaves if kid != signer))
         result.phase = after.phase
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = len(pending), blocked
@@ -342,15 +348,19 @@ class AuthorityLoop:
 
     def _survey_secrets(
         self, active: x509.Certificate, bundle_b64: str, now: datetime
-    ) -> tuple[bool, list[Pending]] | None:
+    ) -> tuple[bool, list[Pending], list[tuple[Pending, bytes | None]]] | None:
         """Bring every issued Secret's ca.crt to the bundle; the Pkis not signed by ``active``.
 
-        None while a namespace's Secret cache has not synced yet (just after a
-        restart): counting its Pkis as done would end a rotation early.
+        Also every valid certificate with its signer's key id, from which a new
+        signer's re-issue order follows. None while a namespace's Secret cache
+        has not synced yet (just after a restart): counting its Pkis as done
+        would end a rotation early.
         """
         active_id = key_id(active)
         current = True
         pending: list[Pending] = []
+        seen: set[tuple[str, str]] = set()
+        valid_leaves: list[tuple[Pending, bytes | None]] = []
         for pki in self.view.pkis.list():
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
@@ -365,15 +375,18 @@ class AuthorityLoop:
             if secret is None:
                 continue
             leaf = self._leaf_of(namespace, secret)
+            seen.add((namespace, str(secret_name)))
             failing = int(status.get("failedIssuanceAttempts") or 0) > 0
-            valid = leaf.not_after is not None and leaf.not_after > now
-            if valid and leaf.issuer_key_id != active_id and leaf.not_after is not None:
-                key = f"{namespace}/{metadata.get('name')}"
-                pending.append(Pending(key, leaf.not_after, failing))
+            if leaf.not_after is not None and leaf.not_after > now:
+                entry = Pending(f"{namespace}/{metadata.get('name')}", leaf.not_after, failing)
+                valid_leaves.append((entry, leaf.issuer_key_id))
+                if leaf.issuer_key_id != active_id:
+                    pending.append(entry)
             if leaf.bundle != bundle_b64 and not failing:
                 current = self._patch_bundle(namespace, secret, bundle_b64) and current
+        self._leaves = {key: leaf for key, leaf in self._leaves.items() if key in seen}
         order = {key: index for index, key in enumerate(reissue_order(pending))}
-        return current, sorted(pending, key=lambda p: order[p.key])
+        return current, sorted(pending, key=lambda p: order[p.key]), valid_leaves
 
     def _patch_bundle(self, namespace: str, secret: Mapping[str, Any], bundle_b64: str) -> bool:
         """Write the trust set into one issued Secret's ca.crt; False until the cache shows it."""
