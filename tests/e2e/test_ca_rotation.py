@@ -452,6 +452,8 @@ def test_rotation_on_request_with_no_failed_handshake(
     wait_ready(control_plane, ns, *names)
     old = ca_certificate(kube)
     wait_for("trust ConfigMap", lambda: configmap_bundle(kube, ns))
+    # Two re-issues a second: Reissuing lasts long enough to be seen, and handshaken through.
+    patch_authority(control_plane, {"spec": {"rotation": {"reissueRate": 2}}})
     phase = {"now": "Stable"}
     with tempfile.TemporaryDirectory() as directory:
         server = Endpoint(kube, ns, "web-0-tls", Path(directory))
@@ -477,6 +479,7 @@ def test_rotation_on_request_with_no_failed_handshake(
             )
             time.sleep(0.5)  # a few handshakes on the final trust set
         finally:
+            patch_authority(control_plane, {"spec": {"rotation": {"reissueRate": 20}}})
             client.stopped.set()
             for thread in threads:
                 thread.join(10)
