@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,8 @@ from shared.logs import fields
 log = logging.getLogger("issuer.authority")
 
 JSON = dict[str, Any]
+# Parallel ca.crt writes into issued Secrets (each a small PATCH).
+TRUST_WRITERS = 8
 # (authority object, warning?, reason, message): an Event on the PkiAuthority.
 Announce = Callable[[Mapping[str, Any], bool, str, str], None]
 
@@ -361,6 +364,7 @@ class AuthorityLoop:
         pending: list[Pending] = []
         seen: set[tuple[str, str]] = set()
         valid_leaves: list[tuple[Pending, bytes | None]] = []
+        stale: list[tuple[str, Mapping[str, Any]]] = []
         for pki in self.view.pkis.list():
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
@@ -383,13 +387,19 @@ class AuthorityLoop:
                 if leaf.issuer_key_id != active_id:
                     pending.append(entry)
             if leaf.bundle != bundle_b64 and not failing:
-                current = self._patch_bundle(namespace, secret, bundle_b64) and current
+                stale.append((namespace, secret))
+        if stale:
+            # A rotation rewrites every issued Secret's ca.crt twice; one request at a
+            # time, 1,000 Secrets took 13 s of the Propagating phase.
+            current = False
+            with ThreadPoolExecutor(TRUST_WRITERS, thread_name_prefix="trust") as pool:
+                list(pool.map(lambda item: self._patch_bundle(item[0], item[1], bundle_b64), stale))
         self._leaves = {key: leaf for key, leaf in self._leaves.items() if key in seen}
         order = {key: index for index, key in enumerate(reissue_order(pending))}
         return current, sorted(pending, key=lambda p: order[p.key]), valid_leaves
 
-    def _patch_bundle(self, namespace: str, secret: Mapping[str, Any], bundle_b64: str) -> bool:
-        """Write the trust set into one issued Secret's ca.crt; False until the cache shows it."""
+    def _patch_bundle(self, namespace: str, secret: Mapping[str, Any], bundle_b64: str) -> None:
+        """Write the trust set into one issued Secret's ca.crt; current once the cache shows it."""
         metadata = secret.get("metadata") or {}
         body = {
             "metadata": {"resourceVersion": metadata.get("resourceVersion")},
@@ -405,7 +415,6 @@ class AuthorityLoop:
                         namespace=namespace, secret=metadata.get("name"), error=str(error)
                     ),
                 )
-        return False
 
     # -- writing a move ---------------------------------------------------
 
