@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos clean
+.PHONY: test test-fast lint crds docs monitoring controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-issuer: $(STAMP) controlplane
 
 bench-chaos: $(STAMP) controlplane
 	$(BIN)/python benchmarks/bench_chaos_issuer.py
+
+bench-rotation: $(STAMP) controlplane
+	$(BIN)/python benchmarks/bench_ca_rotation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local

@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
 from issuer.settings import Settings
 from shared import logs
 from shared.backoff import Backoff
@@ -86,8 +86,9 @@ def register(subparsers: Any) -> None:
         "bootstrap-ca",
         help="create a self-signed development CA Secret if none exists",
         description="Create a self-signed root CA as a kubernetes.io/tls Secret in the"
-        " issuer's namespace, unless a Secret of that name exists (it is never replaced)."
-        " For development clusters; production CAs come from the platform team.",
+        " issuer's namespace, unless a Secret of that name exists (it is never replaced),"
+        " and a PkiAuthority naming it that lets pkiwarden rotate it. For development"
+        " clusters; production CAs come from the platform team.",
     )
     _common(bootstrap)
     bootstrap.set_defaults(handler=_bootstrap)
@@ -114,7 +115,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-secret",
         default=DEFAULTS.ca_secret,
-        help=f"name of the CA's kubernetes.io/tls Secret (default {DEFAULTS.ca_secret})",
+        help="name of the CA's kubernetes.io/tls Secret, the PkiAuthority's spec.secretName"
+        f" (default {DEFAULTS.ca_secret})",
+    )
+    parser.add_argument(
+        "--authority",
+        default=DEFAULTS.authority,
+        help=f"the PkiAuthority: trust set, rotation and status (default {DEFAULTS.authority})",
     )
 
 
@@ -129,6 +136,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         sync_timeout_seconds=args.sync_timeout,
         event_ttl=args.event_ttl,  # argparse applies ``type`` to the string defaults too
         retry=Backoff(args.retry_base.total_seconds(), args.retry_cap.total_seconds()),
+        authority=args.authority,
     )
 
 
@@ -148,4 +156,13 @@ def _bootstrap(args: argparse.Namespace) -> int:
         print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
         return 1
     print(f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is")
+    try:
+        made = bootstrap_authority(kube, args.authority, args.ca_secret)
+    except ApiError as error:
+        print(
+            f"pkiwarden issuer bootstrap-ca: cannot create PkiAuthority {args.authority}: {error}"
+        )
+        return 1
+    state = "created" if made else "exists; left as it is"
+    print(f"PkiAuthority {args.authority} {state}")
     return 0

@@ -13,7 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from issuer import issuance
 from issuer.act.secret_write import WriteConflictError, delete_secret, write_secret
@@ -40,6 +41,12 @@ log = logging.getLogger("issuer.reconcile")
 CONFLICT_RETRY_SECONDS = 0.5
 
 
+class ReissuePace(Protocol):
+    """The CA rotation's bound on re-issues (``issuer.authority.pacing.Pacer``)."""
+
+    def wait(self, key: str, now: datetime) -> timedelta: ...
+
+
 @dataclass(frozen=True)
 class Result:
     """What one reconcile did; logged as one line, and the seam for metrics."""
@@ -64,6 +71,7 @@ class Controller:
         self.clock = clock
         self.queue = WorkQueue()
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
+        self.pacer: ReissuePace | None = None  # the authority's re-issue pace, during a CA rotation
         self.watches = Watches(kube, settings, self.queue.add)
         self.view = self.watches.view
         self.secrets = SecretReader(kube, self.watches, settings.secret_sync_seconds)
@@ -135,6 +143,12 @@ class Controller:
             return self._conclude(key, pki, self._refused(pki, message, now), None, now)
         ca = self.watches.ca.current(now)
         verdict = decide_issuance(pki, secret, ca, findings, now, retry=self.settings.retry)
+        if verdict.step is Step.ISSUE and verdict.why is Trigger.CA_CHANGED and self.pacer:
+            # A CA rotation re-issues every Pki: at reissueRate, not all at once.
+            wait = self.pacer.wait(key, now)
+            if wait > timedelta(0):
+                self.queue.add_after(key, wait)
+                return Result(key, Step.WAIT, verdict.why)
         issued = None
         if verdict.step is Step.ISSUE:
             issued_or_retry = self._issue(key, pki, secret, verdict, now)

@@ -92,6 +92,9 @@ class SigningCA:
     key: PrivateKey
     chain: tuple[x509.Certificate, ...]
     root: x509.Certificate
+    # The trust set (PEM) for an issued Secret's ca.crt: every CA a valid
+    # certificate may chain to, more than the root while the CA rotates.
+    trust: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
+from issuer.authority.attach import attach_authority
 from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
@@ -63,12 +66,17 @@ def run(
     metrics.track_queue_depth(lambda: len(controller.queue))
     controller.queue.observer = metrics.queue_observer()
     metrics.track_certificates(controller.view.pkis.list)
-    metrics.track_ca(controller.watches.ca.cache.list)
+    authority = attach_authority(kube, settings, controller, metrics.registry)
+
+    def synced() -> bool:
+        return controller.synced() and authority.synced()
 
     def start_writing() -> None:
-        """Only the leader writes: Secrets and status (the workers), Events (and the Pod watch)."""
+        """Only the leader writes: Secrets and status (the workers), the authority's
+        trust and rotation, Events (and the Pod watch)."""
         metrics.leading(True)
         controller.start_workers()
+        authority.start()
         if pod_watch is not None and events is not None:
             pod_watch.start(events)
 
@@ -78,16 +86,19 @@ def run(
     if settings.health_port >= 0:
         health = HealthServer(settings.health_port)
         health.add_route("/healthz", lambda: text(not stop.is_set(), "alive"))
-        health.add_route("/readyz", lambda: text(controller.synced(), "synced"))
+        health.add_route("/readyz", lambda: text(synced(), "synced"))
         health.add_route("/metrics", metrics.response)
         health.start()
     try:
         controller.start_watching()
-        if not controller.wait_synced(settings.sync_timeout_seconds):
+        authority.start_watching()
+        if not controller.wait_synced(settings.sync_timeout_seconds) or not _wait(
+            authority.synced, settings.sync_timeout_seconds, stop
+        ):
             if stop.is_set():
                 return 0
             log.error(
-                "caches did not sync; is the Pki CRD installed and may the issuer read it?",
+                "caches did not sync; are the CRDs installed and may the issuer read them?",
                 extra=fields(timeout_seconds=settings.sync_timeout_seconds),
             )
             return 1
@@ -117,11 +128,21 @@ def run(
     finally:
         if pod_watch is not None:
             pod_watch.stop()
+        authority.stop()
         controller.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
         if health is not None:
             health.stop()
+
+
+def _wait(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if stop.is_set() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -25,3 +25,7 @@ class Settings:
     # failure's Events are written again before that, whatever the retry backoff.
     event_ttl: timedelta = timedelta(hours=1)
     retry: Backoff = field(default_factory=Backoff)  # after a failed issuance
+    authority: str = "default"  # the PkiAuthority this issuer serves (one per issuer)
+    # How often the authority loop looks again when no watch wakes it: rotation
+    # progress is read from the Pkis' Secrets, which it does not watch itself.
+    authority_tick_seconds: float = 1.0

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("why", "pkiwarden.why.cli"),
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
+    ("ca", "issuer.authority.cli"),
 )
 
 Handler = Callable[[argparse.Namespace], int]

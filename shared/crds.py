@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from shared import API_GROUP, API_VERSION
+from shared.authority_schema import AUTHORITY_COLUMNS, PKI_AUTHORITY_SCHEMA
 from shared.schema import JSON, PKI_POLICY_SCHEMA, PKI_SCHEMA
 
 _KEPT = (
@@ -208,6 +209,10 @@ def rendered_files() -> dict[str, str]:
         "pkis.yaml": render_crd(PKI_SCHEMA, "pkis", "pki", "Namespaced", PKI_COLUMNS),
         "pkipolicies.yaml": render_crd(
             PKI_POLICY_SCHEMA, "pkipolicies", "pkipol", "Cluster", POLICY_COLUMNS
+        ),
+        # The CA as a resource (see shared/authority_schema.py).
+        "pkiauthorities.yaml": render_crd(
+            PKI_AUTHORITY_SCHEMA, "pkiauthorities", "pkica", "Cluster", AUTHORITY_COLUMNS
         ),
     }
     header = "# Generated from shared/schema.py by `make crds`; do not edit.\n"

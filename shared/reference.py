@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.authority_schema import PKI_AUTHORITY_SCHEMA
 from shared.crds import allowed_text, default_text
 from shared.schema import PKI_POLICY_SCHEMA, PKI_SCHEMA
 
@@ -36,7 +37,7 @@ def _rows(schema: Mapping[str, Any], prefix: str) -> Iterator[str]:
 
 def render() -> str:
     lines: list[str] = []
-    for schema in (PKI_SCHEMA, PKI_POLICY_SCHEMA):
+    for schema in (PKI_SCHEMA, PKI_POLICY_SCHEMA, PKI_AUTHORITY_SCHEMA):
         lines += [f"#### {schema['title']}", "", schema["description"], ""]
         lines += ["| field | type | meaning |", "|---|---|---|"]
         lines += _rows(schema["properties"]["spec"], "spec")

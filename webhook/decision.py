@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared import API_GROUP
+from shared.authority_validation import validate_authority
 from shared.findings import Finding, errors, phrase, warnings
 from shared.impact import PolicyContext, policy_change_findings
 from shared.text import clip, one_line
@@ -44,6 +45,7 @@ MAX_WARNINGS_TOTAL_CHARS = 4096
 class Kind(StrEnum):
     PKI = "Pki"
     PKI_POLICY = "PkiPolicy"
+    PKI_AUTHORITY = "PkiAuthority"
 
 
 class Operation(StrEnum):
@@ -92,6 +94,8 @@ def decide(
         if context is None:
             raise ValueError("a Pki is validated against a context; none was given")
         findings = validate_pki(obj, namespace_of(request), context)
+    elif kind is Kind.PKI_AUTHORITY:
+        findings = validate_authority(obj)
     else:
         findings = validate_policy(obj)
     if request["operation"] == Operation.UPDATE and _spec_unchanged(request):

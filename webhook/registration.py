@@ -16,6 +16,7 @@ from webhook.settings import CertificateSettings
 
 PKIS_WEBHOOK = "pkis.pkiwarden.dev"
 POLICIES_WEBHOOK = "pkipolicies.pkiwarden.dev"
+AUTHORITIES_WEBHOOK = "pkiauthorities.pkiwarden.dev"
 VALIDATE_PATH = "/validate"
 # The API server gives up on us after this long; failurePolicy Fail then
 # denies the request. Our answers take microseconds.
@@ -91,6 +92,9 @@ def webhook_configuration(
         "webhooks": [
             _webhook(PKIS_WEBHOOK, "pkis", "Namespaced", client_config, settings.namespace),
             _webhook(POLICIES_WEBHOOK, "pkipolicies", "Cluster", client_config, settings.namespace),
+            _webhook(
+                AUTHORITIES_WEBHOOK, "pkiauthorities", "Cluster", client_config, settings.namespace
+            ),
         ],
     }
 

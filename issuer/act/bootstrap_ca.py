@@ -9,8 +9,8 @@ from typing import Any
 from cryptography import x509
 
 from issuer import issuance
-from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from shared.kube.client import NAMESPACES, SECRETS, ApiError, Kube
+from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.kube.client import NAMESPACES, PKI_AUTHORITIES, SECRETS, ApiError, Kube
 
 BOOTSTRAP_DURATION = timedelta(days=3650)
 BOOTSTRAP_COMMON_NAME = "pkiwarden development CA"
@@ -65,3 +65,28 @@ def bootstrap_ca(kube: Kube, namespace: str, name: str, now: datetime) -> bool:
             if not error.conflict:
                 raise
     return False
+
+
+def authority_body(name: str, secret_name: str) -> dict[str, Any]:
+    """A PkiAuthority for the development CA: pkiwarden made it, so pkiwarden rotates it."""
+    return {
+        "apiVersion": API_GROUP_VERSION,
+        "kind": "PkiAuthority",
+        "metadata": {"name": name},
+        "spec": {"secretName": secret_name, "generate": {"commonName": BOOTSTRAP_COMMON_NAME}},
+    }
+
+
+def bootstrap_authority(kube: Kube, name: str, secret_name: str) -> bool:
+    """Create the PkiAuthority naming the CA Secret unless one of that name exists.
+
+    True if it created it. An existing one is left as it is: its spec is the
+    platform team's.
+    """
+    try:
+        kube.create(PKI_AUTHORITIES.path(), authority_body(name, secret_name))
+    except ApiError as error:
+        if error.conflict:
+            return False
+        raise
+    return True

@@ -71,7 +71,7 @@ def secret_body(
         "data": {
             "tls.crt": _b64(_leaf_then_chain(certificate, ca)),
             "tls.key": _b64(issuance.key_to_pem(key)),
-            "ca.crt": _b64(issuance.certificate_to_pem(ca.root)),
+            "ca.crt": _b64(ca.trust or issuance.certificate_to_pem(ca.root)),
         },
     }
 

@@ -281,10 +281,12 @@ def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
     differences = issuance.differences(stored.certificate, desired.request)
     if differences:
         return Trigger.CERTIFICATE_MISMATCH, "; ".join(differences)
-    if isinstance(ca, issuance.SigningCA):
-        root_pem = issuance.certificate_to_pem(ca.root)
-        if not issuance.signed_by(stored.certificate, ca.certificate) or stored.ca_pem != root_pem:
-            return Trigger.CA_CHANGED, "the certificate was signed by another CA"
+    # ca.crt is not compared: the authority loop keeps it on the trust set, which
+    # changes during a CA rotation without any certificate needing re-issue.
+    if isinstance(ca, issuance.SigningCA) and not issuance.signed_by(
+        stored.certificate, ca.certificate
+    ):
+        return Trigger.CA_CHANGED, "CA rotation: the certificate was signed by another CA"
     due = renews_at(stored.certificate, desired.renew_before)
     if now >= due:
         return Trigger.RENEWAL_DUE, f"renewal was due at {rfc3339(due)}"

@@ -76,7 +76,19 @@ def load_ca(
         )
     chain = tuple(c for c in certificates[1:] if not issuance.is_self_signed(c))
     root = _root(data, certificates)
-    return issuance.SigningCA(certificate=signer, key=key, chain=chain, root=root)
+    return issuance.SigningCA(
+        certificate=signer, key=key, chain=chain, root=root, trust=_trust(data, root)
+    )
+
+
+def _trust(data: Mapping[str, Any], root: x509.Certificate) -> bytes:
+    """The CA Secret's ca.crt, which the authority keeps as the whole trust set."""
+    try:
+        bundle = secret_field(data, "ca.crt")
+        issuance.load_certificates(bundle)
+    except ValueError:
+        return issuance.certificate_to_pem(root)
+    return bundle
 
 
 def _root(data: Mapping[str, Any], certificates: list[x509.Certificate]) -> x509.Certificate:

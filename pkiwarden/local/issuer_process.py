@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from issuer import cli as issuer_cli
-from issuer.act.bootstrap_ca import bootstrap_ca
+from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
 from issuer.settings import Settings
 from pkiwarden.local import controlplane, install
 from pkiwarden.local import processes as procs
@@ -64,6 +64,7 @@ def issuer_argv(settings: Settings) -> list[str]:
         "run",
         f"--namespace={settings.namespace}",
         f"--ca-secret={settings.ca_secret}",
+        f"--authority={settings.authority}",
         f"--workers={settings.workers}",
         f"--health-port={settings.health_port}",
         "--leader-elect" if settings.leader_elect else "--no-leader-elect",
@@ -75,10 +76,11 @@ def issuer_argv(settings: Settings) -> list[str]:
 
 
 def prepare(plane: ControlPlane, settings: Settings) -> None:
-    """CRDs applied and Established, CA Secret present (bootstrapped if missing), as admin."""
+    """CRDs Established; CA Secret and PkiAuthority present (created if missing), as admin."""
     apply_prerequisites(plane)
     kube = Kube.from_environment(str(plane.kubeconfig))
     bootstrap_ca(kube, settings.namespace, settings.ca_secret, utc_now())
+    bootstrap_authority(kube, settings.authority, settings.ca_secret)
 
 
 def start(

@@ -14,6 +14,7 @@ DEPLOY = REPO_ROOT / "deploy"
 CRDS = (
     "customresourcedefinition/pkis.pkiwarden.dev",
     "customresourcedefinition/pkipolicies.pkiwarden.dev",
+    "customresourcedefinition/pkiauthorities.pkiwarden.dev",
 )
 
 

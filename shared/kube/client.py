@@ -78,6 +78,8 @@ class Resource:
 
 PKIS = Resource("pkiwarden.dev/v1alpha1", "pkis")
 PKI_POLICIES = Resource("pkiwarden.dev/v1alpha1", "pkipolicies", namespaced=False)
+PKI_AUTHORITIES = Resource("pkiwarden.dev/v1alpha1", "pkiauthorities", namespaced=False)
+CONFIG_MAPS = Resource("v1", "configmaps")
 SECRETS = Resource("v1", "secrets")
 PODS = Resource("v1", "pods")
 EVENTS = Resource("v1", "events")

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,6 +148,14 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (ISSUER, "update", "leases/pkiwarden-issuer", "pkiwarden-system", True),
         (ISSUER, "update", "leases/other", "pkiwarden-system", False),
         (ISSUER, "delete", "events", "app2", False),
+        # It publishes the trust ConfigMap and no other, and rotates the CA in place.
+        (ISSUER, "create", "configmaps", "app2", True),
+        (ISSUER, "update", "configmaps/pkiwarden-ca.crt", "app2", True),
+        (ISSUER, "update", "configmaps/other", "app2", False),
+        (ISSUER, "delete", "configmaps/kube-root-ca.crt", "kube-system", False),
+        (ISSUER, "update", "secrets/pkiwarden-ca", "pkiwarden-system", True),
+        (ISSUER, "patch", "pkiauthorities --subresource=status", "", True),
+        (ISSUER, "update", "pkiauthorities", "", False),
         # Application workloads cannot read the CA.
         (
             "system:serviceaccount:app2:default",
@@ -162,6 +171,25 @@ def test_least_privilege(
 ) -> None:
     args = [verb, *resource.split()] + (["-n", namespace] if namespace else [])
     assert can_i(demo_plane, user, *args) is allowed
+
+
+def test_issuer_publishes_trust_and_authority_status_under_its_token(
+    demo_plane: ControlPlane,
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        found = demo_plane.kubectl(
+            "get", "configmap", "pkiwarden-ca.crt", "-n", "app2", "-o", "json", check=False
+        )
+        phase = demo_plane.kubectl(
+            "get", "pkica", "default", "-o", "jsonpath={.status.phase}", check=False
+        ).stdout
+        if (found.returncode == 0 and phase == "Stable") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found.returncode == 0, found.stderr
+    assert "BEGIN CERTIFICATE" in json.loads(found.stdout)["data"]["ca.crt"]
+    assert phase == "Stable"
 
 
 def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> None:

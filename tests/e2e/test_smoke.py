@@ -56,7 +56,7 @@ def test_admin_is_authenticated_by_client_certificate(control_plane: ControlPlan
 
 
 def test_crds_are_established(crds: set[str], admin: Any) -> None:
-    assert crds == {f"pkis.{GROUP}", f"pkipolicies.{GROUP}"}
+    assert crds == {f"pkis.{GROUP}", f"pkipolicies.{GROUP}", f"pkiauthorities.{GROUP}"}
     extensions = client.ApiextensionsV1Api(admin)
     for name in crds:
         status = extensions.read_custom_resource_definition(name).status

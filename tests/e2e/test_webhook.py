@@ -133,6 +133,23 @@ def test_policy_with_a_bad_cidr_is_denied(
     ) in one_line(result.stderr)
 
 
+def test_authority_with_a_bad_duration_is_denied(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    authority = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": "bad-pacing"},
+        "spec": {"secretName": "pkiwarden-ca", "rotation": {"trustPropagation": "soon"}},
+    }
+    result = apply(control_plane, authority)
+    assert result.returncode != 0
+    assert (
+        'admission webhook "pkiauthorities.pkiwarden.dev" denied the request:'
+        ' spec.rotation.trustPropagation: "soon" is not a duration'
+    ) in one_line(result.stderr)
+
+
 def test_namespace_without_policy_is_denied_saying_so(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:

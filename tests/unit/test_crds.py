@@ -85,7 +85,11 @@ def test_policy_crd_is_cluster_scoped() -> None:
 
 def test_main_writes_both_files(tmp_path: Path) -> None:
     assert main([str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pkipolicies.yaml", "pkis.yaml"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "pkiauthorities.yaml",
+        "pkipolicies.yaml",
+        "pkis.yaml",
+    ]
     assert main([]) == 2
 
 

@@ -23,7 +23,11 @@ def test_both_webhooks_fail_closed_and_skip_the_system_namespace() -> None:
     document = yaml.safe_load(MANIFEST.read_text())
     assert document["kind"] == "ValidatingWebhookConfiguration"
     by_name = {webhook["name"]: webhook for webhook in document["webhooks"]}
-    assert set(by_name) == {"pkis.pkiwarden.dev", "pkipolicies.pkiwarden.dev"}
+    assert set(by_name) == {
+        "pkis.pkiwarden.dev",
+        "pkipolicies.pkiwarden.dev",
+        "pkiauthorities.pkiwarden.dev",
+    }
     for webhook in by_name.values():
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["sideEffects"] == "None"
@@ -43,6 +47,7 @@ def test_both_webhooks_fail_closed_and_skip_the_system_namespace() -> None:
         assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert by_name["pkis.pkiwarden.dev"]["rules"][0]["resources"] == ["pkis"]
     assert by_name["pkipolicies.pkiwarden.dev"]["rules"][0]["resources"] == ["pkipolicies"]
+    assert by_name["pkiauthorities.pkiwarden.dev"]["rules"][0]["resources"] == ["pkiauthorities"]
 
 
 def test_local_registration_uses_a_loopback_url_with_the_ca_bundle() -> None:

@@ -1,0 +1,114 @@
+"""The PkiAuthority's status, computed from the CA Secret and the caches; no I/O.
+
+As for Pkis, ``lastTransitionTime`` moves only when a condition flips, so an
+unchanged situation computes an identical status and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from issuer.authority.phases import Phase, RotationState
+from issuer.authority.trust import Role, Trusted
+from shared.clock import rfc3339
+
+BLOCKED_SHOWN = 20
+
+
+def describe(certificate: x509.Certificate, role: Role) -> dict[str, str]:
+    return {
+        "serialNumber": format(certificate.serial_number, "x"),
+        "subject": certificate.subject.rfc4514_string(),
+        "notAfter": rfc3339(certificate.not_valid_after_utc),
+        "role": role.value,
+    }
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Everything the status shows, gathered by the loop."""
+
+    state: RotationState
+    trusted: tuple[Trusted, ...]  # empty when the CA is unreadable
+    problem: str  # why the CA cannot sign, or ""
+    message: str  # the rotation's latest step, in words
+    pending: int
+    blocked: Sequence[str]
+    generation: int
+
+
+def _condition(  # noqa: PLR0917 - the fields of a condition, in their usual order
+    previous: Mapping[str, Mapping[str, Any]],
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> dict[str, Any]:
+    value = "True" if status else "False"
+    before = previous.get(kind) or {}
+    since = before.get("lastTransitionTime") if before.get("status") == value else None
+    return {
+        "type": kind,
+        "status": value,
+        "reason": reason,
+        "message": message[:1024],
+        "lastTransitionTime": since or rfc3339(now),
+        "observedGeneration": generation,
+    }
+
+
+def authority_status(
+    current: Mapping[str, Any], standing: Standing, now: datetime
+) -> dict[str, Any]:
+    previous = {
+        str(c.get("type")): c for c in current.get("conditions") or [] if isinstance(c, Mapping)
+    }
+    state = standing.state
+    rotating = state.phase is not Phase.STABLE
+    status: dict[str, Any] = {
+        "phase": state.phase.value,
+        "conditions": [
+            _condition(
+                previous,
+                "Ready",
+                not standing.problem,
+                "CAUnavailable" if standing.problem else "CAReady",
+                standing.problem or "the CA can sign",
+                standing.generation,
+                now,
+            ),
+            _condition(
+                previous,
+                "Rotating",
+                rotating,
+                state.phase.value if rotating else "Stable",
+                standing.message if rotating else "no rotation in progress",
+                standing.generation,
+                now,
+            ),
+        ],
+        "trusted": [describe(t.certificate, t.role) for t in standing.trusted],
+        "pendingPkis": standing.pending,
+        "blockedPkis": list(standing.blocked[:BLOCKED_SHOWN]),
+        "observedGeneration": standing.generation,
+    }
+    if state.phase_start is not None:
+        status["phaseStartTime"] = rfc3339(state.phase_start)
+    if state.handled_request:
+        status["lastRotationRequest"] = state.handled_request
+    active = [t for t in standing.trusted if t.role is Role.ACTIVE]
+    if active:
+        status["activeCA"] = describe(active[0].certificate, Role.ACTIVE)
+        status["activeNotAfter"] = status["activeCA"]["notAfter"]
+    return status
+
+
+def status_changed(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    return {k: v for k, v in current.items()} != dict(desired)

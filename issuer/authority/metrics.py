@@ -1,0 +1,49 @@
+"""Gauges for the CA: when it expires, which phase a rotation is in, what is left to do.
+
+They sit on the issuer's own registry (passed in) and are set after each pass
+of the authority loop, so a scrape shows what the PkiAuthority's status shows.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from issuer.authority.loop import Pass
+from issuer.authority.phases import Phase
+
+
+class AuthorityMetrics:
+    def __init__(self, registry: CollectorRegistry, authority: str) -> None:
+        self.authority = authority
+        self._expiry = Gauge(
+            "pkiwarden_ca_expiration_timestamp_seconds",
+            "When the active CA certificate expires (Unix time).",
+            ["authority"],
+            registry=registry,
+        )
+        self._phase = Gauge(
+            "pkiwarden_ca_rotation_phase",
+            "1 for the rotation phase the CA is in, 0 for the others.",
+            ["authority", "phase"],
+            registry=registry,
+        )
+        self._pending = Gauge(
+            "pkiwarden_ca_pending_reissue",
+            "Pkis whose certificate is not yet signed by the active CA.",
+            ["authority"],
+            registry=registry,
+        )
+        self._blocked = Gauge(
+            "pkiwarden_ca_blocked_reissue",
+            "Pkis that cannot be re-issued; the previous CA stays trusted for them.",
+            ["authority"],
+            registry=registry,
+        )
+
+    def observe(self, result: Pass) -> None:
+        if result.active_not_after is not None:
+            self._expiry.labels(self.authority).set(result.active_not_after.timestamp())
+        for phase in Phase:
+            self._phase.labels(self.authority, phase.value).set(int(phase is result.phase))
+        self._pending.labels(self.authority).set(result.pending)
+        self._blocked.labels(self.authority).set(len(result.blocked))

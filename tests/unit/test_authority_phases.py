@@ -1,0 +1,244 @@
+"""The rotation phase machine, as a table: state + observations -> move -> next state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from issuer.authority.phases import (
+    Move,
+    Observed,
+    Phase,
+    Request,
+    RotationState,
+    Step,
+    Trigger,
+    advance,
+    decide,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+STABLE = RotationState(phase_start=NOW - 10 * HOUR, handled_request="r1")
+PROPAGATING = RotationState(Phase.PROPAGATING, NOW - 2 * HOUR, has_next=True, handled_request="r1")
+REISSUING = RotationState(Phase.REISSUING, NOW - HOUR, has_previous=True)
+RETIRING = RotationState(Phase.RETIRING, NOW - 2 * HOUR, has_previous=True)
+
+
+def seen(**changes: object) -> Observed:
+    return replace(Observed(now=NOW, trust_propagation=HOUR), **changes)  # type: ignore[arg-type]
+
+
+CASES = [
+    # (name, state, observed, move, trigger)
+    ("stable, nothing to do", STABLE, seen(can_generate=True), Move.NONE, None),
+    (
+        "renewal due, self-managed",
+        STABLE,
+        seen(renewal_due=True, can_generate=True),
+        Move.BEGIN,
+        Trigger.RENEWAL_DUE,
+    ),
+    (
+        "renewal due, supplied CA: no rotation without a next CA",
+        STABLE,
+        seen(renewal_due=True),
+        Move.NONE,
+        None,
+    ),
+    (
+        "nextSecretName names a new CA",
+        STABLE,
+        seen(supplied_next=True),
+        Move.BEGIN,
+        Trigger.NEXT_SECRET,
+    ),
+    (
+        "rotate requested",
+        STABLE,
+        seen(request=Request("r2"), can_generate=True),
+        Move.BEGIN,
+        Trigger.REQUESTED,
+    ),
+    (
+        "rotate request already handled",
+        STABLE,
+        seen(request=Request("r1"), can_generate=True),
+        Move.NONE,
+        None,
+    ),
+    (
+        "rotate requested with no next CA possible",
+        STABLE,
+        seen(request=Request("r2")),
+        Move.ACKNOWLEDGE,
+        None,
+    ),
+    (
+        "emergency from stable",
+        STABLE,
+        seen(request=Request("r2", True), can_generate=True),
+        Move.EMERGENCY,
+        Trigger.EMERGENCY,
+    ),
+    (
+        "emergency with no next CA",
+        STABLE,
+        seen(request=Request("r2", True)),
+        Move.ACKNOWLEDGE,
+        None,
+    ),
+    (
+        "propagating, trust not everywhere yet",
+        PROPAGATING,
+        seen(trust_current=False),
+        Move.NONE,
+        None,
+    ),
+    (
+        "propagating, trust everywhere: the wait starts",
+        PROPAGATING,
+        seen(),
+        Move.TRUST_SYNCED,
+        None,
+    ),
+    (
+        "propagating, waiting",
+        replace(PROPAGATING, trust_synced_at=NOW - HOUR / 2),
+        seen(),
+        Move.NONE,
+        None,
+    ),
+    (
+        "propagating, waited long enough",
+        replace(PROPAGATING, trust_synced_at=NOW - HOUR),
+        seen(),
+        Move.PROMOTE,
+        None,
+    ),
+    (
+        "propagating, a plain request changes nothing",
+        PROPAGATING,
+        seen(request=Request("r2"), can_generate=True),
+        Move.ACKNOWLEDGE,
+        None,
+    ),
+    (
+        "propagating, emergency promotes at once",
+        PROPAGATING,
+        seen(request=Request("r2", True), trust_current=False),
+        Move.EMERGENCY,
+        Trigger.EMERGENCY,
+    ),
+    ("reissuing, Pkis pending", REISSUING, seen(pending=3), Move.NONE, None),
+    (
+        "reissuing, only blocked Pkis left keep previous",
+        REISSUING,
+        seen(pending=1, blocked=1),
+        Move.NONE,
+        None,
+    ),
+    ("reissuing, done", REISSUING, seen(), Move.RETIRE, None),
+    (
+        "reissuing after an emergency, done",
+        replace(REISSUING, previous_trusted=False),
+        seen(),
+        Move.FORGET,
+        None,
+    ),
+    (
+        "reissuing, emergency drops previous",
+        REISSUING,
+        seen(request=Request("r2", True), pending=5),
+        Move.EMERGENCY,
+        Trigger.EMERGENCY,
+    ),
+    ("retiring, waiting", replace(RETIRING, phase_start=NOW - HOUR / 2), seen(), Move.NONE, None),
+    ("retiring, waited", RETIRING, seen(), Move.FORGET, None),
+    ("retiring, something still depends on previous", RETIRING, seen(pending=1), Move.NONE, None),
+    (
+        "retiring, emergency forgets at once",
+        replace(RETIRING, phase_start=NOW),
+        seen(request=Request("r2", True)),
+        Move.FORGET,
+        Trigger.EMERGENCY,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "observed", "move", "trigger"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_decide(
+    state: RotationState, observed: Observed, move: Move, trigger: Trigger | None
+) -> None:
+    step = decide(state, observed)
+    assert (step.move, step.trigger) == (move, trigger)
+    assert step.message or move is Move.NONE
+
+
+def test_waits_say_when_to_look_again() -> None:
+    waiting = replace(PROPAGATING, trust_synced_at=NOW - HOUR / 4)
+    assert decide(waiting, seen()).recheck_at == NOW + HOUR * 3 / 4
+    assert decide(PROPAGATING, seen()).recheck_at == NOW + HOUR
+
+
+def test_a_whole_rotation_walks_every_phase_and_back() -> None:
+    state = STABLE
+    phases = [state.phase]
+    clock = NOW
+    pending = 0
+    for _ in range(10):
+        observed = seen(now=clock, request=Request("r2"), can_generate=True, pending=pending)
+        step = decide(state, observed)
+        state = advance(state, step, clock)
+        if phases[-1] != state.phase:
+            phases.append(state.phase)
+        clock += HOUR
+    assert phases == [
+        Phase.STABLE,
+        Phase.PROPAGATING,
+        Phase.REISSUING,
+        Phase.RETIRING,
+        Phase.STABLE,
+    ]
+    assert state == RotationState(phase_start=state.phase_start, handled_request="r2")
+
+
+@pytest.mark.parametrize(
+    ("state", "move", "expected"),
+    [
+        (STABLE, Move.BEGIN, {"phase": Phase.PROPAGATING, "has_next": True, "phase_start": NOW}),
+        (
+            replace(PROPAGATING, trust_synced_at=NOW - HOUR),
+            Move.PROMOTE,
+            {"phase": Phase.REISSUING, "has_next": False, "has_previous": True},
+        ),
+        (PROPAGATING, Move.TRUST_SYNCED, {"trust_synced_at": NOW, "phase": Phase.PROPAGATING}),
+        (
+            STABLE,
+            Move.EMERGENCY,
+            {"phase": Phase.REISSUING, "has_previous": True, "previous_trusted": False},
+        ),
+        (REISSUING, Move.EMERGENCY, {"phase_start": NOW - HOUR, "previous_trusted": False}),
+        (REISSUING, Move.RETIRE, {"phase": Phase.RETIRING, "phase_start": NOW}),
+        (
+            replace(RETIRING, previous_trusted=False),
+            Move.FORGET,
+            {"phase": Phase.STABLE, "has_previous": False, "previous_trusted": True},
+        ),
+    ],
+)
+def test_advance(state: RotationState, move: Move, expected: dict[str, object]) -> None:
+    after = advance(state, Step(move, "m", request="r9"), NOW)
+    assert {name: getattr(after, name) for name in expected} == expected
+
+
+def test_a_handled_request_is_recorded_by_any_move_that_handles_it() -> None:
+    step = decide(PROPAGATING, seen(request=Request("r2")))
+    assert advance(PROPAGATING, step, NOW).handled_request == "r2"
+    assert advance(PROPAGATING, step, NOW).phase is Phase.PROPAGATING

@@ -1,0 +1,195 @@
+"""The CA Secret as the rotation's record, the trust ConfigMap decisions, status and CLI text."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
+from issuer.authority import configmaps
+from issuer.authority.authority_status import Standing, authority_status
+from issuer.authority.cli import render_status, rotation_patch
+from issuer.authority.phases import Move, Phase, RotationState, Step, advance
+from issuer.authority.spec import authority_spec, renewal_due, rotation_request
+from issuer.authority.state import (
+    NEXT_CRT,
+    Material,
+    material_after,
+    read_material,
+    read_state,
+    render,
+)
+from issuer.authority.trust import bundle_certificates
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+YEAR = timedelta(days=365)
+
+
+def _pair(name: str) -> tuple[Any, Any]:
+    return issuance.self_signed_ca(name, NOW, YEAR)
+
+
+OLD, NEW = _pair("old"), _pair("new")
+
+
+def _secret() -> dict[str, Any]:
+    body = ca_secret_body("pkiwarden-system", "pkiwarden-ca", *OLD)
+    body["metadata"]["resourceVersion"] = "7"
+    return body
+
+
+def test_a_bootstrapped_secret_reads_as_stable_with_one_trusted_ca() -> None:
+    secret = _secret()
+    material = read_material(secret)
+    assert material is not None
+    assert read_state(secret, material) == RotationState()
+    assert material.next is None and material.previous is None
+
+
+def test_each_move_survives_a_write_and_a_read_back() -> None:
+    secret = _secret()
+    material = read_material(secret)
+    assert material is not None
+    state = RotationState()
+    for move, fresh in [(Move.BEGIN, NEW), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
+        step = Step(move, "m", request="r1" if move is Move.BEGIN else "")
+        material = material_after(material, state, move, fresh)
+        state = advance(state, step, NOW)
+        secret = render(secret, state, material, NOW)
+        again = read_material(secret)
+        assert again is not None
+        assert (again.active, again.next, again.previous) == (
+            material.active,
+            material.next,
+            material.previous,
+        )
+        assert read_state(secret, again) == state
+    assert state.phase is Phase.REISSUING and state.handled_request == "r1"
+    assert material.active == NEW[0] and material.previous == OLD[0]
+    assert NEXT_CRT not in secret["data"]
+    bundle = base64.b64decode(secret["data"]["ca.crt"])
+    assert set(bundle_certificates(bundle)) == {OLD[0], NEW[0]}
+    assert secret["metadata"]["resourceVersion"] == "7"  # the write is conditional on it
+
+
+def test_emergency_from_stable_trusts_only_the_new_ca() -> None:
+    material = Material(OLD[0], OLD[1])
+    state = RotationState()
+    after_material = material_after(material, state, Move.EMERGENCY, NEW)
+    after = advance(state, Step(Move.EMERGENCY, "m"), NOW)
+    secret = render(_secret(), after, after_material, NOW)
+    bundle = base64.b64decode(secret["data"]["ca.crt"])
+    assert list(bundle_certificates(bundle)) == [NEW[0]]
+    assert after_material.previous == OLD[0]  # still known, to find what it signed
+
+
+def test_an_unreadable_secret_has_no_material() -> None:
+    assert read_material(None) is None
+    assert read_material({"data": {"tls.crt": "bm90IHBlbQ==", "tls.key": "eA=="}}) is None
+
+
+def _cm(namespace: str, bundle: str, ours: bool = True) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "pkiwarden"} if ours else {}
+    return {
+        "metadata": {
+            "name": configmaps.TRUST_CONFIGMAP,
+            "namespace": namespace,
+            "labels": labels,
+            "resourceVersion": "3",
+        },
+        "data": {"ca.crt": bundle},
+    }
+
+
+@pytest.mark.parametrize(
+    ("selected", "existing", "expected"),
+    [
+        ({"a"}, [], [("create", "a")]),
+        ({"a"}, [_cm("a", "B")], []),
+        ({"a"}, [_cm("a", "old")], [("update", "a")]),
+        (set(), [_cm("a", "B")], [("delete", "a")]),
+        (set(), [_cm("a", "B", ours=False)], []),
+        ({"a"}, [_cm("a", "old", ours=False)], []),
+        ({"a", "b"}, [_cm("c", "B")], [("create", "a"), ("create", "b"), ("delete", "c")]),
+    ],
+    ids=["missing", "current", "drifted", "deselected", "foreign", "foreign-selected", "mixed"],
+)
+def test_trust_changes(
+    selected: set[str], existing: list[dict[str, Any]], expected: list[tuple[str, str]]
+) -> None:
+    changes = configmaps.trust_changes(selected, existing, "B")
+    assert [(c.verb.value, c.namespace) for c in changes] == expected
+
+
+def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
+    policies = [
+        {
+            "metadata": {"name": "p"},
+            "spec": {"namespaces": ["a", "gone"], "allowedServiceNames": ["x"]},
+        },
+        {
+            "metadata": {"name": "q"},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"team": "t"}},
+                "allowedServiceNames": ["x"],
+            },
+        },
+    ]
+    namespaces = [
+        {"metadata": {"name": "a"}},
+        {"metadata": {"name": "b", "labels": {"team": "t"}}},
+        {"metadata": {"name": "c"}},
+        {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+    ]
+    assert configmaps.selected_namespaces(policies, namespaces) == {"a", "b"}
+
+
+def test_spec_defaults_and_the_rotation_request() -> None:
+    spec = authority_spec(None, "pkiwarden-ca")
+    assert (spec.secret_name, spec.generate, spec.trust_propagation, spec.reissue_rate) == (
+        "pkiwarden-ca",
+        None,
+        timedelta(hours=1),
+        10,
+    )
+    given = {"spec": {"secretName": "ca", "generate": {"duration": "3h"}}}
+    generated = authority_spec(given, "x").generate
+    assert generated is not None and generated.renew_before == timedelta(hours=1)
+    patch = rotation_patch(NOW, emergency=True)
+    request = rotation_request(patch)
+    assert request is not None and request.emergency and request.id.startswith("2026-01-01T12")
+    assert rotation_request({"metadata": {}}) is None
+
+
+def test_status_and_the_cli_show_the_same_columns() -> None:
+    material = Material(NEW[0], NEW[1], previous=OLD[0])
+    state = RotationState(Phase.REISSUING, NOW, has_previous=True)
+    standing = Standing(
+        state, material.trusted(state, NOW), "", "3 Pkis still to re-issue", 3, ["a/x"], 2
+    )
+    status = authority_status({}, standing, NOW)
+    assert status["phase"] == "Reissuing" and status["pendingPkis"] == 3
+    assert [t["role"] for t in status["trusted"]] == ["Active", "Previous"]
+    rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
+    assert (rotating["status"], rotating["message"]) == ("True", "3 Pkis still to re-issue")
+    later = authority_status(status, standing, NOW + timedelta(minutes=5))
+    assert later == status  # nothing changed: nothing to write
+    authority = {"metadata": {"name": "default", "creationTimestamp": "2026-01-01T11:00:00Z"}}
+    text = render_status({**authority, "status": status}, NOW)
+    first, values = text.splitlines()[:2]
+    assert first.split() == ["NAME", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
+    assert values.split() == ["default", "Reissuing", status["activeNotAfter"], "3", "1h"]
+    assert "Previous" in text and "a/x" in text
+
+
+def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_life() -> None:
+    generate = authority_spec({"spec": {"generate": {"renewBefore": "5000h"}}}, "x").generate
+    short = OLD[0]  # a year long: a third of it is shorter than 5000h
+    life = short.not_valid_after_utc - short.not_valid_before_utc
+    assert not renewal_due(generate, short, short.not_valid_before_utc + life / 2)
+    assert renewal_due(generate, short, short.not_valid_before_utc + life * 2 / 3)
+    assert not renewal_due(None, short, short.not_valid_after_utc)
