@@ -7,8 +7,9 @@ Service, both processes under their own ServiceAccount tokens; then:
 1. a Pki with a typo is denied at ``kubectl apply``, with the suggestion;
 2. a correct Pki becomes a Ready certificate Secret;
 3. a run-time failure (the policy tightened after admission) reaches
-   ``kubectl describe pod`` of the Pod that mounts the Secret;
-4. the fix makes the Pki Ready again.
+   ``kubectl describe pod`` of the Pod that mounts the Secret, and
+   ``kubectl pkiwarden why`` walks from that Pod to the policy and the fix;
+4. the fix makes the Pki Ready again, and ``why`` says so.
 
 Every command shown is run; every output shown is what it printed.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.why.plugin import plugin_dir, with_plugin
 
 DEMO_DIR = controlplane.REPO_ROOT / ".local" / "demo"
 EXAMPLES = "deploy/examples"
@@ -37,14 +39,21 @@ def say(text: str) -> None:
     print(f"\n{BOLD}{text}{RESET}", flush=True)
 
 
-def run(cp: ControlPlane, command: str, *, expect_failure: bool = False) -> str:
-    """Show ``command``, run it in a shell with the pinned kubectl first on PATH; show output."""
+def run(cp: ControlPlane, command: str, *, expect: int = 0, show_status: bool = False) -> str:
+    """Show ``command``, run it in a shell and show its output; stop unless it exits ``expect``.
+
+    ``show_status`` shows the exit status too, where it is part of the answer.
+
+    The pinned kubectl is first on PATH, and the ``kubectl-pkiwarden`` plugin
+    installed with pkiwarden (a venv's ``bin`` is not on PATH unless it is
+    activated) right after it, so ``kubectl pkiwarden why`` runs as a user's would.
+    """
     print(f"{DIM}${RESET} {command}", flush=True)
     env = {
-        **os.environ,
+        **with_plugin(os.environ),
         "KUBECONFIG": str(cp.kubeconfig),
-        "PATH": f"{cp.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    env["PATH"] = f"{cp.bin_dir}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
         cwd=controlplane.REPO_ROOT,
@@ -56,9 +65,10 @@ def run(cp: ControlPlane, command: str, *, expect_failure: bool = False) -> str:
     output = (result.stdout + result.stderr).rstrip()
     if output:
         print(output, flush=True)
-    if (result.returncode != 0) != expect_failure:
-        outcome = "succeeded" if result.returncode == 0 else f"failed ({result.returncode})"
-        raise SystemExit(f"demo stopped: `{command}` unexpectedly {outcome}")
+    if show_status:
+        print(f"{DIM}(exit status {result.returncode}){RESET}", flush=True)
+    if result.returncode != expect:
+        raise SystemExit(f"demo stopped: `{command}` exited {result.returncode}, expected {expect}")
     return output
 
 
@@ -137,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run(cp, f"kubectl apply -f {EXAMPLES}/policy.yaml")
 
     say("1. Team app1 applies a Pki with a typo in serviceName; the API server refuses it:")
-    run(cp, f"kubectl apply -f {EXAMPLES}/app1.yaml", expect_failure=True)
+    run(cp, f"kubectl apply -f {EXAMPLES}/app1.yaml", expect=1)
 
     say("2. Team app2 applies a correct Pki and a Deployment that mounts its Secret:")
     run(cp, f"kubectl apply -f {EXAMPLES}/app2.yaml")
@@ -169,17 +179,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("   The app2 team, who cannot read the control plane's logs, asks Kubernetes why:")
     run(cp, f"kubectl describe pod {pod} -n app2 | sed -n '/^Events:/,$p'")
     run(cp, "kubectl get pki -n app2")
+    say("   ... and asks pkiwarden, from the Pod, for the cause and the fix (exit 1: not Ready):")
+    run(cp, f"kubectl pkiwarden why pod/{pod} -n app2", expect=1, show_status=True)
 
     say("4. The policy is fixed; the issuer retries and the Pki is Ready again:")
     run(cp, f"kubectl apply -f {EXAMPLES}/policy.yaml")
     run(cp, "kubectl wait --for=condition=Ready pki/app2-pki -n app2 --timeout=90s")
     run(cp, "kubectl get pki -n app2")
     run(cp, "kubectl describe pki app2-pki -n app2 | sed -n '/^Events:/,$p'")
+    run(cp, f"kubectl pkiwarden why pod/{pod} -n app2", show_status=True)
 
     say("Done. Poke around:")
     print(f"  export KUBECONFIG={cp.kubeconfig}")
-    print(f"  export PATH={cp.bin_dir}:$PATH   # the matching kubectl")
+    print(f"  export PATH={cp.bin_dir}:{plugin_dir()}:$PATH   # kubectl and kubectl-pkiwarden")
     print("  kubectl get pki,secrets -A; kubectl get events -A")
+    print(f"  kubectl pkiwarden why pod/{pod} -n app2")
     stop = "make demo-down" if args.dir == DEMO_DIR else f"pkiwarden local down --dir {args.dir}"
     print(f"Stop everything with: {stop}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer.reporting.reasons import reason_for
+from issuer.reporting.reasons import Reason, reason_for
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
@@ -211,6 +211,7 @@ def pki_facts(
     namespace_labels: Mapping[str, str] | None,
     other_pkis: Sequence[Mapping[str, Any]] = (),
     secrets: Mapping[str, SecretInfo] | None = None,
+    issued_before: bool = False,
 ) -> PkiFacts:
     """A Pki's status as facts, re-checked now against the policies when they could be read.
 
@@ -232,6 +233,10 @@ def pki_facts(
             namespace_labels=namespace_labels,
             other_pkis=other_pkis,
             secrets=secrets,
+            # A Pki that once got a certificate had names that were allowed: a
+            # refusal now is a policy change, said as the issuer's Events say it,
+            # never "did you mean". One never issued may well hold a typo.
+            at_run_time=issued_before,
         )
         blocking = [
             finding
@@ -282,6 +287,17 @@ def _last_seen(event: Mapping[str, Any]) -> str:
         or event.get("eventTime")
         or event.get("firstTimestamp")
         or ""
+    )
+
+
+ISSUED_REASONS = frozenset({Reason.ISSUED.value, Reason.RENEWED.value})
+
+
+def was_issued(pki: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the Pki ever got a certificate, from its status or pkiwarden's Events on it."""
+    status = _mapping(pki, "status")
+    return bool(status.get("serialNumber")) or any(
+        _is_pkiwardens(event) and event.get("reason") in ISSUED_REASONS for event in events
     )
 
 

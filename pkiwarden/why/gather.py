@@ -25,6 +25,7 @@ from pkiwarden.why.facts import (
     pki_facts,
     secret_info,
     trust_facts,
+    was_issued,
     writers,
 )
 from pkiwarden.why.secret_uses import Use, secret_uses
@@ -253,22 +254,30 @@ def _gather(reader: Reader, target: Target) -> Facts:
         )
         trust = TrustFacts(present=None) if config_map is _UNREADABLE else trust_facts(config_map)
 
-    pki_list = tuple(
-        pki_facts(pki, policies=policies, namespace_labels=labels, other_pkis=pkis, secrets=infos)
-        for pki in chosen
-    )
-
-    events: list[JSON] = []
+    events_of: dict[str, list[JSON]] = {}
     for item in ([obj] if target.kind is Kind.POD else []) + chosen:
-        uid = (item.get("metadata") or {}).get("uid")
+        uid = _uid(item)
         if uid:
-            events += attempt(
+            events_of[uid] = attempt(
                 f"the Events of namespace {namespace}",
                 partial(
                     reader.list, EVENTS, namespace, {"fieldSelector": f"involvedObject.uid={uid}"}
                 ),
                 [],
             )
+    events = [event for found in events_of.values() for event in found]
+
+    pki_list = tuple(
+        pki_facts(
+            pki,
+            policies=policies,
+            namespace_labels=labels,
+            other_pkis=pkis,
+            secrets=infos,
+            issued_before=was_issued(pki, events_of.get(_uid(pki) or "", [])),
+        )
+        for pki in chosen
+    )
 
     consumers: tuple[str, ...] = ()
     if not target.runs_pods:
@@ -292,3 +301,8 @@ def _gather(reader: Reader, target: Target) -> Facts:
         events=event_facts(events),
         unchecked=tuple(dict.fromkeys(attempt.unchecked)),
     )
+
+
+def _uid(obj: JSON) -> str | None:
+    uid = (obj.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None

@@ -74,6 +74,19 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     assert "default-scheduler" in describe
 
 
+def test_demo_asks_why_from_the_deployments_pod(demo_run: tuple[Path, str]) -> None:
+    """``kubectl pkiwarden why`` on the ReplicaSet's Pod: the cause and fix, exit 1; then exit 0."""
+    failing, fixed = demo_run[1].split("$ kubectl pkiwarden why pod/")[1:]
+    assert re.match(r"app2-[a-z0-9]+-[a-z0-9]+ -n app2\nNOT READY: pod/app2-", failing), failing
+    assert (
+        'Fix: spec.serviceName: "app2" in Pki app2-pki is not allowed in namespace "app2"'
+        in failing
+    )
+    assert "no selecting PkiPolicy allows service name 'app2'" in failing
+    assert "(exit status 1)" in failing
+    assert "\nREADY: pod/app2-" in fixed and "(exit status 0)" in fixed
+
+
 def test_demo_reaches_the_webhook_through_its_service(demo_run: tuple[Path, str]) -> None:
     transcript = demo_run[1]
     service = (

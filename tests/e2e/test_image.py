@@ -12,14 +12,15 @@ in-cluster configuration is the one that runs. The README's story
 (deploy/examples) is then told through them.
 
 The API server reaches the webhook through the shipped registration
-(``clientConfig.service``) when the control plane's Service network is on
-loopback; see :func:`route`.
+(``clientConfig.service``): the control plane's Service network is on
+loopback, so the Service's ClusterIP is an address of this machine, and a
+:class:`~tests.e2e.pods.ServiceProxy` carries its port to the container's, as
+kube-proxy would. The app2 Pod is the one its Deployment's ReplicaSet creates.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import socket
 import ssl
@@ -37,14 +38,13 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pkiwarden.local import controlplane
+from pkiwarden.local import controlplane, install
 from pkiwarden.local.controlplane import ControlPlane
-from pkiwarden.local.demo import warning_events
+from pkiwarden.local.demo import deployment_pod, warning_events
 from pkiwarden.local.readiness import http_ok
 from tests.e2e import pods
 from tests.e2e.helpers import TYPO_DENIAL, eventually, get, one_line, secret_data, wait_ready
 from tests.e2e.pods import ApiServer, ServiceProxy, find
-from webhook.registration import url_client_config
 
 pytestmark = pytest.mark.image
 
@@ -63,45 +63,11 @@ READY_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True)
-class Route:
-    """How the API server reaches the webhook container.
-
-    ``service``: the registration as shipped; the API server calls the
-    Service's ClusterIP and port, carried to the container by a
-    :class:`ServiceProxy`. Otherwise (a Service network the API server could
-    not reach here) a URL on 127.0.0.1, and the webhook adds that address to
-    its certificate (``--local``): the one deviation from its Deployment.
-    """
-
-    service: bool
-    webhook_extra_args: tuple[str, ...]
-
-
-def route(cluster_ip: str) -> Route:
-    """The Service when its ClusterIP is on loopback, where this machine can carry it.
-
-    A ClusterIP anywhere else is never registered: the API server would send
-    admissions off this machine.
-    """
-    if ip_is_loopback(cluster_ip):
-        return Route(service=True, webhook_extra_args=())
-    return Route(service=False, webhook_extra_args=("--local",))
-
-
-def ip_is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
 class Cluster:
     """The control plane with deploy/ applied and the image's containers serving it."""
 
     plane: ControlPlane
     manifests: list[dict[str, Any]]
-    route: Route
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -158,25 +124,13 @@ def cluster(
         for port in container.get("ports") or []:
             require_free(int(port["containerPort"]))
 
-    install(plane, manifests)
-    service = json.loads(
-        plane.kubectl("get", "service", WEBHOOK, "-n", NAMESPACE, "-o", "json").stdout
-    )
-    cluster_ip = service["spec"]["clusterIP"]
-    chosen = route(cluster_ip)
-    webhook_port = pods.container_port(webhook_container, "https")
-    proxy: ServiceProxy | None = None
+    install.install(plane, tenants=TENANTS)
+    proxy = service_proxy(plane, webhook_container)
     try:
-        shipped = find(manifests, "ValidatingWebhookConfiguration", REGISTRATION)
-        register(plane, shipped, chosen, webhook_port)
-        if chosen.service:
-            (port,) = service["spec"]["ports"]
-            target = pods.container_port(webhook_container, port["targetPort"])
-            proxy = ServiceProxy((cluster_ip, int(port["port"])), ("127.0.0.1", target))
         accounts = tmp_path_factory.mktemp("serviceaccounts")
         run_to_completion(plane, find(manifests, "Job", BOOTSTRAP), accounts)
-        start(plane, find(manifests, "Deployment", WEBHOOK), accounts, chosen.webhook_extra_args)
-        start(plane, find(manifests, "Deployment", ISSUER), accounts, ())
+        start(plane, find(manifests, "Deployment", WEBHOOK), accounts)
+        start(plane, find(manifests, "Deployment", ISSUER), accounts)
         for name in (WEBHOOK, ISSUER):
             wait_probe(find(manifests, "Deployment", name), "readinessProbe")
         eventually(
@@ -184,13 +138,12 @@ def cluster(
         )
         # Through the webhook: it validates PkiPolicies too.
         plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
-        yield Cluster(plane, manifests, chosen)
+        yield Cluster(plane, manifests)
     finally:
         try:
             pods.remove_labelled()
         finally:
-            if proxy is not None:
-                proxy.close()
+            proxy.close()
         left = pods.labelled_containers()
         assert left == [], f"containers left behind: {left}"
 
@@ -211,31 +164,17 @@ def require_free(port: int) -> None:
             pytest.fail(f"port {port} is in use on this machine; the containers need it")
 
 
-def install(plane: ControlPlane, manifests: list[dict[str, Any]]) -> None:
-    """Everything but the webhook registration, then the tenants (deploy/tenants)."""
-    rest = [doc for doc in manifests if doc["kind"] != "ValidatingWebhookConfiguration"]
-    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rest))
-    plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "customresourcedefinition/pkis.pkiwarden.dev",
-        "customresourcedefinition/pkipolicies.pkiwarden.dev",
-    )
-    for namespace in TENANTS:
-        plane.kubectl("create", "namespace", namespace)
-        plane.kubectl("apply", "-n", namespace, "-f", str(DEPLOY / "tenants"))
+def service_proxy(plane: ControlPlane, container: dict[str, Any]) -> ServiceProxy:
+    """kube-proxy's part: the webhook Service's ClusterIP and port to the container's port.
 
-
-def register(
-    plane: ControlPlane, registration: dict[str, Any], chosen: Route, webhook_port: int
-) -> None:
-    """The registration as shipped, or pointed at 127.0.0.1 (see :class:`Route`)."""
-    body = json.loads(json.dumps(registration))
-    if not chosen.service:
-        for webhook in body["webhooks"]:
-            webhook["clientConfig"] = url_client_config("127.0.0.1", webhook_port)
-    plane.kubectl("apply", "-f", "-", input=json.dumps(body))
+    The ClusterIP is on loopback (the control plane's Service network), so
+    the API server, calling the registration as shipped, reaches this relay.
+    """
+    service = get(plane, "service", NAMESPACE, WEBHOOK)
+    assert service is not None, f"Service {WEBHOOK} was not installed"
+    (port,) = service["spec"]["ports"]
+    target = pods.container_port(container, port["targetPort"])
+    return ServiceProxy((service["spec"]["clusterIP"], int(port["port"])), ("127.0.0.1", target))
 
 
 def ca_bundle(plane: ControlPlane) -> bytes | None:
@@ -282,12 +221,10 @@ def run_to_completion(plane: ControlPlane, job: dict[str, Any], accounts: Path) 
     assert result.returncode == 0, f"{name} failed: {result.stdout}{result.stderr}"
 
 
-def start(
-    plane: ControlPlane, deployment: dict[str, Any], accounts: Path, extra: tuple[str, ...]
-) -> None:
+def start(plane: ControlPlane, deployment: dict[str, Any], accounts: Path) -> None:
     """One replica of the Deployment's Pod, detached."""
     name = CONTAINERS[deployment["metadata"]["name"]]
-    result = pods.podman("run", "--detach", *run_flags(plane, deployment, accounts, name), *extra)
+    result = pods.podman("run", "--detach", *run_flags(plane, deployment, accounts, name))
     assert result.returncode == 0, f"podman run {name}: {result.stderr}"
 
 
@@ -412,10 +349,7 @@ def test_each_container_runs_as_its_deployment_says(cluster: Cluster, deployment
     name = CONTAINERS[deployment]
     container = container_of(cluster.manifests, deployment)
     inspected = json.loads(pods.podman("inspect", name).stdout)[0]
-    expected_args = list(container["args"])
-    if deployment == WEBHOOK:
-        expected_args += cluster.route.webhook_extra_args
-    assert inspected["Args"] == expected_args
+    assert inspected["Args"] == container["args"]
     assert inspected["HostConfig"]["ReadonlyRootfs"] is True
     status = pods.podman("exec", name, "cat", "/proc/1/status").stdout
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -481,11 +415,7 @@ def test_the_registration_leads_to_the_container(cluster: Cluster) -> None:
     shipped = find(cluster.manifests, "ValidatingWebhookConfiguration", REGISTRATION)
     for webhook, as_shipped in zip(registration["webhooks"], shipped["webhooks"], strict=True):
         client = {k: v for k, v in webhook["clientConfig"].items() if k != "caBundle"}
-        if cluster.route.service:
-            assert client == as_shipped["clientConfig"]
-        else:
-            port = pods.container_port(container_of(cluster.manifests, WEBHOOK), "https")
-            assert client == {"url": f"https://127.0.0.1:{port}/validate"}
+        assert client == as_shipped["clientConfig"]
 
 
 # --------------------------------------------------------------------------- the README's story
@@ -538,7 +468,11 @@ def test_the_policy_change_reaches_kubectl_describe_pod(
     cluster: Cluster, app2: dict[str, Any]
 ) -> None:
     plane = cluster.plane
-    pod = pod_from_deployment(plane, "app2", "app2")
+    pod = eventually(
+        lambda: deployment_pod(plane, "app2", "app2"),
+        READY_TIMEOUT,
+        "the Deployment's ReplicaSet to create app2's Pod",
+    )
     tightened = '[{"op":"replace","path":"/spec/allowedServiceNames","value":["app1"]}]'
     try:
         plane.kubectl("patch", "pkipolicy", "app-teams", "--type=json", "-p", tightened)
@@ -554,26 +488,6 @@ def test_the_policy_change_reaches_kubectl_describe_pod(
         assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in described
     finally:
         plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
-
-
-def pod_from_deployment(plane: ControlPlane, namespace: str, name: str) -> str:
-    """A Pod with the Deployment's pod spec, whether or not a controller-manager runs.
-
-    Its labels are not the template's, so no ReplicaSet adopts it and scales it away.
-    """
-    deployment = json.loads(
-        plane.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
-    )
-    template = deployment["spec"]["template"]
-    pod_name = f"{name}-e2e"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": namespace, "labels": {"e2e": "image"}},
-        "spec": template["spec"],
-    }
-    plane.kubectl("apply", "-f", "-", input=json.dumps(pod))
-    return pod_name
 
 
 def test_the_containers_survived_the_story(cluster: Cluster) -> None:

@@ -1,11 +1,14 @@
 """``kubectl pkiwarden why`` on the README's example, run by application teams.
 
 Each team is a ServiceAccount bound to Kubernetes' built-in ``edit`` role in
-its own namespace and nothing else of pkiwarden's but what deploy/ ships for
-every team (the roles that aggregate into ``edit``, the policy-reader
-component). The issuer runs under its own ServiceAccount; no webhook is
-registered, so app1's Pki with the typo is admitted, as it is when the
-webhook is bypassed, and its team asks ``why`` before any Pod exists.
+its own namespace and nothing else: what pkiwarden adds to ``edit`` comes
+through kube-controller-manager's clusterrole-aggregation controller from the
+roles deploy/ ships, and PkiPolicies are readable through deploy/'s
+policy-reader component. deploy/overlays/dev is installed as shipped and the
+issuer runs with its Deployment's arguments under its own ServiceAccount; the
+webhook's registration is then removed, so app1's Pki with the typo is
+admitted, as it is when the webhook is bypassed, and its team asks ``why``
+before any Pod exists. app2's Pod is the one its Deployment's ReplicaSet creates.
 
 The control plane is this module's own: the issuer's Lease and the cluster
 roles are cluster-wide, and other modules run issuers of their own.
@@ -26,8 +29,8 @@ import pytest
 import yaml
 
 from pkiwarden.local import controlplane, install, issuer_process
-from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfig
+from pkiwarden.local.demo import deployment_pod
 from pkiwarden.why.plugin import with_plugin
 
 T = TypeVar("T")
@@ -104,38 +107,25 @@ def workload_documents(example: Path) -> str:
     return yaml.safe_dump_all([d for d in documents if d["kind"] != "Namespace"])
 
 
-def clusterrole(plane: ControlPlane, name: str) -> dict[str, Any]:
-    role: dict[str, Any] = json.loads(
-        plane.kubectl("get", "clusterrole", name, "-o", "json").stdout
-    )
-    return role
+def clusterroles(plane: ControlPlane, *which: str) -> list[dict[str, Any]]:
+    """ClusterRoles by name, or by ``-l SELECTOR``, as the API returns them."""
+    listed = json.loads(plane.kubectl("get", "clusterroles", *which, "-o", "json").stdout)
+    items: list[dict[str, Any]] = listed.get("items", [listed])
+    return items
 
 
-def aggregated_from(plane: ControlPlane, role: str, seen: frozenset[str] = frozenset()) -> set[str]:
-    """The ClusterRoles holding the rules ``role`` aggregates, read from the API.
-
-    Aggregation nests (``view`` carries the label that ``edit`` selects), so
-    a selected role that is itself aggregated stands for the roles it selects.
-    """
-    rule = clusterrole(plane, role).get("aggregationRule")
-    if rule is None:
-        return {role}
-    names: set[str] = set()
-    for selector in rule.get("clusterRoleSelectors") or []:
-        labels = ",".join(f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items())
-        listed = plane.kubectl("get", "clusterroles", "-l", labels, "-o", "name").stdout
-        for line in listed.split():
-            part = line.rpartition("/")[2]
-            if part not in seen and part != role:
-                names |= aggregated_from(plane, part, seen | {role})
-    return names
-
-
-def grants_pkis(plane: ControlPlane, role: str) -> bool:
-    return any(
-        "pkiwarden.dev" in rule.get("apiGroups", [])
-        for rule in clusterrole(plane, role).get("rules") or []
-    )
+def aggregated(plane: ControlPlane, role: str) -> bool:
+    """True once the built-in ``role`` holds the rules of every pkiwarden role labelled for it."""
+    label = f"rbac.authorization.k8s.io/aggregate-to-{role}=true"
+    ours = [
+        r
+        for r in clusterroles(plane, "-l", label)
+        if r["metadata"]["name"].startswith("pkiwarden-")
+    ]
+    assert ours, f"deploy/ ships no role that aggregates into {role}"
+    (built_in,) = clusterroles(plane, role)
+    held = built_in.get("rules") or []
+    return all(rule in held for r in ours for rule in r.get("rules") or [])
 
 
 def member(plane: ControlPlane, namespace: str, name: str = "team", role: str = "edit") -> Path:
@@ -143,24 +133,15 @@ def member(plane: ControlPlane, namespace: str, name: str = "team", role: str = 
 
     The built-in ``view``/``edit`` roles are aggregated: kube-controller-manager's
     clusterrole-aggregation controller fills in their rules from every
-    ClusterRole carrying their labels (pkiwarden-view and pkiwarden-edit among
-    them). Where no controller-manager runs, those rules are empty, so the
-    roles the aggregation rule selects (read from the API, not listed here) are
-    bound by name instead: the same rules aggregation would combine, no more.
+    ClusterRole carrying their labels, pkiwarden-view and pkiwarden-edit among
+    them; nothing of pkiwarden's is bound by name.
     """
     account = f"--serviceaccount={namespace}:{name}"
     plane.kubectl("create", "serviceaccount", name, "-n", namespace)
     plane.kubectl(
         "create", "rolebinding", f"{name}-{role}", "-n", namespace, f"--clusterrole={role}", account
     )  # fmt: skip
-    if procs.read(plane.dir, "kube-controller-manager") is not None:
-        eventually(lambda: grants_pkis(plane, role), f"{role} to aggregate pkiwarden's rules")
-    else:
-        for part in sorted(aggregated_from(plane, role)):
-            plane.kubectl(
-                "create", "rolebinding", f"{name}-{part.replace(':', '-')}", "-n", namespace,
-                f"--clusterrole={part}", account,
-            )  # fmt: skip
+    eventually(lambda: aggregated(plane, role), f"{role} to aggregate pkiwarden's rules")
     return service_account_kubeconfig(plane, namespace, name, plane.dir / f"{namespace}.{name}")
 
 
@@ -169,9 +150,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     directory = tmp_path_factory.mktemp("why") / "plane"
     try:
         plane = controlplane.up(directory, die_with_caller=True)
-        identities = install.install(plane, tenants=["app1", "app2"])
-        plane.kubectl("apply", "-f", str(POLICY_READER))
-        issuer_process.start(plane, kubeconfig=identities.issuer)
+        install.install(plane, tenants=["app1", "app2"])
+        plane.kubectl("delete", "validatingwebhookconfiguration", "pkiwarden")
+        issuer_process.start_deployed(plane, install.identities(plane))
         plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
         yield Story(plane, {ns: member(plane, ns) for ns in ("app1", "app2")})
     finally:
@@ -220,27 +201,27 @@ def test_without_the_policy_reader_why_says_what_it_relied_on(app1: Story) -> No
     assert document["unchecked"][0]["needs"].startswith("list pkipolicies.pkiwarden.dev")
 
 
-def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(story: Story) -> None:
-    plane = story.plane
+@pytest.fixture(scope="module")
+def app2(story: Story) -> str:
+    """Team app2 applies its Pki and Deployment; the name of the Pod its ReplicaSet creates."""
     story.as_team(
         "app2", "apply", "-n", "app2", "-f", "-", input=workload_documents(EXAMPLES / "app2.yaml")
     )
-    template = json.loads(
-        story.as_team("app2", "get", "deployment", "app2", "-n", "app2", "-o", "json")
+    return eventually(
+        lambda: deployment_pod(story.plane, "app2", "app2"), "the ReplicaSet to create app2's Pod"
     )
-    pod = {  # no kubelet or scheduler here: the Pod the Deployment would run, created by the team
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "app2-0", **template["spec"]["template"]["metadata"]},
-        "spec": template["spec"]["template"]["spec"],
-    }
-    story.as_team("app2", "apply", "-n", "app2", "-f", "-", input=json.dumps(pod))
+
+
+def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(
+    story: Story, app2: str
+) -> None:
+    plane, pod = story.plane, app2
     story.wait_ready("app2", "app2-pki", "True")
 
-    status, output = story.why("app2", "pod/app2-0", "-n", "app2")
+    status, output = story.why("app2", f"pod/{pod}", "-n", "app2")
     assert status == 0, output
     assert output.splitlines()[0] == (
-        "READY: pod/app2-0 in namespace app2: every certificate it needs is Ready (Pki app2-pki)"
+        f"READY: pod/{pod} in namespace app2: every certificate it needs is Ready (Pki app2-pki)"
     )
     assert "  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki" in output
 
@@ -253,22 +234,22 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(story: St
 
     # Status is written before the Events: wait for the one on the Pod too.
     def pod_told() -> str:
-        selector = "involvedObject.name=app2-0,reason=NotAllowed"
+        selector = f"involvedObject.name={pod},reason=NotAllowed"
         listed = plane.kubectl(
             "get", "events", "-n", "app2", "-o", "name", "--field-selector", selector
         )
         return listed.stdout.strip()
 
-    eventually(pod_told, "the NotAllowed Event on pod app2-0")
+    eventually(pod_told, f"the NotAllowed Event on pod {pod}")
 
-    status, output = story.why("app2", "pod/app2-0", "-n", "app2")
+    status, output = story.why("app2", f"pod/{pod}", "-n", "app2")
     assert status == 1, output
     assert output.splitlines()[0] == (
-        "NOT READY: pod/app2-0 in namespace app2: Pki app2-pki is not Ready (NotAllowed)"
+        f"NOT READY: pod/{pod} in namespace app2: Pki app2-pki is not Ready (NotAllowed)"
     )
     assert f"Fix: {APP2_CAUSE}" in output
     assert "    no selecting PkiPolicy allows service name 'app2'" in output
-    assert "Warning NotAllowed on pod/app2-0" in output  # the issuer's Event on the Pod
+    assert f"Warning NotAllowed on pod/{pod}" in output  # the issuer's Event on the Pod
 
     status, output = story.why("app2", "deployment/app2", "-n", "app2", "-o", "json")
     assert status == 1, output
@@ -281,14 +262,15 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(story: St
 
     plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
     story.wait_ready("app2", "app2-pki", "True")
-    status, output = story.why("app2", "pod/app2-0", "-n", "app2")
+    status, output = story.why("app2", f"pod/{pod}", "-n", "app2")
     assert status == 0, output
     status, output = story.why("app2", "secret/app2-pki-tls", "-n", "app2", "-o", "json")
     assert status == 0, output
-    assert json.loads(output)["consumers"] == ["pod/app2-0"]
+    assert json.loads(output)["consumers"] == [f"pod/{pod}"]
 
 
-def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story) -> None:
+def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story, app2: str) -> None:
+    pod = app2
     status, output = story.why("app2", "pod/missing", "-n", "app2")
     assert (status, output) == (2, "CANNOT TELL: pod/missing not found in namespace app2\n")
     status, output = story.why("app2", "pki/missing", "-n", "app2", "-o", "json")
@@ -297,10 +279,10 @@ def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story) -> N
         "pki/missing not found in namespace app2; if kubectl apply refused it, the refusal names"
     )
     # app1's team has no rights in app2.
-    status, output = story.why("app1", "pod/app2-0", "-n", "app2")
+    status, output = story.why("app1", f"pod/{pod}", "-n", "app2")
     assert status == 2, output
     assert output == (
-        "CANNOT TELL: pod/app2-0 in namespace app2 cannot be read: forbidden;"
+        f"CANNOT TELL: pod/{pod} in namespace app2 cannot be read: forbidden;"
         " it needs get pods in namespace app2\n"
     )
     # A token the API server does not accept.
@@ -308,12 +290,12 @@ def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story) -> N
     config["users"][0]["user"]["token"] = "not-a-token"
     stale = story.plane.dir / "app2.stale"
     stale.write_text(yaml.safe_dump(config))
-    status, output = story.why("app2", "pod/app2-0", "-n", "app2", kubeconfig=stale)
+    status, output = story.why("app2", f"pod/{pod}", "-n", "app2", kubeconfig=stale)
     assert status == 2, output
     assert output.startswith("CANNOT TELL: the API server did not accept these credentials (401")
     # A viewer sees the chain but no Secret, and is told so.
     viewer = member(story.plane, "app2", name="viewer", role="view")
-    status, output = story.why("app2", "pod/app2-0", "-n", "app2", kubeconfig=viewer)
+    status, output = story.why("app2", f"pod/{pod}", "-n", "app2", kubeconfig=viewer)
     assert status == 0, output
     assert "  Secret app2-pki-tls (volume tls): not readable; written by Pki app2-pki" in output
     assert "  Secret app2-pki-tls: needs get secrets in namespace app2" in output

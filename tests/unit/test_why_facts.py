@@ -14,6 +14,7 @@ from pkiwarden.why.facts import (
     pki_facts,
     secret_info,
     trust_facts,
+    was_issued,
     writers,
 )
 from shared.certificates import common_name, self_signed_ca
@@ -43,11 +44,21 @@ def policy(services: list[str], namespaces: tuple[str, ...] = ("app1", "app2")) 
     }
 
 
-def test_the_re_check_words_it_as_the_readme_s_event_does() -> None:
+def test_a_pki_never_issued_is_re_checked_as_at_apply_time() -> None:
     facts = pki_facts(pki(), policies=[policy(["app1"])], namespace_labels={})
     assert facts.findings == (
         'spec.serviceName: "app2" in Pki app2-pki is not allowed in namespace "app2"'
         ' (allowed by PkiPolicy "app-teams": app1); did you mean "app1"?',
+    )
+
+
+def test_a_pki_once_issued_is_told_what_changed_as_the_readme_s_event_does() -> None:
+    issued = {**pki(), "status": {"serialNumber": "0DF32C18C4D7ABC2AE158F697AC3C724"}}
+    facts = pki_facts(issued, policies=[policy(["app1"])], namespace_labels={}, issued_before=True)
+    assert facts.findings == (
+        'spec.serviceName: "app2" in Pki app2-pki is not allowed in namespace "app2"'
+        ' (PkiPolicy "app-teams" now allows: app1); ask the platform team to allow it,'
+        " or change spec.serviceName",
     )
     assert facts.findings_reason == "NotAllowed"
     assert facts.policy.readable and facts.policy.deciding is None
@@ -200,3 +211,12 @@ def test_trust_bundle_from_the_config_map() -> None:
     broken = trust_facts({"data": {"ca.crt": "not pem"}})
     assert broken.present and broken.authorities == ()
     assert broken.problem is not None and broken.problem.startswith("ca.crt holds no readable")
+
+
+def test_a_pki_was_issued_if_its_status_or_an_issued_event_says_so() -> None:
+    issued_event = {"reason": "Issued", "source": {"component": "pkiwarden-issuer"}}
+    failed_event = {**issued_event, "reason": "NotAllowed"}
+    with_serial = {**pki(), "status": {"serialNumber": "0D"}}
+    assert was_issued(with_serial, [])
+    assert was_issued(pki(), [failed_event, issued_event])
+    assert not was_issued(pki(), [failed_event])
