@@ -7,9 +7,10 @@ default: tests and two issuers in one process never share counters.
 
 Certificate series are computed at scrape time from the Pki objects the
 issuer already caches (status ``notAfter``, ``renewalTime``,
-``failedIssuanceAttempts`` and the ``Ready`` condition), and the CA's expiry
-from the cached CA Secret: they show what the cluster shows, and a deleted
-Pki's series disappear with it, with no bookkeeping to get wrong.
+``failedIssuanceAttempts`` and the ``Ready`` condition): they show what the
+cluster shows, and a deleted Pki's series disappear with it, with no
+bookkeeping to get wrong. The CA's families live with the CA's loop
+(``issuer.authority.metrics``), on the same registry.
 
 No ``_created`` series (controller-runtime has none, and they double the
 series count) and ``process_*`` as every Go controller exports them.
@@ -17,14 +18,11 @@ series count) and ``process_*`` as every Go controller exports them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from cryptography import x509
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -174,10 +172,6 @@ class IssuerMetrics:
         """Derive the certificate families from ``pkis()`` (the Pki cache) at each scrape."""
         self.registry.register(_CertificateCollector(pkis))
 
-    def track_ca(self, secrets: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
-        """Derive the CA's expiry from ``secrets()`` (the cached CA Secret) at each scrape."""
-        self.registry.register(_CACollector(secrets))
-
     # -- events and leadership ----------------------------------------------------
 
     def event_emitted(self, type: str, reason: str) -> None:
@@ -267,42 +261,6 @@ class _CertificateCollector:
         yield renewal
         yield ready
         yield failures
-
-
-class _CACollector:
-    """The signing CA's notAfter, read from the cached CA Secret at scrape time."""
-
-    def __init__(self, secrets: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
-        self._secrets = secrets
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        expiration = GaugeMetricFamily(
-            "pkiwarden_ca_expiration_timestamp_seconds",
-            "The notAfter of the CA certificate that signs Pkis, as a Unix timestamp.",
-            labels=["namespace", "secret"],
-        )
-        for secret in self._secrets():
-            metadata = secret.get("metadata") or {}
-            not_after = ca_not_after(secret)
-            if not_after is not None:
-                where = [str(metadata.get("namespace") or ""), str(metadata.get("name") or "")]
-                expiration.add_metric(where, not_after.timestamp())
-        yield expiration
-
-
-def ca_not_after(secret: Mapping[str, Any]) -> datetime | None:
-    """The notAfter of the first certificate in the Secret's ``tls.crt``, if it parses."""
-    encoded = (secret.get("data") or {}).get("tls.crt")
-    if not isinstance(encoded, str):
-        return None
-    try:
-        certificates = x509.load_pem_x509_certificates(base64.b64decode(encoded))
-    except (ValueError, binascii.Error):
-        return None
-    return certificates[0].not_valid_after_utc if certificates else None
 
 
 def reconcile_result(action: Action | None, error: str | None) -> ReconcileResult:

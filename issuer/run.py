@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from issuer.authority.attach import attach_authority
+from issuer.authority.loop import AuthorityLoop
 from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
@@ -59,14 +60,7 @@ def run(
             kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted
         )
         reporter = FanOut([LoggingReporter(), events])
-    controller = Controller(kube, settings, reporter)
-    controller.on_result = lambda result, seconds: metrics.observe_reconcile(
-        result.step, result.error, seconds
-    )
-    metrics.track_queue_depth(lambda: len(controller.queue))
-    controller.queue.observer = metrics.queue_observer()
-    metrics.track_certificates(controller.view.pkis.list)
-    authority = attach_authority(kube, settings, controller, metrics.registry)
+    controller, authority = assemble(kube, settings, reporter, metrics)
 
     def synced() -> bool:
         return controller.synced() and authority.synced()
@@ -134,6 +128,25 @@ def run(
             elector.release()  # after the workers stopped: the successor starts clean
         if health is not None:
             health.stop()
+
+
+def assemble(
+    kube: Kube, settings: Settings, reporter: Reporter, metrics: IssuerMetrics
+) -> tuple[Controller, AuthorityLoop]:
+    """The Pki reconciler and the CA's loop beside it, each feeding ``metrics``.
+
+    Apart from ``run`` so a test can build the registry exactly as a running
+    issuer has it and read ``/metrics`` without a cluster: nothing here
+    talks to the API server.
+    """
+    controller = Controller(kube, settings, reporter)
+    controller.on_result = lambda result, seconds: metrics.observe_reconcile(
+        result.step, result.error, seconds
+    )
+    metrics.track_queue_depth(lambda: len(controller.queue))
+    controller.queue.observer = metrics.queue_observer()
+    metrics.track_certificates(controller.view.pkis.list)
+    return controller, attach_authority(kube, settings, controller, metrics.registry)
 
 
 def _wait(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:

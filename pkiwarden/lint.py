@@ -1,7 +1,7 @@
 """``pkiwarden lint``: the admission checks offline, for CI before ``kubectl apply``.
 
-Reads multi-document YAML (files, directories, stdin), validates every Pki and
-PkiPolicy with the same module the webhook uses, and prints one line per
+Reads multi-document YAML (files, directories, stdin), validates every Pki,
+PkiPolicy and PkiAuthority with the same modules the webhook uses, and prints one line per
 finding with the document's line. Namespaces, Pkis and Secrets in the same
 input inform the checks (namespace labels for selectors, secretName clashes,
 unmanaged Secrets) as the cluster would. Where lint and ``kubectl apply`` could
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import yaml
 
 from shared import API_GROUP, API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared.authority_validation import validate_authority
 from shared.findings import Category, Finding, Severity, phrase
 from shared.suggest import did_you_mean
 from shared.validation import Context, SecretInfo, validate_pki, validate_policy
@@ -31,7 +32,7 @@ EXIT_UNREADABLE = 2
 STDIN = "-"
 DEFAULT_NAMESPACE = "default"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what `kubectl apply -f DIR` reads
-CHECKED_KINDS = ("Pki", "PkiPolicy")
+CHECKED_KINDS = ("Pki", "PkiPolicy", "PkiAuthority")
 _SKIPPED_SHOWN = 5
 
 
@@ -96,6 +97,7 @@ class Inputs:
 
     pkis: dict[tuple[str, str], Document] = field(default_factory=dict)
     policies: dict[str, Document] = field(default_factory=dict)
+    authorities: dict[str, Document] = field(default_factory=dict)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, SecretInfo]] = field(default_factory=dict)
     # (document, finding) about the document itself: refused kinds, replaced duplicates
@@ -278,6 +280,8 @@ def collect(documents: Iterable[Document], default_namespace: str) -> Inputs:
             _keep_last(inputs.pkis, key, document, inputs)
         elif document.is_ours and document.kind == "PkiPolicy":
             _keep_last(inputs.policies, document.name, document, inputs)
+        elif document.is_ours and document.kind == "PkiAuthority":
+            _keep_last(inputs.authorities, document.name, document, inputs)
         elif document.api_version == "v1" and document.kind == "Namespace":
             labels = document.metadata.get("labels")
             inputs.namespace_labels[document.name] = {
@@ -308,11 +312,15 @@ def _labels_hint(namespace: str) -> str:
 
 
 def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
-    """(is_error, line) for every finding: the documents' own, then policies, then Pkis."""
+    """(is_error, line) for every finding: the documents' own, then authorities, policies,
+    Pkis."""
     results: list[tuple[bool, str]] = []
     for document, finding in inputs.findings:
         namespace = document.namespace(default_namespace) if document.kind == "Pki" else None
         results.append((finding.is_error, _line(document, namespace, finding)))
+    for document in inputs.authorities.values():
+        findings = validate_authority(document.body)
+        results += [(f.is_error, _line(document, None, f)) for f in findings]
     for document in inputs.policies.values():
         results += [(f.is_error, _line(document, None, f)) for f in validate_policy(document.body)]
     policies = [document.body for document in inputs.policies.values()]
@@ -333,6 +341,11 @@ def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
     return results
 
 
+def _kinds(conjunction: str) -> str:
+    """The checked kinds as a phrase: "Pki, PkiPolicy or PkiAuthority"."""
+    return f"{', '.join(CHECKED_KINDS[:-1])} {conjunction} {CHECKED_KINDS[-1]}"
+
+
 def skipped_note(skipped: Sequence[Document]) -> str | None:
     """One line naming the documents lint did not check, or None."""
     if not skipped:
@@ -343,7 +356,7 @@ def skipped_note(skipped: Sequence[Document]) -> str | None:
     more = len(skipped) - _SKIPPED_SHOWN
     listing = f"{shown} and {more} more" if more > 0 else shown
     return (
-        f"note: skipped {len(skipped)} document(s) that are not Pki or PkiPolicy "
+        f"note: skipped {len(skipped)} document(s) that are not {_kinds('or')} "
         f"(Namespaces and Secrets are read for context): {listing}"
     )
 
@@ -390,9 +403,9 @@ def _handle(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "lint",
-        help="check Pki and PkiPolicy manifests offline",
+        help=f"check {_kinds('and')} manifests offline",
         description=(
-            "Validate Pki and PkiPolicy documents as the admission webhook would. "
+            f"Validate {_kinds('and')} documents as the admission webhook would. "
             "Prints FILE:LINE: Kind/namespace/name: error|warning: PATH: MESSAGE per finding. "
             "Exit 0: no errors, 1: errors, 2: unreadable input (nothing else is printed then)."
         ),

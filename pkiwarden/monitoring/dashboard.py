@@ -82,6 +82,21 @@ def rows(s: Settings) -> list[Row]:
                     (Query(f"min({r.ca_expiry.record}) - time()"),),
                     unit="s",
                 ),
+                Panel(
+                    "CA rotation phase",
+                    "stat",
+                    (Query(f"{r.ca_phase.record} == 1", "{{authority}}: {{phase}}"),),
+                    description="Stable, or where a rotation stands (README: Rotating the CA).",
+                ),
+                Panel(
+                    "CA rotation: Pkis left to re-issue",
+                    "timeseries",
+                    (
+                        Query(f"sum({r.ca_pending.record})", "pending"),
+                        Query(f"sum({r.ca_blocked.record})", "blocked"),
+                    ),
+                    description="Blocked Pkis keep the previous CA trusted until they are fixed.",
+                ),
             ),
         ),
         Row(

@@ -3,7 +3,9 @@
 The issuer runs several replicas and each exports the certificate series from
 its own cache, so per-Pki series are first reduced to one per Pki by
 recording rules (``namespace_name:...``); the alerts then read one series per
-object and fire once. Thresholds and ``for`` durations are settings: the
+object and fire once. The CA's series come from the leader alone (only it
+runs the CA's loop) and are reduced by authority the same way, so a change of
+leader keeps one series. Thresholds and ``for`` durations are settings: the
 shipped files use the defaults, the end-to-end test renders the same rules
 with ``for`` of a few seconds.
 """
@@ -34,6 +36,9 @@ class Settings:
     lease: str = LEASE_NAME
     expiry_days: int = 7  # a certificate this close to notAfter, past its renewal time
     ca_expiry_days: int = 30  # leaves time to bring and roll out a new CA
+    # Longer than every phase takes with the default timings (trustPropagation 1h,
+    # 10 re-issues per second): a rotation this long in one phase is waiting on something.
+    rotation_phase_hours: int = 6
     issuance_failures: int = 5  # consecutive failed attempts (about a minute of backoff)
     rejection_ratio: float = 0.5  # share of reviews denied
     rejection_min_rate: float = 0.05  # reviews per second, so one bad apply never pages
@@ -97,6 +102,9 @@ class Records:
     ready: Record
     failures: Record
     ca_expiry: Record
+    ca_phase: Record
+    ca_pending: Record
+    ca_blocked: Record
     admission_rate: Record
     rejection_ratio: Record
     latency_p99: Record
@@ -108,6 +116,9 @@ class Records:
             self.ready,
             self.failures,
             self.ca_expiry,
+            self.ca_phase,
+            self.ca_pending,
+            self.ca_blocked,
             self.admission_rate,
             self.rejection_ratio,
             self.latency_p99,
@@ -139,8 +150,20 @@ def records(s: Settings) -> Records:
             f"(pkiwarden_certificate_failed_issuance_attempts{s.issuer()})",
         ),
         ca_expiry=Record(
-            "namespace_secret:pkiwarden_ca_expiration_timestamp_seconds:max",
-            f"max by (namespace, secret) (pkiwarden_ca_expiration_timestamp_seconds{s.issuer()})",
+            "authority:pkiwarden_ca_expiration_timestamp_seconds:max",
+            f"max by (authority) (pkiwarden_ca_expiration_timestamp_seconds{s.issuer()})",
+        ),
+        ca_phase=Record(
+            "authority_phase:pkiwarden_ca_rotation_phase:max",
+            f"max by (authority, phase) (pkiwarden_ca_rotation_phase{s.issuer()})",
+        ),
+        ca_pending=Record(
+            "authority:pkiwarden_ca_pending_reissue:max",
+            f"max by (authority) (pkiwarden_ca_pending_reissue{s.issuer()})",
+        ),
+        ca_blocked=Record(
+            "authority:pkiwarden_ca_blocked_reissue:max",
+            f"max by (authority) (pkiwarden_ca_blocked_reissue{s.issuer()})",
         ),
         admission_rate=Record(
             "job:pkiwarden_admission_requests:rate10m",
@@ -160,6 +183,8 @@ def records(s: Settings) -> Records:
 
 PKI = "Pki {{ $labels.namespace }}/{{ $labels.name }}"
 DESCRIBE = "kubectl describe pki -n {{ $labels.namespace }} {{ $labels.name }}"
+AUTHORITY = "PkiAuthority {{ $labels.authority }}"
+CA_STATUS = "pkiwarden ca status --authority {{ $labels.authority }}"
 
 
 def alerts(s: Settings) -> list[Alert]:
@@ -203,13 +228,42 @@ def alerts(s: Settings) -> list[Alert]:
             f"{r.ca_expiry.record} - time() < {s.ca_expiry_days * DAY}",
             s.pending("1h"),
             Severity.WARNING,
-            "The pkiwarden CA in Secret {{ $labels.namespace }}/{{ $labels.secret }}"
-            f" expires within {s.ca_expiry_days} days.",
-            "The CA certificate in Secret {{ $labels.namespace }}/{{ $labels.secret }}"
-            f" expires within {s.ca_expiry_days} days. No certificate is issued past the"
-            " CA's notAfter, so every renewal gets a shorter certificate, and when the CA"
-            " expires nothing can be issued. Replace the CA Secret with a new CA"
-            " (kubectl -n {{ $labels.namespace }} get secret {{ $labels.secret }}).",
+            f"The signing CA of {AUTHORITY} expires within {s.ca_expiry_days} days.",
+            f"The active CA of {AUTHORITY} expires within {s.ca_expiry_days} days. No"
+            " certificate is issued past the CA's notAfter, so every renewal gets a shorter"
+            " certificate, and when the CA expires nothing can be issued. Rotate to a new"
+            " CA: name a Secret holding it in spec.nextSecretName, or run pkiwarden ca"
+            " rotate --authority {{ $labels.authority }} if pkiwarden generates the CA;"
+            f" {CA_STATUS} shows where it stands.",
+        ),
+        Alert(
+            "PkiwardenCARotationBlocked",
+            f"{r.ca_blocked.record} > 0",
+            s.pending("30m"),
+            Severity.WARNING,
+            f"The CA rotation of {AUTHORITY} is blocked by Pkis that cannot be re-issued.",
+            f"Some Pkis of {AUTHORITY} could not be re-issued by the new CA for"
+            " 30 minutes (their policy no longer allows them, say). The previous CA stays"
+            " trusted for them and the rotation cannot finish until each is fixed or its"
+            f" certificate expires. {CA_STATUS} (status.blockedPkis) names them; kubectl"
+            " describe pki on each says why and what to change.",
+        ),
+        Alert(
+            "PkiwardenCARotationStuck",
+            f'{r.ca_phase.record}{{phase!="Stable"}} == 1'
+            f" unless on (authority) {r.ca_blocked.record} > 0",
+            s.pending(f"{s.rotation_phase_hours}h"),
+            Severity.WARNING,
+            f"The CA rotation of {AUTHORITY} has been {{{{ $labels.phase }}}} for"
+            f" {s.rotation_phase_hours} hours.",
+            f"The CA rotation of {AUTHORITY} has stayed in phase {{{{ $labels.phase }}}} for"
+            f" {s.rotation_phase_hours} hours, longer than the default timings take."
+            " Propagating waits until every pkiwarden-ca.crt ConfigMap and issued Secret"
+            " holds the trust set, then spec.rotation.trustPropagation; Reissuing until"
+            " every Pki is re-issued at spec.rotation.reissueRate; Retiring for"
+            f" trustPropagation. {CA_STATUS} and the PkiAuthority's Events say what it waits"
+            " on (the issuer's log names a write that failed). With a trustPropagation"
+            " longer than this, raise the alert's threshold.",
         ),
         Alert(
             "PkiwardenWebhookDown",

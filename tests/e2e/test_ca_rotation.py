@@ -85,8 +85,10 @@ class Issuer:
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """The current run's /metrics, found through the port it logged."""
         lines = self.log_path.read_text().splitlines()
-        port = [line for line in lines if "health server listening on port" in line][-1]
-        number = json.loads(port)["message"].rsplit(" ", 1)[-1]
+        ports = [line for line in lines if "health server listening on port" in line]
+        if not ports:
+            return {}  # just started: not listening yet
+        number = json.loads(ports[-1])["message"].rsplit(" ", 1)[-1]
         with urllib.request.urlopen(f"http://127.0.0.1:{number}/metrics", timeout=5) as answer:
             text = answer.read().decode()
         return {

@@ -26,13 +26,14 @@ from tests.e2e.helpers import (
 )
 
 NAMESPACE = "metrics-e2e"
+CA_NAMESPACE = "pkiwarden-e2e-metrics"  # the issuer's own namespace, home of the CA
 
 
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     control_plane.kubectl("create", "namespace", NAMESPACE)
     kube.create(PKI_POLICIES.path(), policy_body("e2e-metrics", NAMESPACE, ["app1"]))
-    settings = Settings(namespace="pkiwarden-e2e-metrics", workers=2, health_port=0)
+    settings = Settings(namespace=CA_NAMESPACE, workers=2, health_port=0)
     running = issuer_process.start(control_plane, settings, name="issuer-metrics")
     try:
         yield running
@@ -42,8 +43,8 @@ def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
         delete_namespace(control_plane, NAMESPACE)
 
 
-def not_after(kube: Kube, name: str) -> float:
-    secret: dict[str, Any] = kube.get(SECRETS.path(NAMESPACE, name))
+def not_after(kube: Kube, name: str, namespace: str = NAMESPACE) -> float:
+    secret: dict[str, Any] = kube.get(SECRETS.path(namespace, name))
     pem = base64.b64decode(secret["data"]["tls.crt"])
     return x509.load_pem_x509_certificates(pem)[0].not_valid_after_utc.timestamp()
 
@@ -91,8 +92,9 @@ def test_metrics_after_a_scripted_scenario(kube: Kube, issuer: LocalIssuer) -> N
     denied = {"namespace": NAMESPACE, "name": "denied", "reason": "NotAllowed"}
     failures = value(samples, "pkiwarden_certificate_failed_issuance_attempts", **denied)
     assert (failures or 0) >= 1
-    ca = {"namespace": "pkiwarden-e2e-metrics", "secret": "pkiwarden-ca"}
-    assert (value(samples, "pkiwarden_ca_expiration_timestamp_seconds", **ca) or 0) >= expiry
+    ca_expiry = value(samples, "pkiwarden_ca_expiration_timestamp_seconds", authority="default")
+    assert ca_expiry == not_after(kube, "pkiwarden-ca", namespace=CA_NAMESPACE)
+    assert ca_expiry >= expiry
     assert value(samples, "process_cpu_seconds_total") is not None
     assert not [name for name, _ in samples if name.endswith("_created")]
 

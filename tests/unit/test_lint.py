@@ -48,8 +48,8 @@ def test_examples_report_the_typo() -> None:
         'app1, app2); did you mean "app1"?'
     ]
     assert err == (
-        "note: skipped 2 document(s) that are not Pki or PkiPolicy (Namespaces and Secrets are "
-        f"read for context): {EXAMPLES / 'app2.yaml'}:16 Service/app2, "
+        "note: skipped 2 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
+        f"Secrets are read for context): {EXAMPLES / 'app2.yaml'}:16 Service/app2, "
         f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2\n"
     )
 
@@ -105,9 +105,32 @@ def test_policy_findings_and_other_kinds() -> None:
         '<stdin>:1: PkiPolicy/app-teams: error: spec.allowedServiceNames[1]: "1app" must start'
     )
     assert err == (
-        "note: skipped 1 document(s) that are not Pki or PkiPolicy (Namespaces and Secrets are "
-        "read for context): <stdin>:6 ConfigMap/x\n"
+        "note: skipped 1 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
+        "Secrets are read for context): <stdin>:6 ConfigMap/x\n"
     )
+
+
+AUTHORITY = """\
+apiVersion: pkiwarden.dev/v1alpha1
+kind: PkiAuthority
+metadata: {name: default}
+spec:
+  secretName: pkiwarden-ca
+  generate: {duration: 87600h}
+  rotation: {trustPropagation: 1h, reissueRate: 10}
+"""
+
+
+def test_authorities_are_validated_as_the_webhook_does() -> None:
+    assert lint("-", stdin=AUTHORITY) == (0, "", "")
+    too_late = AUTHORITY.replace("{duration: 87600h}", "{duration: 87600h, renewBefore: 90000h}")
+    code, out, err = lint("-", stdin=POLICY + "---\n" + too_late)
+    assert code == 1
+    assert out == (
+        "<stdin>:6: PkiAuthority/default: error: spec.generate.renewBefore: "
+        '"90000h" must be shorter than spec.generate.duration (87600h); try "29200h"\n'
+    )
+    assert err == ""
 
 
 def test_secrets_and_pkis_in_the_files_count(tmp_path: Path) -> None:
@@ -201,7 +224,7 @@ def test_two_pkis_with_one_name_are_one_pki() -> None:
         (
             "apiVersion: pkiwarden.dev/v1alpha1\nkind: PKI\nmetadata: {name: x}\n",
             '<stdin>:1: PKI/x: error: kind: "PKI" is not a kind of pkiwarden.dev '
-            '(allowed: Pki, PkiPolicy); did you mean "Pki"?',
+            '(allowed: Pki, PkiPolicy, PkiAuthority); did you mean "Pki"?',
         ),
         (
             "apiVersion: pkiwarden.io/v1alpha1\nkind: Pki\nmetadata: {name: x}\n",

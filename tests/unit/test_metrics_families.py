@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
+from issuer.authority.loop import Pass
+from issuer.authority.metrics import AuthorityMetrics
+from issuer.authority.phases import Phase
 from issuer.metrics import IssuerMetrics, ReconcileResult
 from issuer.queue import WorkQueue
 from webhook.metrics import WebhookMetrics
@@ -37,26 +34,6 @@ def samples(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def names(text: bytes) -> set[str]:
     return {name for name, _ in samples(text)}
-
-
-def ca_secret(not_after: datetime) -> dict[str, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(not_after - timedelta(days=365))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    return {
-        "metadata": {"namespace": "pkiwarden-system", "name": "pkiwarden-ca"},
-        "data": {"tls.crt": base64.b64encode(pem).decode()},
-    }
 
 
 def test_issuer_exports_controller_runtime_and_process_families_without_created() -> None:
@@ -86,7 +63,7 @@ def test_issuer_exports_controller_runtime_and_process_families_without_created(
     assert found[("controller_runtime_reconcile_total", error)] == 1
 
 
-def test_certificate_and_ca_families_come_from_the_cached_objects() -> None:
+def test_certificate_families_come_from_the_cached_pkis() -> None:
     metrics = IssuerMetrics()
     failing = {
         "metadata": {"namespace": "app2", "name": "app2-pki"},
@@ -112,8 +89,6 @@ def test_certificate_and_ca_families_come_from_the_cached_objects() -> None:
         },
     }
     metrics.track_certificates(lambda: [failing, fine, blocked])
-    ca_expiry = datetime(2030, 1, 1, tzinfo=UTC)
-    metrics.track_ca(lambda: [ca_secret(ca_expiry), {"metadata": {}, "data": {"tls.crt": "x"}}])
     found = samples(metrics.exposition()[0])
     where = {("namespace", "app2"), ("name", "app2-pki")}
     expiry = datetime(2027, 2, 25, 3, 58, 58, tzinfo=UTC).timestamp()
@@ -130,9 +105,31 @@ def test_certificate_and_ca_families_come_from_the_cached_objects() -> None:
         name == "pkiwarden_certificate_failed_issuance_attempts" and ("name", "app1-pki") in labels
         for name, labels in found
     )
-    ca = frozenset({("namespace", "pkiwarden-system"), ("secret", "pkiwarden-ca")})
-    assert found[("pkiwarden_ca_expiration_timestamp_seconds", ca)] == ca_expiry.timestamp()
-    assert [n for n, _ in found].count("pkiwarden_ca_expiration_timestamp_seconds") == 1
+
+
+def test_ca_families_show_the_authority_loops_last_pass() -> None:
+    metrics = IssuerMetrics()
+    ca = AuthorityMetrics(metrics.registry, "default")
+    ca_expiry = datetime(2030, 1, 1, tzinfo=UTC)
+    ca.observe(
+        Pass(
+            phase=Phase.REISSUING,
+            pending=3,
+            blocked=["app2/app2-pki"],
+            active_not_after=ca_expiry,
+        )
+    )
+    found = samples(metrics.exposition()[0])
+    authority = frozenset({("authority", "default")})
+    assert found[("pkiwarden_ca_expiration_timestamp_seconds", authority)] == ca_expiry.timestamp()
+    assert found[("pkiwarden_ca_pending_reissue", authority)] == 3
+    assert found[("pkiwarden_ca_blocked_reissue", authority)] == 1
+    phases = {
+        dict(labels)["phase"]: value
+        for (name, labels), value in found.items()
+        if name == "pkiwarden_ca_rotation_phase"
+    }
+    assert phases == {"Stable": 0, "Propagating": 0, "Reissuing": 1, "Retiring": 0}
 
 
 def test_webhook_exports_process_families_without_created() -> None:

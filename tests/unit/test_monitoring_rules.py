@@ -48,8 +48,10 @@ EXPIRY = "pkiwarden_certificate_expiration_timestamp_seconds"
 RENEWAL = "pkiwarden_certificate_renewal_timestamp_seconds"
 READY = "pkiwarden_certificate_ready_status"
 FAILURES = "pkiwarden_certificate_failed_issuance_attempts"
-CA = {"namespace": "pkiwarden-system", "secret": "pkiwarden-ca"}
+CA = {"authority": "default"}
 CA_EXPIRY = "pkiwarden_ca_expiration_timestamp_seconds"
+CA_PHASE = "pkiwarden_ca_rotation_phase"
+CA_BLOCKED = "pkiwarden_ca_blocked_reissue"
 ERRORS = "pkiwarden_admission_internal_errors_total"
 REVIEWS = "pkiwarden_admission_requests_total"
 LATENCY = "pkiwarden_admission_duration_seconds_bucket"
@@ -105,6 +107,41 @@ CASES: dict[str, list[Case]] = {
     "PkiwardenCAExpiringSoon": [
         Case({series(CA_EXPIRY, **CA): f"{10 * DAY}x90"}, "61m", [CA]),
         Case({series(CA_EXPIRY, **CA): f"{60 * DAY}x90"}, "61m"),
+        Case({series(CA_EXPIRY, **CA): f"{10 * DAY}x30"}, "20m"),  # not for an hour yet
+    ],
+    "PkiwardenCARotationBlocked": [
+        Case({series(CA_BLOCKED, **CA): "0x5 1x40"}, "40m", [CA]),
+        Case({series(CA_BLOCKED, **CA): "0x5 1x40"}, "30m"),  # blocked for 25 minutes
+        Case({series(CA_BLOCKED, **CA): "0x5 2x10 0x30"}, "40m"),  # the Pkis were fixed
+    ],
+    "PkiwardenCARotationStuck": [
+        Case(  # the leader changes half-way: still one rotation, one alert
+            {
+                series(CA_PHASE, instance="a", phase="Reissuing", **CA): "1x180",
+                series(CA_PHASE, instance="b", phase="Reissuing", **CA): "_x180 1x200",
+                series(CA_PHASE, instance="b", phase="Stable", **CA): "_x180 0x200",
+                series(CA_BLOCKED, instance="b", **CA): "_x180 0x200",
+            },
+            "6h5m",
+            [{**CA, "phase": "Reissuing"}],
+        ),
+        Case(  # each phase took its time, and the rotation finished
+            {
+                series(CA_PHASE, phase="Propagating", **CA): "1x120 0x300",
+                series(CA_PHASE, phase="Reissuing", **CA): "0x120 1x120 0x180",
+                series(CA_PHASE, phase="Retiring", **CA): "0x240 1x60 0x120",
+                series(CA_PHASE, phase="Stable", **CA): "0x300 1x120",
+            },
+            "7h",
+        ),
+        Case(  # blocked Pkis hold it in Reissuing: PkiwardenCARotationBlocked says so
+            {
+                series(CA_PHASE, phase="Reissuing", **CA): "1x420",
+                series(CA_BLOCKED, **CA): "1x420",
+            },
+            "6h5m",
+        ),
+        Case({series(CA_PHASE, phase="Stable", **CA): "1x420"}, "6h5m"),
     ],
     "PkiwardenWebhookDown": [
         Case(
