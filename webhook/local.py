@@ -111,6 +111,7 @@ def launch(plane: ControlPlane, settings: WebhookSettings) -> int:
         "--local",
         f"--host={settings.host}",
         f"--port={settings.port}",
+        f"--workers={settings.workers}",
         f"--cert-dir={settings.cert_dir}",
         f"--kubeconfig={settings.kubeconfig}",
         f"--namespace={settings.certs.namespace}",

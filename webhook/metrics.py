@@ -64,6 +64,11 @@ class WebhookMetrics:
             "Reviews denied because the webhook itself failed (see the log).",
             registry=self.registry,
         )
+        self.overloaded = Counter(
+            "pkiwarden_admission_overloaded_total",
+            "Reviews refused unchecked (429, retry) because too many were waiting.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "pkiwarden_admission_in_flight_requests",
             "Reviews being answered right now.",

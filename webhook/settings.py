@@ -17,6 +17,11 @@ KEEP_ALIVE_SECONDS = 120
 # AdmissionReviews carry one object (etcd's limit is ~1.5 MiB) plus its old
 # version; anything larger is not a review the API server would send.
 MAX_BODY_BYTES = 3 * 1024 * 1024
+# Reviews a process may have accepted and not yet answered before it refuses
+# more (429, retry). A review costs about 0.3 ms of CPU, so the last one
+# accepted is answered well inside the API server's timeout even when its
+# core is shared.
+MAX_QUEUED_REVIEWS = 500
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class WebhookSettings:
     certs: CertificateSettings = CertificateSettings()
     keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES
+    max_queued_reviews: int = MAX_QUEUED_REVIEWS
+    # Processes serving the port, each with its own caches (see the README).
+    workers: int = 1
     # How often the certificate files are checked for a change on disk.
     reload_interval: float = 2.0
     # How often the Secret is checked for rotation (at 2/3 of the certificate's life).

@@ -1,0 +1,70 @@
+"""uvicorn's httptools protocol with two changes the admission path needs.
+
+1. **One send per response.** uvicorn writes a response's head and its body
+   with two ``transport.write`` calls, and over TLS each becomes its own
+   record and its own ``send`` syscall on the spot. On a loopback or Pod
+   network that syscall is the largest single cost of a review (more than
+   validating it), so writes made in one step of the event loop are joined
+   and leave in one record at the end of that step.
+2. **How many reviews are ahead.** Each request's scope carries, under
+   :data:`QUEUED_AHEAD`, the number of requests this process had accepted and
+   not yet answered when its head arrived. The app refuses at once what would
+   wait too long (see :mod:`webhook.app`); uvicorn's own ``limit_concurrency``
+   would answer 503, which the API server turns into a bare "failed calling
+   webhook".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# ASGI scope key: requests of this process in progress when this one arrived.
+QUEUED_AHEAD = "pkiwarden.queued_ahead"
+
+
+class CoalescingTransport:
+    """A transport whose writes within one event-loop step go out as one write."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (flow control, extra info, abort) is the transport's.
+        return getattr(self._transport, name)
+
+
+class AdmissionHttpProtocol(HttpToolsProtocol):
+    """``uvicorn.Config(http=AdmissionHttpProtocol)``."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        coalescing: Any = CoalescingTransport(transport, self.loop)
+        self.transport = coalescing
+
+    def on_headers_complete(self) -> None:
+        # Stamped before uvicorn starts this request's task, so it counts only
+        # the ones ahead of it.
+        self.scope[QUEUED_AHEAD] = len(self.tasks)  # type: ignore[literal-required]
+        super().on_headers_complete()
