@@ -118,15 +118,16 @@ class Reviewer:
         if queued_ahead >= self.max_queued:
             meter.overloaded.inc()
             return 200, encode(overloaded(review["request"]["uid"], queued_ahead))
-        answer = self._answer(review)
-        self._record(review["request"], answer, time.perf_counter() - started)
+        request = review["request"]
+        kind = validated_kind(request)
+        answer = self._answer(review, kind)
+        self._record(request, kind, answer, time.perf_counter() - started)
         return 200, encode(answer)
 
-    def _answer(self, review: AdmissionReviewRequest) -> AdmissionReviewResponse:
+    def _answer(self, review: AdmissionReviewRequest, kind: Kind | None) -> AdmissionReviewResponse:
         """The decision, or an explained denial if computing it failed."""
         request = review["request"]
         try:
-            kind = validated_kind(request)
             context = self.source.context_for(namespace_of(request)) if kind is Kind.PKI else None
             return decide(review, context)
         except Exception:
@@ -144,10 +145,13 @@ class Reviewer:
             )
 
     def _record(
-        self, request: AdmissionRequest, answer: AdmissionReviewResponse, elapsed: float
+        self,
+        request: AdmissionRequest,
+        kind: Kind | None,
+        answer: AdmissionReviewResponse,
+        elapsed: float,
     ) -> None:
         response = answer["response"]
-        kind = validated_kind(request)
         kind_label = kind.value if kind is not None else "other"
         operation = request["operation"]
         operation_label = operation if operation in _OPERATION_LABELS else "other"
@@ -157,7 +161,14 @@ class Reviewer:
         self.meter.duration.observe(elapsed)
         if warned:
             self.meter.warnings.inc(warned)
-        log.info(
+        # A denial or a warning is news for whoever runs the cluster; a plain
+        # allow is in the API server's audit log already, and one line per
+        # allowed review was the largest cost after the network at high rates.
+        level = logging.INFO if warned or not allowed else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        log.log(
+            level,
             "admission decision",
             extra={
                 FIELDS_ATTRIBUTE: {

@@ -9,6 +9,7 @@ Deployment's readiness probe keeps traffic away until answers are right.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import socket
 import ssl
@@ -104,8 +105,7 @@ def serve_process(
     """
     lighten_log_records()
     view = ClusterView.start(kube, with_secrets=True)
-    if on_synced is not None:
-        _when_synced(view, on_synced)
+    _when_synced(view, on_synced or (lambda: None))
     app = create_app(
         ClusterViewSource(view),
         max_body_bytes=settings.max_body_bytes,
@@ -160,6 +160,10 @@ def _when_synced(view: ClusterView, callback: Callable[[], None]) -> None:
     def wait() -> None:
         for cache in view.caches:
             cache.wait_synced()
+        # What is in memory now (modules, the first listing) is never garbage;
+        # frozen, later full collections do not walk it, so their pauses stay
+        # short however large the caches are.
+        gc.freeze()
         callback()
 
     threading.Thread(target=wait, name="cache-sync-wait", daemon=True).start()
