@@ -29,6 +29,7 @@ from webhook.context import ContextSource
 from webhook.decision import Kind, Operation, decide, namespace_of, respond, validated_kind
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
 from webhook.protocol import QUEUED_AHEAD
+from webhook.registration import VALIDATE_PATH
 from webhook.review import (
     API_VERSION,
     KIND,
@@ -43,7 +44,6 @@ from webhook.settings import MAX_BODY_BYTES, MAX_QUEUED_REVIEWS
 
 log = logging.getLogger("pkiwarden.webhook")
 
-VALIDATE_PATH = "/validate"
 # How long an overloaded webhook asks to be left alone; client-go clients
 # (kubectl, controllers) wait this long and send the request again.
 RETRY_AFTER_SECONDS = 1
