@@ -23,6 +23,7 @@ from shared.kube.view import ClusterView
 from webhook.app import create_app
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.context import ClusterViewSource
+from webhook.heap import HeapTrimmer
 from webhook.protocol import AdmissionHttpProtocol
 from webhook.settings import WebhookSettings
 from webhook.tls import CertificateReloader, harden
@@ -134,10 +135,12 @@ def serve_process(
     reloader = CertificateReloader(
         context, settings.cert_file, settings.key_file, settings.reload_interval
     ).start()
+    trimmer = HeapTrimmer().start()
     log.info("serving on https://%s:%d", settings.host, settings.port)
     try:
         uvicorn.Server(config).run(sockets=None if sock is None else [sock])
     finally:
+        trimmer.stop()
         reloader.stop()
         view.stop()
     return 0
