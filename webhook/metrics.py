@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Answers take well under a millisecond; the API server gives up at 5 s.
+CACHE_SYNCED = "pkiwarden_cache_synced"
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -25,7 +26,7 @@ class _CacheSyncCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            "pkiwarden_cache_synced",
+            CACHE_SYNCED,
             "1 once the list+watch cache has completed its first list.",
             labels=["cache"],
         )

@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import uvicorn
 
@@ -24,6 +24,7 @@ from webhook.app import create_app
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.context import ClusterViewSource
 from webhook.heap import HeapTrimmer
+from webhook.metrics import WebhookMetrics
 from webhook.protocol import AdmissionHttpProtocol
 from webhook.settings import WebhookSettings
 from webhook.tls import CertificateReloader, harden
@@ -98,17 +99,21 @@ def serve_process(
     sock: socket.socket | None = None,
     on_synced: Callable[[], None] | None = None,
     waiting_workers: Callable[[], Sequence[str]] = tuple,
+    metrics: Callable[[Callable[[], Mapping[str, bool]]], WebhookMetrics] = WebhookMetrics,
 ) -> int:
     """One serving process: its own caches, TLS context and event loop.
 
     ``sock`` is the listening socket a worker shares with its siblings;
-    ``on_synced`` is called once every cache has listed.
+    ``on_synced`` is called once every cache has listed; ``metrics`` makes
+    the metrics from the cache status.
     """
     lighten_log_records()
     view = ClusterView.start(kube, with_secrets=True)
     _when_synced(view, on_synced or (lambda: None))
+    source = ClusterViewSource(view)
     app = create_app(
-        ClusterViewSource(view),
+        source,
+        metrics=metrics(source.cache_status),
         max_body_bytes=settings.max_body_bytes,
         max_queued_reviews=settings.max_queued_reviews,
         waiting_workers=waiting_workers,

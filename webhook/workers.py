@@ -12,6 +12,11 @@ Readiness: a probe reaches one worker at random, so each worker reports
 ready only when every worker's caches have synced. The flags live in shared
 memory, one byte per worker; a restarted worker is not ready until it has
 listed again.
+
+Metrics: a scrape also reaches one worker at random, so the workers keep
+their counters in files (prometheus_client's multiprocess mode, in a tmpfs
+directory this process creates) and every worker's ``/metrics`` shows the
+sums over all of them: counters stay monotonic whichever worker answers.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from shared import logs
 from shared.kube.client import Kube
+from webhook.metrics import CACHE_SYNCED, WebhookMetrics
 from webhook.settings import WebhookSettings
 
 log = logging.getLogger("pkiwarden.webhook")
@@ -39,6 +48,7 @@ _MAX_RESTART_DELAY = 30.0
 _STOP_GRACE_SECONDS = 10.0
 _LISTEN_BACKLOG = 2048
 _PR_SET_PDEATHSIG = 1
+_METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class WorkerPool:
@@ -50,6 +60,19 @@ class WorkerPool:
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT, then stop every worker; returns the exit code."""
+        # /dev/shm is a writable tmpfs even under readOnlyRootFilesystem.
+        shm = Path("/dev/shm")
+        metrics_dir = tempfile.mkdtemp(
+            prefix="pkiwarden-metrics-", dir=shm if shm.is_dir() else None
+        )
+        # Read by prometheus_client when a spawned worker imports it.
+        os.environ[_METRICS_DIR_VARIABLE] = metrics_dir
+        try:
+            return self._serve(Path(metrics_dir))
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _serve(self, metrics_dir: Path) -> int:
         sock = listen(self.settings.host, self.settings.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
@@ -62,6 +85,7 @@ class WorkerPool:
                     if process.is_alive():
                         continue
                     self._synced[index] = 0
+                    forget_gauges(metrics_dir, process.pid)
                     log.warning(
                         "worker %d exited with code %s; restarting it in %.0f s",
                         index,
@@ -108,6 +132,26 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def forget_gauges(metrics_dir: Path, pid: int | None) -> None:
+    """Drop a dead worker's gauges (its counters still count towards the totals)."""
+    for path in metrics_dir.glob(f"gauge_*_{pid}.db"):
+        path.unlink(missing_ok=True)
+
+
+class PooledMetrics(WebhookMetrics):
+    """This worker's metrics, exposed as the sums over every worker of the pool."""
+
+    def exposition(self) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+        from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+        pooled = CollectorRegistry()
+        MultiProcessCollector(pooled)  # type: ignore[no-untyped-call]
+        # Cache state is per worker and read live, not kept in files.
+        own = self.registry.restricted_registry([CACHE_SYNCED])
+        return bytes(generate_latest(pooled)) + bytes(generate_latest(own))
+
+
 def waiting(synced: Sequence[int], own: int) -> list[str]:
     """The other workers whose caches have not synced yet, by name."""
     return [f"worker {index}" for index, flag in enumerate(synced) if not flag and index != own]
@@ -143,4 +187,5 @@ def run_worker(settings: WebhookSettings, sock: socket.socket, synced: Any, inde
         sock=sock,
         on_synced=mark_synced,
         waiting_workers=lambda: waiting(synced, index),
+        metrics=PooledMetrics,
     )

@@ -61,13 +61,18 @@ def workers_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def readyz(webhook: LocalWebhook) -> int:
+def get(webhook: LocalWebhook, path: str) -> tuple[int, str]:
+    """A new connection per call: the kernel hands it to either worker."""
     context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
     try:
-        with urllib.request.urlopen(f"{webhook.url}/readyz", context=context, timeout=5) as reply:
-            return int(reply.status)
+        with urllib.request.urlopen(f"{webhook.url}{path}", context=context, timeout=5) as reply:
+            return int(reply.status), reply.read().decode()
     except urllib.error.HTTPError as error:
-        return int(error.code)
+        return int(error.code), ""
+
+
+def readyz(webhook: LocalWebhook) -> int:
+    return get(webhook, "/readyz")[0]
 
 
 def test_every_worker_answers_through_the_api_server(
@@ -80,6 +85,13 @@ def test_every_worker_answers_through_the_api_server(
         )
         assert result.returncode != 0
         assert 'did you mean "app1"?' in result.stderr, result.stderr
+    # Whichever worker a scrape reaches, it counts the denials of both.
+    denied = 'pkiwarden_admission_requests_total{allowed="false",kind="Pki",operation="CREATE"}'
+    for _ in range(6):
+        status, text = get(pool, "/metrics")
+        assert status == 200
+        counts = [line.split()[-1] for line in text.splitlines() if line.startswith(denied)]
+        assert counts == ["10.0"], counts
 
 
 def test_a_dead_worker_is_replaced_and_the_pool_is_ready_again(
