@@ -5,10 +5,15 @@ per concurrent call), and each holds TLS and HTTP buffers. When they close,
 the C allocator keeps the freed memory for reuse instead of returning it: in
 a profile after 60 s at 2,000 reviews/s, glibc held 350 MiB of free heap and
 the process stayed 60 MiB above its steady size for good. ``malloc_trim``
-returns it; this thread calls it when the allocator's free memory has grown by
-more than ``threshold`` bytes since the last trim, which is rare in a steady
-state, so it costs nothing while the webhook is busy answering. (Trimmed
-memory still counts as free for the allocator, hence growth, not level.)
+returns it, and :func:`fix_mmap_threshold` keeps the largest per-connection
+block (uvloop's 256 KiB TLS read buffer) out of the heap altogether: glibc
+raises its mmap threshold each time such a block is freed, after which they
+all come from the heap and leave it fragmented; a fixed threshold keeps them
+mmap'd, returned on close. ``malloc_trim`` runs in a thread when the
+allocator's free memory has grown by more than ``threshold`` bytes since the
+last trim, which is rare in a steady state, so it costs nothing while the
+webhook is busy answering. (Trimmed memory still counts as free for the
+allocator, hence growth, not level.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import threading
 log = logging.getLogger("pkiwarden.webhook")
 
 FREE_BYTES_THRESHOLD = 8 * 1024 * 1024
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value
+_M_MMAP_THRESHOLD = -3
 CHECK_INTERVAL_SECONDS = 5.0
 
 
@@ -90,11 +97,18 @@ class HeapTrimmer:
             self.check()
 
 
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Blocks of ``threshold`` bytes and more always get their own mapping; False if not glibc."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _MallInfo2
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     except (OSError, AttributeError):  # musl, macOS, glibc older than 2.33
         return None
     return libc

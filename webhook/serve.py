@@ -23,7 +23,7 @@ from shared.kube.view import ClusterView
 from webhook.app import create_app
 from webhook.cert_store import ensure_certificates, write_files
 from webhook.context import ClusterViewSource
-from webhook.heap import HeapTrimmer
+from webhook.heap import HeapTrimmer, fix_mmap_threshold
 from webhook.metrics import WebhookMetrics
 from webhook.protocol import AdmissionHttpProtocol
 from webhook.settings import WebhookSettings
@@ -108,6 +108,7 @@ def serve_process(
     the metrics from the cache status.
     """
     lighten_log_records()
+    fix_mmap_threshold()
     view = ClusterView.start(kube, with_secrets=True)
     _when_synced(view, on_synced or (lambda: None))
     source = ClusterViewSource(view)
