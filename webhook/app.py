@@ -28,7 +28,7 @@ from shared.logs import FIELDS_ATTRIBUTE
 from webhook.context import ContextSource
 from webhook.decision import Kind, Operation, decide, namespace_of, respond, validated_kind
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
-from webhook.protocol import QUEUED_AHEAD
+from webhook.protocol import OPEN_CONNECTIONS, QUEUED_AHEAD
 from webhook.registration import VALIDATE_PATH
 from webhook.review import (
     API_VERSION,
@@ -40,7 +40,7 @@ from webhook.review import (
     encode,
     parse_review,
 )
-from webhook.settings import MAX_BODY_BYTES, MAX_QUEUED_REVIEWS
+from webhook.settings import MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_QUEUED_REVIEWS
 
 log = logging.getLogger("pkiwarden.webhook")
 
@@ -63,6 +63,7 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_queued_reviews: int = MAX_QUEUED_REVIEWS,
+    max_connections: int = MAX_CONNECTIONS,
     metrics: WebhookMetrics | None = None,
     waiting_workers: Callable[[], Sequence[str]] = tuple,
 ) -> AdmissionEndpoint:
@@ -94,20 +95,29 @@ def create_app(
     def metrics_endpoint() -> Response:
         return Response(content=meter.exposition(), media_type=CONTENT_TYPE)
 
-    reviewer = Reviewer(source, meter, max_queued_reviews)
+    reviewer = Reviewer(source, meter, max_queued_reviews, max_connections)
     return AdmissionEndpoint(app, reviewer=reviewer, max_body_bytes=max_body_bytes)
 
 
 class Reviewer:
     """One review: body bytes in, HTTP status and JSON body out, metered and logged."""
 
-    def __init__(self, source: ContextSource, meter: WebhookMetrics, max_queued: int) -> None:
+    def __init__(
+        self,
+        source: ContextSource,
+        meter: WebhookMetrics,
+        max_queued: int,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.source = source
         self.meter = meter
         self.max_queued = max_queued
+        self.max_connections = max_connections
         self._requests: dict[tuple[str, str, bool], Any] = {}
 
-    def review(self, body: bytes, queued_ahead: int, started: float) -> tuple[int, bytes]:
+    def review(
+        self, body: bytes, queued_ahead: int, started: float, connections: int = 0
+    ) -> tuple[int, bytes]:
         meter = self.meter
         try:
             review = parse_review(body)
@@ -115,9 +125,10 @@ class Reviewer:
             meter.invalid.inc()
             log.info("invalid admission request: %s", error)
             return 400, encode({"error": "InvalidAdmissionReview", "message": str(error)})
-        if queued_ahead >= self.max_queued:
+        load = overload(queued_ahead, connections, self.max_queued, self.max_connections)
+        if load:
             meter.overloaded.inc()
-            return 200, encode(overloaded(review["request"]["uid"], queued_ahead))
+            return 200, encode(overloaded(review["request"]["uid"], load))
         request = review["request"]
         kind = validated_kind(request)
         answer = self._answer(review, kind)
@@ -198,7 +209,16 @@ class Reviewer:
 _OPERATION_LABELS = frozenset({*Operation, "DELETE", "CONNECT"})
 
 
-def overloaded(uid: str, queued_ahead: int) -> AdmissionReviewResponse:
+def overload(queued_ahead: int, connections: int, max_queued: int, max_connections: int) -> str:
+    """What is over its bound, in words for the message; empty if nothing is."""
+    if queued_ahead >= max_queued:
+        return f"{queued_ahead} reviews are waiting in this replica"
+    if connections > max_connections:
+        return f"{connections} connections are open to this replica"
+    return ""
+
+
+def overloaded(uid: str, load: str) -> AdmissionReviewResponse:
     """A refusal the API server passes on as HTTP 429 with ``Retry-After``.
 
     With failurePolicy Fail, a timeout or an HTTP error would reach the user
@@ -207,8 +227,8 @@ def overloaded(uid: str, queued_ahead: int) -> AdmissionReviewResponse:
     hint by sending the request again after ``RETRY_AFTER_SECONDS``.
     """
     message = (
-        f"the pkiwarden admission webhook is overloaded ({queued_ahead} reviews are waiting"
-        " in this replica); nothing about this object was checked: retry in a moment"
+        f"the pkiwarden admission webhook is overloaded ({load});"
+        " nothing about this object was checked: retry in a moment"
     )
     return {
         "apiVersion": API_VERSION,
@@ -256,7 +276,9 @@ class AdmissionEndpoint:
                 meter.invalid.inc()
                 log.info("invalid admission request: the client went away before the body")
                 return
-            status, answer = self.reviewer.review(body, scope.get(QUEUED_AHEAD, 0), started)
+            status, answer = self.reviewer.review(
+                body, scope.get(QUEUED_AHEAD, 0), started, scope.get(OPEN_CONNECTIONS, 0)
+            )
             await _send(send, status, answer)
         finally:
             meter.in_flight.dec()

@@ -64,6 +64,13 @@ def register(subparsers: Any) -> None:
         help="reviews a process may have waiting before it refuses more with"
         " 429 and a retry hint (%(default)s)",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=_DEFAULTS.max_connections,
+        help="connections a process keeps open; past it each is answered with 429"
+        " and closed (%(default)s)",
+    )
     _common(serve)
     serve.set_defaults(handler=run_serve)
 
@@ -144,6 +151,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
             manage_certs=args.manage_certs,
             workers=args.workers,
             max_queued_reviews=args.max_queued_reviews,
+            max_connections=args.max_connections,
         )
     return settings
 

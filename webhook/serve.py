@@ -117,6 +117,7 @@ def serve_process(
         metrics=metrics(source.cache_status),
         max_body_bytes=settings.max_body_bytes,
         max_queued_reviews=settings.max_queued_reviews,
+        max_connections=settings.max_connections,
         waiting_workers=waiting_workers,
     )
     config = uvicorn.Config(
@@ -126,7 +127,7 @@ def serve_process(
         ssl_certfile=str(settings.cert_file),
         ssl_keyfile=str(settings.key_file),
         timeout_keep_alive=settings.keep_alive_seconds,
-        http=AdmissionHttpProtocol,
+        http=AdmissionHttpProtocol.bounded(settings.max_connections),
         log_config=None,
         access_log=False,
         lifespan="off",

@@ -22,6 +22,10 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 # accepted is answered well inside the API server's timeout even when its
 # core is shared.
 MAX_QUEUED_REVIEWS = 500
+# Connections a process keeps open; past it each is closed after one answer.
+# The API server holds at most its in-flight limit (400 + 200 by default)
+# open across all replicas; each connection costs tens of KiB.
+MAX_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class WebhookSettings:
     keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES
     max_queued_reviews: int = MAX_QUEUED_REVIEWS
+    max_connections: int = MAX_CONNECTIONS
     # Processes serving the port, each with its own caches (see the README).
     workers: int = 1
     # How often the certificate files are checked for a change on disk.

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from shared.validation import Context
-from webhook.app import RETRY_AFTER_SECONDS, create_app
+from webhook.app import RETRY_AFTER_SECONDS, create_app, overload
 from webhook.protocol import QUEUED_AHEAD, AdmissionHttpProtocol
 from webhook.workers import waiting
 
@@ -138,7 +138,11 @@ def _post(port: int, uid: str) -> socket.socket:
     return sock
 
 
-def _answer(sock: socket.socket) -> dict[str, Any]:
+def _answer(sock: socket.socket, *, close: bool = True) -> dict[str, Any]:
+    return _reply(sock, close=close)[1]
+
+
+def _reply(sock: socket.socket, *, close: bool = True) -> tuple[bytes, dict[str, Any]]:
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
@@ -150,8 +154,9 @@ def _answer(sock: socket.socket) -> dict[str, Any]:
     )
     while len(rest) < length:
         rest += sock.recv(65536)
-    sock.close()
-    return dict(json.loads(rest[:length]))
+    if close:
+        sock.close()
+    return head, dict(json.loads(rest[:length]))
 
 
 @pytest.fixture
@@ -162,10 +167,10 @@ def served() -> Iterator[tuple[int, Source]]:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
     config = uvicorn.Config(
-        create_app(source, max_queued_reviews=1),
+        create_app(source, max_queued_reviews=1, max_connections=2),
         host="127.0.0.1",
         port=port,
-        http=AdmissionHttpProtocol,
+        http=AdmissionHttpProtocol.bounded(2),
         lifespan="off",
         log_config=None,
     )
@@ -201,6 +206,36 @@ def test_the_protocol_counts_the_reviews_ahead_and_the_excess_is_refused(
         assert answer["status"]["code"] == 429
     for answer in answers:
         assert answer["allowed"] or answer["status"]["code"] == 429
+
+
+def test_past_the_connection_bound_a_review_is_refused_and_its_connection_closed(
+    served: tuple[int, Source],
+) -> None:
+    port, source = served
+    kept = []
+    for uid in ("uid-a", "uid-b"):  # two keep-alive connections, answered and left open
+        kept.append(_post(port, uid))
+        assert _answer(kept[-1], close=False)["response"]["allowed"] is True
+    third = _post(port, "uid-c")
+    head, answer = _reply(third, close=False)
+    assert answer["response"]["status"]["code"] == 429
+    assert "3 connections are open to this replica" in answer["response"]["status"]["message"]
+    assert b"connection: close" in head.lower()
+    assert third.recv(1) == b""  # closed by the server
+    third.close()
+    kept[0].close()
+    kept[1].close()
+    assert source.asked == 2
+
+
+def test_overload_names_what_is_over_its_bound() -> None:
+    assert overload(0, 10, max_queued=5, max_connections=10) == ""
+    assert overload(5, 10, max_queued=5, max_connections=10) == (
+        "5 reviews are waiting in this replica"
+    )
+    assert overload(1, 11, max_queued=5, max_connections=10) == (
+        "11 connections are open to this replica"
+    )
 
 
 def test_a_worker_is_ready_only_when_every_worker_has_synced() -> None:
