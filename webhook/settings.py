@@ -19,9 +19,9 @@ KEEP_ALIVE_SECONDS = 120
 MAX_BODY_BYTES = 3 * 1024 * 1024
 # Reviews a process may have accepted and not yet answered before it refuses
 # more (429, retry). A review costs about 0.3 ms of CPU, so the last one
-# accepted is answered well inside the API server's timeout even when its
-# core is shared.
-MAX_QUEUED_REVIEWS = 500
+# accepted waits about 60 ms of work, well inside the API server's timeout
+# even when its core is shared.
+MAX_QUEUED_REVIEWS = 200
 # Connections a process keeps open; past it each is closed after one answer.
 # The API server holds at most its in-flight limit (400 + 200 by default)
 # open across all replicas; each connection costs tens of KiB.
