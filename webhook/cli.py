@@ -50,6 +50,27 @@ def register(subparsers: Any) -> None:
         help="serve the files in --cert-dir as they are (e.g. a mounted Secret) instead of"
         " creating, rotating and writing them",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=_DEFAULTS.workers,
+        help="processes serving the port, each with its own caches (%(default)s);"
+        " one per core the replica may use",
+    )
+    serve.add_argument(
+        "--max-queued-reviews",
+        type=_positive,
+        default=_DEFAULTS.max_queued_reviews,
+        help="reviews a process may have waiting before it refuses more with"
+        " 429 and a retry hint (%(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=_DEFAULTS.max_connections,
+        help="connections a process keeps open; past it each is answered with 429"
+        " and closed (%(default)s)",
+    )
     _common(serve)
     serve.set_defaults(handler=run_serve)
 
@@ -105,6 +126,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def settings_from(args: argparse.Namespace) -> WebhookSettings:
     certs = replace(
         _CERT_DEFAULTS,
@@ -116,7 +144,15 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
     )
     settings = replace(_DEFAULTS, cert_dir=args.cert_dir, kubeconfig=args.kubeconfig, certs=certs)
     if hasattr(args, "port"):
-        settings = replace(settings, host=args.host, port=args.port, manage_certs=args.manage_certs)
+        settings = replace(
+            settings,
+            host=args.host,
+            port=args.port,
+            manage_certs=args.manage_certs,
+            workers=args.workers,
+            max_queued_reviews=args.max_queued_reviews,
+            max_connections=args.max_connections,
+        )
     return settings
 
 
@@ -139,7 +175,7 @@ _EXPECTED = (
 
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``pkiwarden webhook serve``."""
-    from webhook.serve import serve  # noqa: PLC0415 - keeps `--help` fast
+    from webhook.run import serve  # noqa: PLC0415 - keeps `--help` fast
 
     logs.configure(adopt=("uvicorn", "uvicorn.error", "uvicorn.access"))
     try:

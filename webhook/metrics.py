@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Answers take well under a millisecond; the API server gives up at 5 s.
+CACHE_SYNCED = "pkiwarden_cache_synced"
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 # Process-wide in prometheus_client; both processes want it.
@@ -38,7 +39,7 @@ class _CacheSyncCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            "pkiwarden_cache_synced",
+            CACHE_SYNCED,
             "1 once the list+watch cache has completed its first list.",
             labels=["cache"],
         )
@@ -75,6 +76,11 @@ class WebhookMetrics:
         self.internal_errors = Counter(
             "pkiwarden_admission_internal_errors_total",
             "Reviews denied because the webhook itself failed (see the log).",
+            registry=self.registry,
+        )
+        self.overloaded = Counter(
+            "pkiwarden_admission_overloaded_total",
+            "Reviews refused unchecked (429, retry) because too many were waiting.",
             registry=self.registry,
         )
         self.in_flight = Gauge(

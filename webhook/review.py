@@ -4,12 +4,19 @@ The shapes are ``TypedDict``s: the API server's JSON stays a dict (cheap, and
 what validation reads), while mypy checks every field we touch. Parsing is
 strict about what the decision relies on (``uid``, ``kind``, ``operation``)
 and rejects anything else with a reason, which the HTTP edge answers with 400.
+
+JSON goes through orjson both ways: decoding a review and encoding the answer
+were a tenth of a review's cost with the standard library. Whatever orjson
+refuses is decoded again by the standard library, so the reasons given and
+the rare documents only it accepts (a lone surrogate escape) stay as they were.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, Final, Literal, NotRequired, TypedDict, cast
+
+import orjson
 
 API_VERSION: Final = "admission.k8s.io/v1"
 KIND: Final = "AdmissionReview"
@@ -38,10 +45,15 @@ class AdmissionReviewRequest(TypedDict):
     request: AdmissionRequest
 
 
+class StatusDetails(TypedDict):
+    retryAfterSeconds: int
+
+
 class Status(TypedDict):
     code: int
     reason: str
     message: str
+    details: NotRequired[StatusDetails]
 
 
 class AdmissionResponse(TypedDict):
@@ -64,13 +76,25 @@ class InvalidReviewError(ValueError):
 def parse_review(body: bytes) -> AdmissionReviewRequest:
     """Decode and check a request body; raises :class:`InvalidReviewError`."""
     try:
-        document = json.loads(body)
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _decode_strictly(body)
+    return _checked(document)
+
+
+def _decode_strictly(body: bytes) -> Any:
+    """The standard library's verdict, for the reason it gives (and what it accepts)."""
+    try:
+        return json.loads(body)
     except UnicodeDecodeError as error:
         raise InvalidReviewError("the body is not UTF-8 text") from error
     except RecursionError as error:
         raise InvalidReviewError("the body is nested too deeply") from error
     except ValueError as error:  # JSONDecodeError, or an integer too long to convert
         raise InvalidReviewError(f"the body is not valid JSON: {_first_line(error)}") from error
+
+
+def _checked(document: Any) -> AdmissionReviewRequest:
     if not isinstance(document, dict):
         raise InvalidReviewError("the body is not a JSON object")
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
@@ -94,6 +118,15 @@ def parse_review(body: bytes) -> AdmissionReviewRequest:
     if "dryRun" in request and not isinstance(request["dryRun"], bool | None):
         raise InvalidReviewError("request.dryRun: not a boolean")
     return cast(AdmissionReviewRequest, document)
+
+
+def encode(document: object) -> bytes:
+    """Compact JSON; ASCII escapes when a string is not encodable UTF-8 (a lone surrogate
+    in a uid is valid JSON and must come back as it was sent)."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def _first_line(error: Exception) -> str:

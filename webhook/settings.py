@@ -17,6 +17,15 @@ KEEP_ALIVE_SECONDS = 120
 # AdmissionReviews carry one object (etcd's limit is ~1.5 MiB) plus its old
 # version; anything larger is not a review the API server would send.
 MAX_BODY_BYTES = 3 * 1024 * 1024
+# Reviews a process may have accepted and not yet answered before it refuses
+# more (429, retry). A review costs about 0.3 ms of CPU, so the last one
+# accepted waits about 60 ms of work, well inside the API server's timeout
+# even when its core is shared.
+MAX_QUEUED_REVIEWS = 200
+# Connections a process keeps open; past it each is closed after one answer.
+# The API server holds at most its in-flight limit (400 + 200 by default)
+# open across all replicas; each connection costs tens of KiB.
+MAX_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,10 @@ class WebhookSettings:
     certs: CertificateSettings = CertificateSettings()
     keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES
+    max_queued_reviews: int = MAX_QUEUED_REVIEWS
+    max_connections: int = MAX_CONNECTIONS
+    # Processes serving the port, each with its own caches (see the README).
+    workers: int = 1
     # How often the certificate files are checked for a change on disk.
     reload_interval: float = 2.0
     # How often the Secret is checked for rotation (at 2/3 of the certificate's life).

@@ -78,6 +78,7 @@ def start(
     port: int | None = None,
     kubeconfig: Path | None = None,
     wait: bool = True,
+    workers: int = 1,
 ) -> LocalWebhook:
     """CRDs, registration, then ``webhook serve`` as a recorded process; waits until ready.
 
@@ -89,7 +90,7 @@ def start(
     apply_prerequisites(plane)
     kube = Kube.from_environment(str(plane.kubeconfig))
     port = port or registered_port(kube) or free_port()
-    settings = settings_for(plane, port, kubeconfig)
+    settings = dataclasses.replace(settings_for(plane, port, kubeconfig), workers=workers)
     ca_bundle = register(kube, settings)
     argv = url_registered_argv(settings)
     pid = plane.start_process(PROCESS, argv)
@@ -204,6 +205,7 @@ def url_registered_argv(settings: WebhookSettings) -> list[str]:
         "--local",
         f"--host={settings.host}",
         f"--port={settings.port}",
+        f"--workers={settings.workers}",
         f"--cert-dir={settings.cert_dir}",
         f"--kubeconfig={settings.kubeconfig}",
         f"--namespace={settings.certs.namespace}",

@@ -41,9 +41,16 @@ APP1_FIX = (
     'Fix: spec.serviceName: "appp1" in Pki app1-pki is not allowed in namespace "app1"'
     ' (allowed by PkiPolicy "app-teams": app1, app2); did you mean "app1"?'
 )
+# app2 had a certificate before the policy changed: not a typo, a policy change.
 APP2_CAUSE = (
     'spec.serviceName: "app2" in Pki app2-pki is not allowed in namespace "app2"'
-    ' (allowed by PkiPolicy "app-teams": app1)'
+    ' (PkiPolicy "app-teams" now allows: app1)'
+)
+# What the issuer's status says of app1 (its run-time wording, which never guesses).
+APP1_STATUS = (
+    'spec.serviceName: "appp1" in Pki app1-pki is not allowed in namespace "app1"'
+    ' (PkiPolicy "app-teams" now allows: app1, app2); ask the platform team to allow it,'
+    " or change spec.serviceName"
 )
 
 
@@ -196,7 +203,7 @@ def test_without_the_policy_reader_why_says_what_it_relied_on(app1: Story) -> No
     assert pki["policy"] == {"readable": False, "deciding": None, "selecting": []}
     assert pki["findings"] is None
     # The issuer's words from the status stand in for the policy: still the fix.
-    assert document["fix"] == pki["message"] == APP1_FIX.removeprefix("Fix: ")
+    assert document["fix"] == pki["message"] == APP1_STATUS
     assert document["unchecked"][0]["what"].startswith("the PkiPolicies")
     assert document["unchecked"][0]["needs"].startswith("list pkipolicies.pkiwarden.dev")
 

@@ -1,0 +1,111 @@
+"""``webhook serve --workers 2`` behind a real kube-apiserver: every worker answers, and a
+worker that dies is replaced, with readiness waiting for it to sync again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from pkiwarden.controlplane import REPO_ROOT, ControlPlane
+from webhook.local import LocalWebhook
+
+from shared.kube.client import Kube
+from webhook import local
+
+EXAMPLES = REPO_ROOT / "deploy" / "examples"
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def pool(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalWebhook]:
+    control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
+    control_plane.kubectl("create", "namespace", "app1", check=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = replace(local.settings_for(control_plane, port), workers=WORKERS)
+    ca_bundle = local.register(kube, settings)
+    webhook = LocalWebhook(settings, ca_bundle, local.launch(control_plane, settings))
+    try:
+        local.wait_ready(control_plane, webhook)
+        yield webhook
+    finally:
+        local.stop(control_plane)
+        control_plane.kubectl(
+            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
+        )
+
+
+def workers_of(pid: int) -> list[int]:
+    """The pool's worker processes: spawned interpreters (not multiprocessing's tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def get(webhook: LocalWebhook, path: str) -> tuple[int, str]:
+    """A new connection per call: the kernel hands it to either worker."""
+    context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
+    try:
+        with urllib.request.urlopen(f"{webhook.url}{path}", context=context, timeout=5) as reply:
+            return int(reply.status), reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), ""
+
+
+def readyz(webhook: LocalWebhook) -> int:
+    return get(webhook, "/readyz")[0]
+
+
+def test_every_worker_answers_through_the_api_server(
+    control_plane: ControlPlane, pool: LocalWebhook
+) -> None:
+    assert len(workers_of(pool.pid)) == WORKERS
+    for _ in range(10):  # new kubectl, new connections: both workers get some
+        result = control_plane.kubectl(
+            "apply", "--dry-run=server", "-f", str(EXAMPLES / "app1.yaml"), check=False
+        )
+        assert result.returncode != 0
+        assert 'did you mean "app1"?' in result.stderr, result.stderr
+    # Whichever worker a scrape reaches, it counts the denials of both.
+    denied = 'pkiwarden_admission_requests_total{allowed="false",kind="Pki",operation="CREATE"}'
+    for _ in range(6):
+        status, text = get(pool, "/metrics")
+        assert status == 200
+        counts = [line.split()[-1] for line in text.splitlines() if line.startswith(denied)]
+        assert counts == ["10.0"], counts
+
+
+def test_a_dead_worker_is_replaced_and_the_pool_is_ready_again(
+    control_plane: ControlPlane, pool: LocalWebhook
+) -> None:
+    before = workers_of(pool.pid)
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        now = workers_of(pool.pid)
+        if len(now) == WORKERS and before[0] not in now and readyz(pool) == 200:
+            break
+        assert time.monotonic() < deadline, f"workers {now}, readyz {readyz(pool)}"
+        time.sleep(0.5)
+    log = (control_plane.dir / "logs" / f"{local.PROCESS}.log").read_text()
+    assert "restarting it" in log
+    assert log.count("caches synced") >= WORKERS + 1  # the replacement listed again
