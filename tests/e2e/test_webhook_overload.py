@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 import uvicorn
-from pkiwarden.controlplane import REPO_ROOT, ControlPlane
 
+from pkiwarden.local import webhook_process
+from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local.readiness import free_port
 from shared.kube.client import Kube
 from shared.validation import Context
-from webhook import local
 from webhook.app import create_app
 from webhook.context import StaticContext
 from webhook.protocol import AdmissionHttpProtocol
@@ -25,11 +25,9 @@ EXAMPLES = REPO_ROOT / "deploy" / "examples"
 def overloaded(control_plane: ControlPlane, kube: Kube) -> Iterator[None]:
     """The registered webhook, served by an app whose queue bound is 0: every review is over."""
     control_plane.kubectl("create", "namespace", "app1", check=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    settings = local.settings_for(control_plane, port)
-    local.register(kube, settings)
+    port = free_port()
+    settings = webhook_process.settings_for(control_plane, port)
+    webhook_process.register(kube, settings)
     config = uvicorn.Config(
         create_app(StaticContext(Context()), max_queued_reviews=0),
         host="127.0.0.1",

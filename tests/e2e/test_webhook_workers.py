@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from pkiwarden.controlplane import REPO_ROOT, ControlPlane
-from webhook.local import LocalWebhook
 
+from pkiwarden.local import webhook_process
+from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local.readiness import free_port
+from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import Kube
-from webhook import local
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 WORKERS = 2
@@ -29,17 +28,10 @@ WORKERS = 2
 def pool(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalWebhook]:
     control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
     control_plane.kubectl("create", "namespace", "app1", check=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    settings = replace(local.settings_for(control_plane, port), workers=WORKERS)
-    ca_bundle = local.register(kube, settings)
-    webhook = LocalWebhook(settings, ca_bundle, local.launch(control_plane, settings))
     try:
-        local.wait_ready(control_plane, webhook)
-        yield webhook
+        yield webhook_process.start(control_plane, port=free_port(), workers=WORKERS)
     finally:
-        local.stop(control_plane)
+        webhook_process.stop(control_plane)
         control_plane.kubectl(
             "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
         )
@@ -106,6 +98,6 @@ def test_a_dead_worker_is_replaced_and_the_pool_is_ready_again(
             break
         assert time.monotonic() < deadline, f"workers {now}, readyz {readyz(pool)}"
         time.sleep(0.5)
-    log = (control_plane.dir / "logs" / f"{local.PROCESS}.log").read_text()
+    log = (control_plane.dir / "logs" / f"{webhook_process.PROCESS}.log").read_text()
     assert "restarting it" in log
     assert log.count("caches synced") >= WORKERS + 1  # the replacement listed again
