@@ -407,14 +407,23 @@ def median(values: Iterable[float]) -> float:
 def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     prepare(plane, Settings())
-    print(f"\n== seeding: {size}")
-    seed(kube, size, threads)
-    webhook = local_webhook.start(plane)
-    webhook_process = Process(webhook.pid)
-    clear_pkis(kube, size, threads)
-    create_pkis(kube, size, threads)
-    print(f"  webhook RSS after the Pki creates: {webhook_process.rss_mib():.1f} MiB")
+    webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
+    try:
+        print(f"\n== seeding: {size}")
+        seed(kube, size, threads)
+        clear_pkis(kube, size, threads)
+        create_pkis(kube, size, threads)
+        webhook_process = Process(webhook.pid)
+        print(f"  webhook RSS after the Pki creates: {webhook_process.rss_mib():.1f} MiB")
+        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook_process)
+    finally:
+        local_webhook.stop(plane)
 
+
+def measure(
+    plane: ControlPlane, kube: Kube, size: Size, *, workers: int, log_path: Path, webhook: Process
+) -> None:
+    """The issuer's burst, one scrape, the restart."""
     counters = ApiServerCounters(plane)
     issuer = Issuer(plane, workers, log_path)
     ready = ReadyCounter(kube)
@@ -434,7 +443,7 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
         print("  API requests of the run (all clients; the issuer is the only writer):")
         print_requests(burst, size.pkis)
         print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
-        print(f"  webhook RSS, caches full   {webhook_process.rss_mib():8.1f} MiB")
+        print(f"  webhook RSS, caches full   {webhook.rss_mib():8.1f} MiB")
 
         print("\n== one /metrics scrape of the issuer (idle)")
         time.sleep(1.0)
@@ -474,7 +483,6 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
     finally:
         ready.cache.stop()
         issuer.stop()
-        local_webhook.stop(plane)
 
 
 def main() -> int:
