@@ -57,7 +57,7 @@ def run(
         result.step, result.error, seconds
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
-    metrics.track_certificates(controller.view.pkis.list)
+    metrics.track_certificates(controller.view.pkis)
     elector: LeaderElector | None = None
     lost = threading.Event()
     health = None

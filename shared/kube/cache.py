@@ -66,7 +66,7 @@ class WatchCache:
         if field_selector:
             self._selectors["fieldSelector"] = field_selector
         self._metadata_only = metadata_only
-        self._on_change = on_change
+        self._handlers: list[ChangeHandler] = [on_change] if on_change is not None else []
         self._watch_timeout = watch_timeout_seconds
         self._page_size = page_size
         self._items: dict[Key, JSON] = {}
@@ -95,6 +95,10 @@ class WatchCache:
             return len(self._items)
 
     # -- lifecycle --------------------------------------------------------
+
+    def add_listener(self, handler: ChangeHandler) -> None:
+        """Call ``handler`` too for every change; add it before ``start`` to see every object."""
+        self._handlers.append(handler)
 
     def start(self) -> WatchCache:
         self._thread.start()
@@ -189,12 +193,11 @@ class WatchCache:
         self._notify(kind, obj)
 
     def _notify(self, kind: str, obj: JSON) -> None:
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(kind, obj)
-        except Exception:  # a handler bug must not kill the cache
-            log.exception("cache %s: change handler failed", self.name)
+        for handler in self._handlers:
+            try:
+                handler(kind, obj)
+            except Exception:  # a handler bug must not kill the cache
+                log.exception("cache %s: change handler failed", self.name)
 
     @staticmethod
     def _trim(obj: JSON) -> JSON:
