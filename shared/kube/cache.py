@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import urllib3
@@ -53,6 +53,7 @@ class WatchCache:
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
+        keep_metadata: Collection[str] | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout_seconds: int = 300,
         page_size: int = 500,
@@ -66,10 +67,17 @@ class WatchCache:
         if field_selector:
             self._selectors["fieldSelector"] = field_selector
         self._metadata_only = metadata_only
+        # Of objects that are not pkiwarden's, only what is read is worth keeping:
+        # 50,000 Secrets' full metadata held by each process cost tens of megabytes.
+        self._keep_metadata = (
+            None if keep_metadata is None else frozenset(keep_metadata) | _IDENTITY
+        )
         self._handlers: list[ChangeHandler] = [on_change] if on_change is not None else []
         self._watch_timeout = watch_timeout_seconds
         self._page_size = page_size
-        self._items: dict[Key, JSON] = {}
+        # namespace -> name -> object: a namespace's objects without a scan of all of them.
+        self._items: dict[str, dict[str, JSON]] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.synced = threading.Event()
@@ -82,17 +90,17 @@ class WatchCache:
 
     def get(self, namespace: str, name: str) -> JSON | None:
         with self._lock:
-            return self._items.get((namespace, name))
+            return self._items.get(namespace, {}).get(name)
 
     def list(self, namespace: str | None = None) -> list[JSON]:
         with self._lock:
             if namespace is None:
-                return list(self._items.values())
-            return [obj for (ns, _), obj in self._items.items() if ns == namespace]
+                return [obj for objects in self._items.values() for obj in objects.values()]
+            return list(self._items.get(namespace, {}).values())
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._items)
+            return self._count
 
     # -- lifecycle --------------------------------------------------------
 
@@ -133,7 +141,8 @@ class WatchCache:
 
     def _list(self) -> str:
         """Paged list; replaces the store and reports what changed since the last list."""
-        fresh: dict[Key, JSON] = {}
+        fresh: dict[str, dict[str, JSON]] = {}
+        count = 0
         params: dict[str, str | int | bool] = dict(self._selectors, limit=self._page_size)
         while True:
             page = self._kube.get(
@@ -142,23 +151,30 @@ class WatchCache:
                 accept=_LIST_METADATA if self._metadata_only else "application/json",
             )
             for item in page.get("items") or []:
-                fresh[object_key(item)] = self._trim(item)
+                namespace, name = object_key(item)
+                objects = fresh.setdefault(namespace, {})
+                count += name not in objects
+                objects[name] = self._trim(item)
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 version = str(metadata.get("resourceVersion", ""))
                 break
             params["continue"] = metadata["continue"]
         with self._lock:
-            previous, self._items = self._items, fresh
-        for key, obj in fresh.items():
-            old = previous.get(key)
-            if old is None:
-                self._notify("ADDED", obj)
-            elif _version(old) != _version(obj):
-                self._notify("MODIFIED", obj)
-        for key, obj in previous.items():
-            if key not in fresh:
-                self._notify("DELETED", obj)
+            previous, self._items, self._count = self._items, fresh, count
+        for namespace, objects in fresh.items():
+            before = previous.get(namespace, {})
+            for name, obj in objects.items():
+                old = before.get(name)
+                if old is None:
+                    self._notify("ADDED", obj)
+                elif _version(old) != _version(obj):
+                    self._notify("MODIFIED", obj)
+        for namespace, objects in previous.items():
+            now = fresh.get(namespace, {})
+            for name, obj in objects.items():
+                if name not in now:
+                    self._notify("DELETED", obj)
         return version
 
     def _watch_from(self, version: str) -> None:
@@ -184,12 +200,19 @@ class WatchCache:
                 self._apply(str(kind), self._trim(obj))
 
     def _apply(self, kind: str, obj: JSON) -> None:
-        key = object_key(obj)
+        namespace, name = object_key(obj)
         with self._lock:
+            objects = self._items.get(namespace)
             if kind == "DELETED":
-                self._items.pop(key, None)
+                if objects is not None and objects.pop(name, None) is not None:
+                    self._count -= 1
+                    if not objects:
+                        del self._items[namespace]
             else:
-                self._items[key] = obj
+                if objects is None:
+                    objects = self._items[namespace] = {}
+                self._count += name not in objects
+                objects[name] = obj
         self._notify(kind, obj)
 
     def _notify(self, kind: str, obj: JSON) -> None:
@@ -199,12 +222,19 @@ class WatchCache:
             except Exception:  # a handler bug must not kill the cache
                 log.exception("cache %s: change handler failed", self.name)
 
-    @staticmethod
-    def _trim(obj: JSON) -> JSON:
+    def _trim(self, obj: JSON) -> JSON:
         metadata = obj.get("metadata")
-        if isinstance(metadata, dict):
+        if not isinstance(metadata, dict):
+            return obj
+        if self._keep_metadata is None:
             metadata.pop("managedFields", None)
-        return obj
+            return obj
+        kept = {key: value for key, value in metadata.items() if key in self._keep_metadata}
+        return {"metadata": kept}
+
+
+# What a trimmed object always keeps: where it is and which version it is.
+_IDENTITY = frozenset({"namespace", "name", "resourceVersion"})
 
 
 def _version(obj: Mapping[str, Any]) -> str:

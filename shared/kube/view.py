@@ -12,6 +12,10 @@ from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.validation import Context, SecretInfo
 
+# What validation reads of a namespace and of a Secret it does not own: the labels.
+NAMESPACE_FIELDS = ("labels",)
+SECRET_FIELDS = ("labels",)
+
 
 @dataclass(frozen=True)
 class ClusterView:
@@ -36,9 +40,15 @@ class ClusterView:
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
         return cls(
             policies=WatchCache(kube, PKI_POLICIES).start(),
-            namespaces=WatchCache(kube, NAMESPACES, metadata_only=True).start(),
+            namespaces=WatchCache(
+                kube, NAMESPACES, metadata_only=True, keep_metadata=NAMESPACE_FIELDS
+            ).start(),
             pkis=WatchCache(kube, PKIS).start(),
-            secrets=PerNamespaceCaches(kube, SECRETS, metadata_only=True) if with_secrets else None,
+            secrets=PerNamespaceCaches(
+                kube, SECRETS, metadata_only=True, keep_metadata=SECRET_FIELDS
+            )
+            if with_secrets
+            else None,
         )
 
     @property
