@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
+
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
 from shared.kube.cache import WatchCache
-from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.validation import Context, SecretInfo
 
 # What validation reads of a namespace and of a Secret it does not own: the labels.
 NAMESPACE_FIELDS = ("labels",)
 SECRET_FIELDS = ("labels",)
+# What the webhook reads of the Pkis it does not review: their spec (a Secret
+# name clash, a policy change's impact), never their status.
+PKI_METADATA = ("labels", "uid", "generation")
+PKI_FIELDS = ("apiVersion", "kind", "spec")
 
 
 @dataclass(frozen=True)
 class ClusterView:
     """The caches both processes keep for validation.
 
-    ``secrets`` holds metadata only, one cache per namespace (access is
-    granted per namespace), and is optional: the issuer looks at the one
-    Secret it is about to write instead.
+    ``secrets`` holds labels only, one cache per namespace (access is
+    granted per namespace) or one for the cluster where that is allowed, and
+    is optional: the issuer looks at the one Secret it is about to write
+    instead.
     """
 
     policies: WatchCache
@@ -38,18 +46,24 @@ class ClusterView:
 
     @classmethod
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
-        return cls(
+        view = cls(
             policies=WatchCache(kube, PKI_POLICIES).start(),
             namespaces=WatchCache(
                 kube, NAMESPACES, metadata_only=True, keep_metadata=NAMESPACE_FIELDS
             ).start(),
-            pkis=WatchCache(kube, PKIS).start(),
+            pkis=WatchCache(kube, PKIS, keep_metadata=PKI_METADATA, keep_fields=PKI_FIELDS).start(),
             secrets=PerNamespaceCaches(
                 kube, SECRETS, metadata_only=True, keep_metadata=SECRET_FIELDS
             )
             if with_secrets
             else None,
         )
+        if view.secrets is not None:
+            # Decided here, not on the first review's event loop; if the API
+            # server cannot answer now, it is asked at the first review instead.
+            with contextlib.suppress(ApiError, urllib3.exceptions.HTTPError, OSError):
+                view.secrets.cluster_cache()
+        return view
 
     @property
     def caches(self) -> list[WatchCache]:
