@@ -14,6 +14,7 @@ too old (410 Gone).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -230,14 +231,29 @@ class WatchCache:
 
     def _trim(self, obj: JSON) -> JSON:
         metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
-            return obj
-        if self._keep_metadata is None:
-            metadata.pop("managedFields", None)
-            return obj
-        kept: JSON = {key: value for key, value in obj.items() if key in self._keep_fields}
-        kept["metadata"] = {k: v for k, v in metadata.items() if k in self._keep_metadata}
-        return kept
+        if isinstance(metadata, dict):
+            if self._keep_metadata is None:
+                metadata.pop("managedFields", None)
+            else:
+                kept: JSON = {key: value for key, value in obj.items() if key in self._keep_fields}
+                kept["metadata"] = {k: v for k, v in metadata.items() if k in self._keep_metadata}
+                obj = kept
+        interned: JSON = _interned(obj)
+        return interned
+
+
+def _interned(value: Any) -> Any:
+    """``value`` with every mapping key interned: one string per distinct key, not per object.
+
+    Each watch event is decoded on its own, so every cached object carried its
+    own copy of each key ("metadata", "creationTimestamp", label names): about
+    a third of a Pki's or a Secret's memory (1.4 to 1.6 KB of 5 to 6 KB each).
+    """
+    if isinstance(value, dict):
+        return {sys.intern(key): _interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interned(item) for item in value]
+    return value
 
 
 # What a trimmed object always keeps: where it is and which version it is.
