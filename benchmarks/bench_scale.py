@@ -22,6 +22,7 @@ running (``--keep``): a later run finds it seeded and only replaces the Pkis.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -35,6 +36,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -396,6 +398,98 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.2)
 
 
+VEGETA = "vegeta-v12.13.0/vegeta"  # built by make bench-webhook into the shared tool cache
+PACED_RATE = 500
+PACED_SECONDS = 10
+
+
+def vegeta_binary() -> Path | None:
+    root = os.environ.get("PKIWARDEN_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkiwarden"
+    )
+    binary = Path(root) / VEGETA
+    return binary if binary.is_file() else None
+
+
+def paced_latency(webhook: local_webhook.LocalWebhook, size: Size, scratch: Path) -> None:
+    """The webhook at 500 reviews/s, open loop, with its caches full (dry-run Pki creates)."""
+    binary = vegeta_binary()
+    if binary is None:
+        print(f"  webhook paced latency      skipped: no {VEGETA} (make bench-webhook builds it)")
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    targets = []
+    for number in range(100):  # spread over the namespaces: each review reads their caches
+        namespace = size.namespace(number * 7)
+        body = scratch / f"review-{number}.json"
+        body.write_text(json.dumps(admission_review(namespace, f"paced-{number}")))
+        targets.append(
+            f"POST {webhook.url}/validate?timeout=5s\nContent-Type: application/json\n@{body}\n"
+        )
+    (scratch / "targets").write_text("\n".join(targets))
+
+    def attack(seconds: int) -> dict[str, Any]:
+        results = scratch / "results.bin"
+        with results.open("wb") as out:
+            subprocess.run(
+                [
+                    str(binary),
+                    "attack",
+                    f"-rate={PACED_RATE}/1s",
+                    f"-duration={seconds}s",
+                    f"-targets={scratch / 'targets'}",
+                    f"-root-certs={webhook.settings.cert_file}",
+                    "-http2=false",
+                    "-keepalive=true",
+                    "-timeout=10s",
+                ],
+                stdout=out,
+                check=True,
+            )
+        report = subprocess.run(
+            [str(binary), "report", "-type=json", str(results)], capture_output=True, check=True
+        )
+        parsed: dict[str, Any] = json.loads(report.stdout)
+        return parsed
+
+    attack(3)  # warm-up
+    report = attack(PACED_SECONDS)
+    ms = {key: value / 1e6 for key, value in report["latencies"].items()}
+    errors = int(report["requests"]) - int((report.get("status_codes") or {}).get("200", 0))
+    print(
+        f"  webhook at {PACED_RATE}/s, caches full  p50 {ms['50th']:.2f} ms, p90 {ms['90th']:.2f},"
+        f" p99 {ms['99th']:.2f}, max {ms['max']:.2f}; errors {errors}"
+    )
+
+
+def admission_review(namespace: str, name: str) -> dict[str, Any]:
+    pki = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": "web"},
+    }
+    kind = {"group": "pkiwarden.dev", "version": "v1alpha1", "kind": "Pki"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": f"bench-scale-{namespace}-{name}",
+            "kind": kind,
+            "resource": {"group": "pkiwarden.dev", "version": "v1alpha1", "resource": "pkis"},
+            "requestKind": kind,
+            "operation": "CREATE",
+            "name": name,
+            "namespace": namespace,
+            "userInfo": {"username": "bench", "groups": ["system:masters"]},
+            "object": pki,
+            "oldObject": None,
+            "dryRun": True,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
 def median(values: Iterable[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -413,15 +507,20 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
         seed(kube, size, threads)
         clear_pkis(kube, size, threads)
         create_pkis(kube, size, threads)
-        webhook_process = Process(webhook.pid)
-        print(f"  webhook RSS after the Pki creates: {webhook_process.rss_mib():.1f} MiB")
-        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook_process)
+        print(f"  webhook RSS after the Pki creates: {Process(webhook.pid).rss_mib():.1f} MiB")
+        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook)
     finally:
         local_webhook.stop(plane)
 
 
 def measure(
-    plane: ControlPlane, kube: Kube, size: Size, *, workers: int, log_path: Path, webhook: Process
+    plane: ControlPlane,
+    kube: Kube,
+    size: Size,
+    *,
+    workers: int,
+    log_path: Path,
+    webhook: local_webhook.LocalWebhook,
 ) -> None:
     """The issuer's burst, one scrape, the restart."""
     counters = ApiServerCounters(plane)
@@ -443,7 +542,8 @@ def measure(
         print("  API requests of the run (all clients; the issuer is the only writer):")
         print_requests(burst, size.pkis)
         print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
-        print(f"  webhook RSS, caches full   {webhook.rss_mib():8.1f} MiB")
+        print(f"  webhook RSS, caches full   {Process(webhook.pid).rss_mib():8.1f} MiB")
+        paced_latency(webhook, size, log_path.parent / "vegeta")
 
         print("\n== one /metrics scrape of the issuer (idle)")
         time.sleep(1.0)
