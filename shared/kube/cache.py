@@ -242,17 +242,30 @@ class WatchCache:
         return interned
 
 
-def _interned(value: Any) -> Any:
+# Values that repeat across objects (a namespace's name, label values): shared too.
+_SHARED_VALUES = frozenset({"namespace", "labels", "apiVersion", "kind"})
+_LABEL_VALUE_MAX = 63  # the longest label value Kubernetes allows
+
+
+def _interned(value: Any, *, share: bool = False) -> Any:
     """``value`` with every mapping key interned: one string per distinct key, not per object.
 
     Each watch event is decoded on its own, so every cached object carried its
     own copy of each key ("metadata", "creationTimestamp", label names): about
     a third of a Pki's or a Secret's memory (1.4 to 1.6 KB of 5 to 6 KB each).
+    Short values under ``_SHARED_VALUES`` are shared as well; unique ones
+    (uids, timestamps, certificates) are left alone, as interning them would
+    only add to the interpreter's table.
     """
     if isinstance(value, dict):
-        return {sys.intern(key): _interned(item) for key, item in value.items()}
+        return {
+            sys.intern(key): _interned(item, share=share or key in _SHARED_VALUES)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_interned(item) for item in value]
+        return [_interned(item, share=share) for item in value]
+    if share and isinstance(value, str) and len(value) <= _LABEL_VALUE_MAX:
+        return sys.intern(value)
     return value
 
 
