@@ -245,6 +245,9 @@ class WatchCache:
 # Values that repeat across objects (a namespace's name, label values): shared too.
 _SHARED_VALUES = frozenset({"namespace", "labels", "apiVersion", "kind"})
 _LABEL_VALUE_MAX = 63  # the longest label value Kubernetes allows
+# Long values that repeat: the CA bundle every pkiwarden Secret carries (1 KB or more
+# each, identical in all of them; a new value only when the CA changes).
+_SHARED_LONG_VALUES = frozenset({"ca.crt"})
 
 
 def _interned(value: Any, *, share: bool = False) -> Any:
@@ -259,7 +262,11 @@ def _interned(value: Any, *, share: bool = False) -> Any:
     """
     if isinstance(value, dict):
         return {
-            sys.intern(key): _interned(item, share=share or key in _SHARED_VALUES)
+            sys.intern(key): (
+                sys.intern(item)
+                if key in _SHARED_LONG_VALUES and isinstance(item, str)
+                else _interned(item, share=share or key in _SHARED_VALUES)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):
