@@ -453,13 +453,18 @@ def paced_latency(webhook: local_webhook.LocalWebhook, size: Size, scratch: Path
         return parsed
 
     attack(3)  # warm-up
+    server = Process(webhook.pid)
+    cpu = server.cpu_seconds()
     report = attack(PACED_SECONDS)
+    cpu = server.cpu_seconds() - cpu
     ms = {key: value / 1e6 for key, value in report["latencies"].items()}
     errors = int(report["requests"]) - int((report.get("status_codes") or {}).get("200", 0))
     print(
         f"  webhook at {PACED_RATE}/s, caches full  p50 {ms['50th']:.2f} ms, p90 {ms['90th']:.2f},"
         f" p99 {ms['99th']:.2f}, max {ms['max']:.2f}; errors {errors}"
     )
+    per_review = cpu * 1000 / max(1, int(report["requests"]))
+    print(f"  webhook CPU per review     {per_review:8.3f} ms (the machine's load aside)")
 
 
 def admission_review(namespace: str, name: str) -> dict[str, Any]:
