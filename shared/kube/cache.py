@@ -137,11 +137,15 @@ class WatchCache:
             except ApiError as error:
                 if error.status in (401, 403):
                     self.denied.set()
+                if self._stopped.is_set():
+                    return
                 if not error.gone:
                     log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
                     self._stopped.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                if self._stopped.is_set():
+                    return  # stopped while its connection was cut: nothing to report
                 log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
                 self._stopped.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
