@@ -76,6 +76,7 @@ class Controller:
         self.view = self.watches.view
         self.secrets = SecretReader(kube, self.watches, settings.secret_sync_seconds)
         self.status = StatusWriter(kube)
+        self.view.pkis.add_listener(self.status.cache_changed)
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
 

@@ -145,7 +145,7 @@ def assemble(
     )
     metrics.track_queue_depth(lambda: len(controller.queue))
     controller.queue.observer = metrics.queue_observer()
-    metrics.track_certificates(controller.view.pkis.list)
+    metrics.track_certificates(controller.view.pkis)
     return controller, attach_authority(kube, settings, controller, metrics.registry)
 
 

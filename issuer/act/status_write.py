@@ -32,6 +32,21 @@ class StatusWriter:
             self._written.pop(key, None)  # the cache caught up (or moved past us)
             return cached
 
+    def cache_changed(self, kind: str, pki: JSON) -> None:
+        """A Pki cache listener: a copy is kept only until the cache moves past its version.
+
+        Without this, the copy of each Pki stayed until its next reconcile,
+        months later at renewal: 10,000 Pkis kept twice.
+        """
+        metadata = pki.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        with self._lock:
+            written = self._written.get(key)
+            if written is not None and (
+                kind == "DELETED" or str(metadata.get("resourceVersion")) != written[0]
+            ):
+                del self._written[key]
+
     def forget(self, key: str) -> None:
         with self._lock:
             self._written.pop(key, None)
@@ -55,6 +70,7 @@ class StatusWriter:
             if error.conflict or error.not_found:
                 return False
             raise
+        (updated.get("metadata") or {}).pop("managedFields", None)  # as the cache keeps it
         with self._lock:
             self._written[key] = (version, updated)
         return True

@@ -16,14 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+import urllib3
+
 from issuer.inputs.ca import CASource
 from issuer.inputs.secret_index import SecretNameIndex
 from issuer.settings import Settings
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL, defaults
 from shared.kube.cache import WatchCache, object_key
-from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
-from shared.kube.view import ClusterView
+from shared.kube.view import NAMESPACE_FIELDS, ClusterView
 from shared.validation import Context
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
@@ -50,10 +52,15 @@ class Watches:
         self.view = ClusterView(
             policies=WatchCache(kube, PKI_POLICIES, on_change=self._on_policy),
             namespaces=WatchCache(
-                kube, NAMESPACES, metadata_only=True, on_change=self._on_namespace
+                kube,
+                NAMESPACES,
+                metadata_only=True,
+                keep_metadata=NAMESPACE_FIELDS,
+                on_change=self._on_namespace,
             ),
             pkis=WatchCache(kube, PKIS, on_change=self._on_pki),
         )
+        self._owned_secrets: WatchCache | None = None
         self.secrets = PerNamespaceCaches(
             kube, SECRETS, label_selector=OWNED_SELECTOR, on_change=self._on_secret
         )
@@ -72,12 +79,26 @@ class Watches:
     # -- lifecycle --------------------------------------------------------
 
     def start(self) -> None:
-        """Start the caches; safe before leadership (reading is harmless)."""
+        """Start the caches; safe before leadership (reading is harmless).
+
+        Where pkiwarden's Secrets may be watched cluster-wide, that one cache
+        starts now and counts for readiness, so the first reconciles find
+        their Secrets cached instead of reading each directly.
+        """
         for cache in (*self.view.caches, self.ca.cache):
             cache.start()
+        try:
+            self._owned_secrets = self.secrets.cluster_cache()
+        except (ApiError, urllib3.exceptions.HTTPError, OSError):
+            self._owned_secrets = None  # asked again per namespace, at first use
 
     def synced(self) -> bool:
-        return self.view.synced() and self.ca.cache.synced.is_set()
+        owned = self._owned_secrets
+        return (
+            self.view.synced()
+            and self.ca.cache.synced.is_set()
+            and (owned is None or owned.synced.is_set())
+        )
 
     def wait_synced(self, timeout: float, stopped: threading.Event) -> bool:
         deadline = time.monotonic() + timeout

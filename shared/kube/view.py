@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
+
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
 from shared.kube.cache import ChangeHandler, WatchCache, object_key
-from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, ROLE_BINDINGS, SECRETS, Kube
+from shared.kube.client import (
+    JSON,
+    NAMESPACES,
+    PKI_POLICIES,
+    PKIS,
+    ROLE_BINDINGS,
+    SECRETS,
+    ApiError,
+    Kube,
+)
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.validation import Context, SecretInfo
+
+# What validation reads of a namespace and of a Secret it does not own: the labels.
+NAMESPACE_FIELDS = ("labels",)
+SECRET_FIELDS = ("labels",)
+# What the webhook reads of the Pkis it does not review: their spec (a Secret
+# name clash, a policy change's impact), never their status.
+PKI_METADATA = ("labels", "uid", "generation")
+PKI_FIELDS = ("apiVersion", "kind", "spec")
 
 
 @dataclass(frozen=True)
 class ClusterView:
     """The caches both processes keep for validation.
 
-    ``secrets`` holds metadata only, one cache per namespace (access is
-    granted per namespace), and is optional: the issuer looks at the one
-    Secret it is about to write instead.
+    ``secrets`` holds labels only, one cache per namespace (access is
+    granted per namespace) or one for the cluster where that is allowed, and
+    is optional: the issuer looks at the one Secret it is about to write
+    instead.
     """
 
     policies: WatchCache
@@ -37,19 +58,31 @@ class ClusterView:
 
     @classmethod
     def start(cls, kube: Kube, *, with_secrets: bool) -> ClusterView:
-        secrets = PerNamespaceCaches(kube, SECRETS, metadata_only=True) if with_secrets else None
+        secrets = (
+            PerNamespaceCaches(kube, SECRETS, metadata_only=True, keep_metadata=SECRET_FIELDS)
+            if with_secrets
+            else None
+        )
         role_bindings = None
         if secrets is not None:
             role_bindings = WatchCache(
                 kube, ROLE_BINDINGS, metadata_only=True, on_change=_access_changed(secrets)
             ).start()
-        return cls(
+        view = cls(
             policies=WatchCache(kube, PKI_POLICIES).start(),
-            namespaces=WatchCache(kube, NAMESPACES, metadata_only=True).start(),
-            pkis=WatchCache(kube, PKIS).start(),
+            namespaces=WatchCache(
+                kube, NAMESPACES, metadata_only=True, keep_metadata=NAMESPACE_FIELDS
+            ).start(),
+            pkis=WatchCache(kube, PKIS, keep_metadata=PKI_METADATA, keep_fields=PKI_FIELDS).start(),
             secrets=secrets,
             role_bindings=role_bindings,
         )
+        if view.secrets is not None:
+            # Decided here, not on the first review's event loop; if the API
+            # server cannot answer now, it is asked at the first review instead.
+            with contextlib.suppress(ApiError, urllib3.exceptions.HTTPError, OSError):
+                view.secrets.cluster_cache()
+        return view
 
     @property
     def caches(self) -> list[WatchCache]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,6 +12,7 @@ from issuer.authority.metrics import AuthorityMetrics
 from issuer.authority.phases import Phase
 from issuer.metrics import IssuerMetrics, ReconcileResult
 from issuer.queue import WorkQueue
+from shared.kube.cache import ChangeHandler
 from webhook.metrics import WebhookMetrics
 
 CONTROLLER_RUNTIME = (
@@ -63,6 +65,21 @@ def test_issuer_exports_controller_runtime_and_process_families_without_created(
     assert found[("controller_runtime_reconcile_total", error)] == 1
 
 
+class AddedObjects:
+    """What a watch cache tells its listeners when it lists these objects."""
+
+    def __init__(self) -> None:
+        self._handlers: list[ChangeHandler] = []
+
+    def add_listener(self, handler: ChangeHandler) -> None:
+        self._handlers.append(handler)
+
+    def add(self, *objects: dict[str, Any]) -> None:
+        for obj in objects:
+            for handler in self._handlers:
+                handler("ADDED", obj)
+
+
 def test_certificate_families_come_from_the_cached_pkis() -> None:
     metrics = IssuerMetrics()
     failing = {
@@ -88,7 +105,9 @@ def test_certificate_families_come_from_the_cached_pkis() -> None:
             "conditions": [{"type": "Ready", "status": "True", "reason": "CAUnavailable"}],
         },
     }
-    metrics.track_certificates(lambda: [failing, fine, blocked])
+    cache = AddedObjects()
+    metrics.track_certificates(cache)
+    cache.add(failing, fine, blocked)
     found = samples(metrics.exposition()[0])
     where = {("namespace", "app2"), ("name", "app2-pki")}
     expiry = datetime(2027, 2, 25, 3, 58, 58, tzinfo=UTC).timestamp()

@@ -1,0 +1,614 @@
+"""``make bench-scale``: pkiwarden in a cluster the size of a real one.
+
+One local control plane holds 1,000 namespaces selected by PkiPolicies,
+50,000 Secrets pkiwarden does not own (about 2 KiB each), 20,000 Pending Pods
+(half of them mounting a pkiwarden Secret) and 10,000 Pkis. The Pkis are
+created (through the webhook) while the issuer is stopped; then the issuer
+starts and the run measures:
+
+- issuer: time from process start to all Pkis Ready, Pkis/s, peak RSS, and
+  the API requests of the run by verb (kube-apiserver's own counters; the
+  issuer is the only writer while it runs);
+- webhook: RSS with its caches synced and full;
+- one ``/metrics`` scrape of the issuer: its size and the CPU it costs;
+- a restart over the Ready Pkis: time until the issuer is idle again and the
+  writes it makes (target 0).
+
+The cluster's content is kept between runs when the control plane is left
+running (``--keep``): a later run finds it seeded and only replaces the Pkis.
+``--scale 0.05`` runs the same at a twentieth of the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from issuer.settings import Settings
+from pkiwarden.local import controlplane
+from pkiwarden.local import webhook_process as local_webhook
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import issuer_argv, prepare
+from pkiwarden.local.readiness import free_port
+from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.kube.cache import WatchCache
+from shared.kube.client import EVENTS, NAMESPACES, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
+
+GROUP_LABEL = "bench.pkiwarden.dev/group"
+SEED_CONFIGMAP = "bench-scale-seed"
+POLICY_GROUPS = 10
+SECRET_BYTES = 2048
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "CREATE", "UPDATE", "APPLY")
+
+
+@dataclass(frozen=True)
+class Size:
+    namespaces: int
+    secrets: int
+    pods: int
+    pkis: int
+
+    @classmethod
+    def scaled(cls, factor: float) -> Size:
+        namespaces = max(1, round(1000 * factor))
+        return cls(
+            namespaces=namespaces,
+            secrets=max(namespaces, round(50_000 * factor)),
+            pods=max(2 * namespaces, round(20_000 * factor)),
+            pkis=max(namespaces, round(10_000 * factor)),
+        )
+
+    def namespace(self, number: int) -> str:
+        return f"scale-{number % self.namespaces:04d}"
+
+    def pki(self, number: int) -> tuple[str, str]:
+        return self.namespace(number), f"web-{number // self.namespaces:03d}"
+
+
+# --------------------------------------------------------------------------- creating
+
+
+def in_parallel(what: str, count: int, work: Callable[[int], object], threads: int) -> None:
+    """Run ``work(0..count-1)`` on a thread pool; print the rate. Existing objects count as made."""
+
+    def one(number: int) -> None:
+        for attempt in range(5):
+            try:
+                work(number)
+                return
+            except ApiError as error:
+                if error.conflict:
+                    return
+                if error.status not in (429, 500, 503, 504) or attempt == 4:
+                    raise
+            except (urllib3.exceptions.HTTPError, OSError):
+                if attempt == 4:
+                    raise
+            time.sleep(0.5 * (attempt + 1))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
+    seconds = time.monotonic() - started
+    print(f"  created {count:6d} {what:<11} in {seconds:7.1f} s ({count / seconds:6.0f}/s)")
+
+
+def seed(kube: Kube, size: Size, threads: int) -> None:
+    """Namespaces, policies, foreign Secrets and Pending Pods; skipped when already there."""
+    marker = f"{size.namespaces}/{size.secrets}/{size.pods}"
+    path = f"{NAMESPACES.path()}/default/configmaps"
+    try:
+        found = kube.get(f"{path}/{SEED_CONFIGMAP}")
+        if (found.get("data") or {}).get("size") == marker:
+            print(f"  seed found ({marker} namespaces/Secrets/Pods): reused")
+            return
+    except ApiError as error:
+        if not error.not_found:
+            raise
+    in_parallel(
+        "namespaces",
+        size.namespaces,
+        lambda n: kube.create(
+            NAMESPACES.path(),
+            {
+                "metadata": {
+                    "name": size.namespace(n),
+                    "labels": {GROUP_LABEL: f"g{n % POLICY_GROUPS}"},
+                }
+            },
+        ),
+        threads,
+    )
+    for group in range(POLICY_GROUPS):
+        try:
+            kube.create(
+                PKI_POLICIES.path(),
+                {
+                    "apiVersion": "pkiwarden.dev/v1alpha1",
+                    "kind": "PkiPolicy",
+                    "metadata": {"name": f"bench-scale-g{group}"},
+                    "spec": {
+                        "namespaceSelector": {"matchLabels": {GROUP_LABEL: f"g{group}"}},
+                        "allowedServiceNames": ["web"],
+                    },
+                },
+            )
+        except ApiError as error:
+            if not error.conflict:
+                raise
+    filler = os.urandom(SECRET_BYTES * 3 // 4)
+    import base64  # noqa: PLC0415 - only for the filler
+
+    data = base64.b64encode(filler).decode()
+    in_parallel(
+        "Secrets",
+        size.secrets,
+        lambda n: kube.create(
+            SECRETS.path(size.namespace(n)),
+            {
+                "metadata": {"name": f"app-{n // size.namespaces:04d}", "labels": {"app": "other"}},
+                "type": "Opaque",
+                "data": {"blob": data},
+            },
+        ),
+        threads,
+    )
+    in_parallel("Pods", size.pods, lambda n: kube.create(*pod(size, n)), threads)
+    body = {"metadata": {"name": SEED_CONFIGMAP}, "data": {"size": marker}}
+    try:
+        kube.create(path, body)
+    except ApiError as error:
+        if not error.conflict:
+            raise
+        kube.replace(f"{path}/{SEED_CONFIGMAP}", body)
+
+
+def pod(size: Size, number: int) -> tuple[str, dict[str, object]]:
+    """A Pod that stays Pending (no scheduler runs); even numbers mount a Pki's Secret."""
+    namespace = size.namespace(number)
+    index = number // size.namespaces
+    volumes: list[dict[str, object]] = []
+    mounts: list[dict[str, object]] = []
+    if number % 2 == 0:
+        _, pki_name = size.pki((index // 2) * size.namespaces + number % size.namespaces)
+        volumes = [{"name": "tls", "secret": {"secretName": f"{pki_name}-tls"}}]
+        mounts = [{"name": "tls", "mountPath": "/tls", "readOnly": True}]
+    body = {
+        "metadata": {"name": f"pod-{index:04d}", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "app", "image": "registry.invalid/app:1", "volumeMounts": mounts}
+            ],
+            "volumes": volumes,
+        },
+    }
+    return PODS.path(namespace), body
+
+
+def clear_pkis(kube: Kube, size: Size, threads: int) -> None:
+    """Remove a previous run's Pkis, their Secrets and Events (the seed stays)."""
+
+    def clear(number: int) -> None:
+        namespace = size.namespace(number)
+        kube.delete(PKIS.path(namespace))
+        kube.delete(
+            SECRETS.path(namespace),
+            params={"labelSelector": f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"},
+        )
+        kube.delete(EVENTS.path(namespace))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(clear, range(size.namespaces)))
+    deadline = time.monotonic() + 300
+    while kube.get(PKIS.path(), params={"limit": 1}).get("items"):
+        if time.monotonic() > deadline:
+            raise SystemExit("previous Pkis were not deleted within 300 s")
+        time.sleep(1)
+    print(
+        f"  previous run's Pkis, Secrets and Events removed in {time.monotonic() - started:.1f} s"
+    )
+
+
+def create_pkis(kube: Kube, size: Size, threads: int) -> None:
+    def create(number: int) -> None:
+        namespace, name = size.pki(number)
+        kube.create(
+            PKIS.path(namespace),
+            {
+                "apiVersion": "pkiwarden.dev/v1alpha1",
+                "kind": "Pki",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
+            },
+        )
+
+    in_parallel("Pkis", size.pkis, create, threads)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class ApiServerCounters:
+    """kube-apiserver's ``apiserver_request_total``, read from its /metrics as admin."""
+
+    _LINE = re.compile(r"^apiserver_request_total\{([^}]*)\} (\S+)$", re.MULTILINE)
+    _LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+    def __init__(self, plane: ControlPlane) -> None:
+        context = ssl.create_default_context(cafile=str(plane.ca_cert))
+        context.load_cert_chain(str(plane.admin_cert), str(plane.admin_key))
+        self._pool = urllib3.PoolManager(ssl_context=context, retries=False)
+        self._url = f"{plane.server}/metrics"
+
+    def read(self) -> Counter[tuple[str, str]]:
+        """(verb, resource[/subresource]) -> requests so far."""
+        text = self._pool.request("GET", self._url, timeout=30).data.decode()
+        counts: Counter[tuple[str, str]] = Counter()
+        for labels_text, value in self._LINE.findall(text):
+            labels = dict(self._LABEL.findall(labels_text))
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            counts[(labels.get("verb", ""), resource)] += int(float(value))
+        return counts
+
+
+def delta(
+    after: Counter[tuple[str, str]], before: Counter[tuple[str, str]]
+) -> Counter[tuple[str, str]]:
+    return Counter({key: after[key] - before[key] for key in after if after[key] > before[key]})
+
+
+def writes(counts: Counter[tuple[str, str]]) -> int:
+    """Writes of the run; Leases are left out: the API server renews its own every 10 s."""
+    return sum(
+        n for (verb, resource), n in counts.items() if verb in WRITE_VERBS and resource != "leases"
+    )
+
+
+def print_requests(counts: Counter[tuple[str, str]], pkis: int, indent: str = "    ") -> None:
+    interesting = {
+        key: n
+        for key, n in counts.items()
+        if key[1].split("/")[0] in ("pkis", "secrets", "pods", "events", "namespaces")
+        or (key[0] in WRITE_VERBS and key[1] != "leases")
+    }
+    for (verb, resource), n in sorted(interesting.items(), key=lambda item: -item[1]):
+        print(f"{indent}{verb:<8} {resource:<14} {n:8d}  ({n / pkis:5.2f} per Pki)")
+    others = sum(counts.values()) - sum(interesting.values())
+    print(f"{indent}(other resources, the API server's own included: {others})")
+
+
+class Process:
+    """A process by pid: peak and current RSS, CPU seconds."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _status(self, field: str) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def peak_rss_mib(self) -> float:
+        return self._status("VmHWM")
+
+    def rss_mib(self) -> float:
+        return self._status("VmRSS")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Issuer:
+    def __init__(self, plane: ControlPlane, workers: int, log_path: Path) -> None:
+        self.plane = plane
+        self.workers = workers
+        self.log_path = log_path
+        self.port = 0
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.http = urllib3.PoolManager(retries=False)
+
+    def start(self) -> Process:
+        self.port = free_port()
+        settings = Settings(health_port=self.port, workers=self.workers, leader_elect=False)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                issuer_argv(settings),
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.plane.env()},
+                start_new_session=True,
+            )
+        return Process(self.popen.pid)
+
+    def scrape(self) -> bytes | None:
+        try:
+            response = self.http.request("GET", f"http://127.0.0.1:{self.port}/metrics", timeout=30)
+        except urllib3.exceptions.HTTPError:
+            return None
+        return response.data if response.status == 200 else None
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+
+def metric_sum(text: bytes, name: str) -> float:
+    total = 0.0
+    prefix = name.encode()
+    for line in text.splitlines():
+        if line.startswith(prefix) and line[len(prefix) : len(prefix) + 1] in (b"{", b" "):
+            total += float(line.rsplit(b" ", 1)[1])
+    return total
+
+
+class ReadyCounter:
+    """Watches every Pki; notes when each is first seen Ready=True."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.ready: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self.cache = WatchCache(kube, PKIS, on_change=self._seen).start()
+
+    def _seen(self, kind: str, pki: dict[str, object]) -> None:
+        metadata = pki.get("metadata") or {}
+        status = pki.get("status") or {}
+        assert isinstance(metadata, dict) and isinstance(status, dict)
+        conditions = status.get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            key = (str(metadata.get("namespace")), str(metadata.get("name")))
+            with self._lock:
+                self.ready.setdefault(key, time.monotonic())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.ready)
+
+    def last(self) -> float:
+        with self._lock:
+            return max(self.ready.values())
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+VEGETA = "vegeta-v12.13.0/vegeta"  # built by make bench-webhook into the shared tool cache
+PACED_RATE = 500
+PACED_SECONDS = 10
+
+
+def vegeta_binary() -> Path | None:
+    root = os.environ.get("PKIWARDEN_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkiwarden"
+    )
+    binary = Path(root) / VEGETA
+    return binary if binary.is_file() else None
+
+
+def paced_latency(webhook: local_webhook.LocalWebhook, size: Size, scratch: Path) -> None:
+    """The webhook at 500 reviews/s, open loop, with its caches full (dry-run Pki creates)."""
+    binary = vegeta_binary()
+    if binary is None:
+        print(f"  webhook paced latency      skipped: no {VEGETA} (make bench-webhook builds it)")
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    targets = []
+    for number in range(100):  # spread over the namespaces: each review reads their caches
+        namespace = size.namespace(number * 7)
+        body = scratch / f"review-{number}.json"
+        body.write_text(json.dumps(admission_review(namespace, f"paced-{number}")))
+        targets.append(
+            f"POST {webhook.url}/validate?timeout=5s\nContent-Type: application/json\n@{body}\n"
+        )
+    (scratch / "targets").write_text("\n".join(targets))
+
+    def attack(seconds: int) -> dict[str, Any]:
+        results = scratch / "results.bin"
+        with results.open("wb") as out:
+            subprocess.run(
+                [
+                    str(binary),
+                    "attack",
+                    f"-rate={PACED_RATE}/1s",
+                    f"-duration={seconds}s",
+                    f"-targets={scratch / 'targets'}",
+                    f"-root-certs={webhook.settings.cert_file}",
+                    "-http2=false",
+                    "-keepalive=true",
+                    "-timeout=10s",
+                ],
+                stdout=out,
+                check=True,
+            )
+        report = subprocess.run(
+            [str(binary), "report", "-type=json", str(results)], capture_output=True, check=True
+        )
+        parsed: dict[str, Any] = json.loads(report.stdout)
+        return parsed
+
+    attack(3)  # warm-up
+    server = Process(webhook.pid)
+    cpu = server.cpu_seconds()
+    report = attack(PACED_SECONDS)
+    cpu = server.cpu_seconds() - cpu
+    ms = {key: value / 1e6 for key, value in report["latencies"].items()}
+    errors = int(report["requests"]) - int((report.get("status_codes") or {}).get("200", 0))
+    print(
+        f"  webhook at {PACED_RATE}/s, caches full  p50 {ms['50th']:.2f} ms, p90 {ms['90th']:.2f},"
+        f" p99 {ms['99th']:.2f}, max {ms['max']:.2f}; errors {errors}"
+    )
+    per_review = cpu * 1000 / max(1, int(report["requests"]))
+    print(f"  webhook CPU per review     {per_review:8.3f} ms (the machine's load aside)")
+
+
+def admission_review(namespace: str, name: str) -> dict[str, Any]:
+    pki = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": "web"},
+    }
+    kind = {"group": "pkiwarden.dev", "version": "v1alpha1", "kind": "Pki"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": f"bench-scale-{namespace}-{name}",
+            "kind": kind,
+            "resource": {"group": "pkiwarden.dev", "version": "v1alpha1", "resource": "pkis"},
+            "requestKind": kind,
+            "operation": "CREATE",
+            "name": name,
+            "namespace": namespace,
+            "userInfo": {"username": "bench", "groups": ["system:masters"]},
+            "object": pki,
+            "oldObject": None,
+            "dryRun": True,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+def median(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path) -> None:
+    kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
+    prepare(plane, Settings())
+    webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
+    try:
+        print(f"\n== seeding: {size}")
+        seed(kube, size, threads)
+        clear_pkis(kube, size, threads)
+        create_pkis(kube, size, threads)
+        print(f"  webhook RSS after the Pki creates: {Process(webhook.pid).rss_mib():.1f} MiB")
+        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook)
+    finally:
+        local_webhook.stop(plane)
+
+
+def measure(
+    plane: ControlPlane,
+    kube: Kube,
+    size: Size,
+    *,
+    workers: int,
+    log_path: Path,
+    webhook: local_webhook.LocalWebhook,
+) -> None:
+    """The issuer's burst, one scrape, the restart."""
+    counters = ApiServerCounters(plane)
+    issuer = Issuer(plane, workers, log_path)
+    ready = ReadyCounter(kube)
+    ready.cache.wait_synced(120)
+    print(f"\n== issuer: {size.pkis} Pkis to issue, {workers} workers, {os.cpu_count()} cores")
+    before = counters.read()
+    started = time.monotonic()
+    process = issuer.start()
+    try:
+        wait_for("all Pkis Ready", lambda: ready.count() >= size.pkis, 3600)
+        all_ready = ready.last() - started
+        time.sleep(2.0)  # let the last status writes and Events land
+        burst = delta(counters.read(), before)
+        print(f"  all {size.pkis} Ready after     {all_ready:8.1f} s (from process start)")
+        print(f"  throughput                 {size.pkis / all_ready:8.1f} Pkis/s")
+        print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
+        print("  API requests of the run (all clients; the issuer is the only writer):")
+        print_requests(burst, size.pkis)
+        print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
+        print(f"  webhook RSS, caches full   {Process(webhook.pid).rss_mib():8.1f} MiB")
+        paced_latency(webhook, size, log_path.parent / "vegeta")
+
+        print("\n== one /metrics scrape of the issuer (idle)")
+        time.sleep(1.0)
+        costs, body = [], b""
+        for _ in range(5):
+            cpu = process.cpu_seconds()
+            body = issuer.scrape() or b""
+            costs.append(process.cpu_seconds() - cpu)
+            time.sleep(0.5)
+        print(f"  size                       {len(body) / 1024:8.1f} KiB")
+        print(
+            f"  issuer CPU per scrape      {median(costs):8.3f} s (median of 5)\n"
+            f"  issuer CPU, worst scrape   {max(costs):8.3f} s"
+        )
+
+        print("\n== restart of the issuer over the Ready Pkis")
+        issuer.stop()
+        before = counters.read()
+        started = time.monotonic()
+        process = issuer.start()
+
+        def idle() -> bool:
+            text = issuer.scrape()
+            if text is None:
+                return False
+            reconciled = metric_sum(text, "controller_runtime_reconcile_total")
+            return reconciled >= size.pkis and metric_sum(text, "workqueue_depth") == 0
+
+        wait_for("idle after restart", idle, 600)
+        settled = time.monotonic() - started
+        time.sleep(3.0)
+        restart = delta(counters.read(), before)
+        print(f"  idle after                 {settled:8.1f} s (every Pki reconciled, queue empty)")
+        print(f"  writes                     {writes(restart):8d}")
+        print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
+        print_requests(restart, size.pkis)
+    finally:
+        ready.cache.stop()
+        issuer.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="size factor (default 1.0)")
+    parser.add_argument("--dir", type=Path, default=Path(".local/bench-scale"))
+    parser.add_argument("--keep", action="store_true", help="leave the control plane running")
+    parser.add_argument("--workers", type=int, default=Settings().workers)
+    parser.add_argument("--threads", type=int, default=32, help="concurrent creates")
+    args = parser.parse_args()
+    size = Size.scaled(args.scale)
+    plane = controlplane.up(args.dir)
+    try:
+        run(plane, size, args.workers, args.threads, args.dir / "issuer-bench.log")
+    finally:
+        if args.keep:
+            print(f"\ncontrol plane left running: pkiwarden local down --dir {args.dir}")
+        else:
+            controlplane.down(args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
