@@ -147,7 +147,7 @@ def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> d
                 return None
             raise
 
-    return eventually(attempt, 10, f"the ServiceAccount default in {namespace}")
+    return eventually(attempt, 60, f"the ServiceAccount default in {namespace}")
 
 
 def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
