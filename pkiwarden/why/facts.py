@@ -9,6 +9,7 @@ the issuer's Events say.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from issuer.reporting.reasons import Reason, reason_for
+from pkiwarden.why.chain import ChainFacts, check_chain
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
@@ -50,6 +52,7 @@ class SecretFacts:
     exists: bool | None = None
     managed: bool | None = None
     written_by: str | None = None  # the Pki of the namespace whose spec.secretName this is
+    certificate: ChainFacts | None = None  # None: not checked (no Pki writes it, or unread)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class TrustFacts:
     present: bool | None
     authorities: tuple[Authority, ...] = ()
     problem: str | None = None  # the bundle is there but holds no readable certificate
+    certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -345,4 +349,24 @@ def trust_facts(config_map: Mapping[str, Any] | None) -> TrustFacts:
         )
         for certificate in certificates
     )
-    return TrustFacts(present=True, authorities=authorities)
+    return TrustFacts(present=True, authorities=authorities, certificates=tuple(certificates))
+
+
+def certificate_facts(
+    leaf_pem: bytes | None, trust: TrustFacts | None, now: dt.datetime
+) -> ChainFacts:
+    """The Secret's ``tls.crt`` checked against the namespace's trust bundle at ``now``."""
+    bundle_problem = None
+    if trust is None or trust.present is None:
+        bundle_problem = f"the trust bundle ({TRUST_CONFIGMAP}) could not be read"
+    elif not trust.present:
+        bundle_problem = f"no trust bundle ({TRUST_CONFIGMAP}) is published in this namespace"
+    elif trust.problem or not trust.certificates:
+        bundle_problem = f"the trust bundle {TRUST_CONFIGMAP} holds no readable CA certificate"
+    return check_chain(
+        leaf_pem,
+        trust.certificates if trust is not None else (),
+        now,
+        bundle=TRUST_CONFIGMAP,
+        bundle_problem=bundle_problem,
+    )

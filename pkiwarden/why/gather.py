@@ -2,12 +2,19 @@
 
 Every read that is refused becomes an :class:`~pkiwarden.why.facts.Unchecked`
 naming the permission, and ``why`` goes on with what it has: a user without
-the PkiPolicy reader still gets the Pki's status and Events. Secrets are read
-as metadata only (``PartialObjectMetadata``): ``why`` never receives a key.
+the PkiPolicy reader still gets the Pki's status and Events. A Secret written
+by a Pki is read whole, as ``get secrets`` allows, and only its metadata and
+the certificate's public part (``tls.crt``) are kept: the rest, the private
+key among it, is dropped in the function that read it, never stored, logged or
+printed. Any other Secret is read as metadata only (``PartialObjectMetadata``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -20,6 +27,7 @@ from pkiwarden.why.facts import (
     SecretFacts,
     TrustFacts,
     Unchecked,
+    certificate_facts,
     event_facts,
     name_of,
     pki_facts,
@@ -49,6 +57,7 @@ T = TypeVar("T")
 _UNREADABLE: JSON | None = {}
 """Stands for a Secret that could not be read (distinct from None, absent), by identity."""
 
+CERTIFICATE_KEY = "tls.crt"
 CONFIG_MAPS = Resource("v1", "configmaps")
 METADATA_ONLY_OBJECT = (
     "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -145,10 +154,28 @@ def _read_target(reader: Reader, target: Target) -> JSON:
     return obj
 
 
-def gather(kube: Kube, target: Target) -> Facts:
+def read_certificate(reader: Reader, namespace: str, name: str) -> tuple[JSON | None, bytes | None]:
+    """A Secret's metadata and its ``tls.crt`` (PEM), or (None, None) if it does not exist.
+
+    The whole Secret lives only in this frame: what leaves it is metadata and
+    the public certificate, so no key can reach the facts, the output or a log.
+    """
+    secret = reader.get(SECRETS, namespace, name)
+    if secret is None:
+        return None, None
+    metadata: JSON = {"metadata": secret.get("metadata") or {}}
+    encoded = (secret.get("data") or {}).get(CERTIFICATE_KEY)
+    del secret
+    try:
+        return metadata, base64.b64decode(str(encoded), validate=True) if encoded else None
+    except (binascii.Error, ValueError):
+        return metadata, None
+
+
+def gather(kube: Kube, target: Target, now: dt.datetime | None = None) -> Facts:
     """Everything ``why`` shows for ``target``; UnreadableTargetError if it cannot be read."""
     try:
-        return _gather(Reader(kube), target)
+        return _gather(Reader(kube), target, now or dt.datetime.now(dt.UTC))
     except (urllib3.exceptions.HTTPError, OSError) as error:
         raise UnreadableTargetError(
             f"cannot reach the API server at {kube.host}: {error}"
@@ -177,7 +204,7 @@ def about(uid: str) -> dict[str, str]:
     return {"fieldSelector": f"involvedObject.uid={uid}"}
 
 
-def _gather(reader: Reader, target: Target) -> Facts:
+def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
     namespace = target.namespace
     attempt = _Attempts()
     obj = _read_target(reader, target)
@@ -199,9 +226,21 @@ def _gather(reader: Reader, target: Target) -> Facts:
 
     secrets: list[SecretFacts] = []
     infos: dict[str, SecretInfo] | None = {}
+    leaves: dict[str, bytes | None] = {}  # Secret written by a Pki -> its tls.crt
     for name, ways in uses.items():
         found: JSON | None = obj
-        if target.kind is not Kind.SECRET:
+        read: tuple[JSON | None, bytes | None] | None = None
+        if written.get(name):
+            read = attempt(
+                f"whether the certificate in Secret {name} chains to the trust bundle",
+                partial(read_certificate, reader, namespace, name),
+                None,
+            )
+        if read is not None:
+            found = read[0]
+            if found is not None:
+                leaves[name] = read[1]
+        elif target.kind is not Kind.SECRET:
             found = attempt(
                 f"Secret {name}",
                 partial(reader.get, SECRETS, namespace, name, metadata_only=True),
@@ -253,6 +292,13 @@ def _gather(reader: Reader, target: Target) -> Facts:
             _UNREADABLE,
         )
         trust = TrustFacts(present=None) if config_map is _UNREADABLE else trust_facts(config_map)
+
+    secrets = [
+        dataclasses.replace(s, certificate=certificate_facts(leaves[s.name], trust, now))
+        if s.name in leaves
+        else s
+        for s in secrets
+    ]
 
     events_of: dict[str, list[JSON]] = {}
     for item in ([obj] if target.kind is Kind.POD else []) + chosen:

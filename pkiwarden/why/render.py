@@ -15,6 +15,7 @@ from enum import IntEnum
 from typing import Any
 
 from issuer.reporting.reasons import Reason
+from pkiwarden.why.chain import CHAIN_WHO, ChainFacts, chain_fix, chain_problem
 from pkiwarden.why.facts import (
     TRUST_CONFIGMAP,
     Facts,
@@ -109,6 +110,9 @@ def verdict(facts: Facts) -> Verdict:
     failing = {pki.name for pki in facts.pkis if _pki_problem(pki)}
     problems = [p for s in facts.secrets if (p := _secret_problem(s, failing))]
     problems += [p for p in map(_pki_problem, facts.pkis) if p]
+    problems += [
+        p for s in facts.secrets if s.certificate and (p := chain_problem(s.name, s.certificate))
+    ]
     if not facts.pkis_readable and facts.target.kind is not Kind.PKI:
         problems.append(
             f"the Pkis of namespace {facts.target.namespace} could not be read,"
@@ -120,6 +124,11 @@ def verdict(facts: Facts) -> Verdict:
         fix, who = _fix(pki)
         if fix:
             break
+    if not fix:
+        refused = next((s for s in facts.secrets if s.certificate and s.certificate.failed), None)
+        if refused is not None and refused.certificate is not None:
+            fix = chain_fix(refused.name, refused.written_by or "", refused.certificate)
+            who = CHAIN_WHO
     if not fix:
         missing = next((s for s in facts.secrets if s.exists is False and not s.written_by), None)
         if missing is not None:
@@ -178,6 +187,24 @@ def _policy_lines(pki: PkiFacts, policy: PolicyFacts, namespace: str) -> Iterato
         yield f"    no selecting PkiPolicy allows service name {pki.service_name!r}"
 
 
+def _certificate_lines(chain: ChainFacts) -> Iterator[str]:
+    if chain.chains:
+        yield (
+            f"    certificate chains to trust bundle CA {chain.authority_subject}"
+            f" (serial {chain.authority_serial})"
+        )
+    elif chain.chains is False:
+        yield f"    certificate does NOT chain to any CA in {TRUST_CONFIGMAP}: {chain.problem}"
+    if chain.serial is None:
+        return
+    window = f"valid {chain.not_before} to {chain.not_after}"
+    if chain.valid_now is False and chain.chains is not False:
+        window += f": NOT valid now, {chain.problem}"
+    yield f"    certificate {chain.serial}, issued by {chain.issuer}, {window}"
+    if chain.chains is None and chain.valid_now:
+        yield f"    whether it chains to the trust bundle is not checked: {chain.problem}"
+
+
 def _pki_lines(pki: PkiFacts, namespace: str) -> Iterator[str]:
     state = {True: "Ready", False: "not Ready", None: NOT_SEEN}[pki.ready]
     reason = f" ({pki.reason})" if pki.reason and pki.ready is not None else ""
@@ -222,7 +249,10 @@ def render_text(facts: Facts) -> str:
     lines = [result.line]
     if facts.secrets:
         lines.append("Secrets:")
-        lines += [_secret_line(secret, facts.pkis_readable) for secret in facts.secrets]
+        for secret in facts.secrets:
+            lines.append(_secret_line(secret, facts.pkis_readable))
+            if secret.certificate is not None:
+                lines += _certificate_lines(secret.certificate)
     if facts.consumers:
         lines.append("Used by: " + ", ".join(facts.consumers))
     for pki in facts.pkis:
@@ -309,6 +339,7 @@ def render_json(facts: Facts) -> dict[str, Any]:
                 "exists": secret.exists,
                 "managedByPkiwarden": secret.managed,
                 "writtenBy": secret.written_by,
+                "certificate": _certificate_json(secret.certificate),
             }
             for secret in facts.secrets
         ],
@@ -327,6 +358,26 @@ def render_json(facts: Facts) -> dict[str, Any]:
         ],
         "trust": _trust_json(facts.trust),
         "unchecked": [{"what": u.what, "needs": u.needs} for u in facts.unchecked],
+    }
+
+
+def _certificate_json(chain: ChainFacts | None) -> dict[str, Any] | None:
+    if chain is None:
+        return None
+    authority = (
+        {"subject": chain.authority_subject, "serialNumber": chain.authority_serial}
+        if chain.chains
+        else None
+    )
+    return {
+        "serialNumber": chain.serial,
+        "issuer": chain.issuer,
+        "notBefore": chain.not_before,
+        "notAfter": chain.not_after,
+        "validNow": chain.valid_now,
+        "chainsToTrustBundle": chain.chains,
+        "authority": authority,
+        "problem": chain.problem,
     }
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from pkiwarden.why.chain import CHAIN_WHO, ChainFacts
 from pkiwarden.why.facts import (
     Authority,
     EventFacts,
@@ -336,8 +337,9 @@ def test_json_field_names_are_the_documented_ones() -> None:
     ]  # fmt: skip
     assert list(document["target"]) == ["kind", "name", "namespace"]
     assert list(document["secrets"][0]) == [
-        "name", "uses", "exists", "managedByPkiwarden", "writtenBy",
+        "name", "uses", "exists", "managedByPkiwarden", "writtenBy", "certificate",
     ]  # fmt: skip
+    assert document["secrets"][0]["certificate"] is None  # not checked
     assert document["secrets"][0]["uses"] == [{"how": "volume", "via": "tls"}]
     assert list(document["pkis"][0]) == [
         "name", "serviceName", "secretName", "dnsNames", "ready", "reason", "message",
@@ -414,3 +416,114 @@ def test_trust_bundle(trust: TrustFacts, lines: list[str]) -> None:
     text = render_text(facts(READY, trust=trust)).splitlines()
     shown = [line for line in text if line.startswith(("Trust bundle", "  CN="))]
     assert shown == lines
+
+
+CHAINS = ChainFacts(
+    serial="0A1B",
+    not_before="2026-11-29T03:55:00Z",
+    not_after="2027-02-27T04:00:00Z",
+    issuer="CN=pkiwarden development CA",
+    chains=True,
+    authority_subject="CN=pkiwarden development CA",
+    authority_serial="7F01",
+    valid_now=True,
+)
+FOREIGN = dataclasses.replace(
+    CHAINS,
+    chains=False,
+    authority_subject=None,
+    authority_serial=None,
+    problem="issued by CN=pkiwarden development CA, which is not a CA in pkiwarden-ca.crt",
+)
+
+
+@pytest.mark.parametrize(
+    ("chain", "exit", "lines", "fix"),
+    [
+        (
+            CHAINS,
+            Exit.READY,
+            [
+                "    certificate chains to trust bundle CA CN=pkiwarden development CA"
+                " (serial 7F01)",
+                "    certificate 0A1B, issued by CN=pkiwarden development CA,"
+                " valid 2026-11-29T03:55:00Z to 2027-02-27T04:00:00Z",
+            ],
+            None,
+        ),
+        (
+            FOREIGN,
+            Exit.NOT_READY,
+            [
+                "    certificate does NOT chain to any CA in pkiwarden-ca.crt: issued by"
+                " CN=pkiwarden development CA, which is not a CA in pkiwarden-ca.crt",
+                "    certificate 0A1B, issued by CN=pkiwarden development CA,"
+                " valid 2026-11-29T03:55:00Z to 2027-02-27T04:00:00Z",
+            ],
+            "wait for the issuer to re-issue Pki app2-pki",
+        ),
+        (
+            dataclasses.replace(CHAINS, valid_now=False, problem="expired at 2027-02-27T04:00:00Z"),
+            Exit.NOT_READY,
+            [
+                "    certificate chains to trust bundle CA CN=pkiwarden development CA"
+                " (serial 7F01)",
+                "    certificate 0A1B, issued by CN=pkiwarden development CA,"
+                " valid 2026-11-29T03:55:00Z to 2027-02-27T04:00:00Z: NOT valid now,"
+                " expired at 2027-02-27T04:00:00Z",
+            ],
+            "the issuer renews before expiry",
+        ),
+        (
+            dataclasses.replace(
+                CHAINS,
+                chains=None,
+                authority_subject=None,
+                authority_serial=None,
+                problem="no trust bundle (pkiwarden-ca.crt) is published in this namespace",
+            ),
+            Exit.READY,
+            [
+                "    certificate 0A1B, issued by CN=pkiwarden development CA,"
+                " valid 2026-11-29T03:55:00Z to 2027-02-27T04:00:00Z",
+                "    whether it chains to the trust bundle is not checked: no trust bundle"
+                " (pkiwarden-ca.crt) is published in this namespace",
+            ],
+            None,
+        ),
+    ],
+)
+def test_the_certificate_against_the_trust_bundle(
+    chain: ChainFacts, exit: Exit, lines: list[str], fix: str | None
+) -> None:
+    given = facts(READY, secrets=(dataclasses.replace(SECRET, certificate=chain),))
+    text = render_text(given).splitlines()
+    at = text.index("  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki")
+    assert text[at + 1 : at + 1 + len(lines)] == lines
+    assert text[at + 1 + len(lines)] == "Pki:"
+    result = verdict(given)
+    assert result.exit is exit
+    if fix is None:
+        assert result.fix is None
+    else:
+        assert result.line.endswith(
+            "the certificate in Secret app2-pki-tls "
+            + (
+                "does not chain to the trust bundle"
+                if chain.chains is False
+                else "is not valid now (expired at 2027-02-27T04:00:00Z)"
+            )
+        )
+        assert result.fix is not None and fix in result.fix
+        assert result.who == CHAIN_WHO
+    document = render_json(given)
+    assert document["exitCode"] == int(exit)
+    certificate = document["secrets"][0]["certificate"]
+    assert list(certificate) == [
+        "serialNumber", "issuer", "notBefore", "notAfter", "validNow",
+        "chainsToTrustBundle", "authority", "problem",
+    ]  # fmt: skip
+    assert certificate["chainsToTrustBundle"] is chain.chains
+    assert certificate["authority"] == (
+        {"subject": "CN=pkiwarden development CA", "serialNumber": "7F01"} if chain.chains else None
+    )
