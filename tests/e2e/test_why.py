@@ -27,11 +27,13 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from cryptography import x509
 
 from pkiwarden.local import controlplane, install, issuer_process
 from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfig
 from pkiwarden.local.demo import deployment_pod
 from pkiwarden.why.plugin import with_plugin
+from shared.certificates import serial_hex
 
 T = TypeVar("T")
 EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
@@ -106,6 +108,17 @@ class Story:
             return now[0] == status and (not reason or now[1] == reason)
 
         eventually(probe, f"Pki {namespace}/{name} Ready={status} {reason}")
+
+
+def trust_bundle_ca(plane: ControlPlane, namespace: str) -> x509.Certificate | None:
+    """The one CA of the namespace's pkiwarden-ca.crt, once the issuer has published it."""
+    found = plane.kubectl(
+        "get", "configmap", "pkiwarden-ca.crt", "-n", namespace, "-o", "json", check=False
+    )
+    if found.returncode != 0:
+        return None
+    (ca,) = x509.load_pem_x509_certificates(json.loads(found.stdout)["data"]["ca.crt"].encode())
+    return ca
 
 
 def workload_documents(example: Path) -> str:
@@ -231,6 +244,19 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(
         f"READY: pod/{pod} in namespace app2: every certificate it needs is Ready (Pki app2-pki)"
     )
     assert "  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki" in output
+    ca = eventually(lambda: trust_bundle_ca(plane, "app2"), "the trust bundle in app2")
+    chain = (
+        f"    certificate chains to trust bundle CA {ca.subject.rfc4514_string()}"
+        f" (serial {serial_hex(ca.serial_number)})"
+    )
+    lines = output.splitlines()
+    assert (
+        lines[
+            lines.index("  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki") + 1
+        ]
+        == chain
+    )
+    assert "tls.key" not in output and "PRIVATE KEY" not in output
 
     plane.kubectl(
         "patch", "pkipolicy", "app-teams", "--type=json",
@@ -273,7 +299,13 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(
     assert status == 0, output
     status, output = story.why("app2", "secret/app2-pki-tls", "-n", "app2", "-o", "json")
     assert status == 0, output
-    assert json.loads(output)["consumers"] == [f"pod/{pod}"]
+    document = json.loads(output)
+    assert document["consumers"] == [f"pod/{pod}"]
+    certificate = document["secrets"][0]["certificate"]
+    assert (certificate["chainsToTrustBundle"], certificate["validNow"]) == (True, True), output
+    assert certificate["authority"]["serialNumber"] == serial_hex(ca.serial_number)
+    pki = json.loads(plane.kubectl("get", "pki", "app2-pki", "-n", "app2", "-o", "json").stdout)
+    assert certificate["serialNumber"] == pki["status"]["serialNumber"]
 
 
 def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story, app2: str) -> None:
@@ -306,3 +338,8 @@ def test_what_a_team_cannot_read_is_named_with_the_permission(story: Story, app2
     assert status == 0, output
     assert "  Secret app2-pki-tls (volume tls): not readable; written by Pki app2-pki" in output
     assert "  Secret app2-pki-tls: needs get secrets in namespace app2" in output
+    assert (
+        "  whether the certificate in Secret app2-pki-tls chains to the trust bundle:"
+        " needs get secrets in namespace app2"
+    ) in output
+    assert "certificate chains to trust bundle" not in output
