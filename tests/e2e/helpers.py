@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -155,6 +156,23 @@ def running_issuer(plane: ControlPlane, settings: Settings, name: str) -> Iterat
         yield running
     finally:
         issuer_process.stop(plane, running)
+
+
+def live_processes() -> Iterator[tuple[int, list[str], bytes]]:
+    """(pid, /proc/PID/stat fields from the state on, raw cmdline) of every readable process.
+
+    The command name in ``stat`` may hold spaces and parentheses, so the fields
+    are split after its last ``)``; a process that exits mid-scan is passed over.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        yield int(entry.name), fields, cmdline
 
 
 # --------------------------------------------------------------------------- through the client
