@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from workload import open_namespace, pki_body
 
 from issuer.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
 from shared.kube.client import (
-    NAMESPACES,
     PKI_AUTHORITIES,
-    PKI_POLICIES,
     PKIS,
     SECRETS,
     Kube,
@@ -115,24 +114,10 @@ def main() -> int:
                     env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
                     start_new_session=True,
                 )
-            kube.create(NAMESPACES.path(), {"metadata": {"name": NAMESPACE}})
-            kube.create(
-                PKI_POLICIES.path(),
-                {
-                    "apiVersion": "pkiwarden.dev/v1alpha1",
-                    "kind": "PkiPolicy",
-                    "metadata": {"name": NAMESPACE},
-                    "spec": {"namespaces": [NAMESPACE], "allowedServiceNames": ["web"]},
-                },
-            )
+            open_namespace(kube, NAMESPACE, ["web"])
 
             def create(number: int) -> None:
-                body = {
-                    "apiVersion": "pkiwarden.dev/v1alpha1",
-                    "kind": "Pki",
-                    "metadata": {"name": f"web-{number:04d}", "namespace": NAMESPACE},
-                    "spec": {"serviceName": "web"},
-                }
+                body = pki_body(NAMESPACE, f"web-{number:04d}", "web")
                 kube.create(PKIS.path(NAMESPACE), body)
 
             with ThreadPoolExecutor(8) as pool:

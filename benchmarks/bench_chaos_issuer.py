@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from workload import open_namespace, pki_body
 
 from issuer.reporting.recorder import COMPONENT
 from issuer.settings import Settings
@@ -54,8 +55,6 @@ from shared import PKI_LABEL
 from shared.certificates import serial_hex
 from shared.kube.client import (
     EVENTS,
-    NAMESPACES,
-    PKI_POLICIES,
     PKIS,
     SECRETS,
     ApiError,
@@ -247,15 +246,6 @@ def ready_reason(pki: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def pki_body(name: str, key: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "Pki",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"serviceName": SERVICE, "privateKey": dict(key)},
-    }
-
-
 def foreign_secret(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -330,16 +320,7 @@ def run(plane: ControlPlane, args: argparse.Namespace, rng: random.Random) -> li
     issuer = ChaosIssuer(plane, settings)
     issuer.start()  # applies the CRDs and bootstraps the CA first
 
-    kube.create(NAMESPACES.path(), {"metadata": {"name": NAMESPACE}})
-    kube.create(
-        PKI_POLICIES.path(),
-        {
-            "apiVersion": "pkiwarden.dev/v1alpha1",
-            "kind": "PkiPolicy",
-            "metadata": {"name": NAMESPACE},
-            "spec": {"namespaces": [NAMESPACE], "allowedServiceNames": [SERVICE]},
-        },
-    )
+    open_namespace(kube, NAMESPACE, [SERVICE])
     names = [f"web-{number:03d}" for number in range(args.count)]
     conflicting = sorted(rng.sample(names, args.foreign))
     foreign_before = {
@@ -349,7 +330,10 @@ def run(plane: ControlPlane, args: argparse.Namespace, rng: random.Random) -> li
     watch = SerialWatch(kube, NAMESPACE)
 
     def create(number: int) -> None:
-        kube.create(PKIS.path(NAMESPACE), pki_body(names[number], KEYS[number % len(KEYS)]))
+        kube.create(
+            PKIS.path(NAMESPACE),
+            pki_body(NAMESPACE, names[number], SERVICE, privateKey=dict(KEYS[number % len(KEYS)])),
+        )
 
     # Half at once, the rest in a batch per restart: every run of the issuer,
     # not just the first few, has issuances in flight when it is killed.

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+from workload import open_namespace, pki_body
 
 from issuer.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
-from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
+from shared.kube.client import PKIS, SECRETS, ApiError, Kube
 
 
 class IssuerProcess:
@@ -140,28 +141,14 @@ def serials(kube: Kube, namespace: str) -> dict[str, str]:
 def scenario(
     kube: Kube, issuer: IssuerProcess, namespace: str, count: int, key: dict[str, Any]
 ) -> None:
-    kube.create(NAMESPACES.path(), {"metadata": {"name": namespace}})
-    kube.create(
-        PKI_POLICIES.path(),
-        {
-            "apiVersion": "pkiwarden.dev/v1alpha1",
-            "kind": "PkiPolicy",
-            "metadata": {"name": namespace},
-            "spec": {"namespaces": [namespace], "allowedServiceNames": ["web"]},
-        },
-    )
+    open_namespace(kube, namespace, ["web"])
     time.sleep(1.0)  # let the issuer see the policy before the burst
     watch = ReadyWatch(kube, namespace)
     created_at: dict[str, float] = {}
 
     def create(number: int) -> None:
         name = f"web-{number:04d}"
-        body = {
-            "apiVersion": "pkiwarden.dev/v1alpha1",
-            "kind": "Pki",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"serviceName": "web", "privateKey": key},
-        }
+        body = pki_body(namespace, name, "web", privateKey=key)
         created_at[name] = time.monotonic()
         kube.create(PKIS.path(namespace), body)
 

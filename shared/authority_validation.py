@@ -15,6 +15,7 @@ from shared.findings import Category, Finding, Severity
 from shared.names import dns1123_subdomain_problem
 from shared.schema import KEY_SIZES
 from shared.structure import check_structure, field_order_key
+from shared.validation import key_size_problem
 
 _NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
 
@@ -93,21 +94,13 @@ def _generate_rules(spec: Mapping[str, Any]) -> Iterator[Finding]:
         )
     key = _mapping(generate, "privateKey")
     size, algorithm = key.get("size"), _text(key, "algorithm") or "ECDSA"
-    if isinstance(size, int) and not isinstance(size, bool) and algorithm in KEY_SIZES:
-        sizes = KEY_SIZES[algorithm]
-        if not sizes:
-            yield _invalid(
-                "spec.generate.privateKey.size",
-                f"must be left out for {algorithm} keys, which have a fixed size",
-                size,
-            )
-        elif size not in sizes:
-            allowed = ", ".join(str(s) for s in sizes)
-            yield _invalid(
-                "spec.generate.privateKey.size",
-                f"is not a size for {algorithm} keys (allowed: {allowed})",
-                size,
-            )
+    if (
+        isinstance(size, int)
+        and not isinstance(size, bool)
+        and algorithm in KEY_SIZES
+        and (problem := key_size_problem(algorithm, size))
+    ):
+        yield _invalid("spec.generate.privateKey.size", problem, size)
 
 
 def _rotation_rules(spec: Mapping[str, Any]) -> Iterator[Finding]:

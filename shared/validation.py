@@ -335,18 +335,22 @@ def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Fi
         return
     if not isinstance(size, int | float):
         return
+    if problem := key_size_problem(algorithm, size):
+        yield _invalid("spec.privateKey.size", problem, size)
+
+
+def key_size_problem(algorithm: str, size: float) -> str | None:
+    """What is wrong with ``size`` for an ``algorithm`` of KEY_SIZES; None if it fits.
+
+    A Pki's key and a generated CA's key follow the same rule, so both read the same words.
+    """
     sizes = KEY_SIZES[algorithm]
     if not sizes:
-        yield _invalid(
-            "spec.privateKey.size",
-            f"must be left out for {algorithm} keys, which have a fixed size",
-            size,
-        )
-    elif size not in sizes:
+        return f"must be left out for {algorithm} keys, which have a fixed size"
+    if size not in sizes:
         allowed = ", ".join(str(s) for s in sizes)
-        yield _invalid(
-            "spec.privateKey.size", f"is not a size for {algorithm} keys (allowed: {allowed})", size
-        )
+        return f"is not a size for {algorithm} keys (allowed: {allowed})"
+    return None
 
 
 _FIX = "; ask the platform team to allow it, or change {field}"

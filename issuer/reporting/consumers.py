@@ -11,12 +11,14 @@ namespace, so Pods elsewhere never consume it, whatever the name.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 Pod = Mapping[str, Any]
 
-CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
+# In the order a pod spec is read: init containers run before the others.
+CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 
 class Consumption(StrEnum):
@@ -39,23 +41,42 @@ def _get(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def references(pod: Pod) -> Iterator[tuple[str, Consumption]]:
-    """Every (Secret name, way) the Pod reads a Secret by, repeats included."""
-    spec = _get(pod, "spec")
+@dataclass(frozen=True)
+class Reference:
+    """One reference to a Secret; ``via`` names the volume (volumes) or the container (env)."""
+
+    secret: str
+    way: Consumption
+    via: str
+
+
+def spec_references(spec: Mapping[str, Any]) -> Iterator[Reference]:
+    """Every reference a pod spec makes to a Secret, in the order the spec lists them.
+
+    Takes the spec rather than the Pod so that workload templates can be read too.
+    """
     for volume in _mappings(spec.get("volumes")):
+        via = str(volume.get("name") or "")
         if name := _get(volume, "secret").get("secretName"):
-            yield str(name), Consumption.VOLUME
+            yield Reference(str(name), Consumption.VOLUME, via)
         for source in _mappings(_get(volume, "projected").get("sources")):
             if name := _get(source, "secret").get("name"):
-                yield str(name), Consumption.PROJECTED_VOLUME
+                yield Reference(str(name), Consumption.PROJECTED_VOLUME, via)
     for kind in CONTAINER_KINDS:
         for container in _mappings(spec.get(kind)):
+            via = str(container.get("name") or "")
             for env in _mappings(container.get("env")):
                 if name := _get(_get(env, "valueFrom"), "secretKeyRef").get("name"):
-                    yield str(name), Consumption.ENV
+                    yield Reference(str(name), Consumption.ENV, via)
             for env_from in _mappings(container.get("envFrom")):
                 if name := _get(env_from, "secretRef").get("name"):
-                    yield str(name), Consumption.ENV_FROM
+                    yield Reference(str(name), Consumption.ENV_FROM, via)
+
+
+def references(pod: Pod) -> Iterator[tuple[str, Consumption]]:
+    """Every (Secret name, way) the Pod reads a Secret by, repeats included."""
+    for reference in spec_references(_get(pod, "spec")):
+        yield reference.secret, reference.way
 
 
 def consumptions(pod: Pod, secret_name: str) -> set[Consumption]:

@@ -22,12 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden.local import controlplane
+from pkiwarden.local import controlplane, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import Kube
 
 E2E_DIR = Path(__file__).resolve().parent
 CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
+EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
 _BUILD_ERROR = pytest.StashKey[ControlPlaneError | None]()
 _GUARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -130,3 +132,20 @@ def crds(control_plane: ControlPlane) -> set[str]:
 def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
     """pkiwarden's own API client, as admin, with the CRDs installed."""
     return Kube.from_environment(str(control_plane.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
+    """The example policy, namespaces app1/app2/lonely, and a running, registered webhook."""
+    control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
+    for namespace in ("app1", "app2", "lonely"):
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    started = webhook_process.start(control_plane)
+    try:
+        yield started
+    finally:
+        webhook_process.stop(control_plane)
+        # Other test modules share this control plane; leave no webhook registered.
+        control_plane.kubectl(
+            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
+        )

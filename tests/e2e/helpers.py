@@ -14,7 +14,9 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -22,11 +24,13 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from issuer.reporting.recorder import COMPONENT
+from issuer.settings import Settings
+from pkiwarden.local import issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.certificates import serial_hex
-from shared.kube.client import EVENTS, PKIS, PODS, ApiError, Kube
+from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, ApiError, Kube
 
 T = TypeVar("T")
 TIMEOUT = 30.0
@@ -75,6 +79,25 @@ def create_namespace(plane: ControlPlane, name: str) -> str:
     return name
 
 
+@contextmanager
+def policed_namespace(
+    plane: ControlPlane, kube: Kube, name: str, services: list[str], policy: str | None = None
+) -> Iterator[str]:
+    """A namespace whose PkiPolicy (``e2e-<name>`` unless named) allows ``services``.
+
+    Both are deleted afterwards, the policy first, so no issuer keeps judging
+    Pkis of a namespace on its way out against it.
+    """
+    policy = policy or f"e2e-{name}"
+    plane.kubectl("create", "namespace", name)
+    kube.create(PKI_POLICIES.path(), policy_body(policy, name, services))
+    try:
+        yield name
+    finally:
+        plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
+        delete_namespace(plane, name)
+
+
 # --------------------------------------------------------------------------- object bodies
 
 
@@ -120,6 +143,36 @@ def web_pki(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"serviceName": "web", "dnsNames": [f"web.{namespace}.svc"], **spec},
     }
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@contextmanager
+def running_issuer(plane: ControlPlane, settings: Settings, name: str) -> Iterator[LocalIssuer]:
+    """An issuer process named ``name``, ready on entry and stopped on exit."""
+    running = issuer_process.start(plane, settings, name=name)
+    try:
+        yield running
+    finally:
+        issuer_process.stop(plane, running)
+
+
+def live_processes() -> Iterator[tuple[int, list[str], bytes]]:
+    """(pid, /proc/PID/stat fields from the state on, raw cmdline) of every readable process.
+
+    The command name in ``stat`` may hold spaces and parentheses, so the fields
+    are split after its last ``)``; a process that exits mid-scan is passed over.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        yield int(entry.name), fields, cmdline
 
 
 # --------------------------------------------------------------------------- through the client

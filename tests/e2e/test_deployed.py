@@ -48,6 +48,7 @@ from tests.e2e.helpers import (
     eventually,
     json_log,
     kill_9,
+    live_processes,
     log_size,
     policy_body,
     ready,
@@ -358,18 +359,11 @@ def test_webhook_killed_fails_closed_except_in_its_own_namespace_then_works_agai
 
 def processes_mentioning(directory: Path) -> list[str]:
     """Command lines of live processes that name ``directory`` (every one we start does)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and str(directory).encode() in raw:
-            found.append(raw.replace(b"\0", b" ").decode(errors="replace"))
-    return found
+    return [
+        raw.replace(b"\0", b" ").decode(errors="replace")
+        for _, fields, raw in live_processes()
+        if fields[0] != "Z" and str(directory).encode() in raw
+    ]
 
 
 def test_local_down_leaves_no_process_behind(deployed: Deployed) -> None:

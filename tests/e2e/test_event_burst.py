@@ -21,11 +21,16 @@ import pytest
 
 from issuer.reporting.recorder import COMPONENT
 from issuer.settings import Settings
-from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
-from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, SECRETS, Kube
-from tests.e2e.helpers import container, create_pod, delete_namespace, eventually, policy_body
+from shared.kube.client import EVENTS, PKIS, SECRETS, Kube
+from tests.e2e.helpers import (
+    container,
+    create_pod,
+    eventually,
+    policed_namespace,
+    running_issuer,
+)
 
 NAMESPACE = "event-burst"
 POLICY = "e2e-event-burst"
@@ -45,16 +50,12 @@ COMBINED = "(combined from similar events): "
 
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
-    control_plane.kubectl("create", "namespace", NAMESPACE)
-    kube.create(PKI_POLICIES.path(), policy_body(POLICY, NAMESPACE, ["app1"]))
     settings = Settings(namespace="pkiwarden-e2e-burst", workers=2, health_port=0)
-    running = issuer_process.start(control_plane, settings, name="issuer-burst")
-    try:
+    with (
+        policed_namespace(control_plane, kube, NAMESPACE, ["app1"], policy=POLICY),
+        running_issuer(control_plane, settings, "issuer-burst") as running,
+    ):
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
-        control_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
-        delete_namespace(control_plane, NAMESPACE)
 
 
 def foreign_secret(name: str) -> dict[str, Any]:

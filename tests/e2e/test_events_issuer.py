@@ -17,7 +17,6 @@ import pytest
 from issuer.act.bootstrap_ca import bootstrap_ca
 from issuer.reporting.recorder import COMPONENT
 from issuer.settings import Settings
-from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.clock import utc_now
@@ -29,8 +28,10 @@ from tests.e2e.helpers import (
     delete_namespace,
     events_on,
     eventually,
+    policed_namespace,
     policy_body,
     ready,
+    running_issuer,
     volume,
 )
 
@@ -40,22 +41,14 @@ _counter = itertools.count()
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     settings = Settings(namespace="pkiwarden-e2e-events", workers=2, health_port=0)
-    running = issuer_process.start(control_plane, settings, name="issuer-events")
-    try:
+    with running_issuer(control_plane, settings, "issuer-events") as running:
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane, kube: Kube) -> Iterator[str]:
-    name = f"seed-{next(_counter)}"
-    control_plane.kubectl("create", "namespace", name)
-    policy = policy_body(f"e2e-{name}", name, ["app1"])
-    kube.create(PKI_POLICIES.path(), policy)
-    yield name
-    control_plane.kubectl("delete", "pkipolicy", f"e2e-{name}", "--ignore-not-found")
-    delete_namespace(control_plane, name)
+    with policed_namespace(control_plane, kube, f"seed-{next(_counter)}", ["app1"]) as name:
+        yield name
 
 
 def test_the_seed_story(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from issuer.settings import Settings
-from pkiwarden.local import controlplane, issuer_process
+from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.backoff import Backoff
@@ -26,11 +26,11 @@ from tests.e2e.helpers import (
     container,
     create_pki,
     create_pod,
-    delete_namespace,
     events_on,
     eventually,
-    policy_body,
+    policed_namespace,
     ready,
+    running_issuer,
     volume,
 )
 
@@ -62,21 +62,14 @@ def issuer(control_plane: ControlPlane, kube: Kube, short_event_ttl: None) -> It
         event_ttl=timedelta(seconds=EVENT_TTL_SECONDS),
         retry=Backoff(RETRY_SECONDS, RETRY_SECONDS),
     )
-    running = issuer_process.start(control_plane, settings, name="issuer-lifecycle")
-    try:
+    with running_issuer(control_plane, settings, "issuer-lifecycle") as running:
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane, kube: Kube) -> Iterator[str]:
-    name = f"told-{next(_counter)}"
-    control_plane.kubectl("create", "namespace", name)
-    kube.create(PKI_POLICIES.path(), policy_body(f"e2e-{name}", name, ["app1"]))
-    yield name
-    control_plane.kubectl("delete", "pkipolicy", f"e2e-{name}", "--ignore-not-found")
-    delete_namespace(control_plane, name)
+    with policed_namespace(control_plane, kube, f"told-{next(_counter)}", ["app1"]) as name:
+        yield name
 
 
 def _failing_pki(kube: Kube, namespace: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from tests.e2e.helpers import (
     kill_9,
     leaf,
     log_size,
+    running_issuer,
     secret_data,
     serial,
     wait_ready,
@@ -52,11 +53,8 @@ CA_SECRET = "pkiwarden-ca"
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalIssuer]:
     settings = Settings(health_port=0, workers=2, leader_elect=False)
-    running = issuer_process.start(control_plane, settings, name="issuer-main")
-    try:
+    with running_issuer(control_plane, settings, "issuer-main") as running:
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture

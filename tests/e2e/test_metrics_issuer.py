@@ -10,17 +10,16 @@ import pytest
 from cryptography import x509
 
 from issuer.settings import Settings
-from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
-from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, Kube
+from shared.kube.client import PKIS, SECRETS, Kube
 from tests.e2e.helpers import (
     Samples,
     create_pki,
-    delete_namespace,
     eventually,
-    policy_body,
+    policed_namespace,
     ready,
+    running_issuer,
     scrape,
     value,
 )
@@ -31,16 +30,12 @@ CA_NAMESPACE = "pkiwarden-e2e-metrics"  # the issuer's own namespace, home of th
 
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
-    control_plane.kubectl("create", "namespace", NAMESPACE)
-    kube.create(PKI_POLICIES.path(), policy_body("e2e-metrics", NAMESPACE, ["app1"]))
     settings = Settings(namespace=CA_NAMESPACE, workers=2, health_port=0)
-    running = issuer_process.start(control_plane, settings, name="issuer-metrics")
-    try:
+    with (
+        policed_namespace(control_plane, kube, NAMESPACE, ["app1"], policy="e2e-metrics"),
+        running_issuer(control_plane, settings, "issuer-metrics") as running,
+    ):
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
-        control_plane.kubectl("delete", "pkipolicy", "e2e-metrics", "--ignore-not-found")
-        delete_namespace(control_plane, NAMESPACE)
 
 
 def not_after(kube: Kube, name: str, namespace: str = NAMESPACE) -> float:

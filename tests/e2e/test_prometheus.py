@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from issuer.settings import Settings as IssuerSettings
-from pkiwarden.local import controlplane, issuer_process, webhook_process
+from pkiwarden.local import controlplane, webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.readiness import NotReadyError, free_port, http_ok
@@ -35,7 +35,7 @@ from pkiwarden.monitoring import manifests
 from pkiwarden.monitoring.dashboard import queries
 from pkiwarden.monitoring.rules import Settings, short
 from shared.kube.client import Kube
-from tests.e2e.helpers import delete_namespace, eventually
+from tests.e2e.helpers import delete_namespace, eventually, running_issuer
 
 NAMESPACE = "prom-e2e"
 POLICY = "e2e-prom"
@@ -128,11 +128,8 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
     settings = IssuerSettings(namespace="pkiwarden-e2e-prom", workers=2, health_port=0)
-    running = issuer_process.start(control_plane, settings, name="issuer-prom")
-    try:
+    with running_issuer(control_plane, settings, "issuer-prom") as running:
         yield running
-    finally:
-        issuer_process.stop(control_plane, running)
 
 
 @pytest.fixture(scope="module")

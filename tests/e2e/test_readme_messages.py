@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import yaml
 
-from pkiwarden.local import webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
 
@@ -96,22 +93,6 @@ def readme_console() -> tuple[str, str]:
     command = block[0].removeprefix("$ ")
     (error,) = [line for line in block if line.startswith("Error from server")]
     return command, error
-
-
-@pytest.fixture(scope="module")
-def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
-    """The example policy, namespaces app1/app2/lonely, and a running, registered webhook."""
-    control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
-    for namespace in ("app1", "app2", "lonely"):
-        control_plane.kubectl("create", "namespace", namespace, check=False)
-    started = webhook_process.start(control_plane)
-    try:
-        yield started
-    finally:
-        webhook_process.stop(control_plane)
-        control_plane.kubectl(
-            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
-        )
 
 
 def dry_run(plane: ControlPlane, document: dict[str, Any]) -> str:

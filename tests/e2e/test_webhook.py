@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import yaml
 
-from pkiwarden.local import webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
 from tests.e2e.helpers import TYPO_DENIAL, one_line
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
-
-
-@pytest.fixture(scope="module")
-def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
-    """The example policy, namespaces app1/app2/lonely, and a running, registered webhook."""
-    control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
-    for namespace in ("app1", "app2", "lonely"):
-        control_plane.kubectl("create", "namespace", namespace, check=False)
-    started = webhook_process.start(control_plane)
-    try:
-        yield started
-    finally:
-        webhook_process.stop(control_plane)
-        # Other test modules share this control plane; leave no webhook registered.
-        control_plane.kubectl(
-            "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
-        )
 
 
 def pki(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

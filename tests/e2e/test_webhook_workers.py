@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.readiness import free_port
 from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import Kube
+from tests.e2e.helpers import live_processes
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 WORKERS = 2
@@ -39,18 +39,11 @@ def pool(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalWebhook]:
 
 def workers_of(pid: int) -> list[int]:
     """The pool's worker processes: spawned interpreters (not multiprocessing's tracker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if parent == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
+    return sorted(
+        child
+        for child, fields, cmdline in live_processes()
+        if int(fields[1]) == pid and b"spawn_main" in cmdline
+    )
 
 
 def get(webhook: LocalWebhook, path: str) -> tuple[int, str]:

@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -34,8 +33,8 @@ from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfi
 from pkiwarden.local.demo import deployment_pod
 from pkiwarden.why.plugin import with_plugin
 from shared.certificates import serial_hex
+from tests.e2e.helpers import eventually
 
-T = TypeVar("T")
 EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
 POLICY_READER = controlplane.REPO_ROOT / "deploy" / "rbac" / "policy-reader"
 TIMEOUT = 90.0
@@ -54,17 +53,6 @@ APP1_STATUS = (
     ' (PkiPolicy "app-teams" now allows: app1, app2); ask the platform team to allow it,'
     " or change spec.serviceName"
 )
-
-
-def eventually(probe: Callable[[], T | None], what: str) -> T:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {TIMEOUT:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(0.5)
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,7 @@ class Story:
             now = self.pki_ready(namespace, name)
             return now[0] == status and (not reason or now[1] == reason)
 
-        eventually(probe, f"Pki {namespace}/{name} Ready={status} {reason}")
+        eventually(probe, TIMEOUT, f"Pki {namespace}/{name} Ready={status} {reason}", every=0.5)
 
 
 def trust_bundle_ca(plane: ControlPlane, namespace: str) -> x509.Certificate | None:
@@ -161,7 +149,12 @@ def member(plane: ControlPlane, namespace: str, name: str = "team", role: str = 
     plane.kubectl(
         "create", "rolebinding", f"{name}-{role}", "-n", namespace, f"--clusterrole={role}", account
     )  # fmt: skip
-    eventually(lambda: aggregated(plane, role), f"{role} to aggregate pkiwarden's rules")
+    eventually(
+        lambda: aggregated(plane, role),
+        TIMEOUT,
+        f"{role} to aggregate pkiwarden's rules",
+        every=0.5,
+    )
     return service_account_kubeconfig(plane, namespace, name, plane.dir / f"{namespace}.{name}")
 
 
@@ -228,7 +221,10 @@ def app2(story: Story) -> str:
         "app2", "apply", "-n", "app2", "-f", "-", input=workload_documents(EXAMPLES / "app2.yaml")
     )
     return eventually(
-        lambda: deployment_pod(story.plane, "app2", "app2"), "the ReplicaSet to create app2's Pod"
+        lambda: deployment_pod(story.plane, "app2", "app2"),
+        TIMEOUT,
+        "the ReplicaSet to create app2's Pod",
+        every=0.5,
     )
 
 
@@ -244,7 +240,7 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(
         f"READY: pod/{pod} in namespace app2: every certificate it needs is Ready (Pki app2-pki)"
     )
     assert "  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki" in output
-    ca = eventually(lambda: trust_bundle_ca(plane, "app2"), "the trust bundle in app2")
+    ca = eventually(lambda: trust_bundle_ca(plane, "app2"), TIMEOUT, "the trust bundle in app2")
     chain = (
         f"    certificate chains to trust bundle CA {ca.subject.rfc4514_string()}"
         f" (serial {serial_hex(ca.serial_number)})"
@@ -273,7 +269,7 @@ def test_app2_not_allowed_after_the_policy_change_and_ready_once_fixed(
         )
         return listed.stdout.strip()
 
-    eventually(pod_told, f"the NotAllowed Event on pod {pod}")
+    eventually(pod_told, TIMEOUT, f"the NotAllowed Event on pod {pod}", every=0.5)
 
     status, output = story.why("app2", f"pod/{pod}", "-n", "app2")
     assert status == 1, output

@@ -7,11 +7,14 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.decide.secret_body import secret_body
 from issuer.decide.verdict import desired_of
 from issuer.inputs.ca import load_ca
+from shared.certificates import serial_hex
 from shared.defaults import apply_defaults
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -85,3 +88,13 @@ def with_data(secret: dict[str, Any], **data: bytes) -> dict[str, Any]:
 
 def data_of(secret: dict[str, Any], key: str) -> bytes:
     return base64.b64decode(secret["data"][key])
+
+
+def leaf_of(secret: dict[str, Any]) -> x509.Certificate:
+    """The certificate a Secret serves (the first of ``tls.crt``)."""
+    return issuance.load_certificates(data_of(secret, "tls.crt"))[0]
+
+
+def serial_of(secret: dict[str, Any]) -> str:
+    """The serial of the Secret's certificate, spelled as status and annotations spell it."""
+    return serial_hex(leaf_of(secret).serial_number)

@@ -31,18 +31,18 @@ from shared.clock import rfc3339
 from shared.findings import Category, Finding, Severity
 from tests.unit.builders import (
     NOW,
-    data_of,
     issued_secret,
     make_ca,
     make_pki,
     respec,
+    serial_of,
     with_status,
 )
 
 CA = make_ca()
 PKI = make_pki()
 SECRET = issued_secret(PKI, CA)
-SERIAL = serial_hex(issuance.load_certificates(data_of(SECRET, "tls.crt"))[0].serial_number)
+SERIAL = serial_of(SECRET)
 NEVER = {"privateKey": {"rotationPolicy": "Never"}}
 CA_GONE = CAProblem('CA Secret "pkiwarden-system/pkiwarden-ca" does not exist')
 

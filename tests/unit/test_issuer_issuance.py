@@ -11,7 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from issuer import issuance
 from shared.certificates import serial_hex
-from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
+from tests.unit.builders import NOW, issued_secret, leaf_of, make_ca, make_pki
 
 CA = make_ca()
 REQUEST = issuance.LeafRequest(
@@ -136,7 +136,7 @@ def test_a_secret_annotated_before_serials_kept_their_leading_zero_is_not_reissu
     ca = make_ca()
     pki = make_pki()
     secret = issued_secret(pki, ca)
-    certificate = issuance.load_certificates(data_of(secret, "tls.crt"))[0]
+    certificate = leaf_of(secret)
     legacy = f"{certificate.serial_number:X}"
     assert issuance.same_serial(legacy, certificate)
     assert issuance.same_serial(serial_hex(certificate.serial_number), certificate)

@@ -14,7 +14,6 @@ from issuer import issuance
 from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.inputs.ca import CAProblem
 from issuer.reporting.reasons import Reason
-from shared.certificates import serial_hex
 from shared.findings import Category, Finding, Severity
 from tests.unit.builders import (
     NOW,
@@ -23,6 +22,7 @@ from tests.unit.builders import (
     make_ca,
     make_pki,
     respec,
+    serial_of,
     with_data,
     with_status,
 )
@@ -78,9 +78,7 @@ def _cert_for_other_names() -> dict[str, Any]:
     """Annotations claim the current spec, but the certificate names other hosts."""
     secret = issued_secret(PKI, CA, issued_for=make_pki(dnsNames=["other.app1.svc"]))
     secret["metadata"]["annotations"] = copy.deepcopy(SECRET["metadata"]["annotations"])
-    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = serial_hex(
-        issuance.load_certificates(data_of(secret, "tls.crt"))[0].serial_number
-    )
+    secret["metadata"]["annotations"]["pkiwarden.dev/serial-number"] = serial_of(secret)
     return secret
 
 

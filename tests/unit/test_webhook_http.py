@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,15 +14,8 @@ from hypothesis import strategies as st
 from shared.impact import PolicyContext
 from shared.logs import JsonFormatter
 from shared.validation import Context
+from tests.unit.reviews import CONTEXT, review_body
 from webhook.app import create_app
-
-POLICY: dict[str, Any] = {
-    "apiVersion": "pkiwarden.dev/v1alpha1",
-    "kind": "PkiPolicy",
-    "metadata": {"name": "app-teams"},
-    "spec": {"namespaces": ["app1"], "allowedServiceNames": ["app1"]},
-}
-CONTEXT = Context(policies=[POLICY], namespace_labels={}, other_pkis=[], secrets={})
 
 
 class Source:
@@ -40,31 +32,6 @@ class Source:
 
     def cache_status(self) -> Mapping[str, bool]:
         return self.synced
-
-
-def review_body(spec: Any = None, **request: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "uid-1",
-            "kind": {"group": "pkiwarden.dev", "version": "v1alpha1", "kind": "Pki"},
-            "resource": {"group": "pkiwarden.dev", "version": "v1alpha1", "resource": "pkis"},
-            "operation": "CREATE",
-            "name": "app1-pki",
-            "namespace": "app1",
-            "object": {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": "app1-pki", "namespace": "app1"},
-                "spec": {"serviceName": "app1"} if spec is None else spec,
-            },
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
-    body["request"].update(request)
-    return body
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from shared.validation import Context
+from tests.unit.reviews import CONTEXT, review_body
 from webhook.app import RETRY_AFTER_SECONDS, create_app, overload
 from webhook.protocol import QUEUED_AHEAD, AdmissionHttpProtocol
 from webhook.workers import waiting
-
-POLICY: dict[str, Any] = {
-    "apiVersion": "pkiwarden.dev/v1alpha1",
-    "kind": "PkiPolicy",
-    "metadata": {"name": "app-teams"},
-    "spec": {"namespaces": ["app1"], "allowedServiceNames": ["app1"]},
-}
-CONTEXT = Context(policies=[POLICY], namespace_labels={}, other_pkis=[], secrets={})
 
 
 class Source:
@@ -46,26 +39,6 @@ class Source:
 
     def cache_status(self) -> Mapping[str, bool]:
         return {"pkis": True}
-
-
-def review(uid: str, service: str = "app1") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "pkiwarden.dev", "version": "v1alpha1", "kind": "Pki"},
-            "operation": "CREATE",
-            "name": "app1-pki",
-            "namespace": "app1",
-            "object": {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": "app1-pki", "namespace": "app1"},
-                "spec": {"serviceName": service},
-            },
-        },
-    }
 
 
 async def call(app: Any, body: bytes, queued_ahead: int) -> tuple[int, dict[str, Any]]:
@@ -97,7 +70,7 @@ async def call(app: Any, body: bytes, queued_ahead: int) -> tuple[int, dict[str,
 def test_over_the_limit_is_refused_unchecked_with_429_and_a_retry_hint() -> None:
     source = Source()
     app = create_app(source, max_queued_reviews=3)
-    status, answer = asyncio.run(call(app, json.dumps(review("uid-9")).encode(), 3))
+    status, answer = asyncio.run(call(app, json.dumps(review_body(uid="uid-9")).encode(), 3))
     assert status == 200  # anything else is a call failure, and the message would be lost
     response = answer["response"]
     assert response["uid"] == "uid-9"
@@ -115,7 +88,9 @@ def test_over_the_limit_is_refused_unchecked_with_429_and_a_retry_hint() -> None
 def test_under_the_limit_is_decided_as_usual() -> None:
     source = Source()
     app = create_app(source, max_queued_reviews=3)
-    status, answer = asyncio.run(call(app, json.dumps(review("uid-1", "app2")).encode(), 2))
+    status, answer = asyncio.run(
+        call(app, json.dumps(review_body({"serviceName": "app2"}, uid="uid-1")).encode(), 2)
+    )
     assert status == 200
     assert answer["response"]["status"]["code"] == 403
     assert source.asked == 1
@@ -123,7 +98,7 @@ def test_under_the_limit_is_decided_as_usual() -> None:
 
 def test_refusals_are_counted() -> None:
     app = create_app(Source(), max_queued_reviews=1)
-    asyncio.run(call(app, json.dumps(review("uid-1")).encode(), 5))
+    asyncio.run(call(app, json.dumps(review_body(uid="uid-1")).encode(), 5))
     with TestClient(app) as client:
         text = client.get("/metrics").text
     assert "pkiwarden_admission_overloaded_total 1.0" in text
@@ -132,7 +107,7 @@ def test_refusals_are_counted() -> None:
 
 def _post(port: int, uid: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
-    body = json.dumps(review(uid)).encode()
+    body = json.dumps(review_body(uid=uid)).encode()
     head = f"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     sock.sendall(head + body)
     return sock
