@@ -128,11 +128,14 @@ def cluster(
     proxy = service_proxy(plane, webhook_container)
     try:
         accounts = tmp_path_factory.mktemp("serviceaccounts")
-        run_to_completion(plane, find(manifests, "Job", BOOTSTRAP), accounts)
+        # The bootstrap Job creates a PkiAuthority, which the webhook validates:
+        # on a cluster the Job retries until the webhook is up; here it runs once,
+        # after the webhook is ready.
         start(plane, find(manifests, "Deployment", WEBHOOK), accounts)
+        wait_probe(find(manifests, "Deployment", WEBHOOK), "readinessProbe")
+        run_to_completion(plane, find(manifests, "Job", BOOTSTRAP), accounts)
         start(plane, find(manifests, "Deployment", ISSUER), accounts)
-        for name in (WEBHOOK, ISSUER):
-            wait_probe(find(manifests, "Deployment", name), "readinessProbe")
+        wait_probe(find(manifests, "Deployment", ISSUER), "readinessProbe")
         eventually(
             lambda: ca_bundle(plane), READY_TIMEOUT, "the webhook's caBundle in the registration"
         )
