@@ -16,6 +16,7 @@ from pkiwarden.local import controlplane, install, issuer_process, webhook_proce
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.readiness import NotReadyError
+from pkiwarden.why.plugin import path_line
 
 # (flag, process name)
 HELPERS: tuple[tuple[str, str], ...] = (("with_webhook", "webhook"), ("with_issuer", "issuer"))
@@ -102,6 +103,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"pkiwarden local up: {error}", file=sys.stderr)
         return 1
     print(f"export KUBECONFIG={plane.kubeconfig}")
+    print(path_line(plane.bin_dir))
     return 0
 
 

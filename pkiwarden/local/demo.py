@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local.controlplane import ControlPlane
-from pkiwarden.why.plugin import plugin_dir, with_plugin
+from pkiwarden.why.plugin import path_line, with_plugin
 
 DEMO_DIR = controlplane.REPO_ROOT / ".local" / "demo"
 EXAMPLES = "deploy/examples"
@@ -105,7 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help="control plane directory")
     args = parser.parse_args(argv)
     if controlplane.running(args.dir) is not None:
-        say(f"A demo is already running in {args.dir}; starting afresh so the story holds ...")
+        say(
+            f"A demo is already running in {args.dir}: stopping its processes and removing"
+            f" {args.dir} (its cluster and every object in it), so the story starts afresh.\n"
+            "To keep a cluster, run the demo with --dir elsewhere, or use"
+            " `pkiwarden local up --dir DIR`: the demo removes only its own directory ..."
+        )
         controlplane.down(args.dir)
     say(
         "Starting a local control plane: etcd, kube-apiserver, kube-controller-manager and\n"
@@ -191,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     say("Done. Poke around:")
     print(f"  export KUBECONFIG={cp.kubeconfig}")
-    print(f"  export PATH={cp.bin_dir}:{plugin_dir()}:$PATH   # kubectl and kubectl-pkiwarden")
+    print(f"  {path_line(cp.bin_dir)}")
     print("  kubectl get pki,secrets -A; kubectl get events -A")
     print(f"  kubectl pkiwarden why pod/{pod} -n app2")
     stop = "make demo-down" if args.dir == DEMO_DIR else f"pkiwarden local down --dir {args.dir}"

@@ -38,3 +38,11 @@ def with_plugin(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with the plugin's directory first on PATH."""
     path = env.get("PATH", os.defpath)
     return {**env, "PATH": f"{plugin_dir()}{os.pathsep}{path}"}
+
+
+def path_line(kubectl_dir: Path) -> str:
+    """The shell line that puts the pinned kubectl and ``kubectl-pkiwarden`` on PATH."""
+    try:
+        return f"export PATH={kubectl_dir}:{plugin_dir()}:$PATH   # kubectl and kubectl-pkiwarden"
+    except PluginMissingError:
+        return f"export PATH={kubectl_dir}:$PATH   # kubectl (kubectl-pkiwarden is not installed)"
