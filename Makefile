@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
+.PHONY: test test-fast lint crds docs monitoring controlplane prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 controlplane:
 	deploy/local/build.sh
 
+# promtool and prometheus for the alert tests (Debian's package, if missing).
+prometheus:
+	deploy/monitoring/install-prometheus.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -23,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane lint
+test: $(STAMP) controlplane prometheus lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint
