@@ -50,7 +50,7 @@ RETRY_AFTER_SECONDS = 1
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class BodyTooLargeError(InvalidReviewError):
+class BodyTooLargeError(Exception):
     """Raised while reading, as soon as the limit is passed: the rest is never buffered."""
 
 
@@ -249,7 +249,15 @@ def overloaded(uid: str, load: str) -> AdmissionReviewResponse:
 
 
 class AdmissionEndpoint:
-    """``POST /validate`` answered here; every other request (and lifespan) goes to ``app``."""
+    """``POST /validate`` answered here; every other request (and lifespan) goes to ``app``.
+
+    Under uvicorn, :class:`webhook.protocol.AdmissionHttpProtocol` calls the
+    review methods below straight from its parser; the ASGI entry point
+    serves any other server, the test client, and the rare review the
+    protocol passes on.
+    """
+
+    path = VALIDATE_PATH
 
     def __init__(self, app: ASGIApp, *, reviewer: Reviewer, max_body_bytes: int) -> None:
         self.app = app
@@ -262,28 +270,45 @@ class AdmissionEndpoint:
             return
         # The API server appends ?timeout=5s; there is nothing to do with it
         # beyond answering in time.
-        meter = self.reviewer.meter
-        meter.in_flight.inc()
-        started = time.perf_counter()
+        started = self.begin()
         try:
-            try:
-                body = await _read_body(receive, self.max_body_bytes)
-            except BodyTooLargeError as error:
-                meter.invalid.inc()
-                log.info("invalid admission request: %s", error)
-                payload = {"error": "InvalidAdmissionReview", "message": str(error)}
-                await _send(send, 400, encode(payload))
-                return
-            except ClientGoneError:
-                meter.invalid.inc()
-                log.info("invalid admission request: the client went away before the body")
-                return
-            status, answer = self.reviewer.review(
-                body, scope.get(QUEUED_AHEAD, 0), started, scope.get(OPEN_CONNECTIONS, 0)
-            )
-            await _send(send, status, answer)
+            body = await _read_body(receive, self.max_body_bytes)
+        except BodyTooLargeError:
+            await _send(send, 400, self.too_large())
+            return
+        except ClientGoneError:
+            self.abandoned()
+            return
+        status, answer = self.finish(
+            body, scope.get(QUEUED_AHEAD, 0), started, scope.get(OPEN_CONNECTIONS, 0)
+        )
+        await _send(send, status, answer)
+
+    def begin(self) -> float:
+        self.reviewer.meter.in_flight.inc()
+        return time.perf_counter()
+
+    def finish(
+        self, body: bytes, queued_ahead: int, started: float, connections: int
+    ) -> tuple[int, bytes]:
+        try:
+            return self.reviewer.review(body, queued_ahead, started, connections)
         finally:
-            meter.in_flight.dec()
+            self.reviewer.meter.in_flight.dec()
+
+    def too_large(self) -> bytes:
+        meter = self.reviewer.meter
+        meter.in_flight.dec()
+        meter.invalid.inc()
+        message = f"the body is larger than {self.max_body_bytes} bytes"
+        log.info("invalid admission request: %s", message)
+        return encode({"error": "InvalidAdmissionReview", "message": message})
+
+    def abandoned(self) -> None:
+        meter = self.reviewer.meter
+        meter.in_flight.dec()
+        meter.invalid.inc()
+        log.info("invalid admission request: the client went away before the body")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -296,7 +321,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLargeError(f"the body is larger than {limit} bytes")
+            raise BodyTooLargeError
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

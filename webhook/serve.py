@@ -69,7 +69,7 @@ def serve_process(
         ssl_certfile=str(settings.cert_file),
         ssl_keyfile=str(settings.key_file),
         timeout_keep_alive=settings.keep_alive_seconds,
-        http=AdmissionHttpProtocol.bounded(settings.max_connections),
+        http=AdmissionHttpProtocol.serving(app, settings.max_connections),
         log_config=None,
         access_log=False,
         lifespan="off",

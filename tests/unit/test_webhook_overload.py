@@ -11,13 +11,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from shared.validation import Context
 from tests.unit.reviews import CONTEXT, review_body
+from tests.unit.served import Reader, post, serving
 from webhook.app import RETRY_AFTER_SECONDS, create_app, overload
-from webhook.protocol import QUEUED_AHEAD, AdmissionHttpProtocol
+from webhook.protocol import QUEUED_AHEAD
 from webhook.workers import waiting
 
 
@@ -106,11 +106,7 @@ def test_refusals_are_counted() -> None:
 
 
 def _post(port: int, uid: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
-    body = json.dumps(review_body(uid=uid)).encode()
-    head = f"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    sock.sendall(head + body)
-    return sock
+    return post(port, review_body(uid=uid))
 
 
 def _answer(sock: socket.socket, *, close: bool = True) -> dict[str, Any]:
@@ -118,47 +114,18 @@ def _answer(sock: socket.socket, *, close: bool = True) -> dict[str, Any]:
 
 
 def _reply(sock: socket.socket, *, close: bool = True) -> tuple[bytes, dict[str, Any]]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(rest) < length:
-        rest += sock.recv(65536)
+    head, body = Reader(sock).reply()
     if close:
         sock.close()
-    return head, dict(json.loads(rest[:length]))
+    return head, dict(json.loads(body))
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[int, Source]]:
     """The app behind uvicorn with pkiwarden's protocol, on loopback, in a thread."""
     source = Source()
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(source, max_queued_reviews=1, max_connections=2),
-        host="127.0.0.1",
-        port=port,
-        http=AdmissionHttpProtocol.bounded(2),
-        lifespan="off",
-        log_config=None,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.05)
-    try:
+    with serving(create_app(source, max_queued_reviews=1, max_connections=2), 2) as port:
         yield port, source
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_the_protocol_counts_the_reviews_ahead_and_the_excess_is_refused(
