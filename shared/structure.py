@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from shared.findings import Category, Finding, Severity
+from shared.shapes import is_mapping
 from shared.suggest import did_you_mean
 
 _TYPE_WORDS = {
@@ -41,7 +42,7 @@ def child_path(path: str, key: object) -> str:
 
 def _has_type(value: object, kind: str) -> bool:
     if kind == "object":
-        return type(value) is dict or isinstance(value, Mapping)  # ABC checks are slow
+        return is_mapping(value)
     if kind == "array":
         return isinstance(value, list | tuple)
     if kind == "string":
@@ -85,7 +86,7 @@ def _walk(
         yield from _string_length(value, schema, path)
     elif isinstance(value, list | tuple):
         yield from _array(value, schema, path, required)
-    elif isinstance(value, Mapping):
+    elif is_mapping(value):
         yield from _object(value, schema, path)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         low, high = schema.get("minimum"), schema.get("maximum")

@@ -48,6 +48,7 @@ from shared.schema import (
     PKI_POLICY_SCHEMA,
     PKI_SCHEMA,
 )
+from shared.shapes import is_mapping
 from shared.structure import check_structure, child_path, field_order_key
 from shared.suggest import did_you_mean
 from shared.text import one_line
@@ -123,8 +124,8 @@ def _texts(obj: Mapping[str, Any], key: str) -> list[tuple[int, str]]:
 
 
 def _mapping(obj: object, key: str) -> Mapping[str, Any]:
-    value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
+    value = obj.get(key) if is_mapping(obj) else None
+    return value if is_mapping(value) else {}
 
 
 def _duration(text: str | None) -> timedelta | None:
@@ -233,7 +234,7 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     Defaults are applied before the semantic rules, so a default that a policy
     does not allow is reported (and said to be the default).
     """
-    if not isinstance(pki, Mapping):
+    if not is_mapping(pki):
         return [_invalid("object", _NOT_A_MAPPING)]
     namespace = namespace if isinstance(namespace, str) else ""
     given = _mapping(pki, "spec")
@@ -549,7 +550,7 @@ def _secret_conflicts(
             secret,
         )
         return
-    info = context.secrets.get(secret) if isinstance(context.secrets, Mapping) else None
+    info = context.secrets.get(secret) if is_mapping(context.secrets) else None
     if not isinstance(info, SecretInfo) or (info.managed_by_pkiwarden and info.owner_pki == name):
         return
     whose = (

@@ -8,7 +8,6 @@ are written once, in ``shared/``, for both processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Protocol
 
 from shared.impact import PolicyContext
@@ -43,8 +42,7 @@ class ClusterViewSource:
         # Namespace and its Pkis) may not be in the cache yet: a policy selecting it by
         # label is then assumed to, with a warning, rather than the Pki denied. Nothing is
         # issued on that guess: the issuer checks again with the labels known.
-        context = self.view.context_for(namespace)
-        return replace(context, unknown_labels_hint=UNKNOWN_LABELS_HINT)
+        return self.view.context_for(namespace, unknown_labels_hint=UNKNOWN_LABELS_HINT)
 
     def policy_context(self) -> PolicyContext:
         labels: dict[str, Mapping[str, str]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,33 +100,26 @@ class ClusterView:
             self.role_bindings.stop()
 
     def context_for(
-        self, namespace: str, other_pkis: Sequence[Mapping[str, Any]] | None = None
+        self,
+        namespace: str,
+        other_pkis: Sequence[Mapping[str, Any]] | None = None,
+        unknown_labels_hint: str | None = None,
     ) -> Context:
         """The validation context for a Pki in ``namespace``.
 
         ``other_pkis``: the Pkis that could clash with it, when the caller knows
         them from an index; by default every Pki of the namespace.
+        ``unknown_labels_hint``: see :class:`Context`.
         """
         ns = self.namespaces.get("", namespace)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-        secrets = None
         cache = self._secrets_of(namespace)
-        if cache is not None:
-            secrets = {}
-            for secret in cache.list(namespace):
-                metadata = secret.get("metadata") or {}
-                secret_labels = metadata.get("labels") or {}
-                name = str(metadata.get("name", ""))
-                secrets[name] = SecretInfo(
-                    name=name,
-                    managed_by_pkiwarden=secret_labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
-                    owner_pki=secret_labels.get(PKI_LABEL),
-                )
         return Context(
             policies=self.policies.list(),
             namespace_labels=labels if ns is not None else None,
             other_pkis=self.pkis.list(namespace) if other_pkis is None else other_pkis,
-            secrets=secrets,
+            secrets=None if cache is None else SecretsOf(cache, namespace),
+            unknown_labels_hint=unknown_labels_hint,
         )
 
     def _secrets_of(self, namespace: str) -> WatchCache | None:
@@ -134,6 +127,36 @@ class ClusterView:
         if self.secrets is None:
             return None
         return self.secrets.synced_cache(namespace, self.secrets_wait_seconds)
+
+
+class SecretsOf(Mapping[str, SecretInfo]):
+    """A namespace's Secrets as validation sees them, each read from the cache when asked.
+
+    A review looks up the one Secret its Pki would write, and a namespace may
+    hold thousands: building them all per review cost more than the review.
+    """
+
+    def __init__(self, cache: WatchCache, namespace: str) -> None:
+        self._cache = cache
+        self._namespace = namespace
+
+    def __getitem__(self, name: str) -> SecretInfo:
+        secret = self._cache.get(self._namespace, name)
+        if secret is None:
+            raise KeyError(name)
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        return SecretInfo(
+            name=name,
+            managed_by_pkiwarden=labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
+            owner_pki=labels.get(PKI_LABEL),
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        for secret in self._cache.list(self._namespace):
+            yield str((secret.get("metadata") or {}).get("name", ""))
+
+    def __len__(self) -> int:
+        return len(self._cache.list(self._namespace))
 
 
 def _access_changed(secrets: PerNamespaceCaches) -> ChangeHandler:

@@ -19,8 +19,13 @@ PKI: dict[str, Any] = {
 class View:
     """What ClusterViewSource reads of a ClusterView: the namespace is not cached yet."""
 
-    def context_for(self, namespace: str) -> Context:
-        return Context(policies=[SELECTOR_POLICY], namespace_labels=None, other_pkis=[])
+    def context_for(self, namespace: str, unknown_labels_hint: str | None = None) -> Context:
+        return Context(
+            policies=[SELECTOR_POLICY],
+            namespace_labels=None,
+            other_pkis=[],
+            unknown_labels_hint=unknown_labels_hint,
+        )
 
 
 def test_a_namespace_not_yet_cached_is_assumed_selected_with_a_warning() -> None:
