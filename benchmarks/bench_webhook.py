@@ -259,12 +259,13 @@ class Vegeta:
             if line.strip():
                 yield json.loads(line)
 
-    def answered_late(self, results: Path) -> tuple[int, int, float]:
-        """Of an overload run: answered, refused, and the slowest answer in ms."""
-        answered = refused = 0
+    def answered_late(self, results: Path) -> tuple[int, int, int, float]:
+        """Of an overload run: answered, refused, failed, and the slowest answer in ms."""
+        answered = refused = failed = 0
         slowest = 0.0
         for result in self.decoded(results):
             if int(result.get("code") or 0) != 200:
+                failed += 1
                 continue
             body = base64.b64decode(result.get("body") or b"")
             if b'"TooManyRequests"' in body:
@@ -272,7 +273,7 @@ class Vegeta:
             else:
                 answered += 1
             slowest = max(slowest, int(result.get("latency") or 0) / 1e6)
-        return answered, refused, slowest
+        return answered, refused, failed, slowest
 
 
 # --------------------------------------------------------------------------- servers
@@ -408,13 +409,13 @@ def main() -> int:
                 OVERLOAD_SECONDS,
                 f"-max-connections={OVERLOAD_CONNECTIONS}",
             )
-            answered, refused, slowest = vegeta.answered_late(results)
-            total = OVERLOAD_RATE * OVERLOAD_SECONDS
+            answered, refused, failed, slowest = vegeta.answered_late(results)
+            sent = answered + refused + failed
             print(
-                f"overload, {OVERLOAD_RATE}/s for {OVERLOAD_SECONDS} s ({total} reviews,"
+                f"overload, {OVERLOAD_RATE}/s for {OVERLOAD_SECONDS} s ({sent} reviews,"
                 f" at most {OVERLOAD_CONNECTIONS} at once, as from an API server):"
                 f" {answered} answered, {refused} refused at once (429, retry),"
-                f" {total - answered - refused} failed; slowest answer {slowest:.0f} ms"
+                f" {failed} failed; slowest answer {slowest:.0f} ms"
             )
 
             with_webhook = api_creates(kube, API_CREATES)

@@ -357,6 +357,11 @@ def key_size_problem(algorithm: str, size: float) -> str | None:
 _FIX = "; ask the platform team to allow it, or change {field}"
 
 
+@lru_cache(maxsize=1024)
+def _policy_label(name: str) -> str:
+    return f"PkiPolicy {_q(name)}"
+
+
 def _pki_policy(
     given: Mapping[str, Any], spec: Mapping[str, Any], namespace: str, context: Context
 ) -> list[Finding]:
@@ -450,43 +455,45 @@ def _against_policy(
     context: Context,
 ) -> Iterator[Finding]:
     """What ``policy`` (which allows the service name) does not allow in the rest of the Pki."""
-    by = f"PkiPolicy {_q(policy.name)}"
+    # Messages are composed only for what is refused: most reviews refuse nothing.
+    by = _policy_label(policy.name)
     patterns = policy.dns_names_for(service, namespace)
-    exact = [p for p in patterns if not p.startswith("*.")]
-    note = _default_note(given, "dnsNames")
     refused = [
         (index, name)
         for index, name in _texts(spec, "dnsNames")
         if not dns_name_problem(name) and not dns_name_allowed(name, patterns)
     ]
-    allowed = (
-        f"now allows: {_listing(patterns)}"
-        if context.at_run_time
-        else f"allowed: {_listing(patterns)}"
-    )
+    if refused:
+        note = _default_note(given, "dnsNames")
+        allowed = (
+            f"now allows: {_listing(patterns)}"
+            if context.at_run_time
+            else f"allowed: {_listing(patterns)}"
+        )
     if len(refused) == 1:
         index, name = refused[0]
         problem = f"{note}is not allowed by {by} ({allowed})"
         if context.at_run_time:
             problem += _FIX.format(field="spec.dnsNames")
         else:
-            problem += did_you_mean(name, exact)
+            problem += did_you_mean(name, [p for p in patterns if not p.startswith("*.")])
         yield _error(Category.NOT_ALLOWED, f"spec.dnsNames[{index}]", problem, name)
     elif refused:
         rule = f"{note}are not allowed by {by} ({allowed})"
         if context.at_run_time:
             rule += _FIX.format(field="spec.dnsNames")
         yield _grouped("spec.dnsNames", "DNS names", refused, rule)
-    ip_rule = (
-        f"{by} allows no IP addresses; remove them"
-        if not policy.ip_ranges
-        else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
-    )
     refused = [
         (index, text)
         for index, text in _texts(spec, "ipAddresses")
         if (address := _parse_ip(text)) is not None and not policy.allows_ip(address)
     ]
+    if refused:
+        ip_rule = (
+            f"{by} allows no IP addresses; remove them"
+            if not policy.ip_ranges
+            else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
+        )
     if len(refused) == 1:
         index, text = refused[0]
         yield _error(

@@ -56,12 +56,13 @@ class Operation(StrEnum):
 def validated_kind(request: AdmissionRequest) -> Kind | None:
     """The kind this webhook judges, or None for a request it lets through untouched."""
     gvk = request["kind"]
-    if gvk["group"] != API_GROUP or request["operation"] not in set(Operation):
+    if gvk["group"] != API_GROUP or request["operation"] not in _OPERATIONS:
         return None
-    try:
-        return Kind(gvk["kind"])
-    except ValueError:
-        return None
+    return _KINDS.get(gvk["kind"])
+
+
+_OPERATIONS = frozenset(Operation)
+_KINDS = {kind.value: kind for kind in Kind}
 
 
 def namespace_of(request: AdmissionRequest) -> str:
