@@ -1,23 +1,29 @@
 """uvicorn's httptools protocol, answering ``POST /validate`` itself.
 
-1. **Reviews are answered in the parser's callback.** Once a review's body is
-   complete, :meth:`AdmissionHttpProtocol.on_message_complete` hands it to the
-   app's :class:`DirectReviews` and writes the answer, head and body, in one
+1. **Reviews are answered without ASGI.** Once a review's body is complete,
+   :meth:`AdmissionHttpProtocol.on_message_complete` hands it to the app's
+   :class:`DirectReviews` and writes the answer, head and body, in one
    ``transport.write``: one TLS record, one ``send``. The ASGI route for the
-   same path would cost a task, an event, two ASGI messages and a second write
-   per review, which profiling put above a fifth of the process's CPU. Every
-   other request (probes, ``/metrics``, and the rare review sent with
-   ``Expect: 100-continue`` or behind a pipelined request) goes through ASGI
-   as usual, to the same :class:`webhook.app.Reviewer`.
-2. **How many reviews are ahead, how many connections are open.** A review
-   learns how many reviews this process answered since it last polled its
-   sockets (they were read in the same batch, so this one waited for them),
-   plus the ASGI requests still running; and the connections open. The app
-   refuses at once what would wait too long (see :mod:`webhook.app`);
+   same path cost a task, an event, two ASGI messages and a second write per
+   review, above a fifth of the process's CPU at 500 reviews/s. Every other
+   request (probes, ``/metrics``, and the rare review sent with ``Expect:
+   100-continue`` or behind a pipelined request) goes through ASGI as usual,
+   to the same :class:`webhook.app.Reviewer`.
+2. **Alone, at once; under load, after the step's reads.** A review that is
+   the only one read in this turn of the event loop is answered in the
+   parser's callback. When others were read in the same turn, it is answered
+   after the turn's reads, in order: reading a burst first and answering it
+   after cost 5.7 s of CPU for 30,000 reviews arriving at 6,000/s, against
+   6.9 s answering each as it was read, and kept the slowest answer at 0.3 s
+   instead of 1.2 s.
+3. **How many reviews are ahead, how many connections are open.** A review
+   learns how many reviews were read before it in the same turn (it waits
+   for them), plus the ASGI requests still running, and the connections open.
+   The app refuses at once what would wait too long (see :mod:`webhook.app`);
    uvicorn's own ``limit_concurrency`` would answer 503, which the API server
    turns into a bare "failed calling webhook". The ASGI path gets the same
    figures in its scope under :data:`QUEUED_AHEAD` and :data:`OPEN_CONNECTIONS`.
-3. **A bound on connections.** Past ``max_connections``, a connection is
+4. **A bound on connections.** Past ``max_connections``, a connection is
    closed after its first answer (the app's refusal): each costs tens of KiB
    of TLS and HTTP state, and an open-loop burst that outruns the process
    would otherwise open thousands and leave the memory behind.
@@ -26,6 +32,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -69,26 +76,38 @@ class DirectReviews(Protocol):
 
 
 class StepCounter:
-    """Reviews answered since the event loop last polled its sockets.
+    """Reviews read since the event loop last polled its sockets.
 
-    Reviews read in one poll are answered one after another in that step, so
-    the count is how many a review waited for. It is reset by a callback
-    queued with the first answer, which the loop runs before its next poll.
+    Reviews read in one poll are answered one after another, so the count is
+    how many a review waits for. It is reset by a callback queued with the
+    first review, which the loop runs before its next poll (and before the
+    reviews it put off).
     """
 
     def __init__(self) -> None:
-        self.answered = 0
+        self.read = 0
 
     def count(self, loop: asyncio.AbstractEventLoop) -> int:
         """The count before this review; counts this one."""
-        ahead = self.answered
+        ahead = self.read
         if not ahead:
             loop.call_soon(self._reset)
-        self.answered = ahead + 1
+        self.read = ahead + 1
         return ahead
 
     def _reset(self) -> None:
-        self.answered = 0
+        self.read = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Review:
+    """A complete review and what it was read with; an answer may wait for a later step."""
+
+    body: bytes
+    ahead: int
+    started: float
+    connections: int
+    keep_alive: bool
 
 
 class AdmissionHttpProtocol(HttpToolsProtocol):
@@ -145,7 +164,7 @@ class AdmissionHttpProtocol(HttpToolsProtocol):
             return
         # Stamped before uvicorn starts this request's task, so it counts only
         # the ones ahead of it.
-        self.scope[QUEUED_AHEAD] = len(self.tasks) + self.step.answered  # type: ignore[literal-required]
+        self.scope[QUEUED_AHEAD] = len(self.tasks) + self.step.read  # type: ignore[literal-required]
         self.scope[OPEN_CONNECTIONS] = connections  # type: ignore[literal-required]
         super().on_headers_complete()
         if connections > self.max_connections and self.cycle is not None:
@@ -175,10 +194,25 @@ class AdmissionHttpProtocol(HttpToolsProtocol):
         reviews = self.reviews
         assert reviews is not None  # a direct review has its app
         self._direct = None
-        ahead = self.step.count(self.loop) + len(self.tasks)
-        connections = self._connections
-        status, answer = reviews.finish(bytes(direct), ahead, self._started, connections)
-        self._answer(status, answer, self._keep_alive and connections <= self.max_connections)
+        review = _Review(
+            bytes(direct),
+            self.step.count(self.loop) + len(self.tasks),
+            self._started,
+            self._connections,
+            self._keep_alive and self._connections <= self.max_connections,
+        )
+        if review.ahead:
+            # Others were read in this turn: answered after its reads, in order.
+            self.loop.call_soon(self._finish, reviews, review)
+        else:
+            self._finish(reviews, review)
+
+    def _finish(self, reviews: DirectReviews, review: _Review) -> None:
+        status, answer = reviews.finish(
+            review.body, review.ahead, review.started, review.connections
+        )
+        if not self.transport.is_closing():
+            self._answer(status, answer, review.keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._direct is not None and self.reviews is not None:

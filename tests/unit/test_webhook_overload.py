@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from shared.validation import Context
 from tests.unit.reviews import CONTEXT, review_body
-from tests.unit.served import Reader, post, serving
+from tests.unit.served import Reader, post, request, serving
 from webhook.app import RETRY_AFTER_SECONDS, create_app, overload
 from webhook.protocol import QUEUED_AHEAD
 from webhook.workers import waiting
@@ -132,22 +132,25 @@ def test_the_protocol_counts_the_reviews_ahead_and_the_excess_is_refused(
     served: tuple[int, Source],
 ) -> None:
     port, source = served
+    second = _post(port, "uid-warm")  # an open connection, as the API server keeps them
+    reader = Reader(second)
+    assert json.loads(reader.reply()[1])["response"]["allowed"] is True
     # The first review holds the event loop (as a slow review would); three
-    # more arrive meanwhile and are read together once it is released.
+    # more arrive meanwhile, pipelined, and are read together once it is released.
     source.hold = release = threading.Event()
     first = _post(port, "uid-0")
     assert source.holding.wait(10)
-    waiting_sockets = [_post(port, f"uid-{n}") for n in (1, 2, 3)]
+    bodies = [json.dumps(review_body(uid=f"uid-{n}")).encode() for n in (1, 2, 3)]
+    second.sendall(b"".join(request(body) for body in bodies))
     release.set()
     assert _answer(first)["response"]["allowed"] is True
-    answers = [_answer(sock)["response"] for sock in waiting_sockets]
+    answers = [json.loads(reader.reply()[1])["response"] for _ in range(3)]
+    second.close()
     assert [a["uid"] for a in answers] == ["uid-1", "uid-2", "uid-3"]
-    refused = [a for a in answers if not a["allowed"]]
-    assert refused, answers  # at least two were ahead of the last one, over the limit of 1
-    for answer in refused:
-        assert answer["status"]["code"] == 429
-    for answer in answers:
-        assert answer["allowed"] or answer["status"]["code"] == 429
+    # The first of them had none ahead; the others 1 and 2, over the limit of 1.
+    assert [a["allowed"] for a in answers] == [True, False, False]
+    assert [a["status"]["code"] for a in answers[1:]] == [429, 429]
+    assert "2 reviews are waiting" in answers[2]["status"]["message"]
 
 
 def test_past_the_connection_bound_a_review_is_refused_and_its_connection_closed(
