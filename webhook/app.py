@@ -279,6 +279,9 @@ class AdmissionEndpoint:
         except ClientGoneError:
             self.abandoned()
             return
+        except BaseException:  # cancelled at shutdown: no longer in flight
+            self.reviewer.meter.in_flight.dec()
+            raise
         status, answer = self.finish(
             body, scope.get(QUEUED_AHEAD, 0), started, scope.get(OPEN_CONNECTIONS, 0)
         )

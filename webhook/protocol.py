@@ -35,7 +35,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from webhook.settings import MAX_CONNECTIONS
 
@@ -45,8 +45,7 @@ QUEUED_AHEAD = "pkiwarden.queued_ahead"
 OPEN_CONNECTIONS = "pkiwarden.open_connections"
 
 _POST = b"POST"
-_HEAD_200 = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-_HEAD_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+_JSON_OF_LENGTH = b"content-type: application/json\r\ncontent-length: "
 _CLOSE = b"connection: close\r\n"
 
 
@@ -221,8 +220,7 @@ class AdmissionHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _answer(self, status: int, body: bytes, keep_alive: bool) -> None:
-        head = _HEAD_200 if status == 200 else _HEAD_400
-        parts = [head, str(len(body)).encode(), b"\r\n"]
+        parts = [STATUS_LINE[status], _JSON_OF_LENGTH, str(len(body)).encode(), b"\r\n"]
         for name, value in self.server_state.default_headers:
             parts += (name, b": ", value, b"\r\n")
         if not keep_alive:
