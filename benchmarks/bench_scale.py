@@ -8,7 +8,8 @@ starts and the run measures:
 
 - issuer: time from process start to all Pkis Ready, Pkis/s, peak RSS, and
   the API requests of the run by verb (kube-apiserver's own counters; the
-  issuer is the only writer while it runs);
+  scheduler and the controller-manager are stopped once the cluster is
+  seeded, so the issuer is the only writer while it runs);
 - webhook: RSS with its caches synced and full;
 - one ``/metrics`` scrape of the issuer: its size and the CPU it costs;
 - a restart over the Ready Pkis: time until the issuer is idle again and the
@@ -513,6 +514,11 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
         clear_pkis(kube, size, threads)
         create_pkis(kube, size, threads)
         print(f"  webhook RSS after the Pki creates: {Process(webhook.pid).rss_mib():.1f} MiB")
+        # The scheduler would keep trying to place the Pending Pods (a status
+        # PATCH and an Event each) and the controller-manager writes into every
+        # namespace: stopped, the API server's counters are the issuer's alone.
+        for component in (controlplane.SCHEDULER, controlplane.CONTROLLER_MANAGER):
+            print(f"  {controlplane.stop_process(plane.dir, component)}")
         measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook)
     finally:
         local_webhook.stop(plane)

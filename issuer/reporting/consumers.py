@@ -73,6 +73,35 @@ def spec_references(spec: Mapping[str, Any]) -> Iterator[Reference]:
                     yield Reference(str(name), Consumption.ENV_FROM, via)
 
 
+def reading_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod spec cut down to its references to Secrets, in which
+    :func:`spec_references` finds the same references in the same order.
+
+    The issuer watches every Pod of the cluster; a whole spec (containers,
+    probes, the service account's projected volume, defaults the API server
+    filled in) is several KiB a Pod, tens of MiB in a cluster of 20,000.
+    """
+    volumes: list[dict[str, Any]] = []
+    containers: list[dict[str, Any]] = []
+    for ref in spec_references(spec):
+        if ref.way is Consumption.VOLUME:
+            volumes.append({"name": ref.via, "secret": {"secretName": ref.secret}})
+        elif ref.way is Consumption.PROJECTED_VOLUME:
+            sources = [{"secret": {"name": ref.secret}}]
+            volumes.append({"name": ref.via, "projected": {"sources": sources}})
+        elif ref.way is Consumption.ENV:
+            env = [{"valueFrom": {"secretKeyRef": {"name": ref.secret}}}]
+            containers.append({"name": ref.via, "env": env})
+        else:
+            containers.append({"name": ref.via, "envFrom": [{"secretRef": {"name": ref.secret}}]})
+    return {"volumes": volumes, "containers": containers}
+
+
+def reading_pod(pod: Pod) -> dict[str, Any]:
+    """``pod`` with :func:`reading_spec` for its spec, for a cache of Pods."""
+    return {**pod, "spec": reading_spec(_get(pod, "spec"))}
+
+
 def references(pod: Pod) -> Iterator[tuple[str, Consumption]]:
     """Every (Secret name, way) the Pod reads a Secret by, repeats included."""
     for reference in spec_references(_get(pod, "spec")):

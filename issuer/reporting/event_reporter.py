@@ -21,7 +21,7 @@ from typing import Any
 
 import urllib3
 
-from issuer.reporting.consumers import consuming_pods, secrets_read
+from issuer.reporting.consumers import consuming_pods, reading_pod, secrets_read
 from issuer.reporting.correlator import EventType, ObjectRef, event_text
 from issuer.reporting.failures import FailingPkis
 from issuer.reporting.pod_sources import CachedPods, ListedPods, PodSource
@@ -155,7 +155,17 @@ class PodWatch:
     """
 
     def __init__(self, kube: Kube) -> None:
-        self.cache = WatchCache(kube, PODS, on_change=self._changed)
+        # What reporting reads of a Pod: its name and uid (the Event's
+        # involvedObject) and the Secrets its spec reads. Status, labels,
+        # annotations and the rest of every Pod in the cluster stay out of memory.
+        self.cache = WatchCache(
+            kube,
+            PODS,
+            keep_metadata=("uid",),
+            keep_fields=("spec",),
+            reduce=reading_pod,
+            on_change=self._changed,
+        )
         self._reporter: EventReporter | None = None
         self._ticker: Ticker | None = None
 

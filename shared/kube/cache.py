@@ -60,6 +60,7 @@ class WatchCache:
         metadata_only: bool = False,
         keep_metadata: Collection[str] | None = None,
         keep_fields: Collection[str] = (),
+        reduce: Callable[[JSON], JSON] | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout_seconds: int = 300,
         page_size: int = 500,
@@ -79,6 +80,9 @@ class WatchCache:
             None if keep_metadata is None else frozenset(keep_metadata) | _IDENTITY
         )
         self._keep_fields = frozenset(keep_fields)
+        # What is left of each object after the trimming above, when the caller
+        # needs less still (of a Pod, the Secrets its spec reads).
+        self._reduce = reduce
         self._handlers: list[ChangeHandler] = [on_change] if on_change is not None else []
         self._watch_timeout = watch_timeout_seconds
         self._page_size = page_size
@@ -253,6 +257,8 @@ class WatchCache:
                 kept: JSON = {key: value for key, value in obj.items() if key in self._keep_fields}
                 kept["metadata"] = {k: v for k, v in metadata.items() if k in self._keep_metadata}
                 obj = kept
+        if self._reduce is not None:
+            obj = self._reduce(obj)
         interned: JSON = _interned(obj)
         return interned
 

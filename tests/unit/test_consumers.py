@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from issuer.reporting.consumers import Consumption, consuming_pods, consumptions
+from issuer.reporting.consumers import (
+    Consumption,
+    consuming_pods,
+    consumptions,
+    reading_pod,
+    spec_references,
+)
 
 SECRET = "app1-tls"
 
@@ -111,3 +118,37 @@ def test_consuming_pods_keeps_only_consumers_in_the_namespace() -> None:
 
 def test_no_pods_no_consumers() -> None:
     assert consuming_pods([], "app1", SECRET) == []
+
+
+def test_a_cached_pod_keeps_only_its_references_to_secrets_and_the_same_answers() -> None:
+    spec = {
+        **PROJECTED,
+        "volumes": [
+            {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+            *PROJECTED["volumes"],
+            {"name": "tls", "secret": {"secretName": "other-tls", "defaultMode": 420}},
+            {"name": "settings", "configMap": {"name": SECRET}},
+        ],
+        "initContainers": [container(name="init", envFrom=[{"secretRef": {"name": SECRET}}])],
+        "containers": [
+            container(
+                name="app",
+                env=[
+                    {"name": "PLAIN", "value": "x"},
+                    {"name": "K", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "k"}}},
+                ],
+                envFrom=[{"configMapRef": {"name": "settings"}}],
+                livenessProbe={"httpGet": {"path": "/", "port": 8080}},
+            )
+        ],
+        "ephemeralContainers": ENV_FROM["containers"],
+        "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}],
+    }
+    cached = reading_pod(pod("web", spec))
+    assert list(spec_references(cached["spec"])) == list(spec_references(spec))
+    assert consumptions(cached, SECRET) == consumptions(pod("web", spec), SECRET)
+    assert cached["metadata"] == pod("web", spec)["metadata"]
+    text = json.dumps(cached)
+    for dropped in ("busybox", "serviceAccountToken", "configMap", "PLAIN", "livenessProbe"):
+        assert dropped not in text
+    assert len(text) < len(json.dumps(spec)) / 2
