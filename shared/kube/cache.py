@@ -38,6 +38,14 @@ def object_key(obj: Mapping[str, Any]) -> Key:
     return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
 
 
+# Objects per page of a cache's initial list. A page is decoded whole before
+# its objects are trimmed, and the heap it grew to stays with the process: a
+# page of 500 Pods peaked at 17 MiB while decoding, three times what 5,000
+# trimmed Pods keep. With pages of 100 the issuer's restart over 10,000 Pkis
+# (Pods, Pkis and Secrets listed at once) peaked at 199 MiB instead of 217.
+PAGE_SIZE = 100
+
+
 class WatchCache:
     """Holds the current objects of one resource; calls ``on_change`` for each change.
 
@@ -63,7 +71,7 @@ class WatchCache:
         reduce: Callable[[JSON], JSON] | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout_seconds: int = 300,
-        page_size: int = 500,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self._kube = kube
         self._resource = resource
