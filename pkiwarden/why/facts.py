@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 
+from issuer.authority.configmaps import TRUST_CONFIGMAP, TRUST_KEY
 from issuer.reporting.reasons import Reason, reason_for
 from pkiwarden.why.chain import ChainFacts, check_chain
 from pkiwarden.why.secret_uses import Use
@@ -30,9 +31,6 @@ from shared.validation import Context, SecretInfo, validate_pki
 EVENT_SOURCE_PREFIX = "pkiwarden"
 """Events whose source component starts with this are pkiwarden's (the issuer's, today)."""
 EVENTS_SHOWN = 5
-TRUST_CONFIGMAP = "pkiwarden-ca.crt"
-"""Where pkiwarden publishes the CAs a namespace should trust (key ``ca.crt``)."""
-TRUST_KEY = "ca.crt"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import urllib3
 
+from issuer.authority.configmaps import TRUST_CONFIGMAP
 from pkiwarden.why.facts import (
-    TRUST_CONFIGMAP,
     Facts,
     SecretFacts,
     TrustFacts,
