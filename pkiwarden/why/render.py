@@ -159,7 +159,9 @@ def _secret_line(secret: SecretFacts, pkis_readable: bool) -> str:
     if secret.exists and secret.managed is False:
         state += ", not managed by pkiwarden"
     writer = f"written by Pki {secret.written_by}" if secret.written_by else "no Pki writes it"
-    if not secret.written_by and not pkis_readable:
+    if secret.claimed_by:
+        writer = f"taken: Pki {secret.claimed_by} names it in spec.secretName and cannot write it"
+    elif not secret.written_by and not pkis_readable:
         writer = "which Pki writes it is unknown"
     uses = f" ({', '.join(map(_use, secret.uses))})" if secret.uses else ""
     return f"  Secret {secret.name}{uses}: {state}; {writer}"
@@ -339,6 +341,7 @@ def render_json(facts: Facts) -> dict[str, Any]:
                 "exists": secret.exists,
                 "managedByPkiwarden": secret.managed,
                 "writtenBy": secret.written_by,
+                "claimedBy": secret.claimed_by,
                 "certificate": _certificate_json(secret.certificate),
             }
             for secret in facts.secrets
