@@ -88,9 +88,12 @@ def _fix(pki: PkiFacts) -> tuple[str | None, str | None]:
         return "; ".join(pki.findings), WHO_FIXES.get(reason) if reason else None
     reason = _reason(pki.reason)
     if pki.ready is False and pki.findings == () and reason in RECHECKED:
-        retry = pki.next_retry or "its next retry"
+        # The issuer retries when what caused the failure changes (a policy, the Secret
+        # that took the name), not only at the retry its backoff scheduled.
+        latest = f" (at the latest at {pki.next_retry})" if pki.next_retry else ""
         return (
-            f"none needed any more: Pki {pki.name} passes the check now; retried at {retry}",
+            f"none needed any more: Pki {pki.name} passes the check now; the issuer retries"
+            f" it as soon as it sees the change{latest}",
             None,
         )
     if pki.ready is False and pki.message:

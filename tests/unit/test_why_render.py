@@ -384,8 +384,8 @@ def test_a_re_check_that_differs_from_the_status_is_shown() -> None:
     text = render_text(facts(stale))
     assert "re-checked now" not in text
     fix = (
-        "Fix: none needed any more: Pki app2-pki passes the check now;"
-        " retried at 2026-11-29T04:00:08Z"
+        "Fix: none needed any more: Pki app2-pki passes the check now; the issuer retries it"
+        " as soon as it sees the change (at the latest at 2026-11-29T04:00:08Z)"
     )
     assert fix in text.splitlines()
     ca = render_text(facts(failing("CAUnavailable", CA_MESSAGE, findings=())))
