@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -619,6 +620,51 @@ def test_a_pki_that_cannot_be_reissued_keeps_the_previous_ca_trusted(
     apply(control_plane, policy(ns, namespaces=[ns]))
     wait_stable_after(kube, request)
     assert_all_on(kube, ns, ["web", "stuck"], ca_certificate(kube))
+
+
+def test_a_blocked_pkis_secret_trusts_the_next_ca_before_it_signs(
+    control_plane: ControlPlane, kube: Kube, ns: str
+) -> None:
+    """An app verifying peers with its own Secret's ca.crt keeps its handshakes: the next CA
+    reaches the ca.crt of a Pki that cannot be re-issued before that CA signs anyone's leaf."""
+    apply(control_plane, pki(ns, "web"))
+    apply(control_plane, pki(ns, "stuck", service="api"))
+    wait_ready(control_plane, ns, "web", "stuck")
+    narrowed = policy(ns, namespaces=[ns])
+    narrowed["spec"]["allowedServiceNames"] = ["web"]
+    apply(control_plane, narrowed)
+    wait_for(
+        "the issuer to find stuck refused",
+        lambda: (
+            (kube.get(f"/apis/pkiwarden.dev/v1alpha1/namespaces/{ns}/pkis/stuck").get("status"))
+            or {}
+        ).get("failedIssuanceAttempts"),
+    )
+    old = key_id(ca_certificate(kube))
+    request = rotate(control_plane, kube)
+    web_leaf = wait_for(
+        "web to be re-issued by the next CA",
+        lambda: (
+            leaf
+            if signer_key_id(leaf := secret_data(kube, ns, "web-tls")["tls.crt"]) != old
+            else None
+        ),
+    )
+    signer = certificates(web_leaf)[0]
+    stuck_trust = certificates(secret_data(kube, ns, "stuck-tls")["ca.crt"])
+    assert any(key_id(ca) == signer_key_id(web_leaf) for ca in stuck_trust), (
+        "stuck-tls's ca.crt does not hold the CA that now signs"
+    )
+    verified = []
+    for ca in stuck_trust:
+        try:
+            signer.verify_directly_issued_by(ca)
+            verified.append(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    assert verified, "web's new leaf does not verify against stuck-tls's ca.crt"
+    apply(control_plane, policy(ns, namespaces=[ns]))
+    wait_stable_after(kube, request)
 
 
 def test_emergency_rotation_drops_the_old_ca_at_once(
