@@ -39,7 +39,7 @@ from issuer.authority.spec import (
 from issuer.authority.trust import bundle_pem, fingerprint
 from issuer.decide.ownership import Ownership, ownership
 from shared import defaults
-from shared.clock import Clock, utc_now
+from shared.clock import Clock, parse_rfc3339, utc_now
 from shared.kube.cache import WatchCache
 from shared.kube.client import CONFIG_MAPS, PKI_AUTHORITIES, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
@@ -314,6 +314,7 @@ class AuthorityLoop:
             trust_current=maps_current and secrets_current,
             pending=len(pending),
             blocked=len(blocked),
+            ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
         )
         step = decide(current, observed)
         after = current

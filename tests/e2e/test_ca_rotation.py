@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
+from issuer.authority.cli import rotation_patch
 from issuer.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
@@ -681,6 +682,79 @@ def test_emergency_rotation_drops_the_old_ca_at_once(
     wait_stable_after(kube, request)
     assert_all_on(kube, ns, ["web"], ca_certificate(kube))
     assert "EmergencyRotation" in authority_events(control_plane)
+
+
+def _event_count(plane: ControlPlane, reason: str) -> int:
+    result = plane.kubectl(
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY},reason={reason}",
+        "-o",
+        "json",
+    )
+    return sum(int(e.get("count") or 1) for e in json.loads(result.stdout)["items"])
+
+
+def _ca_unavailable(kube: Kube) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("reason") == "CAUnavailable"
+        for c in status(kube).get("conditions") or []
+    )
+
+
+def test_an_emergency_for_a_missing_ca_is_refused_and_never_fires_on_the_restored_one(
+    control_plane: ControlPlane, kube: Kube, ns: str
+) -> None:
+    stored = kube.get(SECRETS.path(SYSTEM_NS, CA_SECRET))
+    metadata = stored["metadata"]
+    backup = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "labels", "annotations")
+            if key in metadata
+        },
+        "type": stored.get("type"),
+        "data": stored["data"],
+    }
+    restored = ca_certificate(kube).fingerprint(hashes.SHA256())
+    emergencies = _event_count(control_plane, "EmergencyRotation")
+    kube.delete(SECRETS.path(SYSTEM_NS, CA_SECRET))
+    try:
+        wait_for("the PkiAuthority to report its CA missing", lambda: _ca_unavailable(kube))
+        refused = subprocess.run(
+            controlplane.pkiwarden_argv("ca", "rotate", "--now", "--authority", AUTHORITY),
+            env={**os.environ, **control_plane.env()},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "nothing was requested" in refused.stderr
+        assert CA_SECRET in refused.stderr
+        annotations = authority(kube)["metadata"].get("annotations") or {}
+        assert "pkiwarden.dev/rotate-now" not in annotations
+        # A request that got in anyway (asked before the issuer noticed the CA gone):
+        late = rotation_patch(utc_now(), emergency=True)
+        kube.patch(f"/apis/pkiwarden.dev/v1alpha1/pkiauthorities/{AUTHORITY}", late, "merge")
+        request = late["metadata"]["annotations"]["pkiwarden.dev/rotate"]
+        time.sleep(1.5)  # the restored CA Secret is created in a later second
+    finally:
+        kube.create(SECRETS.path(SYSTEM_NS), backup)
+    wait_for(
+        "the stale request to be acknowledged",
+        lambda: status(kube).get("lastRotationRequest") == request,
+    )
+    now = status(kube)
+    assert now["phase"] == "Stable"
+    assert len(now["trusted"]) == 1
+    assert ca_certificate(kube).fingerprint(hashes.SHA256()) == restored
+    assert _event_count(control_plane, "EmergencyRotation") == emergencies
+    assert _event_count(control_plane, "RotationRequestIgnored") >= 1
 
 
 # --------------------------------------------------------------------------- crash and resume
