@@ -595,15 +595,20 @@ def _generated(kube: Kube) -> bool:
 # --------------------------------------------------------------------------- blocked and emergency
 
 
+def issued_then_stuck(plane: ControlPlane, ns: str) -> None:
+    """Pkis web and stuck issued, then the policy narrowed so that stuck cannot be renewed."""
+    apply(plane, pki(ns, "web"))
+    apply(plane, pki(ns, "stuck", service="api"))
+    wait_ready(plane, ns, "web", "stuck")
+    narrowed = policy(ns, namespaces=[ns])
+    narrowed["spec"]["allowedServiceNames"] = ["web"]
+    apply(plane, narrowed)
+
+
 def test_a_pki_that_cannot_be_reissued_keeps_the_previous_ca_trusted(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
-    apply(control_plane, pki(ns, "web"))
-    apply(control_plane, pki(ns, "stuck", service="api"))
-    wait_ready(control_plane, ns, "web", "stuck")
-    narrowed = policy(ns, namespaces=[ns])
-    narrowed["spec"]["allowedServiceNames"] = ["web"]
-    apply(control_plane, narrowed)
+    issued_then_stuck(control_plane, ns)
     request = rotate(control_plane, kube)
 
     def blocked() -> dict[str, Any] | None:
@@ -628,12 +633,7 @@ def test_a_blocked_pkis_secret_trusts_the_next_ca_before_it_signs(
 ) -> None:
     """An app verifying peers with its own Secret's ca.crt keeps its handshakes: the next CA
     reaches the ca.crt of a Pki that cannot be re-issued before that CA signs anyone's leaf."""
-    apply(control_plane, pki(ns, "web"))
-    apply(control_plane, pki(ns, "stuck", service="api"))
-    wait_ready(control_plane, ns, "web", "stuck")
-    narrowed = policy(ns, namespaces=[ns])
-    narrowed["spec"]["allowedServiceNames"] = ["web"]
-    apply(control_plane, narrowed)
+    issued_then_stuck(control_plane, ns)
     wait_for(
         "the issuer to find stuck refused",
         lambda: (
