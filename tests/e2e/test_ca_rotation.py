@@ -260,18 +260,20 @@ def wait_ready(plane: ControlPlane, namespace: str, *names: str) -> None:
     )
 
 
-def authority_events(plane: ControlPlane) -> list[str]:
+def authority_event_items(plane: ControlPlane, reason: str = "") -> list[dict[str, Any]]:
+    """The PkiAuthority's Events (of one reason, if given)."""
+    selector = f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY}"
+    if reason:
+        selector += f",reason={reason}"
     result = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        "default",
-        "--field-selector",
-        f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY}",
-        "-o",
-        "json",
+        "get", "events", "-n", "default", "--field-selector", selector, "-o", "json"
     )
-    return [str(e.get("reason")) for e in json.loads(result.stdout)["items"]]
+    items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+    return items
+
+
+def authority_events(plane: ControlPlane) -> list[str]:
+    return [str(e.get("reason")) for e in authority_event_items(plane)]
 
 
 def assert_all_on(kube: Kube, namespace: str, names: list[str], active: x509.Certificate) -> None:
@@ -685,17 +687,7 @@ def test_emergency_rotation_drops_the_old_ca_at_once(
 
 
 def _event_count(plane: ControlPlane, reason: str) -> int:
-    result = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        "default",
-        "--field-selector",
-        f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY},reason={reason}",
-        "-o",
-        "json",
-    )
-    return sum(int(e.get("count") or 1) for e in json.loads(result.stdout)["items"])
+    return sum(int(e.get("count") or 1) for e in authority_event_items(plane, reason))
 
 
 def _ca_unavailable(kube: Kube) -> bool:
