@@ -69,6 +69,9 @@ def run(
         """Only the leader writes: Secrets and status (the workers), the authority's
         trust and rotation, Events (and the Pod watch)."""
         metrics.leading(True)
+        if events is not None:  # before any reconcile can resolve a failure
+            recalled = events.recall(controller.view.pkis.list())
+            log.info("failing Pkis recalled from status", extra=fields(pkis=recalled))
         controller.start_workers()
         authority.start()
         if pod_watch is not None and events is not None:

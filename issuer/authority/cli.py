@@ -9,6 +9,7 @@ the trust set.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -131,8 +132,39 @@ def rotation_patch(now: datetime, emergency: bool) -> dict[str, Any]:
     return {"metadata": {"annotations": annotations}}
 
 
+def rotation_refusal(authority: dict[str, Any]) -> str | None:
+    """Why a rotation cannot be asked for now, or None.
+
+    With no CA to rotate (its Secret missing or unreadable) a request would
+    wait, and act on whatever CA appears later: an emergency would replace a
+    CA just restored from a backup. So it is refused, with the way out.
+    """
+    status = authority.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == "Ready"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "CAUnavailable"
+        ):
+            return (
+                f"{condition.get('message') or 'the CA is unavailable'}; there is no CA to"
+                " rotate, so nothing was requested: restore the CA Secret (or create a new CA"
+                " there), then run this again if it still needs rotating"
+            )
+    return None
+
+
 def _rotate(args: argparse.Namespace) -> int:
     kube = Kube.from_environment(args.kubeconfig)
+    try:
+        refusal = rotation_refusal(kube.get(PKI_AUTHORITIES.path(name=args.authority)))
+    except ApiError as error:
+        print(f"pkiwarden ca rotate: cannot read PkiAuthority {args.authority}: {error}")
+        return 1
+    if refusal is not None:
+        print(f"pkiwarden ca rotate: PkiAuthority {args.authority}: {refusal}", file=sys.stderr)
+        return 1
     patch = rotation_patch(utc_now(), args.now)
     try:
         kube.patch(PKI_AUTHORITIES.path(name=args.authority), patch, "merge")

@@ -37,8 +37,9 @@ from issuer.authority.spec import (
     rotation_request,
 )
 from issuer.authority.trust import bundle_pem, fingerprint
+from issuer.decide.ownership import Ownership, ownership
 from shared import defaults
-from shared.clock import Clock, utc_now
+from shared.clock import Clock, parse_rfc3339, utc_now
 from shared.kube.cache import WatchCache
 from shared.kube.client import CONFIG_MAPS, PKI_AUTHORITIES, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
@@ -313,6 +314,7 @@ class AuthorityLoop:
             trust_current=maps_current and secrets_current,
             pending=len(pending),
             blocked=len(blocked),
+            ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
         )
         step = decide(current, observed)
         after = current
@@ -376,8 +378,8 @@ class AuthorityLoop:
             if not secret_name:
                 continue
             secret = self.secrets.get(namespace, str(secret_name))
-            if secret is None:
-                continue
+            if secret is None or ownership(secret, pki) is Ownership.FOREIGN:
+                continue  # someone else's Secret under that name: never written, not ours to count
             leaf = self._leaf_of(namespace, secret)
             seen.add((namespace, str(secret_name)))
             failing = int(status.get("failedIssuanceAttempts") or 0) > 0
@@ -386,7 +388,9 @@ class AuthorityLoop:
                 valid_leaves.append((entry, leaf.issuer_key_id))
                 if leaf.issuer_key_id != active_id:
                     pending.append(entry)
-            if leaf.bundle != bundle_b64 and not failing:
+            # A failing Pki's Secret too: its certificate stays in use until it can be
+            # re-issued, and its apps must trust the next CA's leaves before they appear.
+            if leaf.bundle != bundle_b64:
                 stale.append((namespace, secret))
         if stale:
             # A rotation rewrites every issued Secret's ca.crt twice; one request at a

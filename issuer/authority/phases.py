@@ -69,6 +69,7 @@ class Request:
 
     id: str
     emergency: bool = False
+    at: datetime | None = None  # the id read as a time; None if it is not one
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Observed:
     trust_current: bool = True  # every ConfigMap and issued Secret holds the trust set
     pending: int = 0  # valid certificates not signed by the active CA
     blocked: int = 0  # of those, the ones whose re-issue failed
+    ca_since: datetime | None = None  # when the CA Secret was created (whole seconds)
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,30 @@ def _new_request(state: RotationState, seen: Observed) -> Request | None:
     return request if request is not None and request.id != state.handled_request else None
 
 
+def _predates_ca(request: Request, seen: Observed) -> bool:
+    """Asked before the CA Secret existed: about a CA that was deleted, not this one.
+
+    A request made while the CA Secret was missing (or before a backup was
+    restored) must not act on the CA that appears later: an emergency would
+    replace the CA just restored. Compared in whole seconds, as the API server
+    writes ``creationTimestamp``.
+    """
+    if request.at is None or seen.ca_since is None:
+        return False
+    return request.at.replace(microsecond=0) < seen.ca_since
+
+
 def decide(state: RotationState, seen: Observed) -> Step:
     """The one move to make now."""
     request = _new_request(state, seen)
+    if request is not None and _predates_ca(request, seen):
+        kind = "emergency rotation" if request.emergency else "rotation"
+        return Step(
+            Move.ACKNOWLEDGE,
+            f"{kind} requested at {request.id}, before the CA Secret was created; not applied"
+            " to a CA it was not asked about: run `pkiwarden ca rotate` again to rotate this CA",
+            request=request.id,
+        )
     if request is not None and request.emergency:
         return _emergency(state, seen, request)
     if state.phase is Phase.STABLE:

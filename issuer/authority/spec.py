@@ -23,6 +23,7 @@ from shared.authority_schema import (
     DEFAULT_REISSUE_RATE,
     DEFAULT_TRUST_PROPAGATION,
 )
+from shared.clock import parse_rfc3339
 from shared.durations import DurationError, parse_duration
 
 ROTATE_ANNOTATION = "pkiwarden.dev/rotate"  # a request id: when `pkiwarden ca rotate` ran
@@ -96,7 +97,9 @@ def rotation_request(authority: Mapping[str, Any] | None) -> Request | None:
     request = annotations.get(ROTATE_ANNOTATION)
     if not isinstance(request, str) or not request:
         return None
-    return Request(request, annotations.get(ROTATE_NOW_ANNOTATION) == "true")
+    return Request(
+        request, annotations.get(ROTATE_NOW_ANNOTATION) == "true", parse_rfc3339(request)
+    )
 
 
 def renewal_due(generate: Generate | None, active: x509.Certificate, now: datetime) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from issuer import issuance
 from issuer.decide.messages import blocked_message, clamped_note, issued_message, valid_message
-from issuer.decide.status import CertificateFacts, Outcome, was_failing
+from issuer.decide.status import CertificateFacts, Outcome, scheduled_retry, was_failing
 from issuer.decide.verdict import Step, Trigger, Verdict, renews_at
 from issuer.reporting.reasons import Reason
 from shared.certificates import parse_serial
@@ -47,7 +47,7 @@ def conclude(
 ) -> Conclusion:
     """What follows ``verdict``; for ``Step.ISSUE``, ``issued`` is the certificate just written."""
     if verdict.step is Step.FAIL:
-        return _failed(verdict, now)
+        return _failed(pki, verdict, now)
     if verdict.step is Step.ISSUE:
         assert issued is not None, "an issuance is concluded once its certificate is written"
         return _issued(verdict, issued)
@@ -93,7 +93,8 @@ def _issued(verdict: Verdict, issued: issuance.IssuedCertificate) -> Conclusion:
     return Conclusion(outcome, Announcement(reason, message), renewal)
 
 
-def _failed(verdict: Verdict, now: datetime) -> Conclusion:
+def _failed(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Conclusion:
+    """A failure; the same one status records, before its retry: no attempt, nothing said."""
     assert verdict.reason is not None
     facts = None
     if verdict.stored is not None and verdict.desired is not None:
@@ -103,15 +104,17 @@ def _failed(verdict: Verdict, now: datetime) -> Conclusion:
     message = verdict.message
     if verdict.in_force and facts is not None:
         message = blocked_message(facts, verdict.message)
+    scheduled = scheduled_retry(pki, verdict.reason.value, message, now)
+    retry = scheduled or verdict.requeue_at
     outcome = Outcome(
         ready=verdict.in_force,
         reason=verdict.reason.value,
         message=message,
         certificate=facts,
         pending=verdict.why,
-        next_retry=verdict.requeue_at,
+        next_retry=retry,
         blocked=verdict.in_force,
+        repeat=scheduled is not None,
     )
-    return Conclusion(
-        outcome, Announcement(verdict.reason, verdict.message), verdict.requeue_at or now
-    )
+    said = None if scheduled else Announcement(verdict.reason, verdict.message)
+    return Conclusion(outcome, said, retry or now)

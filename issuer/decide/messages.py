@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from issuer.decide.status import CertificateFacts
 from issuer.decide.verdict import Trigger, Verdict
+from issuer.reporting.telling import BLOCKED
 from shared.clock import rfc3339
 
 MAX_MESSAGE = 1024  # the API server's limit for an Event note and a condition message
@@ -20,7 +21,7 @@ def blocked_message(facts: CertificateFacts, failure: str) -> str:
     """Ready, but the next certificate cannot be issued: the fact first, then why."""
     return (
         f"certificate {facts.serial} in Secret {facts.secret_name} is valid until"
-        f" {rfc3339(facts.not_after)}; renewal is blocked: {failure}"
+        f" {rfc3339(facts.not_after)}{BLOCKED}{failure}"
     )
 
 

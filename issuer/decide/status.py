@@ -17,7 +17,7 @@ from cryptography import x509
 
 from issuer.decide.verdict import Trigger
 from shared.certificates import serial_hex
-from shared.clock import rfc3339
+from shared.clock import parse_rfc3339, rfc3339
 
 Status = dict[str, Any]
 
@@ -61,6 +61,8 @@ class Outcome:
     next_retry: datetime | None = None
     issued: bool = False  # a certificate was written in this reconcile
     blocked: bool = False  # Ready (a valid certificate is in place) but renewal failed
+    # The failure status records already, before its retry is due: not an attempt.
+    repeat: bool = False
 
 
 def condition(  # noqa: PLR0917 - the fields of a condition, in their usual order
@@ -138,13 +140,41 @@ def next_status(pki: Mapping[str, Any], outcome: Outcome, now: datetime) -> Stat
         attempts = int(previous.get("failedIssuanceAttempts") or 0)
         if previous.get("observedGeneration") != generation:
             attempts = 0
-        status["failedIssuanceAttempts"] = attempts + 1
-        status["lastFailureTime"] = rfc3339(now)
+        if outcome.repeat and previous.get("lastFailureTime"):
+            status["failedIssuanceAttempts"] = attempts
+            status["lastFailureTime"] = previous["lastFailureTime"]
+        else:
+            status["failedIssuanceAttempts"] = attempts + 1
+            status["lastFailureTime"] = rfc3339(now)
         if outcome.next_retry is not None:
             status["nextRetryTime"] = rfc3339(outcome.next_retry)
     if generation is None:
         del status["observedGeneration"]
     return status
+
+
+def scheduled_retry(
+    pki: Mapping[str, Any], reason: str, message: str, now: datetime
+) -> datetime | None:
+    """The retry status already announces for this very failure, while it is not due yet.
+
+    A reconcile woken by something that does not change the outcome (another
+    policy edited, a watch delivering the same objects again, an issuer
+    restart) fails exactly as recorded. That is not an attempt: the count and
+    the backoff stay, and the Pki is looked at again at the retry already
+    announced. What does change the outcome (the cause removed, or a
+    different one) is decided on its own merits at once.
+    """
+    status = pki.get("status") or {}
+    if status.get("observedGeneration") != (pki.get("metadata") or {}).get("generation"):
+        return None
+    if not was_failing(status):
+        return None
+    ready = _previous_conditions(status).get("Ready") or {}
+    if ready.get("reason") != reason or ready.get("message") != message[:1024]:
+        return None
+    due = parse_rfc3339(status.get("nextRetryTime"))
+    return due if due is not None and now < due else None
 
 
 def was_failing(status: Mapping[str, Any]) -> bool:

@@ -42,17 +42,24 @@ class SecretReader:
             cached = cache.get(namespace, name)
             with self._lock:
                 if cached is not None:
-                    self._taken.discard((namespace, name))
+                    self._free(namespace, name)
                     return cached
                 if (namespace, name) not in self._taken:
                     return None
         secret = read_secret(self._kube, namespace, name)
         if secret is None:
             with self._lock:
-                self._taken.discard((namespace, name))
+                self._free(namespace, name)
         return secret
 
     def taken(self, namespace: str, name: str) -> None:
-        """A create found the name taken by a Secret the cache does not hold."""
+        """A create found the name taken by a Secret the cache does not hold: watch it."""
         with self._lock:
             self._taken.add((namespace, name))
+        self._watches.taken.hold(namespace, name)
+
+    def _free(self, namespace: str, name: str) -> None:
+        """The name is ours or free again (called with the lock held)."""
+        if (namespace, name) in self._taken:
+            self._taken.discard((namespace, name))
+            self._watches.taken.release(namespace, name)

@@ -4,6 +4,8 @@
   updates are ignored, else writing status would loop);
 - one of pkiwarden's Secrets changing (by label) wakes its Pki, unless the
   change is the echo of the issuer's own write;
+- someone else's Secret under a name a Pki wants (``taken``) changing or going
+  wakes the Pkis naming it;
 - the CA Secret, a PkiPolicy or a namespace's labels changing can change the
   outcome of many Pkis, so all affected ones are woken.
 """
@@ -20,6 +22,7 @@ import urllib3
 
 from issuer.inputs.ca import CASource
 from issuer.inputs.secret_index import SecretNameIndex
+from issuer.inputs.taken import TakenNames
 from issuer.settings import Settings
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL, defaults
 from shared.kube.cache import WatchCache, object_key
@@ -61,6 +64,7 @@ class Watches:
             pkis=WatchCache(kube, PKIS, on_change=self._on_pki),
         )
         self._owned_secrets: WatchCache | None = None
+        self.taken = TakenNames(kube, self._on_taken_name)
         self.secrets = PerNamespaceCaches(
             kube, SECRETS, label_selector=OWNED_SELECTOR, on_change=self._on_secret
         )
@@ -111,6 +115,7 @@ class Watches:
     def stop(self) -> None:
         self.view.stop()
         self.secrets.stop()
+        self.taken.stop()
         self.ca.cache.stop()
 
     # -- reading ----------------------------------------------------------
@@ -191,6 +196,14 @@ class Watches:
         owner = (metadata.get("labels") or {}).get(PKI_LABEL)
         if owner:
             self._wake(pki_key(namespace, str(owner)))
+
+    def _on_taken_name(self, namespace: str, secret_name: str) -> None:
+        """Someone else's Secret under a name a Pki wants changed or went: retry that Pki now."""
+        naming = self.secret_index.pkis_naming(namespace, secret_name)
+        if not naming:
+            self.taken.release(namespace, secret_name)
+        for name in naming:
+            self._wake(pki_key(namespace, name))
 
     def _on_policy(self, kind: str, policy: JSON) -> None:
         self._wake_all()

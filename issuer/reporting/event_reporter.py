@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +29,9 @@ from issuer.reporting.reasons import Reason
 from issuer.reporting.recorder import EmitHook, EventRecorder, EventSink
 from issuer.reporting.telling import (
     Failure,
+    Told,
     must_tell,
+    recorded_failure,
     refresh_check_interval,
     refresh_due,
     resolution_message,
@@ -102,6 +104,35 @@ class EventReporter:
     def gone(self, namespace: str, name: str) -> None:
         self.failing.resolved(namespace, name)
 
+    def recall(self, pkis: Iterable[Mapping[str, Any]]) -> int:
+        """Rebuild the index of failing Pkis from their status; how many were failing.
+
+        Run when this process starts writing (a restart, a new leader), before
+        any reconcile: the Pods consuming a failing Pki's Secret were told by
+        the process before (or will be at the next retry), and must hear the
+        resolution when it comes, even if the cause went while no issuer ran.
+        """
+        recalled = 0
+        pods: dict[str, list[Mapping[str, Any]]] = {}
+        for pki in pkis:
+            recorded = recorded_failure(pki)
+            if recorded is None:
+                continue
+            involved = pki_ref(pki)
+            text = event_text(recorded.message)
+            if involved.namespace not in pods:
+                pods[involved.namespace] = self._pods_in(involved.namespace)
+            secret = secret_name(pki) or ""
+            told = {
+                ref.uid: Told(ref, text)
+                for pod in consuming_pods(pods[involved.namespace], involved.namespace, secret)
+                if (ref := pod_ref(pod)).uid
+            }
+            at = recorded.at or self._clock()
+            self.failing.failed(Failure(involved, secret, recorded.reason, text, at, told))
+            recalled += 1
+        return recalled
+
     # -- Pods appearing, Events ageing ------------------------------------------
 
     def pod_changed(self, kind: str, pod: JSON) -> None:
@@ -138,14 +169,16 @@ class EventReporter:
 
     def _consumers(self, pki: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         namespace = str((pki.get("metadata") or {}).get("namespace") or "")
+        return consuming_pods(self._pods_in(namespace), namespace, secret_name(pki) or "")
+
+    def _pods_in(self, namespace: str) -> list[Mapping[str, Any]]:
         try:
-            pods = self._pods.pods_in(namespace)
+            return list(self._pods.pods_in(namespace))
         except (ApiError, urllib3.exceptions.HTTPError, OSError) as error:
             log.warning(
                 "pods in %s not listed; their Events wait for the retry: %s", namespace, error
             )
             return []
-        return consuming_pods(pods, namespace, secret_name(pki) or "")
 
 
 class PodWatch:

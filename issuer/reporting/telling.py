@@ -1,6 +1,7 @@
 """Who is told what, and when a failure must be said again: pure decisions.
 
-Three moments tell a Pod about its Pki's certificate:
+Three moments tell a Pod about its Pki's certificate (and what a Pki's status
+records of a failure lets a new issuer know whom it had told):
 - a failure (every retry): the Pki and every consuming Pod get the Warning;
 - a Pod appearing or changing while the Pki fails: that Pod gets the
   Warning the others already have, at once, without a new issuance attempt;
@@ -17,10 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from issuer.reporting.correlator import ObjectRef
 from issuer.reporting.reasons import Reason
+from shared.clock import parse_rfc3339
+
+BLOCKED = "; renewal is blocked: "
+"""What joins a still-valid certificate's facts and the failure in the Ready message."""
 
 REFRESH_FRACTION = 0.5
 """Refresh once half the TTL has passed: a late check or a slow write still lands in time."""
@@ -45,6 +50,52 @@ class Failure:
     @property
     def key(self) -> tuple[str, str]:
         return (self.pki.namespace, self.pki.name)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A failure as a Pki's status records it: what its Warnings said, and when."""
+
+    reason: Reason
+    message: str
+    at: datetime | None
+
+
+def recorded_failure(pki: Mapping[str, Any]) -> Recorded | None:
+    """The failure the Pki's status holds, if its last reconcile failed.
+
+    The index of failing Pkis lives in memory; a new issuer (a restart, a new
+    leader) rebuilds it from this, so the Pods told of a failure before hear
+    that it is over. A failure that left a valid certificate in place shows
+    in a Ready message after the certificate's facts: the Warning said only
+    the part after them.
+    """
+    status = pki.get("status") or {}
+    try:
+        if int(status.get("failedIssuanceAttempts") or 0) <= 0:
+            return None
+    except (TypeError, ValueError):
+        return None
+    ready = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping) and c.get("type") == "Ready"
+        ),
+        None,
+    )
+    if ready is None:
+        return None
+    try:
+        reason = Reason(str(ready.get("reason")))
+    except ValueError:
+        return None
+    if not reason.is_failure:
+        return None
+    message = str(ready.get("message") or "")
+    if ready.get("status") == "True" and BLOCKED in message:
+        message = message.split(BLOCKED, 1)[1]
+    return Recorded(reason, message, parse_rfc3339(status.get("lastFailureTime")))
 
 
 def must_tell(failure: Failure, pod_uid: str) -> bool:

@@ -18,8 +18,18 @@ from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.readiness import NotReadyError
 from pkiwarden.why.plugin import path_line
 
-# (flag, process name)
-HELPERS: tuple[tuple[str, str], ...] = (("with_webhook", "webhook"), ("with_issuer", "issuer"))
+
+def helpers_to_run(with_webhook: bool, with_issuer: bool) -> tuple[str, ...]:
+    """The Deployments' processes ``local up`` runs for its flags, in the order they start.
+
+    Installing deploy/ registers the webhook for Pkis and PkiAuthorities, so
+    the issuer never runs without it: the CA Job's PkiAuthority, and every
+    Pki, would be refused by the API server (failing closed on a webhook
+    nobody serves).
+    """
+    return (("webhook",) if with_webhook or with_issuer else ()) + (
+        ("issuer",) if with_issuer else ()
+    )
 
 
 def _dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +60,8 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--with-issuer",
         action="store_true",
-        help="apply deploy/ and run the issuer Deployment's process",
+        help="apply deploy/ and run the issuer Deployment's process; the webhook's too, since"
+        " deploy/ registers it",
     )
     start.set_defaults(handler=run_up)
     stop = actions.add_parser("down", help="stop the processes of a control plane, remove its data")
@@ -61,10 +72,8 @@ def register(subparsers: Any) -> None:
 def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
     """Install deploy/ as shipped, then run the requested Deployments' processes."""
     wanted = []
-    for flag, name in HELPERS:
+    for name in helpers_to_run(args.with_webhook, args.with_issuer):
         record = procs.read(plane.dir, name)
-        if not getattr(args, flag):
-            continue
         if record is not None and procs.is_running(record):
             print(f"{name} already running (pid {record.pid})", file=sys.stderr)
             continue

@@ -51,6 +51,8 @@ class SecretFacts:
     managed: bool | None = None
     written_by: str | None = None  # the Pki of the namespace whose spec.secretName this is
     certificate: ChainFacts | None = None  # None: not checked (no Pki writes it, or unread)
+    # A Pki names it in spec.secretName, but the Secret there is not that Pki's (taken).
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,20 @@ def secret_info(secret: Mapping[str, Any]) -> SecretInfo:
         managed_by_pkiwarden=labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
         owner_pki=labels.get(PKI_LABEL),
     )
+
+
+def writer_of(info: SecretInfo | None, claimant: str | None) -> str | None:
+    """The Pki that writes a Secret: ``claimant`` (whose spec.secretName names it) if the
+    Secret is absent (it will be written) or carries pkiwarden's labels for that Pki.
+
+    A Secret under that name that is someone else's is taken, not written by the Pki:
+    pkiwarden never touches it, so nothing in it is the Pki's certificate.
+    """
+    if claimant is None:
+        return None
+    if info is None or (info.managed_by_pkiwarden and info.owner_pki == claimant):
+        return claimant
+    return None
 
 
 def writers(pkis: Iterable[Mapping[str, Any]]) -> dict[str, str]:

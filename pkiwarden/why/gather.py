@@ -34,6 +34,7 @@ from pkiwarden.why.facts import (
     secret_info,
     trust_facts,
     was_issued,
+    writer_of,
     writers,
 )
 from pkiwarden.why.secret_uses import Use, secret_uses
@@ -228,29 +229,28 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
     infos: dict[str, SecretInfo] | None = {}
     leaves: dict[str, bytes | None] = {}  # Secret written by a Pki -> its tls.crt
     for name, ways in uses.items():
+        claimant = written.get(name)
+        chain_check = f"whether the certificate in Secret {name} chains to the trust bundle"
         found: JSON | None = obj
-        read: tuple[JSON | None, bytes | None] | None = None
-        if written.get(name):
-            read = attempt(
-                f"whether the certificate in Secret {name} chains to the trust bundle",
-                partial(read_certificate, reader, namespace, name),
-                None,
-            )
-        if read is not None:
-            found = read[0]
-            if found is not None:
-                leaves[name] = read[1]
-        elif target.kind is not Kind.SECRET:
+        if target.kind is not Kind.SECRET:
             found = attempt(
                 f"Secret {name}",
                 partial(reader.get, SECRETS, namespace, name, metadata_only=True),
                 _UNREADABLE,
             )
         if found is _UNREADABLE:
+            if claimant:  # the same permission leaves its certificate unchecked too
+                attempt.unchecked.append(Unchecked(chain_check, attempt.unchecked[-1].needs))
             infos = None  # validation must not take an unread Secret for an absent one
-            secrets.append(SecretFacts(name, ways, written_by=written.get(name)))
+            secrets.append(SecretFacts(name, ways, written_by=claimant))
             continue
         info = secret_info(found) if found is not None else None
+        writer = writer_of(info, claimant)
+        if writer is not None and info is not None:
+            # Only a Secret its Pki writes is read beyond its metadata (tls.crt, public).
+            read = attempt(chain_check, partial(read_certificate, reader, namespace, name), None)
+            if read is not None and read[0] is not None:
+                leaves[name] = read[1]
         if info is not None and infos is not None:
             infos[name] = info
         secrets.append(
@@ -259,11 +259,12 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
                 ways,
                 exists=info is not None,
                 managed=info.managed_by_pkiwarden if info else None,
-                written_by=written.get(name),
+                written_by=writer,
+                claimed_by=claimant if writer is None else None,
             )
         )
 
-    involved = {s.written_by for s in secrets if s.written_by}
+    involved = {who for s in secrets if (who := s.written_by or s.claimed_by)}
     if target.kind is Kind.PKI:
         involved.add(target.name)  # even when another Pki claims the same Secret first
     chosen = [p for p in pkis if name_of(p) in involved]

@@ -88,9 +88,12 @@ def _fix(pki: PkiFacts) -> tuple[str | None, str | None]:
         return "; ".join(pki.findings), WHO_FIXES.get(reason) if reason else None
     reason = _reason(pki.reason)
     if pki.ready is False and pki.findings == () and reason in RECHECKED:
-        retry = pki.next_retry or "its next retry"
+        # The issuer retries when what caused the failure changes (a policy, the Secret
+        # that took the name), not only at the retry its backoff scheduled.
+        latest = f" (at the latest at {pki.next_retry})" if pki.next_retry else ""
         return (
-            f"none needed any more: Pki {pki.name} passes the check now; retried at {retry}",
+            f"none needed any more: Pki {pki.name} passes the check now; the issuer retries"
+            f" it as soon as it sees the change{latest}",
             None,
         )
     if pki.ready is False and pki.message:
@@ -159,7 +162,9 @@ def _secret_line(secret: SecretFacts, pkis_readable: bool) -> str:
     if secret.exists and secret.managed is False:
         state += ", not managed by pkiwarden"
     writer = f"written by Pki {secret.written_by}" if secret.written_by else "no Pki writes it"
-    if not secret.written_by and not pkis_readable:
+    if secret.claimed_by:
+        writer = f"taken: Pki {secret.claimed_by} names it in spec.secretName and cannot write it"
+    elif not secret.written_by and not pkis_readable:
         writer = "which Pki writes it is unknown"
     uses = f" ({', '.join(map(_use, secret.uses))})" if secret.uses else ""
     return f"  Secret {secret.name}{uses}: {state}; {writer}"
@@ -339,6 +344,7 @@ def render_json(facts: Facts) -> dict[str, Any]:
                 "exists": secret.exists,
                 "managedByPkiwarden": secret.managed,
                 "writtenBy": secret.written_by,
+                "claimedBy": secret.claimed_by,
                 "certificate": _certificate_json(secret.certificate),
             }
             for secret in facts.secrets

@@ -28,11 +28,13 @@ from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from prometheus_client.parser import text_string_to_metric_families
 
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
+from issuer.authority.cli import rotation_patch
 from issuer.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
@@ -258,18 +260,20 @@ def wait_ready(plane: ControlPlane, namespace: str, *names: str) -> None:
     )
 
 
-def authority_events(plane: ControlPlane) -> list[str]:
+def authority_event_items(plane: ControlPlane, reason: str = "") -> list[dict[str, Any]]:
+    """The PkiAuthority's Events (of one reason, if given)."""
+    selector = f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY}"
+    if reason:
+        selector += f",reason={reason}"
     result = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        "default",
-        "--field-selector",
-        f"involvedObject.kind=PkiAuthority,involvedObject.name={AUTHORITY}",
-        "-o",
-        "json",
+        "get", "events", "-n", "default", "--field-selector", selector, "-o", "json"
     )
-    return [str(e.get("reason")) for e in json.loads(result.stdout)["items"]]
+    items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+    return items
+
+
+def authority_events(plane: ControlPlane) -> list[str]:
+    return [str(e.get("reason")) for e in authority_event_items(plane)]
 
 
 def assert_all_on(kube: Kube, namespace: str, names: list[str], active: x509.Certificate) -> None:
@@ -593,15 +597,20 @@ def _generated(kube: Kube) -> bool:
 # --------------------------------------------------------------------------- blocked and emergency
 
 
+def issued_then_stuck(plane: ControlPlane, ns: str) -> None:
+    """Pkis web and stuck issued, then the policy narrowed so that stuck cannot be renewed."""
+    apply(plane, pki(ns, "web"))
+    apply(plane, pki(ns, "stuck", service="api"))
+    wait_ready(plane, ns, "web", "stuck")
+    narrowed = policy(ns, namespaces=[ns])
+    narrowed["spec"]["allowedServiceNames"] = ["web"]
+    apply(plane, narrowed)
+
+
 def test_a_pki_that_cannot_be_reissued_keeps_the_previous_ca_trusted(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
-    apply(control_plane, pki(ns, "web"))
-    apply(control_plane, pki(ns, "stuck", service="api"))
-    wait_ready(control_plane, ns, "web", "stuck")
-    narrowed = policy(ns, namespaces=[ns])
-    narrowed["spec"]["allowedServiceNames"] = ["web"]
-    apply(control_plane, narrowed)
+    issued_then_stuck(control_plane, ns)
     request = rotate(control_plane, kube)
 
     def blocked() -> dict[str, Any] | None:
@@ -621,6 +630,46 @@ def test_a_pki_that_cannot_be_reissued_keeps_the_previous_ca_trusted(
     assert_all_on(kube, ns, ["web", "stuck"], ca_certificate(kube))
 
 
+def test_a_blocked_pkis_secret_trusts_the_next_ca_before_it_signs(
+    control_plane: ControlPlane, kube: Kube, ns: str
+) -> None:
+    """An app verifying peers with its own Secret's ca.crt keeps its handshakes: the next CA
+    reaches the ca.crt of a Pki that cannot be re-issued before that CA signs anyone's leaf."""
+    issued_then_stuck(control_plane, ns)
+    wait_for(
+        "the issuer to find stuck refused",
+        lambda: (
+            (kube.get(f"/apis/pkiwarden.dev/v1alpha1/namespaces/{ns}/pkis/stuck").get("status"))
+            or {}
+        ).get("failedIssuanceAttempts"),
+    )
+    old = key_id(ca_certificate(kube))
+    request = rotate(control_plane, kube)
+    web_leaf = wait_for(
+        "web to be re-issued by the next CA",
+        lambda: (
+            leaf
+            if signer_key_id(leaf := secret_data(kube, ns, "web-tls")["tls.crt"]) != old
+            else None
+        ),
+    )
+    signer = certificates(web_leaf)[0]
+    stuck_trust = certificates(secret_data(kube, ns, "stuck-tls")["ca.crt"])
+    assert any(key_id(ca) == signer_key_id(web_leaf) for ca in stuck_trust), (
+        "stuck-tls's ca.crt does not hold the CA that now signs"
+    )
+    verified = []
+    for ca in stuck_trust:
+        try:
+            signer.verify_directly_issued_by(ca)
+            verified.append(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    assert verified, "web's new leaf does not verify against stuck-tls's ca.crt"
+    apply(control_plane, policy(ns, namespaces=[ns]))
+    wait_stable_after(kube, request)
+
+
 def test_emergency_rotation_drops_the_old_ca_at_once(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
@@ -635,6 +684,73 @@ def test_emergency_rotation_drops_the_old_ca_at_once(
     wait_stable_after(kube, request)
     assert_all_on(kube, ns, ["web"], ca_certificate(kube))
     assert "EmergencyRotation" in authority_events(control_plane)
+
+
+def _event_count(plane: ControlPlane, reason: str) -> int:
+    return sum(int(e.get("count") or 1) for e in authority_event_items(plane, reason))
+
+
+def _ca_unavailable(kube: Kube) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("reason") == "CAUnavailable"
+        for c in status(kube).get("conditions") or []
+    )
+
+
+def test_an_emergency_for_a_missing_ca_is_refused_and_never_fires_on_the_restored_one(
+    control_plane: ControlPlane, kube: Kube, ns: str
+) -> None:
+    stored = kube.get(SECRETS.path(SYSTEM_NS, CA_SECRET))
+    metadata = stored["metadata"]
+    backup = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "labels", "annotations")
+            if key in metadata
+        },
+        "type": stored.get("type"),
+        "data": stored["data"],
+    }
+    restored = ca_certificate(kube).fingerprint(hashes.SHA256())
+    emergencies = _event_count(control_plane, "EmergencyRotation")
+    ignored = _event_count(control_plane, "RotationRequestIgnored")
+    kube.delete(SECRETS.path(SYSTEM_NS, CA_SECRET))
+    try:
+        wait_for("the PkiAuthority to report its CA missing", lambda: _ca_unavailable(kube))
+        asked = authority(kube)["metadata"].get("annotations") or {}
+        refused = subprocess.run(
+            controlplane.pkiwarden_argv("ca", "rotate", "--now", "--authority", AUTHORITY),
+            env={**os.environ, **control_plane.env()},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "nothing was requested" in refused.stderr
+        assert CA_SECRET in refused.stderr
+        assert (authority(kube)["metadata"].get("annotations") or {}) == asked, "nothing asked"
+        # A request that got in anyway (asked before the issuer noticed the CA gone):
+        late = rotation_patch(utc_now(), emergency=True)
+        kube.patch(f"/apis/pkiwarden.dev/v1alpha1/pkiauthorities/{AUTHORITY}", late, "merge")
+        request = late["metadata"]["annotations"]["pkiwarden.dev/rotate"]
+        time.sleep(1.5)  # the restored CA Secret is created in a later second
+    finally:
+        kube.create(SECRETS.path(SYSTEM_NS), backup)
+    wait_for(
+        "the stale request to be acknowledged",
+        lambda: status(kube).get("lastRotationRequest") == request,
+    )
+    now = status(kube)
+    assert now["phase"] == "Stable"
+    assert len(now["trusted"]) == 1
+    assert ca_certificate(kube).fingerprint(hashes.SHA256()) == restored
+    assert _event_count(control_plane, "EmergencyRotation") == emergencies
+    wait_for(
+        "the RotationRequestIgnored Warning",
+        lambda: _event_count(control_plane, "RotationRequestIgnored") > ignored,
+    )
 
 
 # --------------------------------------------------------------------------- crash and resume

@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from issuer.settings import Settings
-from pkiwarden.local import controlplane
+from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.backoff import Backoff
@@ -28,6 +29,7 @@ from tests.e2e.helpers import (
     create_pod,
     events_on,
     eventually,
+    kill_9,
     policed_namespace,
     ready,
     running_issuer,
@@ -156,3 +158,25 @@ def test_the_told_pods_hear_that_the_certificate_is_back(
     assert " issued into Secret app2-pki-tls, valid until " in resolution["message"]
     assert events_on(kube, pki, "Issued")
     assert events_on(kube, bystander) == []
+
+
+def test_pods_told_before_an_issuer_restart_hear_that_the_certificate_is_back(
+    control_plane: ControlPlane, kube: Kube, issuer: LocalIssuer, namespace: str
+) -> None:
+    """The issuer that told the Pod is gone; the cause goes while none runs; the next one,
+    knowing whom was told only from what the cluster holds, says the certificate is back."""
+    _failing_pki(kube, namespace)
+    told = create_pod(kube, namespace, "web", volume("app2-pki-tls"))
+    eventually(lambda: events_on(kube, told, "NotAllowed"), TOLD_WITHIN, "the Pod told")
+
+    kill_9(control_plane, issuer.name)
+    policy = kube.get(PKI_POLICIES.path(name=f"e2e-{namespace}"))
+    policy["spec"]["allowedServiceNames"] = ["app1", "app2"]
+    kube.replace(PKI_POLICIES.path(name=f"e2e-{namespace}"), policy)
+    issuer_process.start(control_plane, replace(issuer.settings, health_port=0), name=issuer.name)
+
+    eventually(lambda: ready(kube, namespace, "app2-pki"), 60, "the Pki to become Ready")
+    (resolution,) = eventually(
+        lambda: events_on(kube, told, "Issued"), 30, "the Normal Event on the told Pod"
+    )
+    assert resolution["message"].startswith("Pki app2-pki is issued again: certificate ")

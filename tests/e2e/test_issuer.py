@@ -26,6 +26,7 @@ from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.certificates import serial_hex
+from shared.clock import parse_rfc3339, utc_now
 from tests.e2e.helpers import (
     TIMEOUT,
     apply,
@@ -376,6 +377,55 @@ def test_unmanaged_secret_is_never_touched(control_plane: ControlPlane, ns: str)
     assert before is not None and after is not None
     assert after["data"] == before["data"]
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_a_conflict_retries_when_the_secret_goes_and_unrelated_changes_are_no_attempts(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    control_plane.kubectl(
+        "create", "secret", "generic", "legacy", "-n", ns, "--from-literal=password=hunter2"
+    )
+    apply(control_plane, pki(ns, "web", secretName="legacy"))
+    wait_reason(control_plane, ns, "web", "False", "SecretConflict")
+
+    def backed_off() -> dict[str, Any] | None:
+        obj = get(control_plane, "pki", ns, "web")
+        return obj if (obj or {}).get("status", {}).get("failedIssuanceAttempts", 0) >= 5 else None
+
+    status = eventually(backed_off, 60, "five attempts (the next retry 32 s away)")["status"]
+    recorded = {k: status[k] for k in ("failedIssuanceAttempts", "nextRetryTime")}
+    retry_at = parse_rfc3339(status["nextRetryTime"])
+    assert retry_at is not None
+    # Eight edits of a policy that has nothing to do with this Pki wake every Pki:
+    # the same failure again is not an attempt, and the backoff does not grow.
+    unrelated = policy(f"unrelated-{ns}", ["other"])
+    unrelated["spec"]["namespaces"] = [f"elsewhere-{ns}"]
+    apply(control_plane, unrelated)
+    try:
+        for number in range(8):
+            unrelated["spec"]["allowedServiceNames"] = [f"other{number}"]
+            apply(control_plane, unrelated)
+            time.sleep(0.3)
+        time.sleep(1.0)
+        status = (get(control_plane, "pki", ns, "web") or {})["status"]
+        assert {k: status[k] for k in recorded} == recorded
+    finally:
+        control_plane.kubectl("delete", "pkipolicy", f"unrelated-{ns}", "--ignore-not-found")
+    # The cause goes: retried at once, long before the scheduled retry.
+    control_plane.kubectl("delete", "secret", "legacy", "-n", ns)
+    obj = eventually(
+        lambda: (
+            (o := get(control_plane, "pki", ns, "web"))
+            and condition(o).get("status") == "True"
+            and o
+        ),
+        TIMEOUT,
+        "web to be issued once the foreign Secret is gone",
+        every=0.1,
+    )
+    assert utc_now() < retry_at, "issued only at the scheduled retry, not when the cause went"
+    assert obj["status"]["failedIssuanceAttempts"] == 0
+    assert leaf(secret_data(control_plane, ns, "legacy")).subject is not None
 
 
 def test_ca_missing_then_restored(control_plane: ControlPlane, ns: str) -> None:

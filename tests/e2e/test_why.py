@@ -214,6 +214,44 @@ def test_without_the_policy_reader_why_says_what_it_relied_on(app1: Story) -> No
     assert document["unchecked"][0]["needs"].startswith("list pkipolicies.pkiwarden.dev")
 
 
+def test_a_secret_name_taken_by_a_foreign_secret_is_read_as_metadata_only(app1: Story) -> None:
+    """The Secret a Pki names but cannot write is someone else's: no certificate of it is
+    checked, nothing says the Pki writes it, and the verdict names the conflict alone."""
+    legacy = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "legacy", "namespace": "app1"},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "", "tls.key": ""},
+    }
+    extra = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": "extra", "namespace": "app1"},
+        "spec": {"serviceName": "app1", "secretName": "legacy"},
+    }
+    app1.as_team("app1", "apply", "-f", "-", input=json.dumps(legacy))
+    app1.as_team("app1", "apply", "-f", "-", input=json.dumps(extra))
+    try:
+        app1.wait_ready("app1", "extra", "False", "SecretConflict")
+        status, output = app1.why("app1", "pki/extra", "-n", "app1", "-o", "json")
+        assert status == 1, output
+        document = json.loads(output)
+        assert document["verdict"] == (
+            "NOT READY: pki/extra in namespace app1: Pki extra is not Ready (SecretConflict)"
+        )
+        (secret,) = document["secrets"]
+        assert (secret["exists"], secret["managedByPkiwarden"]) == (True, False)
+        assert (secret["writtenBy"], secret["claimedBy"]) == (None, "extra")
+        assert secret["certificate"] is None
+        status, text = app1.why("app1", "pki/extra", "-n", "app1")
+        assert "does NOT chain" not in text and "tls.crt is empty" not in text, text
+        assert "written by Pki" not in text, text
+    finally:
+        app1.as_team("app1", "delete", "pki", "extra", "-n", "app1", "--wait=false")
+        app1.as_team("app1", "delete", "secret", "legacy", "-n", "app1")
+
+
 @pytest.fixture(scope="module")
 def app2(story: Story) -> str:
     """Team app2 applies its Pki and Deployment; the name of the Pod its ReplicaSet creates."""

@@ -165,6 +165,38 @@ CASES = [
         Move.FORGET,
         Trigger.EMERGENCY,
     ),
+    (
+        "emergency asked while the CA Secret was missing: not applied to the restored CA",
+        STABLE,
+        seen(request=Request("r2", True, NOW - HOUR), ca_since=NOW - HOUR / 2, can_generate=True),
+        Move.ACKNOWLEDGE,
+        None,
+    ),
+    (
+        "rotation asked before the CA Secret was created: not applied",
+        STABLE,
+        seen(request=Request("r2", False, NOW - HOUR), ca_since=NOW - HOUR / 2, can_generate=True),
+        Move.ACKNOWLEDGE,
+        None,
+    ),
+    (
+        "emergency asked in the second the CA Secret was created: applied",
+        STABLE,
+        seen(
+            request=Request("r2", True, NOW + timedelta(microseconds=250)),
+            ca_since=NOW,
+            can_generate=True,
+        ),
+        Move.EMERGENCY,
+        Trigger.EMERGENCY,
+    ),
+    (
+        "emergency asked about the CA there is: applied",
+        STABLE,
+        seen(request=Request("r2", True, NOW - HOUR), ca_since=NOW - 2 * HOUR, can_generate=True),
+        Move.EMERGENCY,
+        Trigger.EMERGENCY,
+    ),
 ]
 
 
@@ -242,3 +274,11 @@ def test_a_handled_request_is_recorded_by_any_move_that_handles_it() -> None:
     step = decide(PROPAGATING, seen(request=Request("r2")))
     assert advance(PROPAGATING, step, NOW).handled_request == "r2"
     assert advance(PROPAGATING, step, NOW).phase is Phase.PROPAGATING
+
+
+def test_a_request_for_a_ca_that_was_not_there_says_how_to_ask_again() -> None:
+    observed = seen(request=Request("r2", True, NOW - HOUR), ca_since=NOW, can_generate=True)
+    step = decide(STABLE, observed)
+    assert "before the CA Secret was created" in step.message
+    assert "run `pkiwarden ca rotate` again" in step.message
+    assert advance(STABLE, step, NOW).handled_request == "r2"

@@ -12,7 +12,7 @@ from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.authority import configmaps
 from issuer.authority.authority_status import Standing, authority_status
-from issuer.authority.cli import render_status, rotation_patch
+from issuer.authority.cli import render_status, rotation_patch, rotation_refusal
 from issuer.authority.phases import Move, Phase, RotationState, Step, advance
 from issuer.authority.spec import authority_spec, renewal_due, rotation_request
 from issuer.authority.state import (
@@ -193,3 +193,32 @@ def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_lif
     assert not renewal_due(generate, short, short.not_valid_before_utc + life / 2)
     assert renewal_due(generate, short, short.not_valid_before_utc + life * 2 / 3)
     assert not renewal_due(None, short, short.not_valid_after_utc)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "refused"),
+    [
+        ([], False),
+        ([{"type": "Ready", "status": "True", "reason": "CAReady"}], False),
+        (
+            [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "CAUnavailable",
+                    "message": 'CA Secret "pkiwarden-system/pkiwarden-ca" is missing',
+                }
+            ],
+            True,
+        ),
+    ],
+)
+def test_a_rotation_of_a_missing_ca_is_refused_with_the_way_out(
+    conditions: list[dict[str, str]], refused: bool
+) -> None:
+    refusal = rotation_refusal({"status": {"conditions": conditions}})
+    assert (refusal is not None) == refused
+    if refusal is not None:
+        assert refusal.startswith('CA Secret "pkiwarden-system/pkiwarden-ca" is missing')
+        assert "nothing was requested" in refusal
+        assert "restore the CA Secret" in refusal

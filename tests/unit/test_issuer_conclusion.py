@@ -64,6 +64,20 @@ class Row:
     requeue_in: Callable[[datetime], bool] = lambda at: at > NOW
 
 
+CA_GONE_RECORDED = with_status(
+    PKI,
+    failedIssuanceAttempts=5,
+    lastFailureTime=rfc3339(NOW - timedelta(minutes=1)),
+    nextRetryTime=rfc3339(NOW + timedelta(minutes=10)),
+    conditions=[
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "CAUnavailable",
+            "message": f"Pki app1-pki cannot be issued: {CA_GONE.message}",
+        }
+    ],
+)
 NO_LONGER_ALLOWED = Finding(
     Severity.ERROR,
     Category.NOT_ALLOWED,
@@ -195,6 +209,55 @@ ROWS = [
         ready_says="renewal is blocked: Pki app1-pki cannot be issued: CA Secret",
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
         requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
+    ),
+    Row(
+        "the same failure again before its retry (say, another policy edited): not an attempt,"
+        " nothing said, the announced retry stands",
+        CA_GONE_RECORDED,
+        None,
+        Step.FAIL,
+        ca=CA_GONE,
+        ready="False",
+        status_has={
+            "failedIssuanceAttempts": 5,
+            "lastFailureTime": rfc3339(NOW - timedelta(minutes=1)),
+            "nextRetryTime": rfc3339(NOW + timedelta(minutes=10)),
+        },
+        requeue_in=lambda at: at == NOW + timedelta(minutes=10),
+    ),
+    Row(
+        "the same failure once its retry is due: an attempt, said again, the backoff grows",
+        CA_GONE_RECORDED,
+        None,
+        Step.FAIL,
+        ca=CA_GONE,
+        now=NOW + timedelta(minutes=10),
+        event=(Reason.CA_UNAVAILABLE, "cannot be issued: CA Secret"),
+        ready="False",
+        status_has={
+            "failedIssuanceAttempts": 6,
+            "lastFailureTime": rfc3339(NOW + timedelta(minutes=10)),
+        },
+        requeue_in=lambda at: at == NOW + timedelta(minutes=10, seconds=64),
+    ),
+    Row(
+        "a different failure before the retry (the cause changed): decided and said at once",
+        with_status(
+            PKI,
+            failedIssuanceAttempts=5,
+            lastFailureTime=rfc3339(NOW - timedelta(minutes=1)),
+            nextRetryTime=rfc3339(NOW + timedelta(minutes=10)),
+            conditions=[
+                {"type": "Ready", "status": "False", "reason": "NotAllowed", "message": "x"}
+            ],
+        ),
+        None,
+        Step.FAIL,
+        ca=CA_GONE,
+        event=(Reason.CA_UNAVAILABLE, "cannot be issued: CA Secret"),
+        ready="False",
+        status_has={"failedIssuanceAttempts": 6, "lastFailureTime": rfc3339(NOW)},
+        requeue_in=lambda at: at == NOW + timedelta(seconds=64),
     ),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,10 @@ from issuer.reporting.failures import FailingPkis
 from issuer.reporting.reasons import Reason
 from issuer.reporting.telling import (
     Failure,
+    Recorded,
     Told,
     must_tell,
+    recorded_failure,
     refresh_check_interval,
     refresh_due,
     resolution_message,
@@ -142,3 +145,53 @@ def test_said_moves_the_refresh_clock_only_for_the_same_failure() -> None:
     failing.failed(replace(FAILURE, message="another cause", said_at=T0))
     failing.said(failure, T0 + 2 * HOUR)  # stale: the words changed meanwhile
     assert failing.all()[0].said_at == T0
+
+
+def _status(attempts: object, ready: dict[str, Any] | None) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "failedIssuanceAttempts": attempts,
+        "lastFailureTime": "2030-01-01T00:00:00Z",
+    }
+    if ready is not None:
+        status["conditions"] = [{"type": "Ready", **ready}]
+    return {"metadata": {"name": "app2-pki"}, "status": status}
+
+
+BLOCKED_MESSAGE = (
+    "certificate 1F in Secret app2-pki-tls is valid until 2030-03-01T00:00:00Z;"
+    " renewal is blocked: " + MESSAGE
+)
+RECORDED = [
+    (
+        "failing: the Warning's reason and words",
+        _status(3, {"status": "False", "reason": "NotAllowed", "message": MESSAGE}),
+        Recorded(Reason.NOT_ALLOWED, MESSAGE, T0),
+    ),
+    (
+        "renewal blocked on a valid certificate: the words after its facts",
+        _status(1, {"status": "True", "reason": "NotAllowed", "message": BLOCKED_MESSAGE}),
+        Recorded(Reason.NOT_ALLOWED, MESSAGE, T0),
+    ),
+    (
+        "Ready, never failed",
+        _status(0, {"status": "True", "reason": "Issued", "message": "x"}),
+        None,
+    ),
+    ("no status yet", {"metadata": {"name": "app2-pki"}}, None),
+    ("attempts without a Ready condition", _status(2, None), None),
+    (
+        "an unknown reason",
+        _status(2, {"status": "False", "reason": "Mystery", "message": "m"}),
+        None,
+    ),
+    ("attempts unreadable", _status("many", {"status": "False", "reason": "NotAllowed"}), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("pki", "expected"), [row[1:] for row in RECORDED], ids=[row[0] for row in RECORDED]
+)
+def test_a_new_issuer_recalls_the_failures_status_records(
+    pki: dict[str, Any], expected: Recorded | None
+) -> None:
+    assert recorded_failure(pki) == expected

@@ -6,8 +6,11 @@ import ipaddress
 import random
 from pathlib import Path
 
+import pytest
+
 from pkiwarden.local import components
 from pkiwarden.local.certs import PkiFiles
+from pkiwarden.local.cli import helpers_to_run
 from pkiwarden.local.install import install_commands, with_flags
 
 PKI = PkiFiles(*(Path(f"/pki/{n}") for n in range(len(PkiFiles.__dataclass_fields__))))
@@ -67,3 +70,19 @@ def test_install_is_the_shipped_overlay_then_one_onboarding_per_tenant() -> None
         ["apply", "-n", "app1", "-f", "deploy/tenants"],
     ]
     assert install_commands(root=Path("/repo")) == [["apply", "-k", "/repo/deploy/overlays/dev"]]
+
+
+@pytest.mark.parametrize(
+    ("with_webhook", "with_issuer", "run"),
+    [
+        (False, False, ()),
+        (True, False, ("webhook",)),
+        (False, True, ("webhook", "issuer")),  # deploy/ registers the webhook: it must serve
+        (True, True, ("webhook", "issuer")),
+    ],
+    ids=["neither", "--with-webhook", "--with-issuer", "both"],
+)
+def test_every_combination_of_local_up_flags_runs_what_deploy_needs(
+    with_webhook: bool, with_issuer: bool, run: tuple[str, ...]
+) -> None:
+    assert helpers_to_run(with_webhook, with_issuer) == run

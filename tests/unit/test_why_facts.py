@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -15,6 +16,7 @@ from pkiwarden.why.facts import (
     secret_info,
     trust_facts,
     was_issued,
+    writer_of,
     writers,
 )
 from shared.certificates import common_name, self_signed_ca
@@ -164,6 +166,33 @@ def test_writers_and_secret_info() -> None:
     }
     assert secret_info(labelled) == SecretInfo("c-tls", managed_by_pkiwarden=True, owner_pki="c")
     assert secret_info({"metadata": {"name": "x"}}) == SecretInfo("x", False, None)
+
+
+@pytest.mark.parametrize(
+    ("info", "claimant", "writer"),
+    [
+        (None, "c", "c"),  # absent: the Pki will write it
+        (SecretInfo("c-tls", managed_by_pkiwarden=True, owner_pki="c"), "c", "c"),
+        (SecretInfo("legacy", managed_by_pkiwarden=False, owner_pki=None), "c", None),
+        (SecretInfo("legacy", managed_by_pkiwarden=False, owner_pki="c"), "c", None),
+        (SecretInfo("b-tls", managed_by_pkiwarden=True, owner_pki="b"), "c", None),
+        (SecretInfo("x", managed_by_pkiwarden=True, owner_pki="x"), None, None),
+        (None, None, None),
+    ],
+    ids=[
+        "absent",
+        "pkiwarden's for that Pki",
+        "someone else's",
+        "labelled for the Pki but not pkiwarden's",
+        "pkiwarden's for another Pki",
+        "no Pki names it",
+        "no Pki, no Secret",
+    ],
+)
+def test_only_a_secret_with_pkiwardens_labels_for_the_pki_is_written_by_it(
+    info: SecretInfo | None, claimant: str | None, writer: str | None
+) -> None:
+    assert writer_of(info, claimant) == writer
 
 
 def event(

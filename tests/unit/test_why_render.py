@@ -337,7 +337,7 @@ def test_json_field_names_are_the_documented_ones() -> None:
     ]  # fmt: skip
     assert list(document["target"]) == ["kind", "name", "namespace"]
     assert list(document["secrets"][0]) == [
-        "name", "uses", "exists", "managedByPkiwarden", "writtenBy", "certificate",
+        "name", "uses", "exists", "managedByPkiwarden", "writtenBy", "claimedBy", "certificate",
     ]  # fmt: skip
     assert document["secrets"][0]["certificate"] is None  # not checked
     assert document["secrets"][0]["uses"] == [{"how": "volume", "via": "tls"}]
@@ -361,13 +361,21 @@ def test_json_field_names_are_the_documented_ones() -> None:
 
 
 def test_a_foreign_secret_is_named_as_such() -> None:
-    foreign = dataclasses.replace(SECRET, managed=False)
-    text = render_text(facts(failing("SecretConflict", CONFLICT), secrets=(foreign,)))
+    """A Secret the Pki names but cannot write is taken, not written by it; nothing of it is
+    checked as the Pki's certificate, and the verdict names the conflict alone."""
+    foreign = dataclasses.replace(SECRET, managed=False, written_by=None, claimed_by="app2-pki")
+    given = facts(failing("SecretConflict", CONFLICT), secrets=(foreign,))
+    text = render_text(given)
     expected = "  Secret app2-pki-tls (volume tls): exists, not managed by pkiwarden;"
-    assert expected + " written by Pki app2-pki" in text
-    assert (
-        render_json(facts(READY, secrets=(foreign,)))["secrets"][0]["managedByPkiwarden"] is False
+    assert expected + " taken: Pki app2-pki names it in spec.secretName and cannot write it" in text
+    assert "written by Pki" not in text
+    assert verdict(given).line == (
+        "NOT READY: pod/app2-0 in namespace app2: Pki app2-pki is not Ready (SecretConflict)"
     )
+    document = render_json(given)["secrets"][0]
+    assert document["managedByPkiwarden"] is False
+    assert (document["writtenBy"], document["claimedBy"]) == (None, "app2-pki")
+    assert document["certificate"] is None
 
 
 def test_a_re_check_that_differs_from_the_status_is_shown() -> None:
@@ -376,8 +384,8 @@ def test_a_re_check_that_differs_from_the_status_is_shown() -> None:
     text = render_text(facts(stale))
     assert "re-checked now" not in text
     fix = (
-        "Fix: none needed any more: Pki app2-pki passes the check now;"
-        " retried at 2026-11-29T04:00:08Z"
+        "Fix: none needed any more: Pki app2-pki passes the check now; the issuer retries it"
+        " as soon as it sees the change (at the latest at 2026-11-29T04:00:08Z)"
     )
     assert fix in text.splitlines()
     ca = render_text(facts(failing("CAUnavailable", CA_MESSAGE, findings=())))
