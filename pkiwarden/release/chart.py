@@ -204,7 +204,6 @@ def chart_metadata(version: str) -> Json:
         "version": version,
         "appVersion": version,
         "kubeVersion": ">=1.29.0-0",
-        "license": "Apache-2.0",
     }
 
 

@@ -19,17 +19,16 @@ object by object); it is generated from `deploy/` by `make chart`.
 ## Install
 
 ```console
-$ helm install pkiwarden pkiwarden-{version}.tgz --namespace pkiwarden-system
+$ helm install pkiwarden pkiwarden-{version}.tgz --namespace pkiwarden-system --create-namespace
 ```
 
-The chart creates the `pkiwarden-system` namespace itself, with its Pod
-Security label (`restricted`); the namespace is fixed (the webhook's
-certificate and the RBAC name it). Do not pass `--create-namespace`: the
-release record is kept in `pkiwarden-system` once the chart has made it, so
-install into it as shown (Helm creates the namespace first). The issuer
-needs a CA: bring your own as Secret `pkiwarden-ca` (kubernetes.io/tls) in
-`pkiwarden-system` plus a `PkiAuthority`, or set `bootstrap.enabled=true` for
-a self-signed development CA.
+The namespace is `pkiwarden-system` (the webhook's certificate and the RBAC
+name it); the chart gives it its Pod Security label (`restricted`) even when
+`--create-namespace` made it. The issuer needs a CA: bring your own as Secret
+`pkiwarden-ca` (kubernetes.io/tls) in `pkiwarden-system` plus a
+`PkiAuthority` naming it, or set `bootstrap.enabled=true` for a self-signed
+development CA. With `image.digest` set (the released chart sets it) the
+Pods name the image by digest.
 
 Onboard application namespaces with `tenants` (they must exist):
 

@@ -86,7 +86,7 @@ class Marked:
 
     def render(self) -> str:
         """The object as a Helm template (no leading ``---``)."""
-        text = yaml.safe_dump(self.item, sort_keys=False, width=10_000, allow_unicode=True)
+        text = escape(yaml.safe_dump(self.item, sort_keys=False, width=10_000, allow_unicode=True))
         return "\n".join(self._expand(line) for line in text.splitlines()) + "\n"
 
     def _expand(self, line: str) -> str:
@@ -113,6 +113,12 @@ class Marked:
                 f"{indent}  {{{{- toYaml . | nindent {len(indent) + 2} }}}}\n{{{{- end }}}}"
             )
         return f"{{{{- range {slot.expr} }}}}\n{indent}- {{{{ . | quote }}}}\n{{{{- end }}}}"
+
+
+def escape(text: str) -> str:
+    """``text`` with its own ``{{``/``}}`` (alert templates, Grafana legends) kept from Helm."""
+    opened = text.replace("{{", "\0open\0").replace("}}", "\0close\0")
+    return opened.replace("\0open\0", '{{ "{{" }}').replace("\0close\0", '{{ "}}" }}')
 
 
 def _walk(item: Any, path: tuple[str | int, ...]) -> Any:

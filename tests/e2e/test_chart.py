@@ -165,7 +165,11 @@ def test_values_reach_the_objects(helm: Path) -> None:
         pod["containers"][0]["image"]
         == f"registry.example.com/pkiwarden:{package_version()}@{digest}"
     )
-    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
+    # Helm merges a map value into the default: the cpu request changes, the rest stays.
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "1", "memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
+    }
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["nodeSelector"] == {"pool": "infra"}
     assert pod["tolerations"] == [{"key": "infra", "operator": "Exists"}]

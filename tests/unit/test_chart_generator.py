@@ -186,3 +186,11 @@ def test_tenant_bindings_repeat_per_namespace() -> None:
     assert yaml.safe_load(
         text.split("---\n", 1)[1].replace("{{ . | quote }}", "app1").split("{{-")[0]
     )["metadata"] == {"name": "pkiwarden-issuer", "namespace": "app1"}
+
+
+def test_braces_of_the_objects_own_templates_reach_the_cluster_as_written() -> None:
+    text = Marked({"description": "{{ $labels.namespace }}/{{ $labels.name }}"}).render()
+    assert text == (
+        'description: \'{{ "{{" }} $labels.namespace {{ "}}" }}/{{ "{{" }} $labels.name'
+        ' {{ "}}" }}\'\n'
+    )
