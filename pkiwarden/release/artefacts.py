@@ -7,6 +7,8 @@
 - ``pkiwarden-image-VERSION.oci.tar`` and ``.digest``: the image as an OCI
   archive (``podman save --format oci-archive``) and the digest of the
   manifest in it, which ``skopeo copy --preserve-digests`` keeps in a registry;
+- ``pkiwarden-VERSION-py3-none-any.whl``: the CLI and kubectl plugin for
+  ``pipx install``/``uv tool install`` (the ``server`` extra adds the webhook's);
 - ``SHA256SUMS`` of those files.
 
 The version is pyproject.toml's; the image's tag in deploy/, the image's
@@ -21,6 +23,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from pkiwarden.local.controlplane import REPO_ROOT
 from pkiwarden.release.chart import CHART_DIR, DEPLOY, kustomize
 from pkiwarden.release.values import split_image
 
@@ -64,6 +68,10 @@ class Names:
     @property
     def digest(self) -> str:
         return f"pkiwarden-image-{self.version}.digest"
+
+    @property
+    def wheel(self) -> str:
+        return f"pkiwarden-{self.version}-py3-none-any.whl"
 
     @property
     def sums(self) -> str:
@@ -190,6 +198,19 @@ def package_chart(helm: Path, dist: Path, version: str, repository: str, digest:
     return dist / Names(version).chart
 
 
+def build_wheel(dist: Path, names: Names) -> Path:
+    """The package as a wheel (pip builds it with the backend pyproject.toml names)."""
+    (dist / names.wheel).unlink(missing_ok=True)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+         "--wheel-dir", str(dist), str(REPO_ROOT)],
+        "building the wheel",
+    )  # fmt: skip
+    if not (dist / names.wheel).is_file():
+        raise ReleaseError(f"pip wheel did not write {names.wheel}")
+    return dist / names.wheel
+
+
 def release(
     *, kubectl: Path, helm: Path, dist: Path, version: str, repository: str | None
 ) -> list[Path]:
@@ -211,6 +232,7 @@ def release(
     manifest = dist / names.manifest
     manifest.write_text(manifest_text(pinned(base, image, f"{repo}@{digest}"), version))
     chart = package_chart(helm, dist, version, repo, digest)
-    artefacts = [manifest, chart, dist / names.image, dist / names.digest]
+    wheel = build_wheel(dist, names)
+    artefacts = [manifest, chart, dist / names.image, dist / names.digest, wheel]
     (dist / names.sums).write_text(sums_text(artefacts))
     return [*artefacts, dist / names.sums]

@@ -70,7 +70,9 @@ def test_sha256sums_lists_every_artefact_with_its_hash(dist: Path) -> None:
     for line in (dist / NAMES.sums).read_text().splitlines():
         sha, name = line.split("  ", 1)
         listed[name] = sha
-    assert sorted(listed) == sorted([NAMES.manifest, NAMES.chart, NAMES.image, NAMES.digest])
+    assert sorted(listed) == sorted(
+        [NAMES.manifest, NAMES.chart, NAMES.image, NAMES.digest, NAMES.wheel]
+    )
     for name, sha in listed.items():
         assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == sha, name
     check = subprocess.run(
@@ -166,3 +168,18 @@ def test_kubectl_apply_of_the_manifest_installs_a_working_webhook(
     assert refused.returncode != 0
     assert 'admission webhook "pkis.pkiwarden.dev" denied the request' in refused.stderr
     assert 'did you mean "app1"?' in refused.stderr
+
+
+def test_the_wheel_installs_the_plugin_without_the_server(dist: Path) -> None:
+    """What pipx or uv tool installs from the wheel: fastapi and uvicorn only with [server]."""
+    import zipfile  # noqa: PLC0415
+
+    with zipfile.ZipFile(dist / NAMES.wheel) as wheel:
+        metadata = wheel.read(f"pkiwarden-{VERSION}.dist-info/METADATA").decode()
+        entry_points = wheel.read(f"pkiwarden-{VERSION}.dist-info/entry_points.txt").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    for name in ("fastapi", "uvicorn"):
+        (line,) = [line for line in requires if line.split()[1].startswith(name)]
+        assert 'extra == "server"' in line, line
+    assert "kubectl-pkiwarden = pkiwarden.cli:main" in entry_points
+    assert "kubectl_complete-pkiwarden = pkiwarden.cli:kubectl_complete" in entry_points
