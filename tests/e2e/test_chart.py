@@ -16,7 +16,6 @@ import yaml
 
 from pkiwarden.local import controlplane
 from pkiwarden.release import chart
-from pkiwarden.release.helm import HelmMissingError, helm_binary
 from pkiwarden.release.version import package_version
 
 Json = dict[str, Any]
@@ -28,14 +27,6 @@ HELM_ONLY_ANNOTATIONS = set(chart.KEEP)
 @pytest.fixture(scope="module")
 def kubectl() -> Path:
     return controlplane.binaries().kubectl
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    try:
-        return helm_binary()
-    except HelmMissingError as error:
-        pytest.fail(f"no helm: {error}", pytrace=False)
 
 
 def render(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -24,20 +24,11 @@ import pytest
 from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.release.chart import CHART_DIR
-from pkiwarden.release.helm import HelmMissingError, helm_binary
 from shared.kube.client import PKIS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
 
 EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
 RELEASE = "pkiwarden"
 NAMESPACE = "pkiwarden-system"
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    try:
-        return helm_binary()
-    except HelmMissingError as error:
-        pytest.fail(f"no helm: {error}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
