@@ -29,6 +29,7 @@ from pkiwarden.release import artefacts
 from pkiwarden.release.artefacts import Names
 from pkiwarden.release.helm import helm_binary
 from pkiwarden.release.version import package_version
+from tests.e2e import pods
 
 pytestmark = pytest.mark.image
 
@@ -113,7 +114,7 @@ def test_one_version_in_the_cli_the_image_and_the_chart(dist: Path) -> None:
     label = artefacts.image_label(image, artefacts.VERSION_LABEL)
     assert label == VERSION
     inside = subprocess.run(
-        [*artefacts.PODMAN, "run", "--rm", "--network=none", image, "--version"],
+        [*pods.PODMAN, "run", "--rm", *pods.ULIMITS, "--network=none", image, "--version"],
         capture_output=True,
         text=True,
         check=True,

@@ -199,7 +199,7 @@ def test_braces_of_the_objects_own_templates_reach_the_cluster_as_written() -> N
 def test_two_objects_are_never_written_to_one_file() -> None:
     out: dict[str, str] = {}
     chart._add(out, "templates/a.yaml", "x")
-    with pytest.raises(ValueError, match="two objects would be written to templates/a.yaml"):
+    with pytest.raises(ValueError, match=r"two objects would be written to templates/a.yaml"):
         chart._add(out, "templates/a.yaml", "y")
     role = {"kind": "Role", "metadata": {"name": "r", "namespace": "app1"}}
     assert chart._file_name(role) == "templates/role-r-app1.yaml"
