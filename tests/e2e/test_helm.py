@@ -76,6 +76,23 @@ def installed(plane: ControlPlane, run_helm: Helm) -> ControlPlane:
     return plane
 
 
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("webhook.replicas=-1", "at '/webhook/replicas': minimum: got -1, want 0"),
+        ("webhook.failurePolicy=Sometimes", "at '/webhook/failurePolicy': value must be one of"),
+    ],
+)
+def test_install_with_a_wrong_value_fails_naming_it_and_creates_nothing(
+    plane: ControlPlane, run_helm: Helm, setting: str, named: str
+) -> None:
+    done = run_helm("install", "wrong", str(CHART_DIR), "--set", setting, check=False)
+    assert done.returncode != 0
+    assert named in done.stderr, done.stderr
+    status = run_helm("status", "wrong", check=False)
+    assert status.returncode != 0 and "release: not found" in status.stderr, status.stderr
+
+
 def test_the_namespace_keeps_its_pod_security_label(installed: ControlPlane) -> None:
     labels = json.loads(
         installed.kubectl("get", "namespace", NAMESPACE, "-o", "jsonpath={.metadata.labels}").stdout
