@@ -37,6 +37,7 @@ from pkiwarden.release.values import (
     CONFIGURATION,
     ISSUER_DEPLOYMENT,
     WEBHOOK_DEPLOYMENT,
+    deploy_image,
     schema,
     values,
 )
@@ -85,7 +86,6 @@ def _pod_spec_edits(component: str) -> Edit:
         template = ("spec", "template")
         pod = (*template, "spec")
         marked.set(("spec", "replicas"), Scalar(f"{values}.replicas"))
-        marked.set((*pod, "containers", 0, "image"), Scalar('include "pkiwarden.image" .'))
         marked.set((*pod, "containers", 0, "resources"), Block(f"{values}.resources"))
         marked.optional(
             (*template, "metadata"), Optional("annotations", f"{values}.podAnnotations")
@@ -110,7 +110,6 @@ def _registration(marked: Marked) -> None:
 
 def _bootstrap_job(marked: Marked) -> None:
     pod = ("spec", "template", "spec")
-    marked.set((*pod, "containers", 0, "image"), Scalar('include "pkiwarden.image" .'))
     marked.extend(
         (*pod, "containers", 0, "args"),
         Extra('list (printf "--authority=%s" .Values.bootstrap.authority)'),
@@ -130,12 +129,22 @@ EDITS: dict[tuple[str, str], Edit] = {
 }
 
 
-def template(item: Json) -> str:
-    """One object as a template, with the edits its kind and name call for."""
+def template(item: Json, image: str) -> str:
+    """One object as a template, with the edits its kind and name call for.
+
+    Every container of pkiwarden's ``image``, in any workload, takes the
+    image from the values.
+    """
     marked = Marked(item)
     edit = EDITS.get((item["kind"], item["metadata"]["name"]))
     if edit is not None:
         edit(marked)
+    pod = ("spec", "template", "spec")
+    for field in ("initContainers", "containers"):
+        containers = item.get("spec", {}).get("template", {}).get("spec", {}).get(field, [])
+        for index, container in enumerate(containers):
+            if container.get("image") == image:
+                marked.set((*pod, field, index, "image"), Scalar('include "pkiwarden.image" .'))
     return marked.render()
 
 
@@ -174,22 +183,23 @@ def files(sources: Sources) -> dict[str, str]:
     for item in crds:
         name = f"crds/{item['metadata']['name']}.yaml"
         out[name] = HEADER + yaml.safe_dump(item, sort_keys=False, width=10_000)
+    image = deploy_image(sources.base)
     base = _objects(sources.base)
     dev = _objects(sources.dev)
     monitoring = _objects(sources.monitoring)
     for ident, item in base.items():
-        text = template(item)
+        text = template(item, image)
         if ident in monitoring and monitoring[ident] != item:
-            text = wrap(".Values.monitoring.enabled", template(monitoring[ident]), text)
+            text = wrap(".Values.monitoring.enabled", template(monitoring[ident], image), text)
         _add(out, _file_name(item), text)
     for ident, item in dev.items():
         if ident not in base:
-            _add(out, _file_name(item), wrap(".Values.bootstrap.enabled", template(item)))
+            _add(out, _file_name(item), wrap(".Values.bootstrap.enabled", template(item, image)))
         elif item != base[ident]:
             raise ValueError(f"deploy/overlays/dev changes {ident}: give it a value in the chart")
     for ident, item in monitoring.items():
         if ident not in base:
-            _add(out, _file_name(item), wrap(".Values.monitoring.enabled", template(item)))
+            _add(out, _file_name(item), wrap(".Values.monitoring.enabled", template(item, image)))
     out["templates/rolebindings-tenants.yaml"] = HEADER + _tenant_template(sources.tenant)
     out["templates/_helpers.tpl"] = HELPERS
     defaults = values(sources.base)

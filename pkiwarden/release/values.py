@@ -176,6 +176,12 @@ def split_image(reference: str) -> tuple[str, str, str]:
     return name, "", digest
 
 
+def deploy_image(base: list[Json]) -> str:
+    """The image deploy/'s webhook Deployment runs: pkiwarden's one image."""
+    pod = _deployment(base, WEBHOOK_DEPLOYMENT)["spec"]["template"]["spec"]
+    return str(pod["containers"][0]["image"])
+
+
 def deploy_defaults(base: list[Json]) -> dict[str, Any]:
     """The defaults ``deploy/`` states, read from its kustomize output, by dotted path."""
     found: dict[str, Any] = {}

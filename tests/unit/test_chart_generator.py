@@ -88,7 +88,7 @@ def test_wrap_puts_an_object_behind_a_condition() -> None:
 
 
 def test_deployment_template_names_every_value() -> None:
-    text = chart.template(DEPLOYMENT)
+    text = chart.template(DEPLOYMENT, "pkiwarden:1.2.3")
     for expression in (
         "replicas: {{ .Values.webhook.replicas }}",
         'image: {{ include "pkiwarden.image" . }}',
@@ -105,7 +105,7 @@ def test_deployment_template_names_every_value() -> None:
 
 
 def test_registration_template_takes_failure_policy_timeout_and_exclusions() -> None:
-    text = chart.template(REGISTRATION)
+    text = chart.template(REGISTRATION, "pkiwarden:1.2.3")
     assert "failurePolicy: {{ .Values.webhook.failurePolicy }}" in text
     assert "timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}" in text
     assert "- pkiwarden-system\n{{- range .Values.webhook.excludeNamespaces }}" in text
@@ -203,3 +203,24 @@ def test_two_objects_are_never_written_to_one_file() -> None:
         chart._add(out, "templates/a.yaml", "y")
     role = {"kind": "Role", "metadata": {"name": "r", "namespace": "app1"}}
     assert chart._file_name(role) == "templates/role-r-app1.yaml"
+
+
+def test_every_container_of_the_pkiwarden_image_takes_the_images_value() -> None:
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "other"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "initContainers": [{"name": "a", "image": "pkiwarden:1.2.3"}],
+                    "containers": [
+                        {"name": "b", "image": "pkiwarden:1.2.3"},
+                        {"name": "c", "image": "busybox:1"},
+                    ],
+                }
+            }
+        },
+    }
+    text = chart.template(job, "pkiwarden:1.2.3")
+    assert text.count('image: {{ include "pkiwarden.image" . }}') == 2
+    assert "image: busybox:1" in text
