@@ -116,7 +116,7 @@ def pinned(objects: list[Json], image: str, reference: str) -> list[Json]:
 
 def manifest_text(objects: list[Json], version: str) -> str:
     header = (
-        f"# pkiwarden {version}: `kubectl apply --server-side -f` this file installs what"
+        f"# pkiwarden {version}: `kubectl apply -f` of this file installs what"
         " `kubectl apply -k deploy/` does.\n"
     )
     return header + "".join(
