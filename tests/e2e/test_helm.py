@@ -207,3 +207,30 @@ def test_uninstall_keeps_every_issued_secret_and_the_ca(
 def registration_gone(plane: ControlPlane) -> bool:
     found = plane.kubectl("get", "validatingwebhookconfiguration", "pkiwarden", check=False)
     return found.returncode != 0 and "NotFound" in found.stderr
+
+
+def test_reinstall_takes_up_the_kept_namespace_ca_and_secrets(
+    installed: ControlPlane, run_helm: Helm
+) -> None:
+    """After the uninstall above: install again, the same certificate stays in place."""
+    plane = installed
+
+    def certificate() -> str:
+        return plane.kubectl(
+            "get", "secret", "app2-pki-tls", "-n", "app2", "-o", "jsonpath={.data.tls\\.crt}"
+        ).stdout
+
+    before = certificate()
+    webhook_process.stop(plane)
+    issuer_process.stop(plane)
+    run_helm(
+        "install", RELEASE, str(CHART_DIR), "--create-namespace",
+        "--set", "bootstrap.enabled=true", "--set", "tenants={app1,app2}",
+    )  # fmt: skip
+    identities = install.identities(plane)
+    webhook_process.start_deployed(plane, identities.webhook)
+    issuer_process.start_deployed(plane, identities)
+    plane.kubectl("wait", "--for=condition=Ready", "pki/app2-pki", "-n", "app2", "--timeout=90s")
+    assert certificate() == before
+    refused = plane.kubectl("apply", "-f", str(EXAMPLES / "app1.yaml"), check=False)
+    assert 'did you mean "app1"?' in refused.stderr
