@@ -108,12 +108,20 @@ def _registration(marked: Marked) -> None:
         marked.extend(excluded, Extra(".Values.webhook.excludeNamespaces"))
 
 
-def _bootstrap_job(marked: Marked) -> None:
-    pod = ("spec", "template", "spec")
-    marked.extend(
-        (*pod, "containers", 0, "args"),
-        Extra('list (printf "--authority=%s" .Values.bootstrap.authority)'),
-    )
+# `--authority=NAME` unless it is the default, which deploy/ leaves implicit.
+AUTHORITY_ARG = Extra(
+    'ternary (list) (list (printf "--authority=%s" .Values.authority))'
+    ' (eq .Values.authority "default")'
+)
+
+
+def _authority_arg(marked: Marked) -> None:
+    marked.extend(("spec", "template", "spec", "containers", 0, "args"), AUTHORITY_ARG)
+
+
+def _issuer(marked: Marked) -> None:
+    _pod_spec_edits("issuer")(marked)
+    _authority_arg(marked)
 
 
 def _namespace(marked: Marked) -> None:
@@ -122,9 +130,9 @@ def _namespace(marked: Marked) -> None:
 
 EDITS: dict[tuple[str, str], Edit] = {
     ("Deployment", WEBHOOK_DEPLOYMENT): _pod_spec_edits("webhook"),
-    ("Deployment", ISSUER_DEPLOYMENT): _pod_spec_edits("issuer"),
+    ("Deployment", ISSUER_DEPLOYMENT): _issuer,
     ("ValidatingWebhookConfiguration", CONFIGURATION): _registration,
-    ("Job", "pkiwarden-bootstrap-ca"): _bootstrap_job,
+    ("Job", "pkiwarden-bootstrap-ca"): _authority_arg,
     ("Namespace", SYSTEM_NAMESPACE): _namespace,
 }
 

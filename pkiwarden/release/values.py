@@ -147,14 +147,15 @@ TABLE: tuple[Value, ...] = (
         {"type": "boolean"},
         False,
         "Run deploy/overlays/dev's Job: a self-signed development CA in Secret pkiwarden-ca"
-        " (never replaces one that exists) and the PkiAuthority below. Production brings its"
-        " own CA Secret and PkiAuthority instead.",
+        " (never replaces one that exists) and the PkiAuthority `authority` naming it."
+        " Production brings its own CA Secret and PkiAuthority instead.",
     ),
     Value(
-        "bootstrap.authority",
+        "authority",
         _NAME,
         "default",
-        "Name of the PkiAuthority the bootstrap Job creates for that CA.",
+        "The PkiAuthority this installation serves: the issuer's --authority (its trust set,"
+        " rotation and status) and the one the bootstrap Job creates for its CA.",
     ),
 )
 

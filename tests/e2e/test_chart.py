@@ -106,18 +106,20 @@ def test_monitoring_on_is_kustomize_with_the_monitoring_component(
         assert without_helm_annotations(from_helm[ident]) == item, ident
 
 
-def test_bootstrap_is_the_dev_overlays_job_naming_its_authority(helm: Path, kubectl: Path) -> None:
-    from_helm = rendered(
-        helm, "--set", "bootstrap.enabled=true", "--set", "bootstrap.authority=dev"
-    )
+def test_bootstrap_is_kustomize_of_the_dev_overlay(helm: Path, kubectl: Path) -> None:
+    from_helm = rendered(helm, "--set", "bootstrap.enabled=true")
     from_kustomize = kustomized(kubectl, chart.DEPLOY / "overlays" / "dev")
     assert sorted(from_helm) == sorted(from_kustomize)
-    job = next(item for (_, kind, _, _), item in from_helm.items() if kind == "Job")
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[-1] == "--authority=dev"
-    expected = next(item for (_, kind, _, _), item in from_kustomize.items() if kind == "Job")
-    expected["spec"]["template"]["spec"]["containers"][0]["args"].append("--authority=dev")
-    assert job == expected
+    for ident, item in from_kustomize.items():
+        assert without_helm_annotations(from_helm[ident]) == item, ident
+
+
+def test_another_authority_is_named_to_the_issuer_and_the_bootstrap_job(helm: Path) -> None:
+    found = rendered(helm, "--set", "bootstrap.enabled=true", "--set", "authority=team-ca")
+    by_kind = {(ident[1], ident[3]): item for ident, item in found.items()}
+    for kind, name in (("Job", "pkiwarden-bootstrap-ca"), ("Deployment", "pkiwarden-issuer")):
+        args = by_kind[(kind, name)]["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[-1] == "--authority=team-ca", (kind, args)
 
 
 def test_values_reach_the_objects(helm: Path) -> None:
