@@ -211,7 +211,11 @@ def files(sources: Sources) -> dict[str, str]:
     out["templates/rolebindings-tenants.yaml"] = HEADER + _tenant_template(sources.tenant)
     out["templates/_helpers.tpl"] = HELPERS
     defaults = values(sources.base)
-    out["values.yaml"] = HEADER + yaml.safe_dump(defaults, sort_keys=False, width=10_000)
+    out["values.yaml"] = (
+        HEADER
+        + "# Each value is described in README.md; values.schema.json checks them.\n"
+        + yaml.safe_dump(defaults, sort_keys=False, width=10_000)
+    )
     out["values.schema.json"] = json.dumps(schema(), indent=2) + "\n"
     out["Chart.yaml"] = HEADER + yaml.safe_dump(chart_metadata(sources.version), sort_keys=False)
     out["README.md"] = readme.render(sources.version, defaults)
