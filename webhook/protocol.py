@@ -27,6 +27,16 @@
    closed after its first answer (the app's refusal): each costs tens of KiB
    of TLS and HTTP state, and an open-loop burst that outruns the process
    would otherwise open thousands and leave the memory behind.
+5. **A shutdown answers what it has started.** uvicorn's own ``shutdown``
+   closes a connection that has no ASGI cycle running, which is every
+   connection whose review is being read or waits for its turn here: the API
+   server would see a reset and apply ``failurePolicy``. Such a connection is
+   answered first and closed after its last review.
+
+This subclasses uvicorn's ``httptools_impl``, which uvicorn does not document
+as an API: ``pyproject.toml`` pins uvicorn to the releases these tests ran
+on, and a unit test holds the installed version, the image's lock and the
+pin together.
 """
 
 from __future__ import annotations
@@ -126,6 +136,9 @@ class AdmissionHttpProtocol(HttpToolsProtocol):
         self._started = 0.0
         self._connections = 0
         self._keep_alive = True
+        # Reviews read and put off until after this turn's reads.
+        self._waiting = 0
+        self._shutting_down = False
 
     @classmethod
     def serving(
@@ -202,16 +215,30 @@ class AdmissionHttpProtocol(HttpToolsProtocol):
         )
         if review.ahead:
             # Others were read in this turn: answered after its reads, in order.
-            self.loop.call_soon(self._finish, reviews, review)
+            self._waiting += 1
+            self.loop.call_soon(self._finish_later, reviews, review)
         else:
             self._finish(reviews, review)
+
+    def _finish_later(self, reviews: DirectReviews, review: _Review) -> None:
+        self._waiting -= 1
+        self._finish(reviews, review)
 
     def _finish(self, reviews: DirectReviews, review: _Review) -> None:
         status, answer = reviews.finish(
             review.body, review.ahead, review.started, review.connections
         )
         if not self.transport.is_closing():
-            self._answer(status, answer, review.keep_alive)
+            # While shutting down, the connection stays open for the reviews still waiting.
+            last = self._shutting_down and not self._waiting
+            self._answer(status, answer, review.keep_alive and not last)
+
+    def shutdown(self) -> None:
+        """Close at once when idle; otherwise after the review being read or waiting."""
+        if self._direct is not None or self._waiting:
+            self._shutting_down = True
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._direct is not None and self.reviews is not None:

@@ -69,6 +69,7 @@ def serve_process(
         ssl_certfile=str(settings.cert_file),
         ssl_keyfile=str(settings.key_file),
         timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         http=AdmissionHttpProtocol.serving(app, settings.max_connections),
         log_config=None,
         access_log=False,

@@ -26,6 +26,10 @@ MAX_QUEUED_REVIEWS = 200
 # The API server holds at most its in-flight limit (400 + 200 by default)
 # open across all replicas; each connection costs tens of KiB.
 MAX_CONNECTIONS = 1000
+# How long a stopping process gives the reviews it has started before it
+# cancels them: below a Pod's default 30 s grace period, and far above the
+# API server's 10 s webhook timeout, so only a stuck client is cut off.
+SHUTDOWN_GRACE_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class WebhookSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     max_queued_reviews: int = MAX_QUEUED_REVIEWS
     max_connections: int = MAX_CONNECTIONS
+    shutdown_grace_seconds: int = SHUTDOWN_GRACE_SECONDS
     # Processes serving the port, each with its own caches (see the README).
     workers: int = 1
     # How often the certificate files are checked for a change on disk.

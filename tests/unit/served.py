@@ -22,6 +22,13 @@ from webhook.protocol import AdmissionHttpProtocol
 @contextmanager
 def serving(app: AdmissionEndpoint, max_connections: int) -> Iterator[int]:
     """Serve ``app`` in a thread until the block ends; yields the port."""
+    with server_of(app, max_connections) as (port, _):
+        yield port
+
+
+@contextmanager
+def server_of(app: AdmissionEndpoint, max_connections: int) -> Iterator[tuple[int, uvicorn.Server]]:
+    """As :func:`serving`, with the server, for tests that stop it themselves."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
@@ -39,7 +46,7 @@ def serving(app: AdmissionEndpoint, max_connections: int) -> Iterator[int]:
     while not server.started:
         threading.Event().wait(0.05)
     try:
-        yield port
+        yield port, server
     finally:
         server.should_exit = True
         thread.join(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from shared.impact import PolicyContext
 from shared.validation import Context
 from tests.unit.reviews import CONTEXT, review_body
-from tests.unit.served import Reader, request, serving
+from tests.unit.served import Reader, request, server_of, serving
 from webhook.app import AdmissionEndpoint, create_app
 
 
@@ -147,3 +148,36 @@ def test_http_1_0_gets_its_answer_and_a_close(connection: Reader) -> None:
     assert b"connection: close" in reply_head
     assert json.loads(reply_body)["response"]["uid"] == "uid-10"
     assert connection.closed()
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_a_shutdown_lets_the_review_being_read_finish(app: AdmissionEndpoint) -> None:
+    body = json.dumps(review_body(uid="uid-late")).encode()
+    half = len(body) // 2
+    with server_of(app, 10) as (port, server):
+        idle = socket.create_connection(("127.0.0.1", port), 10)
+        busy = Reader(socket.create_connection(("127.0.0.1", port), 10))
+        busy.sock.sendall(request(body)[: -len(body) + half])
+        idle.sendall(review("uid-first"))
+        assert Reader(idle).answer()["response"]["uid"] == "uid-first"
+        server.should_exit = True
+        # uvicorn closes its listener just before it asks each connection to shut down.
+        deadline = time.monotonic() + 10
+        while not _refused(port):
+            assert time.monotonic() < deadline, "the server never began its shutdown"
+            time.sleep(0.05)
+        assert idle.recv(1) == b"", "an idle connection is closed at once"
+        busy.sock.sendall(body[half:])
+        head, answer = busy.reply()
+        assert b"connection: close" in head
+        assert json.loads(answer)["response"] == {"uid": "uid-late", "allowed": True}
+        assert busy.closed()
+        idle.close()
+        busy.sock.close()
