@@ -34,7 +34,7 @@ Onboard application namespaces with `tenants` (they must exist):
 
 ```console
 $ helm upgrade pkiwarden pkiwarden-{version}.tgz --namespace pkiwarden-system \\
-    --reuse-values --set 'tenants={{app1,app2}}'
+    --reset-then-reuse-values --set 'tenants={{app1,app2}}'
 ```
 
 ## CRDs
@@ -49,8 +49,14 @@ new release's CRDs first:
 
 ```console
 $ helm show crds pkiwarden-{version}.tgz | kubectl apply --server-side -f -
-$ helm upgrade pkiwarden pkiwarden-{version}.tgz --namespace pkiwarden-system --reuse-values
+$ helm upgrade pkiwarden pkiwarden-{version}.tgz --namespace pkiwarden-system \\
+    --reset-then-reuse-values
 ```
+
+`--reset-then-reuse-values` takes the new chart's defaults (its image
+digest among them) and then your values; `--reuse-values` would keep the
+previous chart's image and miss values a newer chart adds (the schema then
+names them).
 
 ## Uninstall
 

@@ -155,7 +155,7 @@ def test_upgrade_with_changed_values_under_load_fails_no_admission(
     try:
         time.sleep(seconds / 4)
         run_helm(
-            "upgrade", RELEASE, str(CHART_DIR), "--reuse-values",
+            "upgrade", RELEASE, str(CHART_DIR), "--reset-then-reuse-values",
             "--set", "webhook.timeoutSeconds=10",
             "--set", "webhook.excludeNamespaces={legacy}",
             "--set", "webhook.replicas=3",
