@@ -198,14 +198,26 @@ def package_chart(helm: Path, dist: Path, version: str, repository: str, digest:
     return dist / Names(version).chart
 
 
+# What the wheel is built from (as the image's build context, .dockerignore).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "shared", "webhook", "issuer", "pkiwarden")
+
+
 def build_wheel(dist: Path, names: Names) -> Path:
-    """The package as a wheel (pip builds it with the backend pyproject.toml names)."""
+    """The package as a wheel, built from a copy so setuptools leaves no build/ behind."""
     (dist / names.wheel).unlink(missing_ok=True)
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--wheel-dir", str(dist), str(REPO_ROOT)],
-        "building the wheel",
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for name in WHEEL_SOURCES:
+            source = REPO_ROOT / name
+            if source.is_dir():
+                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                shutil.copytree(source, Path(folder) / name, ignore=ignore)
+            else:
+                shutil.copy2(source, Path(folder) / name)
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+             "--wheel-dir", str(dist), folder],
+            "building the wheel",
+        )  # fmt: skip
     if not (dist / names.wheel).is_file():
         raise ReleaseError(f"pip wheel did not write {names.wheel}")
     return dist / names.wheel
