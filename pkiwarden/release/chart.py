@@ -104,8 +104,11 @@ def _registration(marked: Marked) -> None:
     for index, _webhook in enumerate(marked.item["webhooks"]):
         marked.set(("webhooks", index, "failurePolicy"), Scalar(".Values.webhook.failurePolicy"))
         marked.set(("webhooks", index, "timeoutSeconds"), Scalar(".Values.webhook.timeoutSeconds"))
-        excluded = ("webhooks", index, "namespaceSelector", "matchExpressions", 0, "values")
-        marked.extend(excluded, Extra(".Values.webhook.excludeNamespaces"))
+        selector = ("webhooks", index, "namespaceSelector", "matchExpressions", 0)
+        expression = marked.item["webhooks"][index]["namespaceSelector"]["matchExpressions"][0]
+        if expression.get("operator") != "NotIn":
+            raise ValueError(f"webhooks[{index}]: the first namespace expression is not NotIn")
+        marked.extend((*selector, "values"), Extra(".Values.webhook.excludeNamespaces"))
 
 
 # `--authority=NAME` unless it is the default, which deploy/ leaves implicit.

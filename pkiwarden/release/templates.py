@@ -70,7 +70,7 @@ class Marked:
     def set(self, path: tuple[str | int, ...], slot: Scalar | Block) -> None:
         """Replace the value at ``path`` (which must exist) by ``slot``."""
         parent = _walk(self.item, path[:-1])
-        _ = parent[path[-1]]  # KeyError/IndexError: the path moved in deploy/
+        _walk(self.item, path)  # the value must be there: deploy/ states the default
         parent[path[-1]] = self._mark(slot)
 
     def optional(self, path: tuple[str | int, ...], slot: Optional) -> None:
@@ -121,10 +121,21 @@ def escape(text: str) -> str:
     return opened.replace("\0open\0", '{{ "{{" }}').replace("\0close\0", '{{ "}}" }}')
 
 
+class PathMovedError(LookupError):
+    """A path the chart puts a value at is not in deploy/'s output any more."""
+
+
 def _walk(item: Any, path: tuple[str | int, ...]) -> Any:
     node = item
-    for part in path:
-        node = node[part]
+    for depth, part in enumerate(path):
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            where = ".".join(map(str, path[: depth + 1]))
+            raise PathMovedError(
+                f"{where} is not in {item.get('kind')} {item.get('metadata', {}).get('name')}"
+                " as deploy/ renders it: move the value in pkiwarden/release/chart.py (EDITS)"
+            ) from None
     return node
 
 

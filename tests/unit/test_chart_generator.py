@@ -70,9 +70,12 @@ def test_each_slot_kind_renders_its_expression() -> None:
     )
 
 
-def test_a_path_that_moved_in_deploy_fails_the_generator() -> None:
-    with pytest.raises(KeyError):
-        Marked({"spec": {}}).set(("spec", "replicas"), Scalar(".Values.r"))
+def test_a_path_that_moved_in_deploy_fails_the_generator_naming_it() -> None:
+    item = {"kind": "Deployment", "metadata": {"name": "x"}, "spec": {}}
+    with pytest.raises(LookupError, match=r"spec.replicas is not in Deployment x"):
+        Marked(item).set(("spec", "replicas"), Scalar(".Values.r"))
+    with pytest.raises(LookupError, match=r"spec.template is not in Deployment x"):
+        Marked(item).set(("spec", "template", "spec"), Scalar(".Values.r"))
 
 
 def test_an_optional_key_deploy_already_sets_is_refused() -> None:
