@@ -178,16 +178,15 @@ def test_values_reach_the_objects(helm: Path) -> None:
         assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] == 10
         excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
         assert excluded == ["pkiwarden-system", "kube-system", "legacy"]
-    tenant_bindings = [
-        ident
-        for ident in objects(result.stdout)
-        if ident[1] == "RoleBinding" and ident[2] in ("app1", "app2")
-    ]
-    assert sorted(tenant_bindings) == sorted(
-        ("rbac.authorization.k8s.io/v1", "RoleBinding", namespace, name)
+    # deploy/tenants, once per onboarded namespace.
+    tenant = [item for item in yaml.safe_load_all(chart.TENANT_FILE.read_text()) if item]
+    onboarded = [ident for ident in objects(result.stdout) if ident[2] in ("app1", "app2")]
+    assert sorted(onboarded) == sorted(
+        (item["apiVersion"], item["kind"], namespace, item["metadata"]["name"])
         for namespace in ("app1", "app2")
-        for name in ("pkiwarden-issuer", "pkiwarden-webhook")
+        for item in tenant
     )
+    assert tenant
 
 
 def test_helm_lint_passes(helm: Path) -> None:
