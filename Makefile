@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
+.PHONY: test test-fast lint crds docs monitoring controlplane helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,20 @@ $(STAMP): pyproject.toml
 
 controlplane:
 	deploy/local/build.sh
+
+# Helm v4 from the Go module proxy, cached like the control plane.
+helm:
+	deploy/local/build-helm.sh
+
+# The chart in deploy/charts/pkiwarden, regenerated from deploy/ (run it after
+# a change there; a test fails while the two differ).
+chart: $(STAMP) controlplane
+	$(BIN)/python -m pkiwarden.release.chart --kubectl "$$(deploy/local/build.sh)/kubectl"
+
+# dist/: the single-file manifest, the chart package, the image as an OCI
+# archive with its digest, SHA256SUMS. VERSION must be pyproject.toml's version.
+release: $(STAMP) controlplane helm
+	$(BIN)/python -m pkiwarden.release $(if $(VERSION),--version $(VERSION)) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
 # promtool and prometheus for the alert tests (Debian's package, if missing).
 prometheus:
@@ -27,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane prometheus lint
+test: $(STAMP) controlplane helm prometheus lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint
@@ -43,7 +57,7 @@ image-lock:
 	deploy/image/lock.sh $(ARGS)
 
 # The image run as the Deployments run it, against the local control plane.
-test-image: $(STAMP) controlplane image
+test-image: $(STAMP) controlplane helm image
 	$(BIN)/pytest -m image
 
 crds: $(STAMP)

@@ -15,6 +15,8 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
+from pkiwarden import completion
+
 # (command, module that defines register())
 COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("lint", "pkiwarden.lint"),
@@ -23,7 +25,11 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
     ("ca", "issuer.authority.cli"),
+    ("completion", "pkiwarden.completion"),
 )
+# What `pkiwarden webhook serve` and `pkiwarden issuer run` need beyond the
+# CLI: the `server` extra, left out of a plugin-only install (pipx, uv tool).
+SERVER_MODULES = frozenset({"fastapi", "uvicorn", "uvloop", "httptools", "starlette"})
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -68,6 +74,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:2] == ["completion", "--complete"]:
+        # The words are a partial command line: answered before argparse sees them.
+        words = arguments[3:] if arguments[2:3] == ["--"] else arguments[2:]
+        tree = completion.command_tree(build_parser())
+        sys.stdout.write("".join(f"{word}\n" for word in completion.candidates(tree, words)))
+        return 0
     named = {name for name, _module in COMMAND_MODULES}
     chosen = arguments[0] if arguments and arguments[0] in named else None
     args = build_parser(chosen).parse_args(arguments)
@@ -76,6 +88,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] not in SERVER_MODULES:
+            raise
+        print(
+            f"pkiwarden {chosen}: needs {error.name}, which the webhook and the issuer use and"
+            " a CLI-only install leaves out: install pkiwarden[server]",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def kubectl_complete() -> int:
+    """``kubectl_complete-pkiwarden``: kubectl runs it to complete ``kubectl pkiwarden ...``."""
+    tree = completion.command_tree(build_parser())
+    sys.stdout.write(completion.kubectl_answer(tree, sys.argv[1:]))
+    return 0
 
 
 if __name__ == "__main__":

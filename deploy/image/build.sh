@@ -21,6 +21,17 @@ if [[ -z "$image" ]]; then
   exit 1
 fi
 
+# The package version (pyproject.toml, the one place it is written) labels the
+# image as the OCI annotations say; `make release` checks that it, deploy/'s tag
+# and the chart agree.
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)"
+labels=(
+  --label org.opencontainers.image.title=pkiwarden
+  --label "org.opencontainers.image.version=$version"
+  --label org.opencontainers.image.licenses=Apache-2.0
+  --label "org.opencontainers.image.description=TLS certificates for Kubernetes applications from a control-plane CA"
+)
+
 # crun refuses hybrid cgroup layouts, and raising a limit above the current
 # one is not permitted in every environment: runc, cgroupfs, modest ulimits.
 podman=(podman --runtime runc --cgroup-manager=cgroupfs)
@@ -91,7 +102,7 @@ host_bundle=/etc/ssl/certs/ca-certificates.crt
 
 echo "building $image from $base ..." >&2
 start=$SECONDS
-"${podman[@]}" build "${ulimits[@]}" --network host "${trust[@]}" \
+"${podman[@]}" build "${ulimits[@]}" --network host "${trust[@]}" "${labels[@]}" \
   --build-arg "BASE=$base" --tag "$image" . >&2
 size="$("${podman[@]}" image inspect --format '{{.Size}}' "$image")"
 echo "built $image in $((SECONDS - start)) s: $((size / 1000000)) MB" >&2

@@ -19,6 +19,7 @@ tools="$cache_root/image/pip-tools"
 compile=(env -u PIP_FIND_LINKS CUSTOM_COMPILE_COMMAND="make image-lock"
   "$tools/bin/pip-compile" --quiet --generate-hashes --strip-extras --allow-unsafe
   --no-emit-index-url --no-emit-find-links "$@")
-"${compile[@]}" --output-file=deploy/image/requirements.txt pyproject.toml
+# The image runs the webhook: the `server` extra is part of what it holds.
+"${compile[@]}" --extra=server --output-file=deploy/image/requirements.txt pyproject.toml
 "${compile[@]}" --only-build-deps --build-deps-for=wheel \
   --output-file=deploy/image/build-requirements.txt pyproject.toml

@@ -25,6 +25,7 @@ import yaml
 from pkiwarden.local import controlplane, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.webhook_process import LocalWebhook
+from pkiwarden.release.helm import HelmMissingError, helm_binary
 from shared.kube.client import Kube
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -149,3 +150,12 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
         control_plane.kubectl(
             "delete", "validatingwebhookconfiguration", "pkiwarden", "--ignore-not-found"
         )
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm (deploy/local/build-helm.sh, built once into the cache)."""
+    try:
+        return helm_binary()
+    except HelmMissingError as error:
+        pytest.fail(f"no helm: {error}", pytrace=False)

@@ -52,7 +52,12 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 @pytest.mark.parametrize(
     ("wanted", "lock"),
     [
-        (PYPROJECT["project"]["dependencies"], "requirements.txt"),
+        # The image runs the webhook: the server extra is locked with the rest.
+        (
+            PYPROJECT["project"]["dependencies"]
+            + PYPROJECT["project"]["optional-dependencies"]["server"],
+            "requirements.txt",
+        ),
         (PYPROJECT["build-system"]["requires"], "build-requirements.txt"),
     ],
     ids=["runtime", "build"],

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def pinned() -> Requirement:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # uvicorn is in the `server` extra: the webhook needs it, the CLI does not.
     return next(
         requirement
-        for requirement in map(Requirement, project["dependencies"])
+        for requirement in map(Requirement, project["optional-dependencies"]["server"])
         if requirement.name == "uvicorn"
     )
 
