@@ -61,7 +61,7 @@ test-image: $(STAMP) controlplane helm image
 	$(BIN)/pytest -m image
 
 crds: $(STAMP)
-	$(BIN)/python -m shared.crds deploy/crds
+	$(BIN)/python -m pkiwarden.generate.crds deploy/crds
 
 demo: $(STAMP) controlplane
 	$(BIN)/python -m pkiwarden.local.demo
@@ -95,7 +95,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local
 
 docs: $(STAMP)
-	$(BIN)/python -m shared.reference README.md
+	$(BIN)/python -m pkiwarden.generate.reference README.md
 
 monitoring: $(STAMP)
 	$(BIN)/python -m pkiwarden.monitoring deploy/monitoring

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pkiwarden.generate.crds import rendered_files
 from shared.authority_validation import validate_authority
-from shared.crds import rendered_files
 from shared.findings import phrase
 from webhook.decision import decide
 

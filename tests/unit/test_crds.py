@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.crds import main, rendered_files
+from pkiwarden.generate.crds import main, rendered_files
 
 CRDS = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.reference import BEGIN, END, render, replace_section
+from pkiwarden.generate.reference import BEGIN, END, render, replace_section
 from shared.schema import PKI_POLICY_SCHEMA, PKI_SCHEMA
 
 README = Path(__file__).resolve().parents[2] / "README.md"

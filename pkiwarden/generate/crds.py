@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions rendered from the schema: ``python -m shared.crds DIR``.
+"""CustomResourceDefinitions rendered from the schema: ``python -m pkiwarden.generate.crds DIR``.
 
 The CRD is the schema minus what the API server must not see or would do
 differently:
@@ -225,7 +225,7 @@ def rendered_files() -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m shared.crds DIR", file=sys.stderr)
+        print("usage: python -m pkiwarden.generate.crds DIR", file=sys.stderr)
         return 2
     directory = Path(args[0])
     directory.mkdir(parents=True, exist_ok=True)
