@@ -227,12 +227,12 @@ def test_what_the_reconcile_writes(row: Row) -> None:
 
 
 def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None:
-    message = api_refusal_message(403, "forbidden", "write", "app1-pki-tls")
+    message = api_refusal_message(403, "forbidden", "write", "app1-pki-tls", "app1")
     assert message == (
-        'the issuer may not write Secret "app1-pki-tls" in this namespace;'
-        " a cluster administrator must onboard the namespace for pkiwarden"
+        'the issuer may not write Secret "app1-pki-tls" in this namespace: it is not onboarded'
+        " for pkiwarden; a cluster admin runs: kubectl apply -n app1 -f deploy/tenants/"
     )
-    assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s")
+    assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s", "app1")
     verdict = refused(PKI, message, NOW)
     conclusion = conclude(PKI, verdict, None, NOW)
     assert conclusion.announcement is not None
