@@ -26,7 +26,7 @@ from cryptography import x509
 
 from issuer import issuance
 from issuer.authority import configmaps, state
-from issuer.authority.authority_status import Standing, authority_status
+from issuer.authority.authority_status import Standing, authority_status, missing_ca_problem
 from issuer.authority.pacing import Pacer, Pending, reissue_order
 from issuer.authority.phases import Move, Observed, Phase, RotationState, Step, advance, decide
 from issuer.authority.spec import (
@@ -277,9 +277,8 @@ class AuthorityLoop:
                 f' started with ("{self.secret_name}"); restart the issuer to use it'
             )
         elif secret is None or material is None:
-            result.problem = (
-                f'CA Secret "{self.namespace}/{spec.secret_name}" is missing or holds no'
-                " readable tls.crt and tls.key"
+            result.problem = missing_ca_problem(
+                self.namespace, spec.secret_name, generates=spec.generate is not None
             )
         if result.problem or secret is None or material is None:
             self._write_status(authority, RotationState(), (), result, "", now)
@@ -509,9 +508,13 @@ class AuthorityLoop:
         desired = authority_status(current, standing, now)
         if desired == current:
             return
+        # A merge patch keeps what it does not name: the CA gone, its expiry must go too.
+        gone = {key: None for key in ("activeCA", "activeNotAfter") if key not in desired}
         try:
             updated = self.kube.patch(
-                PKI_AUTHORITIES.path(name=self.name, sub="status"), {"status": desired}, "merge"
+                PKI_AUTHORITIES.path(name=self.name, sub="status"),
+                {"status": {**gone, **desired}},
+                "merge",
             )
         except ApiError as error:
             if error.not_found or error.conflict:

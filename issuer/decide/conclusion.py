@@ -112,6 +112,6 @@ def _failed(verdict: Verdict, now: datetime) -> Conclusion:
         next_retry=verdict.requeue_at,
         blocked=verdict.in_force,
     )
-    return Conclusion(
-        outcome, Announcement(verdict.reason, verdict.message), verdict.requeue_at or now
-    )
+    # The Events say what the condition says: a Pod whose renewal is blocked reads that
+    # its current certificate still serves, and until when, not only the failure.
+    return Conclusion(outcome, Announcement(verdict.reason, message), verdict.requeue_at or now)

@@ -139,7 +139,13 @@ ROWS = [
         SECRET,
         Step.FAIL,
         findings=(NO_LONGER_ALLOWED,),
-        event=(Reason.NOT_ALLOWED, 'spec.serviceName: "app1" in Pki app1-pki is not allowed'),
+        # The Events (on the Pki and its Pods) say the current certificate still serves.
+        event=(
+            Reason.NOT_ALLOWED,
+            f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
+            f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked:"
+            ' spec.serviceName: "app1" in Pki app1-pki is not allowed',
+        ),
         ready_says=f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
         f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: spec.serviceName",
         status_has={**VALID_FACTS, "failedIssuanceAttempts": 1},
@@ -191,7 +197,11 @@ ROWS = [
         Step.FAIL,
         ca=CA_GONE,
         now=NOW + timedelta(days=61),
-        event=(Reason.CA_UNAVAILABLE, "cannot be issued"),
+        event=(
+            Reason.CA_UNAVAILABLE,
+            f"is valid until {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: Pki app1-pki"
+            " cannot be issued",
+        ),
         ready_says="renewal is blocked: Pki app1-pki cannot be issued: CA Secret",
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
         requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
