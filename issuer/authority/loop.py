@@ -69,6 +69,7 @@ class Pass:
     """What one pass saw and did; the seam for metrics and tests."""
 
     phase: Phase = Phase.STABLE
+    phase_start: datetime | None = None  # from the CA Secret: an issuer restart keeps it
     move: Move = Move.NONE
     pending: int = 0
     blocked: list[str] = field(default_factory=list)
@@ -298,6 +299,7 @@ class AuthorityLoop:
                 current.phase,
                 material.active.not_valid_after_utc,
             )
+            result.phase_start = current.phase_start
             return result
         secrets_current, pending, valid_leaves = survey
         blocked = [p.key for p in pending if p.blocked]
@@ -323,7 +325,7 @@ class AuthorityLoop:
                 if step.move in (Move.PROMOTE, Move.EMERGENCY) and self.on_reissue is not None:
                     signer = key_id(material.active)
                     self.on_reissue(reissue_order(p for p, kid in valid_leaves if kid != signer))
-        result.phase = after.phase
+        result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = len(pending), blocked
         result.active_not_after = material.active.not_valid_after_utc
