@@ -276,7 +276,6 @@ class _Judges:
     selecting: tuple[CompiledPolicy, ...] = ()
     assumed: Finding | None = None
     deciding: tuple[CompiledPolicy, ...] = ()
-    service_allowed: bool = False
 
     @property
     def duration_bound(self) -> timedelta:
@@ -307,14 +306,14 @@ def _judges(given: Mapping[str, Any], namespace: str, context: Context) -> _Judg
         if chosen:
             assumed = _unknown_labels(chosen, namespace, hint)
     allowing = tuple(policy for policy in chosen if policy.allows_service(service))
-    return _Judges(tuple(chosen), assumed, allowing or tuple(chosen), bool(allowing))
+    return _Judges(tuple(chosen), assumed, allowing or tuple(chosen))
 
 
 def _duration_defaulted(pki: Mapping[str, Any], judges: _Judges) -> Mapping[str, Any]:
     """``pki`` with spec.duration set to the policy's maxDuration when it leaves the field
     out and that bound is below the default: a default the policy refuses helps nobody."""
     spec = pki.get("spec")
-    bound = judges.duration_bound
+    bound = max(judges.duration_bound, _MIN_DURATION)  # a broken policy never shortens it more
     if not is_mapping(spec) or "duration" in spec or bound >= _DEFAULT_DURATION:
         return pki
     return {**pki, "spec": {**spec, "duration": format_duration(bound)}}

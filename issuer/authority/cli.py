@@ -113,6 +113,8 @@ def render_status(authority: dict[str, Any], now: datetime) -> str:
     ]
     lines += ["  " + line for line in _table(table)]
     for condition in status.get("conditions") or []:
+        if problem and condition.get("type") == "Ready":
+            continue  # said first, as the verdict
         lines.append(
             f"{condition.get('type')}: {condition.get('status')} ({condition.get('reason')})"
             f" {condition.get('message', '')}"

@@ -170,6 +170,7 @@ def test_ca_status_with_the_ca_secret_gone_says_what_next_and_exits_1(
             " or create it with a new CA (type kubernetes.io/tls, tls.crt and tls.key), after"
             " which every certificate is re-issued"
         )
+        assert gone.stdout.count("Restore it from a backup") == 1, "said once, first"
         status = kube.get(PKI_AUTHORITIES.path(name=AUTHORITY))["status"]
         assert "activeNotAfter" not in status, "no expiry of a CA that is gone"
         assert status["trusted"] == []

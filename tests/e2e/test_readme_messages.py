@@ -130,10 +130,16 @@ def policy_change_warning(plane: ControlPlane) -> str:
 def test_the_readme_table_is_what_kubectl_prints(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
-    # A namespace the "typo" policy's message suggests, and one that is never onboarded.
+    # A namespace the "typo" policy's message suggests, and one a policy selects that is
+    # never onboarded.
     for namespace in ("payments", "team-new"):
         control_plane.kubectl("create", "namespace", namespace, check=False)
-    printed = [dry_run(control_plane, document) for document in MANIFESTS]
+    new_team = policy("team-new", namespaces=["team-new"], allowedServiceNames=["web"])
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(new_team))
+    try:
+        printed = [dry_run(control_plane, document) for document in MANIFESTS]
+    finally:
+        control_plane.kubectl("delete", "pkipolicy", "team-new", "--ignore-not-found")
     printed.append(policy_change_warning(control_plane))
     examples = readme_examples()
     assert len(examples) >= 20

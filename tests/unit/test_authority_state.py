@@ -208,6 +208,7 @@ def test_a_missing_ca_says_what_happens_next_and_the_cli_exits_non_zero(
     authority = {"metadata": {"name": "default", "creationTimestamp": "2026-01-01T11:00:00Z"}}
     text = render_status({**authority, "status": status}, NOW)
     assert text.splitlines()[0] == f"NOT READY: PkiAuthority default cannot sign: {problem}"
+    assert text.count(problem) == 1
     assert unavailable({**authority, "status": status}) == problem
     ready = authority_status({}, Standing(RotationState(), (), "", "", 0, [], 1), NOW)
     assert unavailable({**authority, "status": ready}) is None
