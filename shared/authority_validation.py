@@ -124,8 +124,8 @@ def authority_change_findings(old: Any, new: Any) -> list[Finding]:
             Severity.WARNING,
             Category.ADVICE,
             "spec.generate",
-            "changes apply to the next CA, made at the next rotation (its renewal time, or "
-            "pkiwarden ca rotate); the active CA is unchanged",
+            "is used for the next CA only, made at the next rotation (its renewal time, or "
+            "pkiwarden ca rotate)",
         )
     ]
 

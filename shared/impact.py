@@ -129,7 +129,7 @@ def _missing_namespaces(policy: Mapping[str, Any], context: PolicyContext) -> It
                 Severity.WARNING,
                 Category.ADVICE,
                 f"spec.namespaces[{index}]",
-                "is not a namespace of this cluster (yet), so the policy selects nothing there"
+                "does not exist (yet), so the policy selects nothing there"
                 + did_you_mean(namespace, existing),
                 namespace,
             )

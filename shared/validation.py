@@ -751,7 +751,7 @@ def _not_onboarded(namespace: str, context: Context) -> Iterator[Finding]:
         yield _warning(
             Category.ADVICE,
             "metadata.namespace",
-            f"is not onboarded for pkiwarden; {onboarding_fix(namespace)}",
+            f"is not onboarded; {onboarding_fix(namespace)}",
             namespace,
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,8 +33,10 @@ from tests.e2e.helpers import (
     events_on,
     eventually,
     get,
+    leaf,
     one_line,
     running_issuer,
+    secret_data,
     serial,
     volume,
     wait_ready,
@@ -107,8 +110,8 @@ def test_a_policy_naming_a_namespace_that_does_not_exist_is_warned(
     result = dry_run(control_plane, typo)
     assert result.returncode == 0, result.stderr
     assert warnings(result) == [
-        'Warning: spec.namespaces[0]: "paymnets" is not a namespace of this cluster (yet), so the'
-        ' policy selects nothing there; did you mean "payments"?'
+        'Warning: spec.namespaces[0]: "paymnets" does not exist (yet), so the policy selects'
+        ' nothing there; did you mean "payments"?'
     ]
     fixed = {**typo, "spec": {**typo["spec"], "namespaces": ["payments"]}}
     assert warnings(dry_run(control_plane, fixed)) == []
@@ -121,8 +124,7 @@ def test_a_pki_in_a_namespace_not_onboarded_is_warned_until_it_is(
     assert result.returncode == 0, result.stderr
     fix = f"kubectl apply -n {ns} -f deploy/tenants/"
     assert warnings(result) == [
-        f'Warning: metadata.namespace: "{ns}" is not onboarded for pkiwarden; a cluster admin'
-        f" runs: {fix}"
+        f'Warning: metadata.namespace: "{ns}" is not onboarded; a cluster admin runs: {fix}'
     ]
     # The command the warning gives, run from the repository's root.
     control_plane.kubectl("apply", "-n", ns, "-f", str(REPO_ROOT / "deploy" / "tenants"))
@@ -189,8 +191,8 @@ def test_editing_generate_warns_that_it_applies_at_the_next_rotation(
         "patch", "pkica", AUTHORITY, "--type=merge", "--dry-run=server", "-p", json.dumps(patch)
     )
     assert warnings(result) == [
-        "Warning: spec.generate: changes apply to the next CA, made at the next rotation (its"
-        " renewal time, or pkiwarden ca rotate); the active CA is unchanged"
+        "Warning: spec.generate: is used for the next CA only, made at the next rotation (its"
+        " renewal time, or pkiwarden ca rotate)"
     ]
 
 
@@ -214,3 +216,23 @@ def test_a_blocked_renewal_tells_the_pod_its_certificate_still_serves(
         f' spec.serviceName: "web" in Pki web is not allowed in namespace "{ns}"'
     ), told
     assert condition(get(control_plane, "pki", ns, "web"))["status"] == "True"
+
+
+def test_a_pki_without_duration_gets_its_policys_shorter_maximum(
+    control_plane: ControlPlane, issuer: LocalIssuer, ns: str
+) -> None:
+    """maxDuration 720h below the default 2160h: once every such Pki was refused; now the
+    bound is its default, issued as such, and the policy's author is warned."""
+    bounded = policy(ns, ["web", "api"])
+    bounded["spec"]["maxDuration"] = "720h"
+    result = control_plane.kubectl("apply", "-f", "-", input=json.dumps(bounded))
+    assert warnings(result) == [
+        'Warning: spec.maxDuration: "720h" is below the default spec.duration (2160h); a Pki'
+        " that leaves spec.duration out gets 720h"
+    ]
+    apply(control_plane, pki(ns, "web"))
+    wait_ready(control_plane, ns, "web")
+    certificate = leaf(secret_data(control_plane, ns, "web-tls"))
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    # notBefore is backdated by up to five minutes against clock skew.
+    assert timedelta(hours=720) <= lifetime <= timedelta(hours=720, minutes=5), lifetime

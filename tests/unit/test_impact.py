@@ -115,11 +115,11 @@ CLUSTER_NAMESPACES = {"app1": {}, "app2": {}, "payments": {}}
             ["app1", "paymnets"],
             True,
             [
-                'spec.namespaces[1]: "paymnets" is not a namespace of this cluster (yet), so the '
-                'policy selects nothing there; did you mean "payments"?'
+                'spec.namespaces[1]: "paymnets" does not exist (yet), so the policy selects '
+                'nothing there; did you mean "payments"?'
             ],
         ),
-        (["app1", "zzz-later"], True, ['spec.namespaces[1]: "zzz-later" is not a namespace']),
+        (["app1", "zzz-later"], True, ['spec.namespaces[1]: "zzz-later" does not exist']),
         (["app1", "app2"], True, []),
         # Namespaces not known (lint, a cache not synced): nothing is said.
         (["paymnets"], False, []),

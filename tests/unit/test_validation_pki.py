@@ -754,8 +754,8 @@ NAMESPACE_CASES: list[tuple[str, dict[str, Any], Context, list[tuple[Severity, s
             (
                 W,
                 "metadata.namespace",
-                'metadata.namespace: "payments" is not onboarded for pkiwarden; a cluster admin '
-                "runs: kubectl apply -n payments -f deploy/tenants/",
+                'metadata.namespace: "payments" is not onboarded; a cluster admin runs: '
+                "kubectl apply -n payments -f deploy/tenants/",
             )
         ],
     ),

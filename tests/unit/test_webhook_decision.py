@@ -186,8 +186,8 @@ CASES = [
         ),
         allowed=True,
         warnings_have=(
-            "spec.generate: changes apply to the next CA, made at the next rotation (its renewal"
-            " time, or pkiwarden ca rotate); the active CA is unchanged",
+            "spec.generate: is used for the next CA only, made at the next rotation (its renewal"
+            " time, or pkiwarden ca rotate)",
         ),
     ),
     Case(
@@ -212,7 +212,7 @@ CASES = [
         review(pki(serviceName="app1")),
         allowed=True,
         warnings_have=(
-            'metadata.namespace: "app1" is not onboarded for pkiwarden; a cluster admin runs:'
+            'metadata.namespace: "app1" is not onboarded; a cluster admin runs:'
             " kubectl apply -n app1 -f deploy/tenants/",
         ),
         context=Context(policies=[POLICY], namespace_labels={}, onboarded=False),
