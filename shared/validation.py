@@ -258,7 +258,7 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
         *_pki_policy(given, spec, namespace, context, judges),
         *_secret_conflicts(given, spec, name, namespace, context),
         *_not_onboarded(namespace, context),
-        *_pki_advice(given, spec, accepted),
+        *_pki_advice(given, spec, accepted, judges.key_algorithms),
     ]
     return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
 
@@ -757,7 +757,10 @@ def _not_onboarded(namespace: str, context: Context) -> Iterator[Finding]:
 
 
 def _pki_advice(
-    given: Mapping[str, Any], spec: Mapping[str, Any], accepted: timedelta | None
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    accepted: timedelta | None,
+    algorithms: Sequence[str],
 ) -> Iterator[Finding]:
     algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
     for index, usage in _texts(given, "usages"):
@@ -787,7 +790,8 @@ def _pki_advice(
         yield _warning(
             Category.ADVICE,
             "spec.privateKey.size",
-            f"{note}is weak for a certificate valid over a year; use 3072 or ECDSA",
+            f"{note}is weak for a certificate valid over a year; use 3072"
+            + (" or ECDSA" if "ECDSA" in algorithms else ""),
             _WEAK_RSA_SIZE,
         )
     renew_text = _text(given, "renewBefore")

@@ -797,3 +797,32 @@ def test_the_issuer_issues_the_duration_the_policy_defaults_to() -> None:
     assert policy_defaulted(body, "app1", CONTEXT) is body
     given = {**body, "spec": {"serviceName": "db", "duration": "100h"}}
     assert policy_defaulted(given, "payments", PAYMENTS) is given
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "advice"),
+    [
+        (["RSA"], "use 3072"),
+        (["RSA", "ECDSA"], "use 3072 or ECDSA"),
+    ],
+)
+def test_weak_rsa_advice_names_only_what_the_namespace_may_use(
+    algorithms: list[str], advice: str
+) -> None:
+    policy = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "namespaces": ["payments"],
+            "allowedServiceNames": ["db"],
+            "allowedKeyAlgorithms": algorithms,
+        },
+    }
+    body = {
+        "metadata": {"name": "db", "namespace": "payments"},
+        "spec": {"serviceName": "db", "privateKey": {"algorithm": "RSA"}, "duration": "8784h"},
+    }
+    (finding,) = validate_pki(body, "payments", Context(policies=[policy], namespace_labels={}))
+    assert phrase(finding) == (
+        "spec.privateKey.size: 2048 (the default) is weak for a certificate valid over a year; "
+        + advice
+    )
