@@ -34,7 +34,7 @@ from issuer.settings import Settings
 from shared.clock import Clock, utc_now
 from shared.kube.client import JSON, ApiError, Kube
 from shared.logs import fields
-from shared.validation import validate_pki
+from shared.validation import policy_defaulted, validate_pki
 
 log = logging.getLogger("issuer.reconcile")
 
@@ -134,16 +134,19 @@ class Controller:
             return Result(key, None)
         now = self.clock()
         secret_name = self.watches.secret_name_of(pki)
-        findings = validate_pki(
-            pki, namespace, self.watches.run_time_context(namespace, secret_name)
-        )
+        context = self.watches.run_time_context(namespace, secret_name)
+        findings = validate_pki(pki, namespace, context)
         try:
             secret = self.secrets.get(namespace, secret_name) if secret_name else None
         except ApiError as error:
-            message = api_refusal_message(error.status, error.message, "read", secret_name)
+            message = api_refusal_message(
+                error.status, error.message, "read", secret_name, namespace
+            )
             return self._conclude(key, pki, self._refused(pki, message, now), None, now)
         ca = self.watches.ca.current(now)
-        verdict = decide_issuance(pki, secret, ca, findings, now, retry=self.settings.retry)
+        # A default that depends on the policy (spec.duration) is issued as it was judged.
+        judged = policy_defaulted(pki, namespace, context)
+        verdict = decide_issuance(judged, secret, ca, findings, now, retry=self.settings.retry)
         if verdict.step is Step.ISSUE and verdict.why is Trigger.CA_CHANGED and self.pacer:
             # A CA rotation re-issues every Pki: at reissueRate, not all at once.
             wait = self.pacer.wait(key, now)
@@ -178,7 +181,9 @@ class Controller:
             self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
             return Result(key, Step.ISSUE, verdict.why, error="secret conflict")
         except ApiError as error:
-            message = api_refusal_message(error.status, error.message, "write", desired.secret_name)
+            message = api_refusal_message(
+                error.status, error.message, "write", desired.secret_name, namespace
+            )
             return self._refused(pki, message, now), None
         version = (written.get("metadata") or {}).get("resourceVersion")
         if version:

@@ -70,12 +70,16 @@ PKI_AUTHORITY_SCHEMA: Final[JSON] = {
                     "type": "object",
                     "description": (
                         "Present: pkiwarden makes the CA and rotates it itself at its renewal "
-                        "time. Absent: the platform team supplies the CA."
+                        "time; a change here applies to the next CA it makes, at the next "
+                        "rotation. Absent: the platform team supplies the CA."
                     ),
                     "additionalProperties": False,
                     "properties": {
                         "commonName": _string(
-                            "Subject common name of the CA.",
+                            "Subject common name of the CA. Each CA pkiwarden makes is named "
+                            "this, a space and the time it was made (UTC, "
+                            "YYYYMMDDhhmmssffffff), cut to 64 characters, so the CAs of "
+                            "successive rotations are told apart.",
                             minLength=1,
                             maxLength=64,
                             default="pkiwarden CA",

@@ -110,4 +110,24 @@ def _rotation_rules(spec: Mapping[str, Any]) -> Iterator[Finding]:
     yield from found
 
 
-__all__ = ["validate_authority"]
+def authority_change_findings(old: Any, new: Any) -> list[Finding]:
+    """Warnings for an update of a PkiAuthority, which validating ``new`` alone cannot see.
+
+    A changed spec.generate does nothing to the active CA: it is read when pkiwarden
+    makes the next one. Without a word, an edited commonName or key looks ignored.
+    """
+    before, after = _mapping(old, "spec").get("generate"), _mapping(new, "spec").get("generate")
+    if before is None or after is None or before == after:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            Category.ADVICE,
+            "spec.generate",
+            "is used for the next CA only, made at the next rotation (its renewal time, or "
+            "pkiwarden ca rotate)",
+        )
+    ]
+
+
+__all__ = ["authority_change_findings", "validate_authority"]

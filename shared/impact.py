@@ -8,12 +8,13 @@ only those are checked again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.findings import Category, Finding, Severity
 from shared.policy import policy_name, selecting
+from shared.suggest import did_you_mean
 from shared.validation import Context, validate_pki
 
 _SHOWN = 3
@@ -29,6 +30,9 @@ class PolicyContext:
     policies: Sequence[Mapping[str, Any]] = ()
     pkis: Sequence[Mapping[str, Any]] = ()
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # True when namespace_labels holds every namespace of the cluster (the webhook's
+    # synced cache), so a namespace missing from it does not exist.
+    namespaces_known: bool = False
 
 
 def _namespace(pki: Mapping[str, Any]) -> str:
@@ -88,11 +92,12 @@ def no_longer_allowed(
 def policy_change_findings(
     policy: Mapping[str, Any], context: PolicyContext, limit: int = CHECK_LIMIT
 ) -> list[Finding]:
-    """A warning naming the Pkis ``policy`` would stop allowing (the first few, then a
-    count), or nothing."""
+    """A warning for each listed namespace that does not exist, and one naming the Pkis
+    ``policy`` would stop allowing (the first few, then a count)."""
+    missing = list(_missing_namespaces(policy, context))
     broken, unchecked = _impact(policy, context, limit)
     if not broken:
-        return []
+        return missing
     shown = ", ".join(broken[:_SHOWN])
     more = len(broken) - _SHOWN
     names = f"{shown} and {more} more" if more > 0 else shown
@@ -103,4 +108,28 @@ def policy_change_findings(
     )
     if unchecked:
         problem += f" ({unchecked} more Pkis not checked)"
-    return [Finding(Severity.WARNING, Category.NOT_ALLOWED, "spec", problem)]
+    return [*missing, Finding(Severity.WARNING, Category.NOT_ALLOWED, "spec", problem)]
+
+
+def _missing_namespaces(policy: Mapping[str, Any], context: PolicyContext) -> Iterator[Finding]:
+    """A typo in spec.namespaces selects nothing, silently: say so, with the likely name.
+
+    A warning, not an error: a namespace may well be created after its policy.
+    """
+    if not context.namespaces_known:
+        return
+    spec = policy.get("spec")
+    listed = spec.get("namespaces") if isinstance(spec, Mapping) else None
+    if not isinstance(listed, list):
+        return
+    existing = sorted(context.namespace_labels)
+    for index, namespace in enumerate(listed):
+        if isinstance(namespace, str) and namespace not in context.namespace_labels:
+            yield Finding(
+                Severity.WARNING,
+                Category.ADVICE,
+                f"spec.namespaces[{index}]",
+                "does not exist (yet), so the policy selects nothing there"
+                + did_you_mean(namespace, existing),
+                namespace,
+            )

@@ -110,7 +110,12 @@ def dns_name_problem(value: str, wildcard: bool = True) -> str | None:
         return 'is only a wildcard; it needs a domain after it, as in "*.example.com"'
     if wildcard and "*" in rest:
         return 'has a bad wildcard: "*" may only be the whole leftmost label, as in "*.example.com"'
-    return _character_problem(rest, _DNS_CHARS, 'a-z, 0-9, "-" and "."') or _labels_problem(rest)
+    problem = _character_problem(rest, _DNS_CHARS, 'a-z, 0-9, "-" and "."')
+    if problem is None and value.endswith(".") and value.strip("."):
+        # The fully qualified spelling of a zone file: certificates never carry the dot.
+        without = _quote(value.rstrip("."))
+        return f"ends with a dot, which certificate names never have; write {without}"
+    return problem or _labels_problem(rest)
 
 
 def _label_name_problem(name: str, what: str) -> str | None:

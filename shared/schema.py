@@ -12,7 +12,9 @@ renderer strips:
   that is that share of another duration field;
 - ``x-pkiwarden-default-by``: ``[field, {value: default}]``, a default that
   depends on another field of the spec (the usages follow the key algorithm);
-- ``x-pkiwarden-minimum`` / ``x-pkiwarden-maximum``: global duration bounds.
+- ``x-pkiwarden-minimum`` / ``x-pkiwarden-maximum``: global duration bounds;
+- ``x-pkiwarden-minimum-gap``: the least time between issuance and renewal
+  (``duration - renewBefore``).
 
 Key sizes depend on the algorithm; that is said with ``if``/``then`` (which
 ``jsonschema`` checks). Value rules (``enum``, ``minimum``, ``minLength``,
@@ -61,6 +63,9 @@ _DNS_PATTERN_DEFAULTS = [
 _KEY_ALGORITHMS = ["ECDSA", "RSA", "Ed25519"]
 _MIN_DURATION = "1h"
 _MAX_DURATION = "87600h"  # the global cap: no Pki, whatever its policy, asks for more
+# The least time between issuance and renewal (duration - renewBefore): below it a Pki
+# would be re-issued every few seconds, a load on the issuer and the API server for nothing.
+_MIN_RENEWAL_GAP = "30m"
 
 _USAGES = [
     "server auth",
@@ -174,18 +179,21 @@ PKI_SCHEMA: Final[JSON] = {
                 "duration": _string(
                     'Validity of the certificate, as a duration such as "2160h" or "1h30m"; '
                     f"at least {_MIN_DURATION}, at most {_MAX_DURATION} (ten years, for every "
-                    "Pki) and at most the PkiPolicy's maxDuration.",
+                    "Pki) and at most the PkiPolicy's maxDuration; a maxDuration below the "
+                    "default is the default.",
                     default="2160h",
                     maxLength=64,
                     **{"x-pkiwarden-minimum": _MIN_DURATION, "x-pkiwarden-maximum": _MAX_DURATION},
                 ),
                 "renewBefore": _string(
-                    "How long before expiry to renew, as a duration; at least 5m and less "
-                    "than duration.",
+                    "How long before expiry to renew, as a duration; at least 5m, and at "
+                    f"least {_MIN_RENEWAL_GAP} less than duration, so a certificate is used for "
+                    f"at least {_MIN_RENEWAL_GAP} before it is renewed.",
                     maxLength=64,
                     **{
                         "x-pkiwarden-default-fraction": ["duration", 3],
                         "x-pkiwarden-minimum": "5m",
+                        "x-pkiwarden-minimum-gap": _MIN_RENEWAL_GAP,
                     },
                 ),
                 "privateKey": {
@@ -393,8 +401,11 @@ KEY_SIZES, DEFAULT_KEY_SIZES = _key_sizes()
 """Allowed sizes per algorithm (empty: the size must be omitted), and the default size."""
 
 MIN_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-minimum"]
+DEFAULT_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["default"]
 MAX_DURATION: Final[str] = PKI_SPEC["properties"]["duration"]["x-pkiwarden-maximum"]
 MIN_RENEW_BEFORE: Final[str] = PKI_SPEC["properties"]["renewBefore"]["x-pkiwarden-minimum"]
+MIN_RENEWAL_GAP: Final[str] = PKI_SPEC["properties"]["renewBefore"]["x-pkiwarden-minimum-gap"]
+"""The least time between a certificate's issuance and its renewal (duration - renewBefore)."""
 DEFAULT_USAGES: Final[dict[str, tuple[str, ...]]] = {
     algorithm: tuple(usages)
     for algorithm, usages in PKI_SPEC["properties"]["usages"]["x-pkiwarden-default-by"][1].items()

@@ -39,12 +39,14 @@ from shared.policy import (
 )
 from shared.schema import (
     DEFAULT_DNS_PATTERNS,
+    DEFAULT_DURATION,
     DNS_PATTERN_PLACEHOLDERS,
     KEY_ALGORITHMS,
     KEY_SIZES,
     MAX_DURATION,
     MIN_DURATION,
     MIN_RENEW_BEFORE,
+    MIN_RENEWAL_GAP,
     PKI_POLICY_SCHEMA,
     PKI_SCHEMA,
 )
@@ -56,6 +58,8 @@ from shared.text import one_line
 _MIN_DURATION = parse_duration(MIN_DURATION)
 _MAX_DURATION = parse_duration(MAX_DURATION)
 _MIN_RENEW_BEFORE = parse_duration(MIN_RENEW_BEFORE)
+_MIN_RENEWAL_GAP = parse_duration(MIN_RENEWAL_GAP)
+_DEFAULT_DURATION = parse_duration(DEFAULT_DURATION)
 _WEAK_RSA_SIZE = 2048
 _WEAK_RSA_AFTER = timedelta(days=365)
 _RENEW_ADVICE_SHARE = 0.10
@@ -93,6 +97,9 @@ class Context:
     # The issuer re-checking an admitted Pki: a policy finding is not a typo, so it says
     # what the policy allows now and who can fix it, never "did you mean".
     at_run_time: bool = False
+    # Whether pkiwarden may write Secrets in the namespace (deploy/tenants applied there).
+    # None: unknown (lint; the issuer, which learns it from the API server's answer).
+    onboarded: bool | None = None
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -239,17 +246,110 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     namespace = namespace if isinstance(namespace, str) else ""
     given = _mapping(pki, "spec")
     name = _text(_mapping(pki, "metadata"), "name") or ""
-    spec = _mapping(apply_defaults(pki, namespace), "spec")
+    judges = _judges(given, namespace, context)
+    spec = _mapping(apply_defaults(_duration_defaulted(pki, judges), namespace), "spec")
+    accepted = _accepted_duration(spec, judges)
     structural = [
-        _empty_dns_names(finding, spec, namespace) for finding in check_structure(pki, PKI_SCHEMA)
+        _allowed_here(_empty_dns_names(finding, spec, namespace), judges)
+        for finding in check_structure(pki, PKI_SCHEMA)
     ]
     semantic = [
-        *_pki_syntax(given, spec),
-        *_pki_policy(given, spec, namespace, context),
+        *_pki_syntax(given, spec, accepted),
+        *_pki_policy(given, spec, namespace, context, judges),
         *_secret_conflicts(given, spec, name, namespace, context),
-        *_pki_advice(given, spec),
+        *_not_onboarded(namespace, context),
+        *_pki_advice(given, spec, accepted, judges.key_algorithms),
     ]
     return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
+
+
+@dataclass(frozen=True)
+class _Judges:
+    """The policies that judge a Pki: chosen once per review, read by several rules.
+
+    ``selecting``: every policy that selects the namespace (or, for a caller that
+    cannot know the labels, may select it; ``assumed`` then says so).
+    ``deciding``: those that allow the service name, or all of ``selecting``
+    when none does, so the rest of the Pki is still judged in the same answer.
+    """
+
+    selecting: tuple[CompiledPolicy, ...] = ()
+    assumed: Finding | None = None
+    deciding: tuple[CompiledPolicy, ...] = ()
+
+    @property
+    def duration_bound(self) -> timedelta:
+        """The longest duration one of the deciding policies allows (the global cap at most)."""
+        bounds = [p.max_duration for p in self.deciding]
+        if not bounds or None in bounds:
+            return _MAX_DURATION
+        return min(_MAX_DURATION, max(b for b in bounds if b is not None))
+
+    @property
+    def key_algorithms(self) -> tuple[str, ...]:
+        """The key algorithms the namespace may use, in the schema's order."""
+        if not self.deciding:
+            return KEY_ALGORITHMS
+        return tuple(a for a in KEY_ALGORITHMS if any(a in p.key_algorithms for p in self.deciding))
+
+
+def _judges(given: Mapping[str, Any], namespace: str, context: Context) -> _Judges:
+    service = _text(given, "serviceName")
+    if service is None or dns1035_label_problem(service):
+        return _Judges()
+    policies = context.policies if isinstance(context.policies, Sequence) else ()
+    chosen = selecting(policies, namespace, context.namespace_labels)
+    assumed = None
+    hint = context.unknown_labels_hint
+    if not chosen and context.namespace_labels is None and isinstance(hint, str):
+        chosen = _selecting_by_label(policies)
+        if chosen:
+            assumed = _unknown_labels(chosen, namespace, hint)
+    allowing = tuple(policy for policy in chosen if policy.allows_service(service))
+    return _Judges(tuple(chosen), assumed, allowing or tuple(chosen))
+
+
+def _duration_defaulted(pki: Mapping[str, Any], judges: _Judges) -> Mapping[str, Any]:
+    """``pki`` with spec.duration set to the policy's maxDuration when it leaves the field
+    out and that bound is below the default: a default the policy refuses helps nobody."""
+    spec = pki.get("spec")
+    bound = max(judges.duration_bound, _MIN_DURATION)  # a broken policy never shortens it more
+    if not is_mapping(spec) or "duration" in spec or bound >= _DEFAULT_DURATION:
+        return pki
+    return {**pki, "spec": {**spec, "duration": format_duration(bound)}}
+
+
+def policy_defaulted(pki: Mapping[str, Any], namespace: str, context: Context) -> Mapping[str, Any]:
+    """``pki`` with the defaults that depend on its policy filled in (spec.duration), for
+    the issuer to issue exactly what validation judged; the same object when there are none."""
+    return _duration_defaulted(pki, _judges(_mapping(pki, "spec"), namespace, context))
+
+
+def _accepted_duration(spec: Mapping[str, Any], judges: _Judges) -> timedelta | None:
+    """The duration the Pki will have once its duration findings are fixed (None: unreadable).
+
+    Hints about renewBefore are computed from it, so following every hint of one message
+    gives an accepted Pki, never a third message.
+    """
+    duration = _duration(_text(spec, "duration"))
+    if duration is None:
+        return None
+    return max(_MIN_DURATION, min(duration, judges.duration_bound))
+
+
+def _allowed_here(finding: Finding, judges: _Judges) -> Finding:
+    """An unknown key algorithm: list the ones this namespace's policy allows, not all."""
+    if finding.path != "spec.privateKey.algorithm" or not judges.deciding:
+        return finding
+    if not isinstance(finding.value, str) or not finding.problem.startswith("is not one of"):
+        return finding
+    allowed = judges.key_algorithms
+    return _invalid(
+        finding.path,
+        f"is not a key algorithm; allowed in this namespace: {_listing(allowed)}"
+        + did_you_mean(finding.value, allowed),
+        finding.value,
+    )
 
 
 def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) -> Finding:
@@ -269,7 +369,9 @@ def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) 
     )
 
 
-def _pki_syntax(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+def _pki_syntax(
+    given: Mapping[str, Any], spec: Mapping[str, Any], accepted: timedelta | None
+) -> Iterator[Finding]:
     service = _text(given, "serviceName")
     problem = dns1035_label_problem(service) if service is not None else None
     if problem:
@@ -286,14 +388,36 @@ def _pki_syntax(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[F
     ips = _texts(given, "ipAddresses")
     for index, text in ips:
         if _parse_ip(text) is None:
-            yield _invalid(f"spec.ipAddresses[{index}]", "is not an IPv4 or IPv6 address", text)
+            yield _invalid(f"spec.ipAddresses[{index}]", _ip_problem(text), text)
     yield from _duplicates("spec.ipAddresses", ((i, t) for i, t in ips if _parse_ip(t)), _parse_ip)
-    yield from _duration_rules(given, spec)
+    yield from _duration_rules(given, spec, accepted)
     yield from _key_rules(given, spec)
     yield from _duplicates("spec.usages", _texts(given, "usages"))
 
 
-def _duration_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+def _ip_problem(text: str) -> str:
+    """Why ``text`` is not an IP address; a range gets pointed to where ranges belong."""
+    if _is_network(text):
+        return (
+            "is a range, not an address; list the addresses one by one "
+            "(ranges belong in a PkiPolicy's spec.allowedIPRanges)"
+        )
+    return "is not an IPv4 or IPv6 address"
+
+
+def _is_network(text: str) -> bool:
+    if "/" not in text:
+        return False
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _duration_rules(
+    given: Mapping[str, Any], spec: Mapping[str, Any], accepted: timedelta | None
+) -> Iterator[Finding]:
     duration_text = _text(given, "duration")
     duration = _duration(_text(spec, "duration"))
     if duration_text is not None:
@@ -320,13 +444,36 @@ def _duration_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterat
         yield _invalid(
             "spec.renewBefore", f"is shorter than the minimum, {MIN_RENEW_BEFORE}", renew_text
         )
-    elif duration is not None and renew >= duration:
-        suggestion = format_duration(timedelta(seconds=int(duration.total_seconds() // 3)))
+    elif duration is None or accepted is None:
+        return
+    elif renew >= accepted:
         yield _invalid(
             "spec.renewBefore",
-            f'must be shorter than spec.duration ({format_duration(duration)}); try "{suggestion}"',
+            f"must be shorter than spec.duration ({_duration_words(duration, accepted)}); "
+            f'try "{_third(accepted)}"',
             renew_text,
         )
+    elif accepted - renew < _MIN_RENEWAL_GAP:
+        yield _invalid(
+            "spec.renewBefore",
+            f"would renew the certificate {format_duration(accepted - renew)} after issuing it "
+            f"(spec.duration {_duration_words(duration, accepted)}); at least {MIN_RENEWAL_GAP} "
+            f'must lie between; try "{_third(accepted)}"',
+            renew_text,
+        )
+
+
+def _third(duration: timedelta) -> str:
+    """The default renewBefore for ``duration``: the hint that always fits every bound."""
+    return format_duration(timedelta(seconds=int(duration.total_seconds() // 3)))
+
+
+def _duration_words(duration: timedelta, accepted: timedelta) -> str:
+    """The duration a renewBefore is measured against, saying when it is the fixed one."""
+    if duration == accepted:
+        return format_duration(duration)
+    which = "longest" if accepted < duration else "shortest"
+    return f"{format_duration(accepted)}, the {which} allowed"
 
 
 def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
@@ -363,19 +510,17 @@ def _policy_label(name: str) -> str:
 
 
 def _pki_policy(
-    given: Mapping[str, Any], spec: Mapping[str, Any], namespace: str, context: Context
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    namespace: str,
+    context: Context,
+    judges: _Judges,
 ) -> list[Finding]:
     service = _text(spec, "serviceName")
     if service is None or dns1035_label_problem(service):
         return []
-    policies = context.policies if isinstance(context.policies, Sequence) else ()
-    chosen = selecting(policies, namespace, context.namespace_labels)
-    assumed: list[Finding] = []
-    hint = context.unknown_labels_hint
-    if not chosen and context.namespace_labels is None and isinstance(hint, str):
-        chosen = _selecting_by_label(policies)
-        if chosen:
-            assumed.append(_unknown_labels(chosen, namespace, hint))
+    chosen = judges.selecting
+    assumed = [judges.assumed] if judges.assumed is not None else []
     if not chosen:
         return [
             _error(
@@ -423,21 +568,38 @@ def _against_chosen(
             )
             problem = f"is not allowed in namespace {_q(namespace)} ({now})"
             problem += _FIX.format(field="spec.serviceName")
-            return [_error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)]
-        listing = "; ".join(f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen)
-        candidates = [name for p in chosen for name in p.service_names]
-        problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
-        return [
-            _error(
-                Category.NOT_ALLOWED,
-                "spec.serviceName",
-                problem + did_you_mean(service, candidates),
-                service,
+        else:
+            listing = "; ".join(
+                f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen
             )
-        ]
+            candidates = [name for p in chosen for name in p.service_names]
+            problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
+            problem += did_you_mean(service, candidates)
+        refused = _error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)
+        # Every finding at once: what no selecting policy allows in the rest of the Pki
+        # is said now, not after the service name is fixed. Names are left out: they are
+        # judged against patterns that expand the service name, which is the mistake.
+        rest = _fewest(chosen, given, spec, service, namespace, context=context, names=False)
+        return [refused, *rest]
+    return _fewest(allowing, given, spec, service, namespace, context=context, names=True)
+
+
+def _fewest(
+    policies: Sequence[CompiledPolicy],
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    service: str,
+    namespace: str,
+    *,
+    context: Context,
+    names: bool,
+) -> list[Finding]:
+    """The findings of the policy that refuses least: one policy must allow all of it."""
     best: list[Finding] | None = None
-    for policy in allowing:
-        found = list(_against_policy(policy, given, spec, service, namespace, context=context))
+    for policy in policies:
+        found = list(
+            _against_policy(policy, given, spec, service, namespace, context=context, names=names)
+        )
         if not found:
             return []
         if best is None or len(found) < len(best):
@@ -453,15 +615,20 @@ def _against_policy(
     namespace: str,
     *,
     context: Context,
+    names: bool = True,
 ) -> Iterator[Finding]:
-    """What ``policy`` (which allows the service name) does not allow in the rest of the Pki."""
+    """What ``policy`` (which allows the service name) does not allow in the rest of the Pki.
+
+    ``names`` False: leave out the DNS names and the commonName (the service name is
+    refused, and the names' patterns are expanded with it).
+    """
     # Messages are composed only for what is refused: most reviews refuse nothing.
     by = _policy_label(policy.name)
     patterns = policy.dns_names_for(service, namespace)
     refused = [
         (index, name)
         for index, name in _texts(spec, "dnsNames")
-        if not dns_name_problem(name) and not dns_name_allowed(name, patterns)
+        if names and not dns_name_problem(name) and not dns_name_allowed(name, patterns)
     ]
     if refused:
         note = _default_note(given, "dnsNames")
@@ -505,7 +672,7 @@ def _against_policy(
     elif refused:
         yield _grouped("spec.ipAddresses", "IP addresses", refused, f"are not allowed: {ip_rule}")
     common = _text(given, "commonName")
-    if common is not None and not dns_name_allowed(common, patterns):
+    if names and common is not None and not dns_name_allowed(common, patterns):
         address = _parse_ip(common)
         if address is None or not policy.allows_ip(address):
             problem = f"is not allowed by {by} (allowed: {_listing(patterns)})"
@@ -574,7 +741,27 @@ def _secret_conflicts(
     )
 
 
-def _pki_advice(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
+def onboarding_fix(namespace: str) -> str:
+    """How a namespace is onboarded, said the same at apply time and in the issuer's Events."""
+    return f"a cluster admin runs: kubectl apply -n {namespace} -f deploy/tenants/"
+
+
+def _not_onboarded(namespace: str, context: Context) -> Iterator[Finding]:
+    if context.onboarded is False and namespace:
+        yield _warning(
+            Category.ADVICE,
+            "metadata.namespace",
+            f"is not onboarded; {onboarding_fix(namespace)}",
+            namespace,
+        )
+
+
+def _pki_advice(
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    accepted: timedelta | None,
+    algorithms: Sequence[str],
+) -> Iterator[Finding]:
     algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
     for index, usage in _texts(given, "usages"):
         if usage == "key encipherment" and algorithm in ("ECDSA", "Ed25519"):
@@ -603,18 +790,18 @@ def _pki_advice(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[F
         yield _warning(
             Category.ADVICE,
             "spec.privateKey.size",
-            f"{note}is weak for a certificate valid over a year; use 3072 or ECDSA",
+            f"{note}is weak for a certificate valid over a year; use 3072"
+            + (" or ECDSA" if "ECDSA" in algorithms else ""),
             _WEAK_RSA_SIZE,
         )
     renew_text = _text(given, "renewBefore")
     renew = _duration(renew_text)
-    if renew is not None and duration is not None and renew < duration * _RENEW_ADVICE_SHARE:
-        suggestion = format_duration(timedelta(seconds=int(duration.total_seconds() // 3)))
+    if renew is not None and accepted is not None and renew < accepted * _RENEW_ADVICE_SHARE:
         yield _warning(
             Category.ADVICE,
             "spec.renewBefore",
             f"is under 10% of the duration, little time to fix a failed renewal; "
-            f'try "{suggestion}"',
+            f'try "{_third(accepted)}"',
             renew_text,
         )
 
@@ -746,6 +933,14 @@ def _max_duration_rules(text: str | None) -> Iterator[Finding]:
             f"Pki; {MAX_DURATION} applies",
             text,
         )
+    elif bound < _DEFAULT_DURATION:
+        yield _warning(
+            Category.ADVICE,
+            "spec.maxDuration",
+            f"is below the default spec.duration ({DEFAULT_DURATION}); a Pki that leaves "
+            f"spec.duration out gets {format_duration(bound)}",
+            text,
+        )
 
 
 def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:
@@ -804,6 +999,8 @@ __all__ = [
     "cidr_problem",
     "dns_pattern_problem",
     "message_for_denial",
+    "onboarding_fix",
+    "policy_defaulted",
     "policy_name",
     "validate_pki",
     "validate_policy",

@@ -50,7 +50,10 @@ class ClusterViewSource:
             metadata = namespace.get("metadata") or {}
             labels[str(metadata.get("name", ""))] = metadata.get("labels") or {}
         return PolicyContext(
-            policies=self.view.policies.list(), pkis=self.view.pkis.list(), namespace_labels=labels
+            policies=self.view.policies.list(),
+            pkis=self.view.pkis.list(),
+            namespace_labels=labels,
+            namespaces_known=self.view.namespaces.synced.is_set(),
         )
 
     def cache_status(self) -> Mapping[str, bool]:

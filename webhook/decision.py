@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared import API_GROUP
-from shared.authority_validation import validate_authority
+from shared.authority_validation import authority_change_findings, validate_authority
 from shared.findings import Finding, errors, phrase, warnings
 from shared.impact import PolicyContext, policy_change_findings
 from shared.text import clip, one_line
@@ -101,6 +101,8 @@ def decide(
         findings = validate_policy(obj)
     if request["operation"] == Operation.UPDATE and _spec_unchanged(request):
         return respond(request["uid"], allowed=True, warned=findings)
+    if kind is Kind.PKI_AUTHORITY and request["operation"] == Operation.UPDATE:
+        findings = [*findings, *authority_change_findings(request.get("oldObject"), obj)]
     policy = obj if kind is Kind.PKI_POLICY and isinstance(obj, dict) else None
     if policy is not None and cluster is not None and not errors(findings):
         findings = [*findings, *policy_change_findings(policy, cluster)]

@@ -42,6 +42,26 @@ class Standing:
     generation: int
 
 
+def missing_ca_problem(namespace: str, secret_name: str, *, generates: bool) -> str:
+    """Why the CA cannot sign when its Secret is gone or unreadable, and what happens next.
+
+    pkiwarden never replaces a lost CA by itself, not even one it generates: a new CA
+    would not verify a single certificate already issued, while a restored one does.
+    """
+    where = f'CA Secret "{namespace}/{secret_name}"'
+    also = (
+        "; spec.generate makes only the next CA, at a rotation, never a lost one"
+        if generates
+        else ""
+    )
+    return (
+        f"{where} is missing or holds no readable tls.crt and tls.key: no certificate is"
+        f" issued or renewed until it is back{also}. Restore it from a backup (issued"
+        " certificates keep verifying); or create it with a new CA (type kubernetes.io/tls,"
+        " tls.crt and tls.key), after which every certificate is re-issued"
+    )
+
+
 def _condition(  # noqa: PLR0917 - the fields of a condition, in their usual order
     previous: Mapping[str, Mapping[str, Any]],
     kind: str,

@@ -3,7 +3,8 @@
 ``rotate`` only asks: it stamps the PkiAuthority with a request (an
 annotation holding the time), and the issuer acts on each request once and
 records it in status. ``status`` prints what ``kubectl get pkica`` shows, then
-the trust set.
+the trust set; when the CA cannot sign it says so first, with what to do, and
+exits 1.
 """
 
 from __future__ import annotations
@@ -68,10 +69,26 @@ def _age(created: str, now: datetime) -> str:
     return f"{seconds}s"
 
 
+def unavailable(authority: dict[str, Any]) -> str | None:
+    """Why the CA cannot sign (its Ready condition is False), or None when it can."""
+    status = authority.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "False":
+            return str(condition.get("message") or condition.get("reason") or "not ready")
+    return None
+
+
 def render_status(authority: dict[str, Any], now: datetime) -> str:
-    """The text of ``pkiwarden ca status``: the kubectl columns, the trust set, what blocks."""
+    """The text of ``pkiwarden ca status``: the verdict when the CA cannot sign, the kubectl
+    columns, the trust set, what blocks."""
     metadata = authority.get("metadata") or {}
     status = authority.get("status") or {}
+    problem = unavailable(authority)
+    verdict = (
+        [f"NOT READY: PkiAuthority {metadata.get('name')} cannot sign: {problem}", ""]
+        if problem
+        else []
+    )
     rows = [
         ["NAME", "PHASE", "ACTIVE CA EXPIRES", "PENDING", "AGE"],
         [
@@ -82,7 +99,7 @@ def render_status(authority: dict[str, Any], now: datetime) -> str:
             _age(str(metadata.get("creationTimestamp", "")), now),
         ],
     ]
-    lines = _table(rows)
+    lines = verdict + _table(rows)
     trusted = status.get("trusted") or []
     lines += ["", "Trust set (ConfigMap pkiwarden-ca.crt, key ca.crt):"]
     table = [["ROLE", "SERIAL", "NOT AFTER", "SUBJECT"]]
@@ -97,6 +114,8 @@ def render_status(authority: dict[str, Any], now: datetime) -> str:
     ]
     lines += ["  " + line for line in _table(table)]
     for condition in status.get("conditions") or []:
+        if problem and condition.get("type") == "Ready":
+            continue  # said first, as the verdict
         lines.append(
             f"{condition.get('type')}: {condition.get('status')} ({condition.get('reason')})"
             f" {condition.get('message', '')}"
@@ -123,7 +142,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"pkiwarden ca status: cannot read PkiAuthority {args.authority}: {error}")
         return 2
     print(render_status(authority, utc_now()))
-    return 0
+    # Scripts and CI read the exit status: 1 when the CA cannot sign, as `why` does.
+    return 1 if unavailable(authority) else 0
 
 
 def rotation_patch(now: datetime, emergency: bool) -> dict[str, Any]:

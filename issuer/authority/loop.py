@@ -26,7 +26,7 @@ from cryptography import x509
 
 from issuer import issuance
 from issuer.authority import configmaps, state
-from issuer.authority.authority_status import Standing, authority_status
+from issuer.authority.authority_status import Standing, authority_status, missing_ca_problem
 from issuer.authority.pacing import Pacer, Pending, reissue_order
 from issuer.authority.phases import Move, Observed, Phase, RotationState, Step, advance, decide
 from issuer.authority.spec import (
@@ -70,6 +70,7 @@ class Pass:
     """What one pass saw and did; the seam for metrics and tests."""
 
     phase: Phase = Phase.STABLE
+    phase_start: datetime | None = None  # from the CA Secret: an issuer restart keeps it
     move: Move = Move.NONE
     pending: int = 0
     blocked: list[str] = field(default_factory=list)
@@ -278,9 +279,8 @@ class AuthorityLoop:
                 f' started with ("{self.secret_name}"); restart the issuer to use it'
             )
         elif secret is None or material is None:
-            result.problem = (
-                f'CA Secret "{self.namespace}/{spec.secret_name}" is missing or holds no'
-                " readable tls.crt and tls.key"
+            result.problem = missing_ca_problem(
+                self.namespace, spec.secret_name, generates=spec.generate is not None
             )
         if result.problem or secret is None or material is None:
             self._write_status(authority, RotationState(), (), result, "", now)
@@ -300,6 +300,7 @@ class AuthorityLoop:
                 current.phase,
                 material.active.not_valid_after_utc,
             )
+            result.phase_start = current.phase_start
             return result
         secrets_current, pending, valid_leaves = survey
         blocked = [p.key for p in pending if p.blocked]
@@ -326,7 +327,7 @@ class AuthorityLoop:
                 if step.move in (Move.PROMOTE, Move.EMERGENCY) and self.on_reissue is not None:
                     signer = key_id(material.active)
                     self.on_reissue(reissue_order(p for p, kid in valid_leaves if kid != signer))
-        result.phase = after.phase
+        result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = len(pending), blocked
         result.active_not_after = material.active.not_valid_after_utc
@@ -513,9 +514,13 @@ class AuthorityLoop:
         desired = authority_status(current, standing, now)
         if desired == current:
             return
+        # A merge patch keeps what it does not name: the CA gone, its expiry must go too.
+        gone = {key: None for key in ("activeCA", "activeNotAfter") if key not in desired}
         try:
             updated = self.kube.patch(
-                PKI_AUTHORITIES.path(name=self.name, sub="status"), {"status": desired}, "merge"
+                PKI_AUTHORITIES.path(name=self.name, sub="status"),
+                {"status": {**gone, **desired}},
+                "merge",
             )
         except ApiError as error:
             if error.not_found or error.conflict:

@@ -27,6 +27,13 @@ class AuthorityMetrics:
             ["authority", "phase"],
             registry=registry,
         )
+        self._phase_start = Gauge(
+            "pkiwarden_ca_rotation_phase_start_timestamp_seconds",
+            "When the CA entered its current rotation phase (Unix time; 0 when not known)."
+            " Kept in the CA Secret, so an issuer restart or a new leader does not reset it.",
+            ["authority"],
+            registry=registry,
+        )
         self._pending = Gauge(
             "pkiwarden_ca_pending_reissue",
             "Pkis whose certificate is not yet signed by the active CA.",
@@ -45,5 +52,7 @@ class AuthorityMetrics:
             self._expiry.labels(self.authority).set(result.active_not_after.timestamp())
         for phase in Phase:
             self._phase.labels(self.authority, phase.value).set(int(phase is result.phase))
+        start = result.phase_start.timestamp() if result.phase_start is not None else 0
+        self._phase_start.labels(self.authority).set(start)
         self._pending.labels(self.authority).set(result.pending)
         self._blocked.labels(self.authority).set(len(result.blocked))

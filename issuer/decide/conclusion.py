@@ -116,5 +116,7 @@ def _failed(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Conclusi
         blocked=verdict.in_force,
         repeat=scheduled is not None,
     )
-    said = None if scheduled else Announcement(verdict.reason, verdict.message)
+    # The Events say what the condition says: a Pod whose renewal is blocked reads that
+    # its current certificate still serves, and until when, not only the failure.
+    said = None if scheduled else Announcement(verdict.reason, message)
     return Conclusion(outcome, said, retry or now)

@@ -6,6 +6,7 @@ from issuer.decide.status import CertificateFacts
 from issuer.decide.verdict import Trigger, Verdict
 from issuer.reporting.telling import BLOCKED
 from shared.clock import rfc3339
+from shared.validation import onboarding_fix
 
 MAX_MESSAGE = 1024  # the API server's limit for an Event note and a condition message
 
@@ -46,12 +47,12 @@ def clamped_note(facts: CertificateFacts) -> str:
     )
 
 
-def api_refusal_message(status: int, text: str, verb: str, secret_name: str) -> str:
+def api_refusal_message(status: int, text: str, verb: str, secret_name: str, namespace: str) -> str:
     """An API refusal worded for the application owner, who cannot see the issuer's logs."""
     if status in (401, 403):
         message = (
-            f'the issuer may not {verb} Secret "{secret_name}" in this namespace;'
-            " a cluster administrator must onboard the namespace for pkiwarden"
+            f'the issuer may not {verb} Secret "{secret_name}" in this namespace:'
+            f" it is not onboarded for pkiwarden; {onboarding_fix(namespace)}"
         )
     else:
         message = f'the API server refused to {verb} Secret "{secret_name}": {text}'

@@ -36,8 +36,9 @@ def load_ca(
     where = f'CA Secret "{namespace}/{name}"'
     if secret is None:
         return CAProblem(
-            f"{where} does not exist; a cluster administrator must create it"
-            " (type kubernetes.io/tls with the CA's tls.crt and tls.key)"
+            f"{where} does not exist; a cluster administrator must restore it from a backup,"
+            " or create it with a new CA (type kubernetes.io/tls with tls.crt and tls.key);"
+            " pkiwarden never replaces a lost CA by itself, even with spec.generate"
         )
     data = secret.get("data") or {}
     try:

@@ -103,6 +103,7 @@ class Records:
     failures: Record
     ca_expiry: Record
     ca_phase: Record
+    ca_phase_start: Record
     ca_pending: Record
     ca_blocked: Record
     admission_rate: Record
@@ -117,6 +118,7 @@ class Records:
             self.failures,
             self.ca_expiry,
             self.ca_phase,
+            self.ca_phase_start,
             self.ca_pending,
             self.ca_blocked,
             self.admission_rate,
@@ -156,6 +158,10 @@ def records(s: Settings) -> Records:
         ca_phase=Record(
             "authority_phase:pkiwarden_ca_rotation_phase:max",
             f"max by (authority, phase) (pkiwarden_ca_rotation_phase{s.issuer()})",
+        ),
+        ca_phase_start=Record(
+            "authority:pkiwarden_ca_rotation_phase_start_timestamp_seconds:max",
+            f"max by (authority) (pkiwarden_ca_rotation_phase_start_timestamp_seconds{s.issuer()})",
         ),
         ca_pending=Record(
             "authority:pkiwarden_ca_pending_reissue:max",
@@ -250,14 +256,21 @@ def alerts(s: Settings) -> list[Alert]:
         ),
         Alert(
             "PkiwardenCARotationStuck",
+            # Measured from the phase's start as the CA Secret records it, not with a
+            # `for` as long as the threshold: an issuer outage or a new leader would
+            # restart that clock, and a rotation stuck for days would never alert.
             f'{r.ca_phase.record}{{phase!="Stable"}} == 1'
+            f" and on (authority) ({r.ca_phase_start.record} > 0)"
+            f" and on (authority) (time() - {r.ca_phase_start.record}"
+            f" > {s.rotation_phase_hours * 3600})"
             f" unless on (authority) {r.ca_blocked.record} > 0",
-            s.pending(f"{s.rotation_phase_hours}h"),
+            s.pending("10m"),
             Severity.WARNING,
-            f"The CA rotation of {AUTHORITY} has been {{{{ $labels.phase }}}} for"
+            f"The CA rotation of {AUTHORITY} has been {{{{ $labels.phase }}}} for over"
             f" {s.rotation_phase_hours} hours.",
             f"The CA rotation of {AUTHORITY} has stayed in phase {{{{ $labels.phase }}}} for"
-            f" {s.rotation_phase_hours} hours, longer than the default timings take."
+            f" over {s.rotation_phase_hours} hours (counted from the phase's start recorded in"
+            " the CA Secret, through issuer restarts), longer than the default timings take."
             " Propagating waits until every pkiwarden-ca.crt ConfigMap and issued Secret"
             " holds the trust set, then spec.rotation.trustPropagation; Reissuing until"
             " every Pki is re-issued at spec.rotation.reissueRate; Retiring for"

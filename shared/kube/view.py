@@ -31,6 +31,9 @@ SECRET_FIELDS = ("labels",)
 # name clash, a policy change's impact), never their status.
 PKI_METADATA = ("labels", "uid", "generation")
 PKI_FIELDS = ("apiVersion", "kind", "spec")
+# The RoleBinding deploy/tenants creates in a namespace to onboard it: its presence is
+# what "onboarded" means to validation (read as metadata, never a Secret).
+ONBOARDING_ROLE_BINDING = "pkiwarden-issuer"
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class ClusterView:
     # first review in a namespace starts the cache and goes without the
     # (advisory) unmanaged-Secret warning; later ones have it.
     secrets_wait_seconds: float = 0.0
-    # RoleBindings, watched only to restart a namespace's Secret cache the moment the
-    # namespace is onboarded (its RoleBinding created), instead of after its backoff.
+    # RoleBindings (metadata): which namespaces are onboarded, and a namespace's Secret
+    # cache restarted the moment it is (its RoleBinding created), instead of after its backoff.
     role_bindings: WatchCache | None = None
 
     @classmethod
@@ -63,11 +66,12 @@ class ClusterView:
             if with_secrets
             else None
         )
-        role_bindings = None
-        if secrets is not None:
-            role_bindings = WatchCache(
-                kube, ROLE_BINDINGS, metadata_only=True, on_change=_access_changed(secrets)
-            ).start()
+        role_bindings = WatchCache(
+            kube,
+            ROLE_BINDINGS,
+            metadata_only=True,
+            on_change=_access_changed(secrets) if secrets is not None else None,
+        ).start()
         view = cls(
             policies=WatchCache(kube, PKI_POLICIES).start(),
             namespaces=WatchCache(
@@ -120,7 +124,15 @@ class ClusterView:
             other_pkis=self.pkis.list(namespace) if other_pkis is None else other_pkis,
             secrets=None if cache is None else SecretsOf(cache, namespace),
             unknown_labels_hint=unknown_labels_hint,
+            onboarded=self.onboarded(namespace),
         )
+
+    def onboarded(self, namespace: str) -> bool | None:
+        """Whether ``namespace`` holds the onboarding RoleBinding; None: not known yet."""
+        bindings = self.role_bindings
+        if bindings is None or not bindings.synced.is_set():
+            return None
+        return bindings.get(namespace, ONBOARDING_ROLE_BINDING) is not None
 
     def _secrets_of(self, namespace: str) -> WatchCache | None:
         """Secret metadata of a namespace; None when unknown (never readable, or not yet)."""

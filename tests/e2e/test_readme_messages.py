@@ -51,6 +51,12 @@ MANIFESTS: list[dict[str, Any]] = [
     pki("twice", dnsNames=["app1.app1.svc", "app1.app1.svc"]),
     pki("many", dnsNames=[f"n{i}.example.com" for i in range(100)]),
     pki("short", duration="30m", renewBefore="1h"),
+    pki("often", duration="1h", renewBefore="59m59s"),
+    pki("hinted", duration="8760h", renewBefore="8760h"),
+    pki("dot", dnsNames=["app1.app1.svc.cluster.local."]),
+    pki("cidr", ipAddresses=["10.20.0.0/24"]),
+    pki("all-at-once", serviceName="appp1", duration="8760h"),
+    pki("new", "team-new", serviceName="web"),  # a namespace nobody onboarded
     pki("long", duration="8760h"),
     pki("longest", duration="100000h"),
     pki("algorithm", privateKey={"algorithm": "ecdsa", "rotationPolicy": "always"}),
@@ -63,6 +69,8 @@ MANIFESTS: list[dict[str, Any]] = [
         "bad-cidr", namespaces=["app1"], allowedServiceNames=["x"], allowedIPRanges=["10.0.0.0/33"]
     ),
     policy("bad-duration", namespaces=["app1"], allowedServiceNames=["x"], maxDuration="10 days"),
+    policy("short-max", namespaces=["app1"], allowedServiceNames=["x"], maxDuration="720h"),
+    policy("typo", namespaces=["paymnets"], allowedServiceNames=["x"]),
     policy(
         "everyone", namespaceSelector={}, allowedServiceNames=["x"], allowedIPRanges=["0.0.0.0/0"]
     ),
@@ -122,7 +130,16 @@ def policy_change_warning(plane: ControlPlane) -> str:
 def test_the_readme_table_is_what_kubectl_prints(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
-    printed = [dry_run(control_plane, document) for document in MANIFESTS]
+    # A namespace the "typo" policy's message suggests, and one a policy selects that is
+    # never onboarded.
+    for namespace in ("payments", "team-new"):
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    new_team = policy("team-new", namespaces=["team-new"], allowedServiceNames=["web"])
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(new_team))
+    try:
+        printed = [dry_run(control_plane, document) for document in MANIFESTS]
+    finally:
+        control_plane.kubectl("delete", "pkipolicy", "team-new", "--ignore-not-found")
     printed.append(policy_change_warning(control_plane))
     examples = readme_examples()
     assert len(examples) >= 20

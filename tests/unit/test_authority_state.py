@@ -11,8 +11,8 @@ import pytest
 from issuer import issuance
 from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.authority import configmaps
-from issuer.authority.authority_status import Standing, authority_status
-from issuer.authority.cli import render_status, rotation_patch, rotation_refusal
+from issuer.authority.authority_status import Standing, authority_status, missing_ca_problem
+from issuer.authority.cli import render_status, rotation_patch, rotation_refusal, unavailable
 from issuer.authority.phases import Move, Phase, RotationState, Step, advance
 from issuer.authority.spec import authority_spec, renewal_due, rotation_request
 from issuer.authority.state import (
@@ -184,6 +184,34 @@ def test_status_and_the_cli_show_the_same_columns() -> None:
     assert first.split() == ["NAME", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
     assert values.split() == ["default", "Reissuing", status["activeNotAfter"], "3", "1h"]
     assert "Previous" in text and "a/x" in text
+
+
+@pytest.mark.parametrize(
+    ("generates", "says"),
+    [
+        (True, "spec.generate makes only the next CA, at a rotation, never a lost one"),
+        (False, "no certificate is issued or renewed until it is back. Restore it"),
+    ],
+)
+def test_a_missing_ca_says_what_happens_next_and_the_cli_exits_non_zero(
+    generates: bool, says: str
+) -> None:
+    problem = missing_ca_problem("pkiwarden-system", "pkiwarden-ca", generates=generates)
+    assert problem.startswith('CA Secret "pkiwarden-system/pkiwarden-ca" is missing')
+    assert says in problem
+    assert "Restore it from a backup (issued certificates keep verifying)" in problem
+    assert "or create it with a new CA" in problem
+    assert ("spec.generate" in problem) is generates
+    standing = Standing(RotationState(), (), problem, "", 0, [], 1)
+    status = authority_status({}, standing, NOW)
+    assert "activeCA" not in status and "activeNotAfter" not in status and status["trusted"] == []
+    authority = {"metadata": {"name": "default", "creationTimestamp": "2026-01-01T11:00:00Z"}}
+    text = render_status({**authority, "status": status}, NOW)
+    assert text.splitlines()[0] == f"NOT READY: PkiAuthority default cannot sign: {problem}"
+    assert text.count(problem) == 1
+    assert unavailable({**authority, "status": status}) == problem
+    ready = authority_status({}, Standing(RotationState(), (), "", "", 0, [], 1), NOW)
+    assert unavailable({**authority, "status": ready}) is None
 
 
 def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_life() -> None:

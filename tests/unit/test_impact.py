@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from shared.findings import Severity, phrase
 from shared.impact import PolicyContext, no_longer_allowed, policy_change_findings
 from webhook.decision import decide
@@ -64,7 +66,10 @@ def test_loosening_or_an_unrelated_policy_names_nothing() -> None:
 
 def test_dropping_a_namespace_or_the_duration_bound_counts() -> None:
     assert no_longer_allowed(policy(namespaces=["app1"]), CLUSTER) == ["app2/b"]
-    assert no_longer_allowed(policy(maxDuration="720h"), CLUSTER) == ["app1/a", "app2/b"]
+    # A Pki without spec.duration gets the policy's bound; one asking for more is refused.
+    longer = pki("app1", "d", "app1", duration="2160h")
+    cluster = PolicyContext(policies=[policy()], pkis=[*PKIS, longer])
+    assert no_longer_allowed(policy(maxDuration="720h"), cluster) == ["app1/d"]
 
 
 def _review(obj: dict[str, Any]) -> AdmissionReviewRequest:
@@ -98,3 +103,36 @@ def test_the_webhook_allows_the_change_with_the_warning() -> None:
     ]
     unchanged = decide(_review(policy()), None, CLUSTER)["response"]
     assert "warnings" not in unchanged
+
+
+CLUSTER_NAMESPACES = {"app1": {}, "app2": {}, "payments": {}}
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "known", "expected"),
+    [
+        (
+            ["app1", "paymnets"],
+            True,
+            [
+                'spec.namespaces[1]: "paymnets" does not exist (yet), so the policy selects '
+                'nothing there; did you mean "payments"?'
+            ],
+        ),
+        (["app1", "zzz-later"], True, ['spec.namespaces[1]: "zzz-later" does not exist']),
+        (["app1", "app2"], True, []),
+        # Namespaces not known (lint, a cache not synced): nothing is said.
+        (["paymnets"], False, []),
+    ],
+)
+def test_a_namespace_that_does_not_exist_is_warned(
+    namespaces: list[str], known: bool, expected: list[str]
+) -> None:
+    cluster = PolicyContext(
+        policies=[], pkis=[], namespace_labels=CLUSTER_NAMESPACES, namespaces_known=known
+    )
+    findings = policy_change_findings(policy(namespaces=namespaces), cluster)
+    assert all(f.severity is Severity.WARNING for f in findings)
+    assert len(findings) == len(expected)
+    for finding, fragment in zip(findings, expected, strict=True):
+        assert fragment in phrase(finding)

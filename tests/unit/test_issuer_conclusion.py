@@ -153,7 +153,13 @@ ROWS = [
         SECRET,
         Step.FAIL,
         findings=(NO_LONGER_ALLOWED,),
-        event=(Reason.NOT_ALLOWED, 'spec.serviceName: "app1" in Pki app1-pki is not allowed'),
+        # The Events (on the Pki and its Pods) say the current certificate still serves.
+        event=(
+            Reason.NOT_ALLOWED,
+            f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
+            f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked:"
+            ' spec.serviceName: "app1" in Pki app1-pki is not allowed',
+        ),
         ready_says=f"certificate {SERIAL} in Secret app1-pki-tls is valid until"
         f" {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: spec.serviceName",
         status_has={**VALID_FACTS, "failedIssuanceAttempts": 1},
@@ -205,7 +211,11 @@ ROWS = [
         Step.FAIL,
         ca=CA_GONE,
         now=NOW + timedelta(days=61),
-        event=(Reason.CA_UNAVAILABLE, "cannot be issued"),
+        event=(
+            Reason.CA_UNAVAILABLE,
+            f"is valid until {rfc3339(NOW + timedelta(days=90))}; renewal is blocked: Pki app1-pki"
+            " cannot be issued",
+        ),
         ready_says="renewal is blocked: Pki app1-pki cannot be issued: CA Secret",
         status_has={"serialNumber": SERIAL, "failedIssuanceAttempts": 4},
         requeue_in=lambda at: at == NOW + timedelta(days=61, seconds=16),
@@ -290,12 +300,12 @@ def test_what_the_reconcile_writes(row: Row) -> None:
 
 
 def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None:
-    message = api_refusal_message(403, "forbidden", "write", "app1-pki-tls")
+    message = api_refusal_message(403, "forbidden", "write", "app1-pki-tls", "app1")
     assert message == (
-        'the issuer may not write Secret "app1-pki-tls" in this namespace;'
-        " a cluster administrator must onboard the namespace for pkiwarden"
+        'the issuer may not write Secret "app1-pki-tls" in this namespace: it is not onboarded'
+        " for pkiwarden; a cluster admin runs: kubectl apply -n app1 -f deploy/tenants/"
     )
-    assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s")
+    assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s", "app1")
     verdict = refused(PKI, message, NOW)
     conclusion = conclude(PKI, verdict, None, NOW)
     assert conclusion.announcement is not None

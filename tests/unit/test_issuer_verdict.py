@@ -15,7 +15,9 @@ from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.inputs.ca import CAProblem
 from issuer.reporting.reasons import Reason
 from shared.findings import Category, Finding, Severity
+from shared.validation import Context, validate_pki
 from tests.unit.builders import (
+    NAMESPACE,
     NOW,
     data_of,
     issued_secret,
@@ -326,3 +328,28 @@ def test_short_certificate_renews_at_two_thirds_of_its_life() -> None:
     cert = result.stored.certificate
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert result.requeue_at == cert.not_valid_before_utc + lifetime * 2 / 3
+
+
+def test_a_renewal_every_second_is_refused_by_the_issuers_re_check() -> None:
+    """duration 1h with renewBefore 59m59s once re-issued about every second: the issuer's
+    own re-check (a Pki admitted before the rule, or past a bypassed webhook) refuses it."""
+    policy = {
+        "metadata": {"name": "app-teams"},
+        "spec": {"namespaces": [NAMESPACE], "allowedServiceNames": ["app1"]},
+    }
+    context = Context(policies=[policy], namespace_labels={}, at_run_time=True)
+    pki = make_pki(duration="1h", renewBefore="59m59s")
+    findings = validate_pki(pki, NAMESPACE, context)
+    fresh = decide_issuance(pki, None, CA, findings, NOW)
+    assert (fresh.step, fresh.reason) == (Step.FAIL, Reason.INVALID_SPEC)
+    assert 'spec.renewBefore: "59m59s" in Pki app1-pki would renew the certificate 1s' in (
+        fresh.message
+    )
+    # Issued a minute ago (before the rule): it keeps serving, and is not renewed again.
+    issued = issued_secret(pki, CA, NOW - timedelta(minutes=1))
+    renewing = decide_issuance(pki, issued, CA, findings, NOW)
+    assert (renewing.step, renewing.reason, renewing.in_force) == (
+        Step.FAIL,
+        Reason.INVALID_SPEC,
+        True,
+    )

@@ -299,3 +299,18 @@ def test_a_missing_policy_file_exits_2_before_anything_is_printed(tmp_path: Path
     code, out, err = lint("--policy", missing, "-", stdin=GOOD)
     assert (code, out) == (2, "")
     assert err == f"{missing}: cannot read: No such file or directory\n"
+
+
+def test_a_renewal_every_second_is_an_error_in_ci_too() -> None:
+    """duration 1h with renewBefore 59m59s re-issued every second; lint refuses it as the
+    webhook does, with the hint that fits."""
+    body = GOOD.replace(
+        "{serviceName: app1}", "{serviceName: app1, duration: 1h, renewBefore: 59m59s}"
+    )
+    code, out, _ = lint("-", stdin=POLICY + "---\n" + body)
+    assert code == 1
+    assert out == (
+        '<stdin>:6: Pki/app1/app1-pki: error: spec.renewBefore: "59m59s" would renew the '
+        "certificate 1s after issuing it (spec.duration 1h); at least 30m must lie between; "
+        'try "20m"\n'
+    )

@@ -64,6 +64,7 @@ def test_the_issuers_metrics_have_no_repeated_family() -> None:
     assert {
         "pkiwarden_ca_expiration_timestamp_seconds",
         "pkiwarden_ca_rotation_phase",
+        "pkiwarden_ca_rotation_phase_start_timestamp_seconds",
         "pkiwarden_certificate_expiration_timestamp_seconds",
         "controller_runtime_reconcile",
         "workqueue_depth",

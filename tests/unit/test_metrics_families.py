@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -133,6 +133,7 @@ def test_ca_families_show_the_authority_loops_last_pass() -> None:
     ca.observe(
         Pass(
             phase=Phase.REISSUING,
+            phase_start=ca_expiry - timedelta(days=3000),
             pending=3,
             blocked=["app2/app2-pki"],
             active_not_after=ca_expiry,
@@ -143,6 +144,13 @@ def test_ca_families_show_the_authority_loops_last_pass() -> None:
     assert found[("pkiwarden_ca_expiration_timestamp_seconds", authority)] == ca_expiry.timestamp()
     assert found[("pkiwarden_ca_pending_reissue", authority)] == 3
     assert found[("pkiwarden_ca_blocked_reissue", authority)] == 1
+    start = found[("pkiwarden_ca_rotation_phase_start_timestamp_seconds", authority)]
+    assert start == (ca_expiry - timedelta(days=3000)).timestamp()
+    ca.observe(Pass())  # Stable with no recorded start: 0, which the alert skips
+    start = samples(metrics.exposition()[0])[
+        ("pkiwarden_ca_rotation_phase_start_timestamp_seconds", authority)
+    ]
+    assert start == 0
     phases = {
         dict(labels)["phase"]: value
         for (name, labels), value in found.items()

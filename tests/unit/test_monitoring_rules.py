@@ -51,6 +51,7 @@ FAILURES = "pkiwarden_certificate_failed_issuance_attempts"
 CA = {"authority": "default"}
 CA_EXPIRY = "pkiwarden_ca_expiration_timestamp_seconds"
 CA_PHASE = "pkiwarden_ca_rotation_phase"
+CA_START = "pkiwarden_ca_rotation_phase_start_timestamp_seconds"
 CA_BLOCKED = "pkiwarden_ca_blocked_reissue"
 ERRORS = "pkiwarden_admission_internal_errors_total"
 REVIEWS = "pkiwarden_admission_requests_total"
@@ -115,15 +116,33 @@ CASES: dict[str, list[Case]] = {
         Case({series(CA_BLOCKED, **CA): "0x5 2x10 0x30"}, "40m"),  # the Pkis were fixed
     ],
     "PkiwardenCARotationStuck": [
+        # The phase began at 0 (the CA Secret's record). Series are per minute.
         Case(  # the leader changes half-way: still one rotation, one alert
             {
                 series(CA_PHASE, instance="a", phase="Reissuing", **CA): "1x180",
+                series(CA_START, instance="a", **CA): "0.001x180",
                 series(CA_PHASE, instance="b", phase="Reissuing", **CA): "_x180 1x200",
                 series(CA_PHASE, instance="b", phase="Stable", **CA): "_x180 0x200",
+                series(CA_START, instance="b", **CA): "_x180 0.001x200",
                 series(CA_BLOCKED, instance="b", **CA): "_x180 0x200",
             },
-            "6h5m",
+            "6h15m",
             [{**CA, "phase": "Reissuing"}],
+        ),
+        Case(  # the issuer was down for hours: the phase's age is its own, not the scrapes'
+            {
+                series(CA_PHASE, phase="Propagating", **CA): "1x10 _x340 1x30",
+                series(CA_START, **CA): "0.001x10 _x340 0.001x30",
+            },
+            "6h15m",
+            [{**CA, "phase": "Propagating"}],
+        ),
+        Case(  # ... and not before six hours in the phase (the old `for: 6h` fired at 11h51m)
+            {
+                series(CA_PHASE, phase="Propagating", **CA): "1x10 _x340 1x30",
+                series(CA_START, **CA): "0.001x10 _x340 0.001x30",
+            },
+            "5h55m",
         ),
         Case(  # each phase took its time, and the rotation finished
             {
@@ -131,17 +150,29 @@ CASES: dict[str, list[Case]] = {
                 series(CA_PHASE, phase="Reissuing", **CA): "0x120 1x120 0x180",
                 series(CA_PHASE, phase="Retiring", **CA): "0x240 1x60 0x120",
                 series(CA_PHASE, phase="Stable", **CA): "0x300 1x120",
+                series(CA_START, **CA): "0.001x120 7200x120 14400x60 18000x120",
+            },
+            "7h",
+        ),
+        Case(  # a phase entered five hours in has not been stuck for six
+            {
+                series(CA_PHASE, phase="Retiring", **CA): "1x420",
+                series(CA_START, **CA): f"{5 * 3600}x420",
             },
             "7h",
         ),
         Case(  # blocked Pkis hold it in Reissuing: PkiwardenCARotationBlocked says so
             {
                 series(CA_PHASE, phase="Reissuing", **CA): "1x420",
+                series(CA_START, **CA): "0.001x420",
                 series(CA_BLOCKED, **CA): "1x420",
             },
             "6h5m",
         ),
-        Case({series(CA_PHASE, phase="Stable", **CA): "1x420"}, "6h5m"),
+        Case(
+            {series(CA_PHASE, phase="Stable", **CA): "1x420", series(CA_START, **CA): "0x420"},
+            "6h5m",
+        ),
     ],
     "PkiwardenWebhookDown": [
         Case(

@@ -4,11 +4,13 @@ from typing import Any
 
 import pytest
 
+from shared.defaults import apply_defaults
 from shared.findings import Category, Finding, Severity, phrase
 from shared.validation import (
     Context,
     SecretInfo,
     message_for_denial,
+    policy_defaulted,
     validate_pki,
     warning_messages,
 )
@@ -110,6 +112,18 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
     ),
     ("dnsName empty label", {"dnsNames": ["app1..svc"]}, [(E, "spec.dnsNames[0]", "empty label")]),
     (
+        "dnsName with a trailing dot",
+        {"dnsNames": ["app1.app1.svc.cluster.local."]},
+        [
+            (
+                E,
+                "spec.dnsNames[0]",
+                '"app1.app1.svc.cluster.local." ends with a dot, which certificate names never '
+                'have; write "app1.app1.svc.cluster.local"',
+            )
+        ],
+    ),
+    (
         "dnsName too long",
         {"dnsNames": ["a." * 127 + "b"]},
         [(E, "spec.dnsNames[0]", "at most 253")],
@@ -135,6 +149,23 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
         "ip with zone",
         {"ipAddresses": ["fd00::1%eth0"]},
         [(E, "spec.ipAddresses[0]", "not an IPv4 or IPv6 address")],
+    ),
+    (
+        "ip given as a CIDR",
+        {"ipAddresses": ["10.20.0.0/24"]},
+        [
+            (
+                E,
+                "spec.ipAddresses[0]",
+                '"10.20.0.0/24" is a range, not an address; list the addresses one by one '
+                "(ranges belong in a PkiPolicy's spec.allowedIPRanges)",
+            )
+        ],
+    ),
+    (
+        "ip given as a CIDR with host bits",
+        {"ipAddresses": ["fd00::1/64"]},
+        [(E, "spec.ipAddresses[0]", "is a range, not an address")],
     ),
     (
         "ip duplicate in other spelling",
@@ -195,6 +226,73 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
         [(E, "spec.renewBefore", "shorter than the minimum, 5m")],
     ),
     ("renewBefore syntax", {"renewBefore": "soon"}, [(E, "spec.renewBefore", "is not a duration")]),
+    # The gap between issuance and renewal (duration - renewBefore) has a floor, 30m.
+    (
+        "renewBefore leaving a second: a renewal every second",
+        {"duration": "1h", "renewBefore": "59m59s"},
+        [
+            (
+                E,
+                "spec.renewBefore",
+                '"59m59s" would renew the certificate 1s after issuing it (spec.duration 1h); '
+                'at least 30m must lie between; try "20m"',
+            )
+        ],
+    ),
+    (
+        "renewBefore leaving 29m",
+        {"duration": "1h", "renewBefore": "31m"},
+        [(E, "spec.renewBefore", "29m after issuing it")],
+    ),
+    ("renewBefore leaving exactly 30m", {"duration": "1h", "renewBefore": "30m"}, []),
+    (
+        "renewBefore leaving 10m of a long certificate",
+        {"duration": "720h", "renewBefore": "719h50m"},
+        [(E, "spec.renewBefore", "10m after issuing it (spec.duration 720h); at least 30m")],
+    ),
+    # Hints are computed from the values that will be accepted: following them all is enough.
+    (
+        "renewBefore hint from the longest duration allowed",
+        {"duration": "9000h", "renewBefore": "9000h"},
+        [
+            (E, "spec.duration", 'set it to "8784h" or less'),
+            (
+                E,
+                "spec.renewBefore",
+                'must be shorter than spec.duration (8784h, the longest allowed); try "2928h"',
+            ),
+        ],
+    ),
+    (
+        "renewBefore hint from the shortest duration allowed",
+        {"duration": "30m", "renewBefore": "45m"},
+        [
+            (E, "spec.duration", "shorter than the minimum, 1h"),
+            (
+                E,
+                "spec.renewBefore",
+                "15m after issuing it (spec.duration 1h, the shortest allowed); at least 30m "
+                'must lie between; try "20m"',
+            ),
+        ],
+    ),
+    (
+        "renewBefore accepted once the duration is the allowed one",
+        {"duration": "9000h", "renewBefore": "2928h"},
+        [(E, "spec.duration", 'set it to "8784h" or less')],
+    ),
+    (
+        "renewBefore under 10% of the allowed duration",
+        {"duration": "90000h", "renewBefore": "500h"},
+        [
+            (E, "spec.duration", "longer than 87600h"),
+            (
+                W,
+                "spec.renewBefore",
+                'under 10% of the duration, little time to fix a failed renewal; try "2928h"',
+            ),
+        ],
+    ),
     # privateKey
     ("ECDSA 384", {"privateKey": {"algorithm": "ECDSA", "size": 384}}, []),
     ("Ed25519 without size", {"privateKey": {"algorithm": "Ed25519"}}, []),
@@ -212,6 +310,18 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[Severity, str, str]]]] = [
         "Ed25519 with size",
         {"privateKey": {"algorithm": "Ed25519", "size": 256}},
         [(E, "spec.privateKey.size", "must be left out for Ed25519")],
+    ),
+    (
+        "algorithm typo lists the algorithms of the namespace",
+        {"privateKey": {"algorithm": "ed-25519"}},
+        [
+            (
+                E,
+                "spec.privateKey.algorithm",
+                '"ed-25519" is not a key algorithm; allowed in this namespace: ECDSA, RSA, '
+                'Ed25519; did you mean "Ed25519"?',
+            )
+        ],
     ),
     (
         "algorithm typo",
@@ -416,11 +526,8 @@ def test_one_policy_must_allow_everything() -> None:
             "spec.privateKey.algorithm",
             '"ECDSA" (the default) is not allowed by PkiPolicy "p" (allowed: RSA)',
         ),
-        (
-            {"maxDuration": "720h"},
-            "spec.duration",
-            '"2160h" (the default) is longer than PkiPolicy "p" allows',
-        ),
+        # Below the default duration, a policy's bound is the default: nothing refused.
+        ({"maxDuration": "720h"}, "", ""),
         (
             {"allowedDNSNames": ["{serviceName}.example.com"]},
             "spec.dnsNames",
@@ -565,3 +672,157 @@ def test_several_refused_ips_are_one_finding() -> None:
         'spec.ipAddresses: 2 IP addresses are not allowed: PkiPolicy "app-teams" (allowed '
         'ranges: 10.0.0.0/8, fd00::/64): [1] "192.168.0.1", [2] "fd01::1"'
     ]
+
+
+# A namespace whose policy is narrower than the API: what its Pkis are told.
+PAYMENTS_POLICY: dict[str, Any] = {
+    "metadata": {"name": "payments"},
+    "spec": {
+        "namespaces": ["payments"],
+        "allowedServiceNames": ["db", "api"],
+        "maxDuration": "720h",
+        "allowedKeyAlgorithms": ["ECDSA", "Ed25519"],
+    },
+}
+PAYMENTS = Context(policies=[PAYMENTS_POLICY], namespace_labels={}, onboarded=True)
+
+NAMESPACE_CASES: list[tuple[str, dict[str, Any], Context, list[tuple[Severity, str, str]]]] = [
+    ("no duration: the policy's maxDuration is the default", {}, PAYMENTS, []),
+    (
+        "a duration over the bound is still refused",
+        {"duration": "2160h"},
+        PAYMENTS,
+        [(E, "spec.duration", '"2160h" is longer than PkiPolicy "payments" allows')],
+    ),
+    (
+        "every finding at once when the service name is refused",
+        {
+            "serviceName": "dbb",
+            "duration": "1440h",
+            "privateKey": {"algorithm": "RSA", "size": 4096},
+        },
+        PAYMENTS,
+        [
+            (
+                E,
+                "spec.serviceName",
+                'allowed by PkiPolicy "payments": db, api); did you mean "db"?',
+            ),
+            (E, "spec.duration", 'longer than PkiPolicy "payments" allows (maxDuration 720h)'),
+            (E, "spec.privateKey.algorithm", '"RSA" is not allowed by PkiPolicy "payments"'),
+        ],
+    ),
+    (
+        "a refused service name does not refuse the names made from it",
+        {"serviceName": "dbb", "dnsNames": ["dbb.payments.svc"], "commonName": "dbb.payments.svc"},
+        PAYMENTS,
+        [(E, "spec.serviceName", "is not allowed")],
+    ),
+    (
+        "the algorithms listed are the namespace's",
+        {"privateKey": {"algorithm": "ed-25519"}},
+        PAYMENTS,
+        [
+            (
+                E,
+                "spec.privateKey.algorithm",
+                '"ed-25519" is not a key algorithm; allowed in this namespace: ECDSA, Ed25519; '
+                'did you mean "Ed25519"?',
+            )
+        ],
+    ),
+    (
+        "renewBefore hint from the policy's bound, not the refused duration",
+        {"duration": "2160h", "renewBefore": "2160h"},
+        PAYMENTS,
+        [
+            (E, "spec.duration", 'set it to "720h" or less'),
+            (E, "spec.renewBefore", '(720h, the longest allowed); try "240h"'),
+        ],
+    ),
+    (
+        "renewBefore against the policy's default duration",
+        {"renewBefore": "1000h"},
+        PAYMENTS,
+        [(E, "spec.renewBefore", 'must be shorter than spec.duration (720h); try "240h"')],
+    ),
+    (
+        "a namespace not onboarded: a warning saying how",
+        {},
+        Context(policies=[PAYMENTS_POLICY], namespace_labels={}, onboarded=False),
+        [
+            (
+                W,
+                "metadata.namespace",
+                'metadata.namespace: "payments" is not onboarded; a cluster admin runs: '
+                "kubectl apply -n payments -f deploy/tenants/",
+            )
+        ],
+    ),
+    (
+        "onboarding unknown (lint, the issuer): nothing said",
+        {},
+        Context(policies=[PAYMENTS_POLICY], namespace_labels={}),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "context", "expected"),
+    [c[1:] for c in NAMESPACE_CASES],
+    ids=[c[0] for c in NAMESPACE_CASES],
+)
+def test_what_a_namespace_is_told(
+    spec: dict[str, Any], context: Context, expected: list[tuple[Severity, str, str]]
+) -> None:
+    body = {
+        **pki(**{"serviceName": "db", **spec}),
+        "metadata": {"name": "db", "namespace": "payments"},
+    }
+    findings = validate_pki(body, "payments", context)
+    assert summary(findings) == [(severity, path) for severity, path, _ in expected]
+    for finding, (_, _, fragment) in zip(findings, expected, strict=True):
+        assert fragment in phrase(finding)
+        assert len(phrase(finding)) <= 140, phrase(finding)
+
+
+def test_the_issuer_issues_the_duration_the_policy_defaults_to() -> None:
+    body = {"metadata": {"name": "db", "namespace": "payments"}, "spec": {"serviceName": "db"}}
+    defaulted = policy_defaulted(body, "payments", PAYMENTS)
+    assert defaulted["spec"]["duration"] == "720h"
+    assert apply_defaults(defaulted)["spec"]["renewBefore"] == "240h"
+    assert body["spec"] == {"serviceName": "db"}, "the input is left alone"
+    # A bound at or above the default, or a duration given, leaves the Pki as it is.
+    assert policy_defaulted(body, "app1", CONTEXT) is body
+    given = {**body, "spec": {"serviceName": "db", "duration": "100h"}}
+    assert policy_defaulted(given, "payments", PAYMENTS) is given
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "advice"),
+    [
+        (["RSA"], "use 3072"),
+        (["RSA", "ECDSA"], "use 3072 or ECDSA"),
+    ],
+)
+def test_weak_rsa_advice_names_only_what_the_namespace_may_use(
+    algorithms: list[str], advice: str
+) -> None:
+    policy = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "namespaces": ["payments"],
+            "allowedServiceNames": ["db"],
+            "allowedKeyAlgorithms": algorithms,
+        },
+    }
+    body = {
+        "metadata": {"name": "db", "namespace": "payments"},
+        "spec": {"serviceName": "db", "privateKey": {"algorithm": "RSA"}, "duration": "8784h"},
+    }
+    (finding,) = validate_pki(body, "payments", Context(policies=[policy], namespace_labels={}))
+    assert phrase(finding) == (
+        "spec.privateKey.size: 2048 (the default) is weak for a certificate valid over a year; "
+        + advice
+    )

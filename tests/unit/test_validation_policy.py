@@ -252,6 +252,11 @@ def test_cidr_problem(cidr: str, ok: bool) -> None:
             '"100000h" is longer than 87600h (ten years), the longest pkiwarden issues for any '
             "Pki; 87600h applies",
         ),
+        (
+            {"maxDuration": "720h"},
+            'spec.maxDuration: "720h" is below the default spec.duration (2160h); a Pki that '
+            "leaves spec.duration out gets 720h",
+        ),
     ],
 )
 def test_a_policy_wider_than_meant_gets_a_warning(spec: dict[str, Any], expected: str) -> None:
@@ -263,3 +268,4 @@ def test_a_policy_wider_than_meant_gets_a_warning(spec: dict[str, Any], expected
 def test_a_narrow_selector_gets_no_warning() -> None:
     spec = {"namespaceSelector": {"matchLabels": {"team": "a"}}, "allowedIPRanges": ["10.0.0.0/8"]}
     assert validate_policy(policy(**spec)) == []
+    assert validate_policy(policy(maxDuration="2160h")) == []

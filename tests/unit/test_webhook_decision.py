@@ -50,6 +50,15 @@ def policy(**spec: Any) -> dict[str, Any]:
     }
 
 
+def authority(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": "default"},
+        "spec": {"secretName": "pkiwarden-ca", **spec},
+    }
+
+
 def review(
     obj: Any,
     *,
@@ -166,6 +175,47 @@ CASES = [
         "valid PkiPolicy",
         review(policy(namespaces=["a"], allowedServiceNames=["x"]), kind="PkiPolicy"),
         allowed=True,
+    ),
+    Case(
+        "PkiAuthority: an edited spec.generate applies at the next rotation",
+        review(
+            authority(generate={"commonName": "Acme Platform CA"}),
+            operation="UPDATE",
+            old=authority(generate={}),
+            kind="PkiAuthority",
+        ),
+        allowed=True,
+        warnings_have=(
+            "spec.generate: is used for the next CA only, made at the next rotation (its renewal"
+            " time, or pkiwarden ca rotate)",
+        ),
+    ),
+    Case(
+        "PkiAuthority: other edits or a first generate say nothing",
+        review(
+            authority(generate={}, rotation={"reissueRate": 5}),
+            operation="UPDATE",
+            old=authority(),
+            kind="PkiAuthority",
+        ),
+        allowed=True,
+        no_warnings=True,
+    ),
+    Case(
+        "PkiAuthority: created with generate, no warning",
+        review(authority(generate={"commonName": "x"}), kind="PkiAuthority"),
+        allowed=True,
+        no_warnings=True,
+    ),
+    Case(
+        "a namespace not onboarded: allowed, with how to onboard it",
+        review(pki(serviceName="app1")),
+        allowed=True,
+        warnings_have=(
+            'metadata.namespace: "app1" is not onboarded; a cluster admin runs:'
+            " kubectl apply -n app1 -f deploy/tenants/",
+        ),
+        context=Context(policies=[POLICY], namespace_labels={}, onboarded=False),
     ),
     Case("object is not a mapping", review(["not", "a", "pki"]), False, message_has=("object:",)),
     Case("object is missing", review(None), allowed=False),
