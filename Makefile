@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 
 controlplane:
 	deploy/local/build.sh
+
+# The local node: kubelet, containerd, runc, CNI plugins and the images Pods
+# run (a C compiler, pkg-config and libseccomp's headers installed if missing).
+node:
+	deploy/local/build-node.sh
+	deploy/local/build-images.sh
 
 # promtool and prometheus for the alert tests (Debian's package, if missing).
 prometheus:
@@ -27,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane prometheus lint
+test: $(STAMP) controlplane node prometheus lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint

@@ -5,8 +5,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/versions.env"
+source "$here/common.sh"
 
-cache_root="${PKIWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pkiwarden}"
 out="$cache_root/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-cp2"
 components=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)
 built() {
@@ -30,16 +30,7 @@ fi
 
 rm -rf "$out.partial"
 mkdir -p "$out.partial"
-minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-pkg_k8s=k8s.io/component-base/version
-pkg_cg=k8s.io/client-go/pkg/version
-ldflags="-s -w"
-for pkg in "$pkg_k8s" "$pkg_cg"; do
-  ldflags+=" -X $pkg.gitVersion=${KUBERNETES_VERSION}"
-  ldflags+=" -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor}"
-  ldflags+=" -X $pkg.gitTreeState=clean"
-  ldflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+ldflags="$(k8s_ldflags)"
 
 cd "$here"
 export CGO_ENABLED=0

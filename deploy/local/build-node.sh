@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds what the local node runs, from the pinned Go modules, into a
+# version-keyed cache outside the repository (like build.sh for the control
+# plane): the kubelet (this folder's k8s.io/kubernetes module),
+# containerd with its runc shim and ctr, runc (cgo and libseccomp), and the
+# CNI plugins bridge, host-local and loopback.
+# Prints the directory holding the binaries.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/versions.env"
+source "$here/common.sh"
+
+out="$cache_root/node-k8s-${KUBERNETES_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}-cni-${CNI_PLUGINS_VERSION}-n1"
+components=(kubelet containerd containerd-shim-runc-v2 ctr runc bridge host-local loopback)
+built() {
+  local c
+  for c in "${components[@]}"; do [[ -x "$out/$c" ]] || return 1; done
+}
+
+if built; then
+  echo "$out"
+  exit 0
+fi
+
+# runc links libseccomp through cgo: a C compiler, pkg-config and libseccomp's
+# headers, installed with apt-get when missing (as deploy/image/build.sh does).
+if ! command -v cc >/dev/null || ! pkg-config --exists libseccomp 2>/dev/null; then
+  if ! command -v apt-get >/dev/null; then
+    echo "building runc needs a C compiler, pkg-config and libseccomp's headers" >&2
+    exit 1
+  fi
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  echo "installing gcc, pkg-config and libseccomp-dev with apt-get ..." >&2
+  # Waits for another apt-get instead of failing on its lock.
+  apt=($sudo apt-get -q -o DPkg::Lock::Timeout=600)
+  "${apt[@]}" update >&2
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev >&2
+fi
+
+mkdir -p "$cache_root"
+exec 9>"$out.lock"
+flock 9
+if built; then
+  echo "$out"
+  exit 0
+fi
+
+rm -rf "$out.partial"
+mkdir -p "$out.partial"
+start=$SECONDS
+cd "$here"
+for tool in kubelet; do
+  echo "building $tool ${KUBERNETES_VERSION} ..." >&2
+  CGO_ENABLED=0 go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out.partial/$tool" "k8s.io/kubernetes/cmd/$tool"
+done
+
+# The other modules have no replace directives, so `go install mod@version` builds them as released.
+cd "$out.partial"
+export GOBIN="$out.partial"
+echo "building containerd ${CONTAINERD_VERSION} ..." >&2
+containerd=github.com/containerd/containerd/v2
+CGO_ENABLED=0 go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+  -ldflags "-s -w -X $containerd/version.Version=${CONTAINERD_VERSION}" \
+  "$containerd/cmd/containerd@${CONTAINERD_VERSION}" \
+  "$containerd/cmd/containerd-shim-runc-v2@${CONTAINERD_VERSION}" \
+  "$containerd/cmd/ctr@${CONTAINERD_VERSION}"
+echo "building runc ${RUNC_VERSION} ..." >&2
+CGO_ENABLED=1 go install -trimpath -tags seccomp -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" \
+  "github.com/opencontainers/runc@${RUNC_VERSION}"
+echo "building CNI plugins ${CNI_PLUGINS_VERSION} ..." >&2
+plugins=github.com/containernetworking/plugins/plugins
+CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+  "$plugins/main/bridge@${CNI_PLUGINS_VERSION}" \
+  "$plugins/ipam/host-local@${CNI_PLUGINS_VERSION}" \
+  "$plugins/main/loopback@${CNI_PLUGINS_VERSION}"
+echo "built in $((SECONDS - start)) s" >&2
+
+rm -rf "$out"
+mv "$out.partial" "$out"
+echo "$out"
