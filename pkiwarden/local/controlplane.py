@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from pkiwarden.local import components
+from pkiwarden.local import components, node_teardown
 from pkiwarden.local import processes as procs
 from pkiwarden.local.certs import (
     ADMIN_USER,
@@ -313,6 +313,7 @@ def _wait(
 def _prepare(dir: Path) -> None:
     """Make ``dir`` an empty instance directory, clearing a stale instance of ours."""
     if (dir / MARKER).exists():
+        node_teardown.teardown(dir, report=lambda _line: None)
         procs.stop_all(dir, last=STOP_LAST)
         shutil.rmtree(dir)
     elif dir.exists() and any(dir.iterdir()):
@@ -464,6 +465,9 @@ def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
         return
     if not (dir / MARKER).exists():
         raise ControlPlaneError(f"{dir} was not created by pkiwarden local up; leaving it alone")
+    # The node first: its containers are children of neither, and its mounts
+    # must be gone before the directory that holds them is removed.
+    node_teardown.teardown(dir, report=say)
     for line in procs.stop_all(dir, last=STOP_LAST):
         say(line)
     shutil.rmtree(dir)

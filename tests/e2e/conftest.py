@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden.local import controlplane, webhook_process
+from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import Kube
 
@@ -51,6 +52,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         try:
             controlplane.binaries()
+            if any("local_node" in getattr(item, "fixturenames", ()) for item in session.items):
+                node.build()
         except ControlPlaneError as error:
             session.config.stash[_BUILD_ERROR] = error
 
@@ -100,6 +103,12 @@ def control_plane(
         yield controlplane.up(teardown.dir, die_with_caller=True)
     finally:
         teardown.run()
+
+
+@pytest.fixture(scope="session")
+def local_node(control_plane: ControlPlane) -> Node:
+    """The control plane's node (containerd and kubelet), Ready; ``down`` removes it."""
+    return node.up(control_plane, die_with_caller=True)
 
 
 def crd_names(directory: Path = CRD_DIR) -> set[str]:
