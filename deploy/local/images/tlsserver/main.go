@@ -4,12 +4,16 @@
 // without a restart (the kubelet updates a Secret volume's files in place).
 //
 //	tlsserver [-cert FILE] [-key FILE] [-client-ca FILE] [-listen ADDR]
-//	          [-peer HOST:PORT -server-name NAME -ca FILE -every DURATION]
+//	          [-peer HOST:PORT | -peer-file FILE] [-server-name NAME -ca FILE -every DURATION]
 //
 // With -client-ca it asks clients for a certificate signed by that bundle
-// (mutual TLS). With -peer it also dials that address on each tick with its
-// own certificate, verifies the peer against -ca, and counts handshakes that
-// succeed and fail; GET /stats answers with both counts as JSON.
+// (mutual TLS), read again on every handshake too. With -peer (or -peer-file,
+// a file holding HOST:PORT, read on each tick, so a mounted ConfigMap can
+// name a Pod created later) it also dials the peer on each tick with its own
+// certificate and verifies the peer against -ca. Every failed handshake is
+// logged, on either side ("handshake with ... failed", "TLS handshake
+// error"), and every tenth success a running count: the log is the record a
+// test reads. GET /stats answers with both counts as JSON.
 package main
 
 import (
@@ -20,9 +24,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -63,11 +67,21 @@ func dial(own files, peer, serverName, caFile string) error {
 			return own.load()
 		},
 	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", peer, config)
+	// A request, not just a handshake: in TLS 1.3 the client's handshake ends
+	// before the server has judged the client's certificate.
+	client := &http.Client{
+		Timeout:   3 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: config, DisableKeepAlives: true},
+	}
+	response, err := client.Get("https://" + peer + "/")
 	if err != nil {
 		return err
 	}
-	return conn.Close()
+	defer response.Body.Close()
+	if response.StatusCode != http.StatusOK {
+		return fmt.Errorf("answered %s", response.Status)
+	}
+	return nil
 }
 
 func main() {
@@ -77,6 +91,7 @@ func main() {
 	clientCA := flag.String("client-ca", "", "require client certificates signed by this bundle")
 	listen := flag.String("listen", ":8443", "address to serve HTTPS on")
 	peer := flag.String("peer", "", "HOST:PORT to handshake with on every tick")
+	peerFile := flag.String("peer-file", "", "file holding HOST:PORT, read on every tick")
 	serverName := flag.String("server-name", "", "name the peer's certificate must carry")
 	caFile := flag.String("ca", "/etc/trust/ca.crt", "bundle the peer's certificate must chain to")
 	every := flag.Duration("every", time.Second, "how often to handshake with the peer")
@@ -98,14 +113,25 @@ func main() {
 			return perClient, nil
 		}
 	}
-	if *peer != "" {
+	if *peer != "" || *peerFile != "" {
 		go func() {
 			for range time.Tick(*every) {
-				if err := dial(own, *peer, *serverName, *caFile); err != nil {
+				target := *peer
+				if *peerFile != "" {
+					content, err := os.ReadFile(*peerFile)
+					if err != nil {
+						continue
+					}
+					target = strings.TrimSpace(string(content))
+				}
+				if target == "" {
+					continue
+				}
+				if err := dial(own, target, *serverName, *caFile); err != nil {
 					failed.Add(1)
-					log.Printf("handshake with %s failed: %v", *peer, err)
-				} else {
-					succeeded.Add(1)
+					log.Printf("handshake with %s failed: %v", target, err)
+				} else if n := succeeded.Add(1); n%10 == 0 {
+					log.Printf("handshakes with %s: %d succeeded, %d failed", target, n, failed.Load())
 				}
 			}
 		}()
