@@ -106,24 +106,6 @@ def pause_image() -> str:
     raise ControlPlaneError(f"{VERSIONS} pins no PAUSE_IMAGE")
 
 
-def node_ip() -> str:
-    """This machine's own interface address (the route to the default gateway's source).
-
-    The kubelet refuses a loopback node IP. It is only reported in the Node's
-    status: the API server dials ``localhost``, and nothing dials this address.
-    """
-    routes = json.loads(_ip("-j", "-4", "route", "show", "default") or "[]")
-    devices = [route["dev"] for route in routes if "dev" in route]
-    addresses = json.loads(
-        _ip("-j", "-4", "addr", "show", *(["dev", devices[0]] if devices else []))
-    )
-    for link in addresses:
-        for info in link.get("addr_info", []):
-            if info.get("scope") == "global":
-                return str(info["local"])
-    raise ControlPlaneError("this machine has no IPv4 address besides loopback for the node IP")
-
-
 def _ip(*args: str) -> str:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
 
@@ -281,7 +263,7 @@ def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
     procs.start(
         plane.dir,
         KUBELET,
-        node_config.kubelet_argv(bin_dir / "kubelet", layout, node_ip()),
+        node_config.kubelet_argv(bin_dir / "kubelet", layout, layout.node_ip),
         env,
         die_with_parent=die_with_caller,
     )

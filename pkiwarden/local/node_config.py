@@ -17,7 +17,7 @@ false``, so Pods get no default route, no masquerading is set up and
 ``net.ipv4.ip_forward`` is left alone: a Pod reaches other Pods and the
 bridge's address, nothing else. The kubelet serves on loopback only; the API
 server reaches it as ``localhost`` (the node's name and Hostname address),
-never through the node IP it reports.
+never through the node IP it reports, which is the bridge's address.
 """
 
 from __future__ import annotations
@@ -78,6 +78,15 @@ class NodeLayout:
     dir: Path
     instance: str
     pod_subnet: str
+
+    @property
+    def node_ip(self) -> str:
+        """The Node's InternalIP: the bridge's address (the kubelet refuses loopback).
+
+        Not the machine's interface address, so that nothing, not even a
+        hostNetwork Pod's probe, ever dials that.
+        """
+        return str(ipaddress.ip_network(self.pod_subnet)[1])
 
     @property
     def bridge_address(self) -> str:
@@ -338,7 +347,7 @@ def kubelet_config(
 
 
 def kubelet_argv(binary: Path, layout: NodeLayout, node_ip: str) -> list[str]:
-    """The kubelet as ``system:node:localhost``; ``node_ip`` is only reported, never dialled."""
+    """The kubelet as ``system:node:localhost``, reporting ``node_ip`` as its InternalIP."""
     return [
         str(binary),
         f"--config={layout.kubelet_config}",

@@ -93,6 +93,11 @@ def test_up_starts_a_node_that_keeps_to_itself_and_down_leaves_nothing(tmp_path:
         state = node_teardown.load_state(dir)
         assert state is not None
         layout = state.layout(dir)
+        # The Node reports the bridge's address, never the machine's interface
+        # address, and is reached by the API server as "localhost".
+        got = json.loads(plane.kubectl("get", "node", "localhost", "-o", "json").stdout)
+        addresses = {a["type"]: a["address"] for a in got["status"]["addresses"]}
+        assert addresses == {"InternalIP": layout.node_ip, "Hostname": "localhost"}
         pod = _sleeper(plane)
         pod_ip = ipaddress.ip_address(pod["status"]["podIP"])  # type: ignore[index]
         subnet = ipaddress.ip_network(layout.pod_subnet)

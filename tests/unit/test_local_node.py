@@ -40,6 +40,7 @@ def test_the_node_root_is_short_enough_for_every_socket_below_it() -> None:
 
 def test_the_bridge_holds_the_first_address_and_pods_get_the_rest_without_a_gateway() -> None:
     assert LAYOUT.bridge_address == "10.244.7.1/24"
+    assert LAYOUT.node_ip == "10.244.7.1"
     assert len(LAYOUT.bridge) <= 15
     bridge, loopback = node_config.cni_config(LAYOUT)["plugins"]
     assert bridge["bridge"] == LAYOUT.bridge
