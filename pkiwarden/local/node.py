@@ -36,7 +36,14 @@ from pkiwarden.local.certs import (
 from pkiwarden.local.components import client_certificate_credentials, kubeconfig_document
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError
 from pkiwarden.local.node_config import NODE_NAME, NodeLayout
-from pkiwarden.local.node_teardown import CONTAINERD, KUBELET, NodeState, load_state, save_state
+from pkiwarden.local.node_teardown import (
+    CONTAINERD,
+    KUBELET,
+    NodeState,
+    load_state,
+    save_state,
+    teardown,
+)
 from pkiwarden.local.readiness import free_ports, wait_until_ready
 
 BUILD_NODE = REPO_ROOT / "deploy" / "local" / "build-node.sh"
@@ -169,6 +176,10 @@ def _write_files(plane: ControlPlane, layout: NodeLayout, bin_dir: Path) -> tupl
     (layout.cni_conf_dir / "10-pkiwarden.conflist").write_text(
         json.dumps(node_config.cni_config(layout), indent=2) + "\n"
     )
+    (layout.registry_hosts / "_default").mkdir(parents=True, exist_ok=True)
+    (layout.registry_hosts / "_default" / "hosts.toml").write_text(
+        node_config.registry_hosts_toml()
+    )
     layout.containerd_config.write_text(
         node_config.containerd_config(layout, bin_dir, pause_image())
     )
@@ -226,17 +237,42 @@ def running(plane: ControlPlane) -> Node | None:
     return Node(NODE_NAME, state.layout(plane.dir), Path(state.bin_dir))
 
 
+def down(plane: ControlPlane, report: Callable[[str], None] = lambda _line: None) -> None:
+    """Stop and remove the node, keep the control plane; the Node object goes too.
+
+    Without it, the scheduler would keep binding Pods to a node that no longer runs them.
+    """
+    teardown(plane.dir, report)
+    plane.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false")
+
+
 def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
-    """Start the node of ``plane``'s instance (or return the running one) and wait until Ready."""
+    """Start the node of ``plane``'s instance (or return the running one) and wait until Ready.
+
+    A node that failed to start is torn down before this returns (its logs
+    stay in ``DIR/logs``), as is what is left of one that stopped half-way.
+    """
     existing = running(plane)
     if existing is not None:
         return existing
+    teardown(plane.dir, report=lambda _line: None)
     bin_dir, images = build()
     layout = NodeLayout(plane.dir, secrets.token_hex(3), node_config.pod_subnet(_routed()))
+    preexisting = tuple(str(path) for path in node_config.HOST_PATHS if path.exists())
+    # Recorded first: whatever happens next, teardown knows what to look for.
+    save_state(plane.dir, NodeState(layout.instance, layout.pod_subnet, str(bin_dir), preexisting))
+    try:
+        return _start(plane, layout, bin_dir, images, die_with_caller)
+    except BaseException:
+        teardown(plane.dir, report=lambda _line: None)
+        raise
+
+
+def _start(
+    plane: ControlPlane, layout: NodeLayout, bin_dir: Path, images: Path, die_with_caller: bool
+) -> Node:
     layout.root.mkdir(mode=0o700, parents=True)
     layout.link.symlink_to(layout.root)
-    preexisting = tuple(str(path) for path in node_config.HOST_PATHS if path.exists())
-    save_state(plane.dir, NodeState(layout.instance, layout.pod_subnet, str(bin_dir), preexisting))
     node = Node(NODE_NAME, layout, bin_dir)
     deadline = time.monotonic() + READY_TIMEOUT
 

@@ -135,6 +135,11 @@ class NodeLayout:
         return self.root / "kubelet"
 
     @property
+    def registry_hosts(self) -> Path:
+        """containerd's registry configuration (``_default/hosts.toml`` only)."""
+        return self.root / "registry"
+
+    @property
     def cni_conf_dir(self) -> Path:
         """The CNI network configuration containerd reads."""
         return self.root / "cni" / "net.d"
@@ -202,6 +207,9 @@ def containerd_config(layout: NodeLayout, bin_dir: Path, pause_image: str) -> st
     - ``restrict_oom_score_adj``: without CAP_SYS_RESOURCE a sandbox asking
       for a lower oom_score_adj than containerd's own fails in ``runc init``;
     - the sandbox image pinned to the one built and imported locally;
+    - every registry pointed at a loopback port nothing listens on
+      (:func:`registry_hosts_toml`), so pulling an image not on the node
+      fails at once and no packet leaves the machine;
     - plugins that would write to /opt, /run/nri or other fixed places are off.
     """
     cri_runtime = "plugins.'io.containerd.cri.v1.runtime'"
@@ -230,6 +238,9 @@ def containerd_config(layout: NodeLayout, bin_dir: Path, pause_image: str) -> st
         },
         "plugins.'io.containerd.cri.v1.images'": {"snapshotter": "overlayfs"},
         "plugins.'io.containerd.cri.v1.images'.pinned_images": {"sandbox": pause_image},
+        "plugins.'io.containerd.cri.v1.images'.registry": {
+            "config_path": str(layout.registry_hosts)
+        },
         "plugins.'io.containerd.grpc.v1.cri'": {
             "stream_server_address": LOOPBACK,
             "stream_server_port": "0",
@@ -250,6 +261,19 @@ def containerd_config(layout: NodeLayout, bin_dir: Path, pause_image: str) -> st
         ],
     }
     return _toml(tables, top)
+
+
+# A loopback port nothing listens on (TCP port 1 is tcpmux, long unused).
+NO_REGISTRY = "https://127.0.0.1:1"
+
+
+def registry_hosts_toml() -> str:
+    """``_default/hosts.toml``: the upstream of every registry containerd is asked for."""
+    return (
+        "# pkiwarden local node: Pods run images already on the node; every pull\n"
+        "# goes to a loopback port nothing listens on, and fails at once.\n"
+        f'server = "{NO_REGISTRY}"\n'
+    )
 
 
 def cni_config(layout: NodeLayout) -> dict[str, Any]:

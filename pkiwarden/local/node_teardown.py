@@ -259,4 +259,6 @@ def teardown(dir: Path, report: Callable[[str], None]) -> None:
         shutil.rmtree(layout.root, ignore_errors=True)
     else:
         report(f"left {layout.root}: something is still mounted below it")
+    if layout.link.is_symlink():
+        layout.link.unlink()
     (dir / STATE_FILE).unlink(missing_ok=True)

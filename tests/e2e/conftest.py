@@ -105,10 +105,17 @@ def control_plane(
         teardown.run()
 
 
-@pytest.fixture(scope="session")
-def local_node(control_plane: ControlPlane) -> Node:
-    """The control plane's node (containerd and kubelet), Ready; ``down`` removes it."""
-    return node.up(control_plane, die_with_caller=True)
+@pytest.fixture(scope="module")
+def local_node(control_plane: ControlPlane) -> Iterator[Node]:
+    """A node (containerd and kubelet) for the module's tests, Ready; removed afterwards.
+
+    Per module, so that other modules' Pods stay unscheduled as they expect.
+    """
+    started = node.up(control_plane, die_with_caller=True)
+    try:
+        yield started
+    finally:
+        node.down(control_plane, report=lambda line: print(line, file=sys.stderr))
 
 
 def crd_names(directory: Path = CRD_DIR) -> set[str]:

@@ -71,6 +71,9 @@ def test_containerd_keeps_its_state_in_the_instance_and_tolerates_the_oom_restri
         "sandbox": "pause:1"
     }
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
+    registry = config["plugins"]["io.containerd.cri.v1.images"]["registry"]
+    assert registry == {"config_path": f"{LAYOUT.root}/registry"}
+    assert tomllib.loads(node_config.registry_hosts_toml()) == {"server": "https://127.0.0.1:1"}
     assert config["plugins"]["io.containerd.grpc.v1.cri"]["stream_server_address"] == "127.0.0.1"
 
 
