@@ -18,19 +18,7 @@ built() {
   local n
   for n in "${names[@]}"; do [[ -f "$out/$n.tar" ]] || return 1; done
 }
-if built; then
-  echo "$out"
-  exit 0
-fi
-
-mkdir -p "$cache_root"
-exec 9>"$out.lock"
-flock 9
-if built; then
-  echo "$out"
-  exit 0
-fi
-rm -rf "$out.partial"
+claim_cache
 mkdir -p "$out.partial/bin"
 for n in "${names[@]}"; do
   echo "building image $n ..." >&2
@@ -39,6 +27,4 @@ for n in "${names[@]}"; do
   [[ $n == pause ]] && image="$PAUSE_IMAGE"
   "$here/oci-archive.sh" "$out.partial/bin/$n" "$image" "$out.partial/$n.tar"
 done
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "$out"
+publish_cache

@@ -17,10 +17,8 @@ built() {
   for c in "${components[@]}"; do [[ -x "$out/$c" ]] || return 1; done
 }
 
-if built; then
-  echo "$out"
-  exit 0
-fi
+# Cached: no toolchain needed.
+built && { echo "$out"; exit 0; }
 
 # runc links libseccomp through cgo: a C compiler, pkg-config and libseccomp's
 # headers, installed with apt-get when missing (as deploy/image/build.sh does).
@@ -38,22 +36,11 @@ if ! command -v cc >/dev/null || ! pkg-config --exists libseccomp 2>/dev/null; t
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev >&2
 fi
 
-mkdir -p "$cache_root"
-exec 9>"$out.lock"
-flock 9
-if built; then
-  echo "$out"
-  exit 0
-fi
-
-rm -rf "$out.partial"
-mkdir -p "$out.partial"
+claim_cache
 start=$SECONDS
 cd "$here"
-for tool in kubelet; do
-  echo "building $tool ${KUBERNETES_VERSION} ..." >&2
-  CGO_ENABLED=0 go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out.partial/$tool" "k8s.io/kubernetes/cmd/$tool"
-done
+echo "building kubelet ${KUBERNETES_VERSION} ..." >&2
+CGO_ENABLED=0 go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out.partial/kubelet" k8s.io/kubernetes/cmd/kubelet
 
 # The other modules have no replace directives, so `go install mod@version` builds them as released.
 cd "$out.partial"
@@ -76,6 +63,4 @@ CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
   "$plugins/main/loopback@${CNI_PLUGINS_VERSION}"
 echo "built in $((SECONDS - start)) s" >&2
 
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "$out"
+publish_cache

@@ -14,22 +14,7 @@ built() {
   for c in "${components[@]}"; do [[ -x "$out/$c" ]] || return 1; done
 }
 
-if built; then
-  echo "$out"
-  exit 0
-fi
-
-# One build at a time per cache: a second caller waits, then finds the binaries.
-mkdir -p "$cache_root"
-exec 9>"$out.lock"
-flock 9
-if built; then
-  echo "$out"
-  exit 0
-fi
-
-rm -rf "$out.partial"
-mkdir -p "$out.partial"
+claim_cache
 ldflags="$(k8s_ldflags)"
 
 cd "$here"
@@ -44,6 +29,4 @@ echo "building etcd ${ETCD_VERSION} ..." >&2
 go build -trimpath -ldflags "-s -w" -o "$out.partial/etcd" "$ETCD_MODULE"
 echo "built in $((SECONDS - start)) s" >&2
 
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "$out"
+publish_cache

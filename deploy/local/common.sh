@@ -15,3 +15,30 @@ k8s_ldflags() {
   done
   printf '%s' "$flags"
 }
+
+# The cache protocol of every build script: the caller sets $out and defines
+# built() (true when $out holds everything). claim_cache exits printing $out
+# when it is complete; otherwise it takes $out's lock (a concurrent caller
+# waits, then finds it complete) and leaves an empty $out.partial to build into.
+claim_cache() {
+  if built; then
+    echo "$out"
+    exit 0
+  fi
+  mkdir -p "$cache_root"
+  exec 9>"$out.lock"
+  flock 9
+  if built; then
+    echo "$out"
+    exit 0
+  fi
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+}
+
+# Moves the finished $out.partial into place and prints it.
+publish_cache() {
+  rm -rf "$out"
+  mv "$out.partial" "$out"
+  echo "$out"
+}

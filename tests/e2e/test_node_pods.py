@@ -12,10 +12,8 @@ handshake; the tests dial the Pod's address on the node's bridge.
 from __future__ import annotations
 
 import itertools
-import os
 import socket
 import ssl
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +25,6 @@ from pkiwarden.local import node
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.node import Node
-from pkiwarden.why.plugin import with_plugin
 from shared.certificates import serial_hex
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, Kube
 from tests.e2e.helpers import (
@@ -40,6 +37,7 @@ from tests.e2e.helpers import (
     running_issuer,
     secret_data,
     web_policy,
+    why,
 )
 
 ISSUER_NAMESPACE = "pkiwarden-e2e-node"
@@ -130,24 +128,6 @@ def presented(pod_ip: str, server_name: str, ca_pem: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-def why(plane: ControlPlane, *args: str) -> tuple[int, str]:
-    """``kubectl pkiwarden why ARGS`` as admin: (exit status, output)."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(plane.kubeconfig),
-        "PATH": f"{plane.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        ["kubectl", "pkiwarden", "why", *args],
-        env=with_plugin(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return result.returncode, result.stdout + result.stderr
-
-
 def test_a_pod_waits_for_its_secret_in_container_creating_then_runs(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
@@ -167,7 +147,7 @@ def test_a_pod_waits_for_its_secret_in_container_creating_then_runs(
     assert waiting["status"]["phase"] == "Pending"
     assert waiting_reason(waiting) == "ContainerCreating"
 
-    status, output = why(control_plane, "pod/web", "-n", ns)
+    status, output = why(control_plane, control_plane.kubeconfig, "pod/web", "-n", ns)
     assert status == 1, output
     # The Secret the kubelet waits for, who writes it, and the fix.
     assert "Secret web-tls (volume tls): does not exist; written by Pki web" in output
