@@ -4,14 +4,16 @@ kube-controller-manager and kube-scheduler.
 The demo, the end-to-end tests and the benchmarks all start it through this
 module, so they exercise what a cluster does (admission webhooks reached
 through a Service, RBAC, TokenRequest, Events, garbage collection, namespace
-deletion, Deployments creating Pods). There is no kubelet and no kube-proxy:
-Pods are scheduled nowhere and stay Pending, and a Service's ClusterIP (on
+deletion, Deployments creating Pods). A node (containerd and a kubelet) is
+:mod:`pkiwarden.local.node`'s to start; without one, Pods are scheduled
+nowhere and stay Pending. There is no kube-proxy: a Service's ClusterIP (on
 loopback, see :mod:`pkiwarden.local.components`) is served by whoever
 listens on it.
 
 One directory holds one instance: key material, etcd data, logs, pid records
 and the kubeconfigs. :func:`up` reuses a running directory; :func:`down`
-stops exactly the processes recorded there and removes the directory.
+stops exactly the processes recorded there, removes the node (see
+:mod:`pkiwarden.local.node_teardown`) and the directory.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Built by ``deploy/local/build-node.sh`` (binaries) and
 ``deploy/local/build-images.sh`` (the pause image and the images the tests
 and the demo run) into the same cache as the control plane. :func:`up`
 starts containerd, imports the images (no registry is reachable: Pods run
-images already on the node, ``imagePullPolicy: Never``), then the kubelet
+images already on the node, and every pull goes to a closed loopback port),
+then the kubelet
 with a node credential (``system:node:localhost`` in ``system:nodes``,
 limited by the Node authorizer and NodeRestriction), and waits until the
 Node is Ready. :mod:`pkiwarden.local.node_teardown` undoes all of it.

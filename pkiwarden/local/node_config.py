@@ -2,12 +2,11 @@
 
 One node runs next to the control plane: containerd (with runc and the CNI
 plugins) and a kubelet. Every path a daemon would put in ``/var/lib``,
-``/run`` or ``/etc`` is pointed into the instance directory instead, so that
-``pkiwarden local down`` can remove it; what cannot be pointed elsewhere is
-listed in :data:`HOST_PATHS` and cleaned by :mod:`pkiwarden.local.node_teardown`.
-
-The node's files are in ``/tmp/pkiwarden-node-<id>`` (linked from
-``DIR/node``), where socket paths stay short.
+``/run`` or ``/etc`` is pointed into the node's own directory instead,
+``/tmp/pkiwarden-node-<id>`` (linked from ``DIR/node``; short, so that the
+sockets below it can be bound), so that ``pkiwarden local down`` can remove
+it; what cannot be pointed elsewhere is listed in :data:`HOST_PATHS` and
+cleaned by :mod:`pkiwarden.local.node_teardown`.
 
 Network rules (see deploy/local/README.md): Pods get an address on a bridge
 of their own /24. The bridge holds the subnet's first address, so the
