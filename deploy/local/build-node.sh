@@ -21,21 +21,22 @@ built() {
 built && { echo "$out"; exit 0; }
 
 # runc links libseccomp through cgo: a C compiler, pkg-config and libseccomp's
-# headers; the node itself needs iproute2's ip. Installed with apt-get when
-# missing (as deploy/image/build.sh does).
+# headers; the node itself needs iproute2's ip, and its end-to-end tests read
+# the packet filter with nftables' nft. Installed with apt-get when missing
+# (as deploy/image/build.sh does).
 if ! command -v cc >/dev/null || ! pkg-config --exists libseccomp 2>/dev/null \
-  || ! command -v ip >/dev/null; then
+  || ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
   if ! command -v apt-get >/dev/null; then
-    echo "the node needs a C compiler, pkg-config, libseccomp's headers and iproute2" >&2
+    echo "the node needs a C compiler, pkg-config, libseccomp's headers, iproute2 and nft" >&2
     exit 1
   fi
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
-  echo "installing gcc, pkg-config, libseccomp-dev and iproute2 with apt-get ..." >&2
+  echo "installing gcc, pkg-config, libseccomp-dev, iproute2 and nftables with apt-get ..." >&2
   # Waits for another apt-get instead of failing on its lock.
   apt=($sudo apt-get -q -o DPkg::Lock::Timeout=600)
   "${apt[@]}" update >&2
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev iproute2 >&2
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends gcc libc6-dev pkg-config libseccomp-dev iproute2 nftables >&2
 fi
 
 claim_cache

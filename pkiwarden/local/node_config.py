@@ -325,6 +325,9 @@ def kubelet_config(
 ) -> dict[str, Any]:
     """The KubeletConfiguration: loopback only, authenticated, cgroupfs on cgroups v1.
 
+    The machine's packet filter is left alone (``makeIPTablesUtilChains:
+    false``): nothing on this node needs the kubelet's utility chains.
+
     Secrets and ConfigMaps are re-read from the API server's watch on every
     Pod sync, so ``syncFrequency`` bounds how long a renewed certificate takes
     to reach a running Pod's files (a minute by default; 10 s here).
@@ -364,6 +367,9 @@ def kubelet_config(
         "serializeImagePulls": False,
         "shutdownGracePeriod": "0s",
         "maxPods": 30,
+        # Otherwise the kubelet adds chains and a KUBE-FIREWALL rule to the
+        # machine's packet filter, which outlive it.
+        "makeIPTablesUtilChains": False,
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
     }

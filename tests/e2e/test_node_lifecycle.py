@@ -1,11 +1,11 @@
 """`pkiwarden local up` starts a real node that keeps its traffic to itself; `down` leaves nothing.
 
 Its own instance through the CLI, as a user runs it: a Pod on the node's
-bridge network runs; ``ip_forward`` is what it was and the machine's routes
-too, but for the one to the bridge; the Pod has an address on the bridge's
-subnet and no route off it, none via the machine's interfaces. After
-``down`` no process, mount, bridge, network namespace, cgroup or file of the
-node is left on the machine.
+bridge network runs; ``ip_forward`` and the packet filter are what they were,
+and the machine's routes too but for the one to the bridge; the Pod has an
+address on the bridge's subnet and no route off it, none via the machine's
+interfaces. After ``down`` no process, mount, bridge, network namespace,
+cgroup or file of the node is left on the machine.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,6 +37,18 @@ def _host() -> dict[str, object]:
         "links": sorted(link["ifname"] for link in json.loads(_ip("-j", "link", "show"))),
         "entries": {str(d): sorted(os.listdir(d)) for d in WATCHED_DIRS if d.is_dir()},
         "host_paths": [str(p) for p in node_config.HOST_PATHS if p.exists()],
+        "packet_filter": _packet_filter(),
+    }
+
+
+def _packet_filter() -> dict[str, object]:
+    """The machine's nftables tables, and any chain or rule naming Kubernetes or CNI."""
+    ruleset = subprocess.run(
+        ["nft", "-s", "list", "ruleset"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return {
+        "tables": sorted(line for line in ruleset if line.startswith("table ")),
+        "ours": [line for line in ruleset if re.search(r"KUBE|CNI|pkiw", line)],
     }
 
 
@@ -115,6 +128,7 @@ def test_up_starts_a_node_that_keeps_to_itself_and_down_leaves_nothing(tmp_path:
             assert all(_hex_address(gw) == "0.0.0.0" for _iface, _dest, gw in routes)
         during = _host()
         assert during["ip_forward"] == before["ip_forward"]
+        assert during["packet_filter"] == before["packet_filter"]
         added_routes = set(str(during["routes"]).splitlines()) - set(
             str(before["routes"]).splitlines()
         )

@@ -85,6 +85,7 @@ def test_the_kubelet_serves_on_loopback_only_and_authenticates_every_caller() ->
     assert config["authentication"]["anonymous"] == {"enabled": False}
     assert config["authorization"] == {"mode": "Webhook"}
     assert config["cgroupRoot"] == "/pkiwarden-a1b2c3"
+    assert config["makeIPTablesUtilChains"] is False
     assert config["podLogsDir"].startswith(f"{LAYOUT.root}/")
     argv = node_config.kubelet_argv(Path("kubelet"), LAYOUT, "192.0.2.2")
     assert "--hostname-override=localhost" in argv
