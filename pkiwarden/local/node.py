@@ -42,6 +42,7 @@ from pkiwarden.local.node_teardown import (
     KUBELET,
     NodeState,
     load_state,
+    read_tunables,
     save_state,
     teardown,
 )
@@ -261,7 +262,10 @@ def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
     layout = NodeLayout(plane.dir, secrets.token_hex(3), node_config.pod_subnet(_routed()))
     preexisting = tuple(str(path) for path in node_config.HOST_PATHS if path.exists())
     # Recorded first: whatever happens next, teardown knows what to look for.
-    save_state(plane.dir, NodeState(layout.instance, layout.pod_subnet, str(bin_dir), preexisting))
+    state = NodeState(
+        layout.instance, layout.pod_subnet, str(bin_dir), preexisting, read_tunables()
+    )
+    save_state(plane.dir, state)
     try:
         return _start(plane, layout, bin_dir, images, die_with_caller)
     except BaseException:

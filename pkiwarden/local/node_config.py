@@ -61,6 +61,20 @@ HOST_PATHS: tuple[Path, ...] = (
     DEVICE_PLUGIN_SOCKET.parent.parent,
 )
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The kernel settings a kubelet sets at start-up (panic on oops, overcommit,
+# key quotas) unless protectKernelDefaults, which makes it refuse to start
+# instead. Recorded before and restored by teardown.
+KERNEL_TUNABLES: tuple[Path, ...] = tuple(
+    Path("/proc/sys") / name
+    for name in (
+        "vm/overcommit_memory",
+        "vm/panic_on_oom",
+        "kernel/panic",
+        "kernel/panic_on_oops",
+        "kernel/keys/root_maxkeys",
+        "kernel/keys/root_maxbytes",
+    )
+)
 # Short, so that the sockets below a node's root stay within the 108-byte limit.
 NODE_ROOTS = Path("/tmp")
 

@@ -5,15 +5,16 @@ plane. What the node made is known from ``DIR/node.json`` (written by
 :mod:`pkiwarden.local.node` before the first daemon starts), so a node whose
 start failed half-way is cleaned just the same. In order:
 
-1. the kubelet stops, so nothing restarts a container;
+1. the kubelet stops, so nothing restarts a container, and the kernel
+   settings it changed at start-up get their old values back;
 2. containerd kills and deletes every task it runs (the runc shims exit with
    their last task), then stops;
 3. a sweep kills whatever is still left: any process in the node's cgroup
    (containers) and any runc shim serving this containerd;
-4. every mount below the node's root (and the instance directory) is detached, deepest first
-   (Secret volumes are tmpfs mounts, network namespaces are nsfs bind
-   mounts, root filesystems are overlay mounts), so that removing the
-   directory never reaches through a mount;
+4. every mount below the node's root (and the instance directory) is
+   detached, deepest first (Secret volumes are tmpfs mounts, network
+   namespaces are nsfs bind mounts, root filesystems are overlay mounts), so
+   that removing the directories never reaches through a mount;
 5. the bridge, the node's cgroups, libcni's cached results for the node's
    network, the kubelet's log links in /var/log/containers, and the
    directories among :data:`~pkiwarden.local.node_config.HOST_PATHS` that the
@@ -57,6 +58,8 @@ class NodeState:
     bin_dir: str
     # HOST_PATHS that existed before this node started: never removed.
     preexisting: tuple[str, ...]
+    # KERNEL_TUNABLES as they were before the kubelet started: path -> value.
+    tunables: dict[str, str]
 
     def layout(self, dir: Path) -> NodeLayout:
         """The node's paths inside instance directory ``dir``."""
@@ -70,6 +73,7 @@ def save_state(dir: Path, state: NodeState) -> None:
         "pod_subnet": state.pod_subnet,
         "bin_dir": state.bin_dir,
         "preexisting": state.preexisting,
+        "tunables": state.tunables,
     }
     (dir / STATE_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
@@ -79,7 +83,11 @@ def load_state(dir: Path) -> NodeState | None:
     try:
         data = json.loads((dir / STATE_FILE).read_text())
         return NodeState(
-            data["instance"], data["pod_subnet"], data["bin_dir"], tuple(data["preexisting"])
+            data["instance"],
+            data["pod_subnet"],
+            data["bin_dir"],
+            tuple(data["preexisting"]),
+            dict(data["tunables"]),
         )
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         return None
@@ -205,6 +213,21 @@ def _remove_cgroups(layout: NodeLayout) -> list[str]:
     return failed
 
 
+def read_tunables() -> dict[str, str]:
+    """The current values of the kernel settings a kubelet changes."""
+    return {str(path): path.read_text().strip() for path in node_config.KERNEL_TUNABLES}
+
+
+def _restore_tunables(saved: dict[str, str]) -> list[str]:
+    restored = []
+    for path, value in saved.items():
+        current = Path(path).read_text().strip()
+        if current != value:
+            Path(path).write_text(value + "\n")
+            restored.append(f"{path.removeprefix('/proc/sys/')} {current} -> {value}")
+    return restored
+
+
 def _remove_host_files(layout: NodeLayout, preexisting: tuple[str, ...]) -> None:
     results = node_config.CNI_RESULTS_DIR
     if results.is_dir():
@@ -239,6 +262,8 @@ def teardown(dir: Path, report: Callable[[str], None]) -> None:
         return
     layout = state.layout(dir)
     report(procs.stop(dir, KUBELET))
+    for line in _restore_tunables(state.tunables):
+        report(f"restored kernel setting {line}")
     containerd = procs.read(dir, CONTAINERD)
     if containerd is not None and procs.is_running(containerd):
         deleted = _delete_tasks(state, layout)

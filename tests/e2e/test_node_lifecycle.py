@@ -5,7 +5,8 @@ bridge network runs; ``ip_forward`` and the packet filter are what they were,
 and the machine's routes too but for the one to the bridge; the Pod has an
 address on the bridge's subnet and no route off it, none via the machine's
 interfaces. After ``down`` no process, mount, bridge, network namespace,
-cgroup or file of the node is left on the machine.
+cgroup or file of the node is left on the machine, and the kernel settings
+the kubelet changes at start-up are back to what they were.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def _host() -> dict[str, object]:
         "entries": {str(d): sorted(os.listdir(d)) for d in WATCHED_DIRS if d.is_dir()},
         "host_paths": [str(p) for p in node_config.HOST_PATHS if p.exists()],
         "packet_filter": _packet_filter(),
+        "kernel": node_teardown.read_tunables(),
     }
 
 
