@@ -40,6 +40,11 @@ def _host() -> dict[str, object]:
         "host_paths": [str(p) for p in node_config.HOST_PATHS if p.exists()],
         "packet_filter": _packet_filter(),
         "kernel": node_teardown.read_tunables(),
+        "cgroups": sorted(
+            str(group.relative_to(node_config.CGROUP_ROOT))
+            for group in node_config.CGROUP_ROOT.glob("*/*")
+            if group.is_dir()
+        ),
     }
 
 
