@@ -116,7 +116,10 @@ def pause_image() -> str:
 
 
 def _ip(*args: str) -> str:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ControlPlaneError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
 
 
 def _routed() -> list[str]:
@@ -257,6 +260,11 @@ def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
     existing = running(plane)
     if existing is not None:
         return existing
+    if os.geteuid() != 0:
+        raise ControlPlaneError(
+            "the node needs root (containerd, runc, mounts, cgroups, a bridge);"
+            " run as root, or use --no-node for the control plane alone"
+        )
     teardown(plane.dir, report=lambda _line: None)
     bin_dir, images = build()
     layout = NodeLayout(plane.dir, secrets.token_hex(3), node_config.pod_subnet(_routed()))
