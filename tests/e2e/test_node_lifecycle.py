@@ -118,6 +118,17 @@ def test_up_starts_a_node_that_keeps_to_itself_and_down_leaves_nothing(tmp_path:
         got = json.loads(plane.kubectl("get", "node", "localhost", "-o", "json").stdout)
         addresses = {a["type"]: a["address"] for a in got["status"]["addresses"]}
         assert addresses == {"InternalIP": layout.node_ip, "Hostname": "localhost"}
+        # The kubelet is a node, limited as one: no system:masters, the Node
+        # authorizer decides what it reads.
+        node_config_path = layout.kubelet_kubeconfig
+        who = json.loads(
+            plane.kubectl("auth", "whoami", "-o", "json", kubeconfig=node_config_path).stdout
+        )["status"]["userInfo"]
+        assert who["username"] == "system:node:localhost"
+        assert "system:nodes" in who["groups"] and "system:masters" not in who["groups"]
+        for verb in (("list", "secrets", "-A"), ("delete", "nodes")):
+            answer = plane.kubectl("auth", "can-i", *verb, kubeconfig=node_config_path, check=False)
+            assert answer.stdout.strip().startswith("no"), verb
         pod = _sleeper(plane)
         pod_ip = ipaddress.ip_address(pod["status"]["podIP"])  # type: ignore[index]
         subnet = ipaddress.ip_network(layout.pod_subnet)
