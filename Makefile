@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ chart: $(STAMP) controlplane
 release: $(STAMP) controlplane helm
 	$(BIN)/python -m pkiwarden.release $(if $(VERSION),--version $(VERSION)) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
+# The local node: kubelet, containerd, runc, CNI plugins and the images Pods
+# run (a C compiler, pkg-config and libseccomp's headers installed if missing).
+node:
+	deploy/local/build-node.sh
+	deploy/local/build-images.sh
+
 # promtool and prometheus for the alert tests (Debian's package, if missing).
 prometheus:
 	deploy/monitoring/install-prometheus.sh
@@ -41,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane helm prometheus lint
+test: $(STAMP) controlplane node helm prometheus lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint

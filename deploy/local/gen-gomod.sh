@@ -33,6 +33,7 @@ staging_version="v0.${KUBERNETES_VERSION#v1.}"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
   echo "	k8s.io/kubernetes/cmd/kubectl"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
   echo "	${ETCD_MODULE}"
   echo ")"
 } > go.mod

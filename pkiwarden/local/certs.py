@@ -27,6 +27,8 @@ ADMIN_GROUP = "system:masters"
 # The users the API server's bootstrap RBAC grants each component's rights to.
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 SCHEDULER_USER = "system:kube-scheduler"
+# The API server's identity when it calls a kubelet (logs, exec, port-forward).
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 # The in-cluster names a client may use for the API server, plus loopback.
 SERVING_DNS_NAMES: tuple[str, ...] = (
     "localhost",
@@ -64,6 +66,8 @@ class PkiFiles:
     scheduler_key: Path
     sa_key: Path
     sa_pub: Path
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
 
 
 def new_ca(now: dt.datetime, common_name: str = "pkiwarden-local-ca") -> Issued:
@@ -112,6 +116,18 @@ def new_serving_cert(ca: Issued, now: dt.datetime, service_ip: str) -> Issued:
     )
 
 
+def new_kubelet_serving_cert(ca: Issued, now: dt.datetime) -> Issued:
+    """A kubelet's certificate for the only names the API server dials it by: loopback."""
+    return _leaf(
+        ca,
+        certificates.common_name("kubelet"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        now,
+        dns_names=("localhost",),
+        ips=(LOOPBACK_IP,),
+    )
+
+
 def new_client_cert(ca: Issued, user: str, groups: Sequence[str], now: dt.datetime) -> Issued:
     """A client certificate: the API server reads CN as the user and O as groups."""
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
@@ -126,6 +142,15 @@ def new_signing_key() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return certificates.key_pem(key), public
+
+
+def write_pem_pair(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
+    """Write ``NAME.crt`` and ``NAME.key`` (owner-only) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return (
+        _write(directory / f"{name}.crt", issued.cert_pem),
+        _write(directory / f"{name}.key", issued.key_pem, private=True),
+    )
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> Path:
@@ -147,6 +172,7 @@ def write_control_plane_pki(directory: Path, now: dt.datetime, service_ip: str) 
     admin = new_client_cert(ca, ADMIN_USER, [ADMIN_GROUP], now)
     manager = new_client_cert(ca, CONTROLLER_MANAGER_USER, [], now)
     scheduler = new_client_cert(ca, SCHEDULER_USER, [], now)
+    kubelet_client = new_client_cert(ca, KUBELET_CLIENT_USER, [], now)
     sa_key, sa_pub = new_signing_key()
     return PkiFiles(
         ca_cert=_write(directory / "ca.crt", ca.cert_pem),
@@ -163,4 +189,10 @@ def write_control_plane_pki(directory: Path, now: dt.datetime, service_ip: str) 
         scheduler_key=_write(directory / "scheduler.key", scheduler.key_pem, private=True),
         sa_key=_write(directory / "sa.key", sa_key, private=True),
         sa_pub=_write(directory / "sa.pub", sa_pub),
+        kubelet_client_cert=_write(
+            directory / "apiserver-kubelet-client.crt", kubelet_client.cert_pem
+        ),
+        kubelet_client_key=_write(
+            directory / "apiserver-kubelet-client.key", kubelet_client.key_pem, private=True
+        ),
     )

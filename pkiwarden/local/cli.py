@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pkiwarden.local import controlplane, install, issuer_process, webhook_process
+from pkiwarden.local import (
+    controlplane,
+    install,
+    issuer_process,
+    node,
+    node_config,
+    webhook_process,
+)
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.readiness import NotReadyError
@@ -47,11 +54,17 @@ def register(subparsers: Any) -> None:
         "local",
         help="run a real local control plane for development",
         description="A real etcd, kube-apiserver, kube-controller-manager and kube-scheduler"
-        " on loopback, built from pinned Go modules.",
+        " on loopback and a node (containerd, runc, CNI bridge, kubelet), built from pinned"
+        " Go modules.",
     )
     actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
     start = actions.add_parser("up", help="start (or reuse) a control plane and print KUBECONFIG")
     _dir_argument(start)
+    start.add_argument(
+        "--no-node",
+        action="store_true",
+        help="control plane only: no containerd and kubelet, so Pods stay Pending",
+    )
     start.add_argument(
         "--with-webhook",
         action="store_true",
@@ -92,6 +105,18 @@ def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
         print(f"{name} ready (pid {pid}, log {log})", file=sys.stderr)
 
 
+def _start_node(plane: ControlPlane) -> None:
+    """Start the node (containerd and kubelet) unless it runs already."""
+    if node.running(plane) is not None:
+        print(f"node {node_config.NODE_NAME} already running", file=sys.stderr)
+        return
+    started = node.up(plane)
+    print(
+        f"node {started.name} ready (containerd and kubelet, logs in {plane.dir / 'logs'})",
+        file=sys.stderr,
+    )
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Handler of ``pkiwarden local up``."""
     already = controlplane.running(args.dir)
@@ -107,6 +132,8 @@ def run_up(args: argparse.Namespace) -> int:
             f"control plane ready at {plane.server} (logs in {plane.dir / 'logs'})", file=sys.stderr
         )
     try:
+        if not args.no_node:
+            _start_node(plane)
         _start_helpers(plane, args)
     except (ControlPlaneError, NotReadyError, subprocess.CalledProcessError) as error:
         print(f"pkiwarden local up: {error}", file=sys.stderr)

@@ -71,7 +71,7 @@ def apiserver_argv(
     """kube-apiserver on loopback with client-certificate and service-account auth, RBAC on.
 
     The default admission plugins run, ServiceAccount and
-    ValidatingAdmissionWebhook among them.
+    ValidatingAdmissionWebhook among them, plus NodeRestriction.
     """
     return [
         str(apiserver),
@@ -83,7 +83,16 @@ def apiserver_argv(
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
-        "--authorization-mode=RBAC",
+        # The Node authorizer and NodeRestriction keep a kubelet to its own
+        # node and the Pods bound to it, as on a cluster.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        # The kubelet serves on loopback only; its node's Hostname address is
+        # "localhost", so that is the address the API server dials.
+        f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+        f"--kubelet-client-key={pki.kubelet_client_key}",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        "--kubelet-preferred-address-types=Hostname",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",

@@ -4,14 +4,16 @@ kube-controller-manager and kube-scheduler.
 The demo, the end-to-end tests and the benchmarks all start it through this
 module, so they exercise what a cluster does (admission webhooks reached
 through a Service, RBAC, TokenRequest, Events, garbage collection, namespace
-deletion, Deployments creating Pods). There is no kubelet and no kube-proxy:
-Pods are scheduled nowhere and stay Pending, and a Service's ClusterIP (on
+deletion, Deployments creating Pods). A node (containerd and a kubelet) is
+:mod:`pkiwarden.local.node`'s to start; without one, Pods are scheduled
+nowhere and stay Pending. There is no kube-proxy: a Service's ClusterIP (on
 loopback, see :mod:`pkiwarden.local.components`) is served by whoever
 listens on it.
 
 One directory holds one instance: key material, etcd data, logs, pid records
 and the kubeconfigs. :func:`up` reuses a running directory; :func:`down`
-stops exactly the processes recorded there and removes the directory.
+stops exactly the processes recorded there, removes the node (see
+:mod:`pkiwarden.local.node_teardown`) and the directory.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from pkiwarden.local import components
+from pkiwarden.local import components, node_teardown
 from pkiwarden.local import processes as procs
 from pkiwarden.local.certs import (
     ADMIN_USER,
@@ -313,6 +315,7 @@ def _wait(
 def _prepare(dir: Path) -> None:
     """Make ``dir`` an empty instance directory, clearing a stale instance of ours."""
     if (dir / MARKER).exists():
+        node_teardown.teardown(dir, report=lambda _line: None)
         procs.stop_all(dir, last=STOP_LAST)
         shutil.rmtree(dir)
     elif dir.exists() and any(dir.iterdir()):
@@ -464,6 +467,9 @@ def down(dir: Path, report: Callable[[str], None] | None = None) -> None:
         return
     if not (dir / MARKER).exists():
         raise ControlPlaneError(f"{dir} was not created by pkiwarden local up; leaving it alone")
+    # The node first: its containers are children of neither, and its mounts
+    # must be gone before the directory that holds them is removed.
+    node_teardown.teardown(dir, report=say)
     for line in procs.stop_all(dir, last=STOP_LAST):
         say(line)
     shutil.rmtree(dir)

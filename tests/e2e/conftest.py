@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden.local import controlplane, webhook_process
+from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
+from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
 from pkiwarden.release.helm import HelmMissingError, helm_binary
 from shared.kube.client import Kube
@@ -52,6 +53,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         try:
             controlplane.binaries()
+            if any("local_node" in getattr(item, "fixturenames", ()) for item in session.items):
+                node.build()
         except ControlPlaneError as error:
             session.config.stash[_BUILD_ERROR] = error
 
@@ -101,6 +104,19 @@ def control_plane(
         yield controlplane.up(teardown.dir, die_with_caller=True)
     finally:
         teardown.run()
+
+
+@pytest.fixture(scope="module")
+def local_node(control_plane: ControlPlane) -> Iterator[Node]:
+    """A node (containerd and kubelet) for the module's tests, Ready; removed afterwards.
+
+    Per module, so that other modules' Pods stay unscheduled as they expect.
+    """
+    started = node.up(control_plane, die_with_caller=True)
+    try:
+        yield started
+    finally:
+        node.down(control_plane, report=lambda line: print(line, file=sys.stderr))
 
 
 def crd_names(directory: Path = CRD_DIR) -> set[str]:

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from pkiwarden.local import issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
+from pkiwarden.why.plugin import with_plugin
 from shared.certificates import serial_hex
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, ApiError, Kube
 
@@ -156,6 +158,27 @@ def running_issuer(plane: ControlPlane, settings: Settings, name: str) -> Iterat
         yield running
     finally:
         issuer_process.stop(plane, running)
+
+
+def why(plane: ControlPlane, kubeconfig: Path, *args: str) -> tuple[int, str]:
+    """``kubectl pkiwarden why ARGS`` as ``kubeconfig``'s user runs it: (exit status, output).
+
+    The pinned kubectl first on PATH, the plugin installed with pkiwarden after it.
+    """
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": f"{plane.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        ["kubectl", "pkiwarden", "why", *args],
+        env=with_plugin(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
 
 
 def live_processes() -> Iterator[tuple[int, list[str], bytes]]:

@@ -17,8 +17,6 @@ roles are cluster-wide, and other modules run issuers of their own.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +29,8 @@ from cryptography import x509
 from pkiwarden.local import controlplane, install, issuer_process
 from pkiwarden.local.controlplane import ControlPlane, service_account_kubeconfig
 from pkiwarden.local.demo import deployment_pod
-from pkiwarden.why.plugin import with_plugin
 from shared.certificates import serial_hex
-from tests.e2e.helpers import eventually
+from tests.e2e.helpers import eventually, why
 
 EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
 POLICY_READER = controlplane.REPO_ROOT / "deploy" / "rbac" / "policy-reader"
@@ -62,20 +59,7 @@ class Story:
 
     def why(self, namespace: str, *args: str, kubeconfig: Path | None = None) -> tuple[int, str]:
         """``kubectl pkiwarden why ARGS`` as the team of ``namespace``: (exit status, output)."""
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig or self.teams[namespace]),
-            "PATH": f"{self.plane.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        result = subprocess.run(
-            ["kubectl", "pkiwarden", "why", *args],
-            env=with_plugin(env),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return result.returncode, result.stdout + result.stderr
+        return why(self.plane, kubeconfig or self.teams[namespace], *args)
 
     def as_team(self, namespace: str, *args: str, input: str | None = None) -> str:
         return self.plane.kubectl(*args, input=input, kubeconfig=self.teams[namespace]).stdout

@@ -37,7 +37,17 @@ def test_the_api_server_keeps_every_default_admission_plugin() -> None:
     )
     assert not any(arg.startswith("--disable-admission-plugins") for arg in argv)
     assert "--service-cluster-ip-range=127.201.7.0/24" in argv
-    assert "--authorization-mode=RBAC" in argv
+    assert "--authorization-mode=Node,RBAC" in argv
+    assert "--enable-admission-plugins=NodeRestriction" in argv
+
+
+def test_the_api_server_dials_kubelets_by_their_loopback_hostname_and_verifies_them() -> None:
+    argv = components.apiserver_argv(
+        Path("kube-apiserver"), PKI, Path("/pki"), 6443, 2379, service_cidr="127.201.7.0/24"
+    )
+    assert "--kubelet-preferred-address-types=Hostname" in argv
+    assert f"--kubelet-certificate-authority={PKI.ca_cert}" in argv
+    assert f"--kubelet-client-certificate={PKI.kubelet_client_cert}" in argv
 
 
 def test_the_controller_manager_can_run_the_token_and_service_account_controllers() -> None:
