@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
+from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca, drop_binding
 from issuer.settings import Settings
 from shared import logs
 from shared.backoff import Backoff
@@ -91,6 +91,18 @@ def register(subparsers: Any) -> None:
         " clusters; production CAs come from the platform team.",
     )
     _common(bootstrap)
+    bootstrap.add_argument(
+        "--authority-only",
+        action="store_true",
+        help="create only the PkiAuthority (spec.generate): the issuer then creates the CA"
+        " Secret itself, so no other account needs to write one",
+    )
+    bootstrap.add_argument(
+        "--drop-binding",
+        metavar="NAME",
+        help="afterwards delete the ClusterRoleBinding NAME (a Job's own grant), so no"
+        " permission used only at bootstrap outlives it",
+    )
     bootstrap.set_defaults(handler=_bootstrap)
 
 
@@ -150,12 +162,15 @@ def _run(args: argparse.Namespace) -> int:
 def _bootstrap(args: argparse.Namespace) -> int:
     kube = Kube.from_environment(args.kubeconfig)
     where = f"{args.namespace}/{args.ca_secret}"
-    try:
-        created = bootstrap_ca(kube, args.namespace, args.ca_secret, utc_now())
-    except ApiError as error:
-        print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
-        return 1
-    print(f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is")
+    if not args.authority_only:
+        try:
+            created = bootstrap_ca(kube, args.namespace, args.ca_secret, utc_now())
+        except ApiError as error:
+            print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
+            return 1
+        print(
+            f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is"
+        )
     try:
         made = bootstrap_authority(kube, args.authority, args.ca_secret)
     except ApiError as error:
@@ -165,4 +180,15 @@ def _bootstrap(args: argparse.Namespace) -> int:
         return 1
     state = "created" if made else "exists; left as it is"
     print(f"PkiAuthority {args.authority} {state}")
+    if args.drop_binding:
+        try:
+            dropped = drop_binding(kube, args.drop_binding)
+        except ApiError as error:
+            print(
+                "pkiwarden issuer bootstrap-ca: cannot delete ClusterRoleBinding"
+                f" {args.drop_binding}: {error}"
+            )
+            return 1
+        state = "deleted" if dropped else "already gone"
+        print(f"ClusterRoleBinding {args.drop_binding} {state}")
     return 0

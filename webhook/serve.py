@@ -51,7 +51,7 @@ def serve_process(
     """
     lighten_log_records()
     fix_mmap_threshold()
-    view = ClusterView.start(kube, with_secrets=True)
+    view = ClusterView.start(kube)
     _when_synced(view, on_synced or (lambda: None))
     source = ClusterViewSource(view)
     app = create_app(

@@ -35,6 +35,9 @@ class CertificateSettings:
     namespace: str = "pkiwarden-system"
     service_name: str = "pkiwarden-webhook"
     secret_name: str = "pkiwarden-webhook-tls"
+    # The CA certificates alone (no key), for scrapers to trust: the Secret
+    # above also holds the CA key, which nothing but the webhook may read.
+    ca_config_map: str = "pkiwarden-webhook-ca"
     webhook_configuration: str = "pkiwarden"
     # Local mode: the API server calls https://127.0.0.1:PORT, so the
     # certificate needs that IP address as a SAN.

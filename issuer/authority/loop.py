@@ -25,12 +25,14 @@ from typing import Any
 from cryptography import x509
 
 from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.authority import configmaps, state
 from issuer.authority.authority_status import Standing, authority_status
 from issuer.authority.pacing import Pacer, Pending, reissue_order
 from issuer.authority.phases import Move, Observed, Phase, RotationState, Step, advance, decide
 from issuer.authority.spec import (
     AuthoritySpec,
+    Generate,
     authority_spec,
     new_ca,
     renewal_due,
@@ -276,6 +278,9 @@ class AuthorityLoop:
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
                 f' started with ("{self.secret_name}"); restart the issuer to use it'
             )
+        elif secret is None and spec.generate is not None and authority is not None:
+            self._create_ca(spec.generate, now)
+            result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
             result.problem = (
                 f'CA Secret "{self.namespace}/{spec.secret_name}" is missing or holds no'
@@ -417,6 +422,24 @@ class AuthorityLoop:
                 )
 
     # -- writing a move ---------------------------------------------------
+
+    def _create_ca(self, generate: Generate, now: datetime) -> None:
+        """A generated authority's first CA, created only where no Secret of that name exists.
+
+        The issuer is the one account that may write a CA Secret, so it makes
+        this one itself rather than a bootstrap Job. "Already exists" (a
+        Secret our cache has not seen yet, or a platform team's) is left as
+        it is: a Secret is never replaced by this path.
+        """
+        certificate, key = new_ca(generate, now)
+        body = ca_secret_body(self.namespace, self.secret_name, certificate, key)
+        try:
+            self.kube.create(SECRETS.path(self.namespace), body)
+        except ApiError as error:
+            if error.conflict:
+                return
+            raise
+        log.info("CA Secret created", extra=fields(authority=self.name, secret=self.secret_name))
 
     def _record(  # noqa: PLR0917
         self,

@@ -85,7 +85,9 @@ PODS = Resource("v1", "pods")
 EVENTS = Resource("v1", "events")
 NAMESPACES = Resource("v1", "namespaces", namespaced=False)
 LEASES = Resource("coordination.k8s.io/v1", "leases")
-ROLE_BINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
+CLUSTER_ROLE_BINDINGS = Resource(
+    "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+)
 WEBHOOK_CONFIGURATIONS = Resource(
     "admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", namespaced=False
 )

@@ -68,30 +68,6 @@ def test_soft_finding_is_created_and_kubectl_prints_the_warning(
         control_plane.kubectl("delete", "pki", "-n", "app1", "soft", "--ignore-not-found")
 
 
-def test_a_secret_pkiwarden_does_not_own_is_warned_about(
-    control_plane: ControlPlane, webhook: LocalWebhook
-) -> None:
-    """The Secret metadata cache of a namespace starts with its first review.
-
-    That first review does not wait for it (the webhook never blocks its event
-    loop), so the warning is polled for; it must come within seconds.
-    """
-    control_plane.kubectl("create", "secret", "generic", "mine", "-n", "app1", "--from-literal=a=b")
-    taken = pki("taken", "app1", serviceName="app1", secretName="mine")
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            result = apply(control_plane, taken, dry_run=True)
-            assert result.returncode == 0, result.stderr
-            if 'Warning: spec.secretName: "mine"' in result.stderr:
-                break
-            assert time.monotonic() < deadline, f"no Secret warning: {result.stderr}"
-            time.sleep(0.5)
-        assert "not managed by pkiwarden" in one_line(result.stderr)
-    finally:
-        control_plane.kubectl("delete", "secret", "mine", "-n", "app1", "--ignore-not-found")
-
-
 def test_policy_with_a_bad_cidr_is_denied(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
