@@ -167,7 +167,7 @@ def test_deleting_a_pki_collects_its_secret_and_never_a_foreign_one(
     eventually(
         lambda: not exists(kube, SECRETS.path(namespace, "owned-tls")),
         90,
-        "the garbage collector to delete the Secret of the deleted Pki",
+        "the issuer to delete the Secret of the deleted Pki",
     )
     after = kube.get(SECRETS.path(namespace, "taken-tls"))
     assert after["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]

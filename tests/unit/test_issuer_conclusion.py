@@ -326,15 +326,6 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
         issued.certificate.serial_number
     )
     assert metadata["annotations"][SPEC_HASH_ANNOTATION] == verdict.desired.spec_hash
-    assert metadata["ownerReferences"] == [
-        {
-            "apiVersion": "pkiwarden.dev/v1alpha1",
-            "kind": "Pki",
-            "name": "app1-pki",
-            "uid": "uid-1",
-            "controller": True,
-            "blockOwnerDeletion": False,
-        }
-    ]
+    assert "ownerReferences" not in metadata  # a reinstall must not let the collector take it
     assert sorted(body["data"]) == ["ca.crt", "tls.crt", "tls.key"]
     assert decide_issuance(pki, body, CA, [], NOW).step is Step.WAIT
