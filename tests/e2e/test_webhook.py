@@ -55,6 +55,22 @@ def test_three_errors_come_in_one_message(
     assert '; spec.duration: "10m" is shorter than the minimum, 1h' in message
 
 
+def test_a_usage_and_an_rsa_size_the_policy_does_not_grant_are_denied(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    """The example policy says nothing: TLS usages only, RSA of 2048 bits or more."""
+    signing = pki("signing", "app1", serviceName="app1", usages=["server auth", "code signing"])
+    result = apply(control_plane, signing, dry_run=True)
+    assert result.returncode != 0
+    assert (
+        'spec.usages[1]: "code signing" is not allowed by PkiPolicy "app-teams" (allowed:'
+        ' "server auth", "client auth", "digital signature", "key encipherment",'
+        ' "key agreement"); remove it from spec.usages'
+    ) in one_line(result.stderr), result.stderr
+    tls = pki("tls", "app1", serviceName="app1", usages=["server auth", "client auth"])
+    assert apply(control_plane, tls, dry_run=True).returncode == 0
+
+
 def test_soft_finding_is_created_and_kubectl_prints_the_warning(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
