@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca, drop_binding
+from issuer.ready import QueueOrder
 from issuer.settings import Settings
 from shared import logs
 from shared.backoff import Backoff
@@ -79,6 +80,15 @@ def register(subparsers: Any) -> None:
         default=f"{DEFAULTS.retry.cap / 3600:g}h",
         help="longest wait between failed issuances (default %(default)s)",
     )
+    run.add_argument(
+        "--queue-order",
+        type=QueueOrder,
+        choices=list(QueueOrder),
+        default=DEFAULTS.queue_order,
+        help="fair: ready Pkis are taken round-robin across namespaces, so one namespace's"
+        " burst delays no other; fifo: first come, first served, for comparison"
+        " (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
 
@@ -149,6 +159,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         event_ttl=args.event_ttl,  # argparse applies ``type`` to the string defaults too
         retry=Backoff(args.retry_base.total_seconds(), args.retry_cap.total_seconds()),
         authority=args.authority,
+        queue_order=args.queue_order,
     )
 
 

@@ -75,7 +75,7 @@ class Controller:
         self.settings = settings
         self.reporter = reporter
         self.clock = clock
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(order=settings.queue_order)
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
         self.pacer: ReissuePace | None = None  # the authority's re-issue pace, during a CA rotation
         self.watches = Watches(kube, settings, self.queue.add)

@@ -71,6 +71,7 @@ def issuer_argv(settings: Settings) -> list[str]:
         f"--event-ttl={settings.event_ttl.total_seconds():g}s",
         f"--retry-base={settings.retry.base:g}s",
         f"--retry-cap={settings.retry.cap:g}s",
+        f"--queue-order={settings.queue_order}",
     )
     return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
 
