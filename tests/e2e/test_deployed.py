@@ -150,6 +150,90 @@ def test_a_typo_is_denied_through_the_service(deployed: Deployed, namespace: str
     assert 'did you mean "web"?' in str(denied.value)
 
 
+# --------------------------------------------------------------------------- quotas
+
+
+def quota(plane: ControlPlane, namespace: str, name: str, resource: str, hard: int) -> None:
+    """A ResourceQuota, once the quota controller has counted what it covers.
+
+    Until then admission refuses every create it covers ("status unknown").
+    """
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"hard": {resource: str(hard)}},
+    }
+    plane.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def counted() -> bool:
+        found = plane.kubectl("get", "resourcequota", name, "-n", namespace, "-o", "json")
+        return resource in (json.loads(found.stdout).get("status", {}).get("used") or {})
+
+    eventually(counted, 90, f"the quota controller to count {resource}")
+
+
+def pki_manifest(namespace: str, name: str, service: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "pkiwarden.dev/v1alpha1",
+            "kind": "Pki",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"serviceName": service},
+        }
+    )
+
+
+def test_a_quota_on_pkis_refuses_in_its_own_words_and_pkiwardens_come_first(
+    deployed: Deployed, namespace: str
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    create_pki(kube, namespace, "first", serviceName=SERVICE)
+    quota(plane, namespace, "pkis", "count/pkis.pkiwarden.dev", 1)
+    over = plane.kubectl(
+        "create", "-f", "-", input=pki_manifest(namespace, "second", SERVICE), check=False
+    )
+    assert over.returncode != 0
+    assert (
+        "exceeded quota: pkis, requested: count/pkis.pkiwarden.dev=1,"
+        " used: count/pkis.pkiwarden.dev=1, limited: count/pkis.pkiwarden.dev=1"
+    ) in over.stderr, over.stderr
+    assert "Warning:" not in over.stderr  # no warning of ours for an object that was refused
+    # The webhook answers before the quota: a typo is told as a typo, fixable first.
+    typo = plane.kubectl(
+        "create", "-f", "-", input=pki_manifest(namespace, "typo", "wbe"), check=False
+    )
+    assert typo.returncode != 0
+    assert 'spec.serviceName: "wbe" is not allowed' in typo.stderr, typo.stderr
+    assert 'did you mean "web"?' in typo.stderr
+    assert "exceeded quota" not in typo.stderr
+    eventually(lambda: ready(kube, namespace, "first"), 60, "the Pki under the quota Ready")
+
+
+def test_a_quota_on_secrets_is_named_by_the_issuer_not_taken_for_missing_rbac(
+    deployed: Deployed, namespace: str
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    quota(plane, namespace, "secrets", "count/secrets", 0)
+    pki = create_pki(kube, namespace, "capped", serviceName=SERVICE)
+
+    def refused() -> str | None:
+        found = kube.get(PKIS.path(namespace, "capped"))
+        for condition in (found.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready" and "quota" in str(condition.get("message")):
+                return str(condition["message"])
+        return None
+
+    message = eventually(refused, 60, "the Ready condition to name the quota")
+    assert message.startswith(
+        'a ResourceQuota of this namespace refused to let the issuer write Secret "capped-tls"'
+        " (exceeded quota: secrets, requested: count/secrets=1, used: count/secrets=0,"
+        " limited: count/secrets=0)"
+    ), message
+    assert "onboard" not in message
+    assert any("exceeded quota" in event["message"] for event in events_on(kube, pki)), pki
+
+
 # --------------------------------------------------------------------------- controller-manager
 
 

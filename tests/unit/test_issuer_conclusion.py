@@ -233,6 +233,16 @@ def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None
         " a cluster administrator must onboard the namespace for pkiwarden"
     )
     assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s")
+    quota = (
+        'secrets "app1-pki-tls" is forbidden: exceeded quota: secrets, requested:'
+        " count/secrets=1, used: count/secrets=2, limited: count/secrets=2"
+    )
+    assert api_refusal_message(403, quota, "create", "app1-pki-tls") == (
+        'a ResourceQuota of this namespace refused to let the issuer create Secret "app1-pki-tls"'
+        " (exceeded quota: secrets, requested: count/secrets=1, used: count/secrets=2,"
+        " limited: count/secrets=2); delete unused Secrets or ask a cluster administrator"
+        " to raise the quota"
+    )
     verdict = refused(PKI, message, NOW)
     conclusion = conclude(PKI, verdict, None, NOW)
     assert conclusion.announcement is not None
