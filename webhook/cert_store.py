@@ -143,8 +143,22 @@ def publish_ca(kube: Kube, settings: CertificateSettings, ca_bundle: bytes) -> N
     """Keep the ConfigMap of CA certificates equal to the caBundle; scrapers trust it.
 
     Written with the caBundle, before new material is served, so a scraper
-    trusts a new CA as early as the API server does. It carries no key.
+    trusts a new CA as early as the API server does. It carries no key. A
+    refusal (RBAC of an older release) is logged as an error, not fatal:
+    admission matters more than scraping.
     """
+    try:
+        _publish_ca(kube, settings, ca_bundle)
+    except ApiError as error:
+        log.error(
+            "CA certificates not published in ConfigMap %s/%s: %s",
+            settings.namespace,
+            settings.ca_config_map,
+            error,
+        )
+
+
+def _publish_ca(kube: Kube, settings: CertificateSettings, ca_bundle: bytes) -> None:
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
