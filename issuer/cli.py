@@ -81,6 +81,15 @@ def register(subparsers: Any) -> None:
         help="longest wait between failed issuances (default %(default)s)",
     )
     run.add_argument(
+        "--metrics-secure-port",
+        dest="metrics_port",
+        type=int,
+        default=DEFAULTS.metrics_port,
+        help="serve /metrics over HTTPS on this port (0 picks a free one) to bearer tokens"
+        " allowed to get /metrics (ClusterRole pkiwarden-metrics-reader), and not on the"
+        " health port; -1 keeps it on the plain health port (default %(default)s)",
+    )
+    run.add_argument(
         "--queue-order",
         type=QueueOrder,
         choices=list(QueueOrder),
@@ -160,6 +169,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         retry=Backoff(args.retry_base.total_seconds(), args.retry_cap.total_seconds()),
         authority=args.authority,
         queue_order=args.queue_order,
+        metrics_port=args.metrics_port,
     )
 
 

@@ -33,3 +33,7 @@ class Settings:
     # Ready Pkis are taken round-robin across namespaces; fifo (first come, first
     # served, as earlier releases did) only for comparing the two.
     queue_order: QueueOrder = QueueOrder.FAIR
+    # >= 0: /metrics over HTTPS on this port (0: any free one) for tokens granted
+    # get on /metrics (TokenReview + SubjectAccessReview), and no longer on the
+    # plain health port; -1: on the plain health port, for local development.
+    metrics_port: int = -1

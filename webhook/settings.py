@@ -60,6 +60,9 @@ class WebhookSettings:
     cert_dir: Path = Path("/var/run/pkiwarden/webhook-tls")
     kubeconfig: str | None = None
     manage_certs: bool = True
+    # /metrics only for bearer tokens allowed to get it (TokenReview and
+    # SubjectAccessReview); off only for local development.
+    metrics_auth: bool = True
     certs: CertificateSettings = CertificateSettings()
     keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES

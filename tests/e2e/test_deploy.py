@@ -182,6 +182,11 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (BOOTSTRAP, "create", "secrets", "pkiwarden-system", False),
         (ISSUER, "patch", "pkiauthorities --subresource=status", "", True),
         (ISSUER, "update", "pkiauthorities", "", False),
+        # /metrics: the processes ask the API server who a token is and what it may do.
+        (WEBHOOK, "create", "tokenreviews", "", True),
+        (WEBHOOK, "create", "subjectaccessreviews", "", True),
+        (ISSUER, "create", "tokenreviews", "", True),
+        ("system:serviceaccount:app2:default", "get", "/metrics", "", False),
         # Application workloads cannot read the CA.
         (
             "system:serviceaccount:app2:default",

@@ -19,6 +19,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,7 @@ from tests.e2e.helpers import (
     kill_9,
     live_processes,
     log_size,
+    metrics_reader_token,
     policy_body,
     ready,
     volume,
@@ -148,6 +151,51 @@ def test_a_typo_is_denied_through_the_service(deployed: Deployed, namespace: str
         deployed.kube.create(PKIS.path(namespace), body)
     assert f'spec.serviceName: "wbe" is not allowed in namespace "{namespace}"' in str(denied.value)
     assert 'did you mean "web"?' in str(denied.value)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def status_of(url: str, context: ssl.SSLContext, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+def test_metrics_answer_only_tokens_bound_to_the_reader_role(deployed: Deployed) -> None:
+    """Both processes: HTTPS, TokenReview then SubjectAccessReview; the probes stay plain."""
+    plane = deployed.plane
+    reader = metrics_reader_token(plane)
+    plane.kubectl("create", "serviceaccount", "nosy", "-n", "default", check=False)
+    nosy = plane.kubectl("create", "token", "nosy", "-n", "default").stdout.strip()
+    self_signed = ssl.create_default_context()
+    self_signed.check_hostname = False
+    self_signed.verify_mode = ssl.CERT_NONE
+    webhook_ca = ssl.create_default_context(cadata=deployed.webhook.ca_bundle.decode())
+    webhook_ca.check_hostname = False  # the ClusterIP, not the Service name
+    targets = [
+        (issuer_process.metrics_url(plane, deployed.issuer), self_signed, "workqueue_depth"),
+        (f"{deployed.webhook.url}/metrics", webhook_ca, "pkiwarden_admission"),
+    ]
+    for url, context, family in targets:
+        assert status_of(url, context)[0] == 401, url
+        refused = status_of(url, context, nosy)
+        assert refused[0] == 403, url
+        assert "pkiwarden-metrics-reader" in refused[1]
+        allowed = status_of(url, context, reader)
+        assert allowed[0] == 200 and family in allowed[1], url
+    with urllib.request.urlopen(f"{deployed.issuer.health_url}/readyz", timeout=10) as probe:
+        assert probe.status == 200
+    try:
+        urllib.request.urlopen(f"{deployed.issuer.health_url}/metrics", timeout=10)
+        plain = 200
+    except urllib.error.HTTPError as error:
+        plain = error.code
+    assert plain == 404, "the plain health port must not serve /metrics"
 
 
 # --------------------------------------------------------------------------- quotas
