@@ -79,6 +79,17 @@ class Pass:
     problem: str = ""
 
 
+def had_a_ca(authority: Mapping[str, Any]) -> bool:
+    """True once the authority's status has named a CA.
+
+    Its first CA is made by the issuer; a CA Secret that disappears later is
+    reported, never silently replaced: a new CA would re-issue every
+    certificate and break trust in the old one.
+    """
+    status = authority.get("status") or {}
+    return bool(status.get("activeCA") or status.get("trusted"))
+
+
 def key_id(certificate: x509.Certificate) -> bytes:
     try:
         ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -278,7 +289,12 @@ class AuthorityLoop:
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
                 f' started with ("{self.secret_name}"); restart the issuer to use it'
             )
-        elif secret is None and spec.generate is not None and authority is not None:
+        elif (
+            secret is None
+            and spec.generate is not None
+            and authority is not None
+            and not had_a_ca(authority)
+        ):
             self._create_ca(spec.generate, now)
             result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
@@ -425,6 +441,8 @@ class AuthorityLoop:
 
     def _create_ca(self, generate: Generate, now: datetime) -> None:
         """A generated authority's first CA, created only where no Secret of that name exists.
+
+        Only the first: see :func:`had_a_ca`.
 
         The issuer is the one account that may write a CA Secret, so it makes
         this one itself rather than a bootstrap Job. "Already exists" (a

@@ -193,3 +193,13 @@ def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_lif
     assert not renewal_due(generate, short, short.not_valid_before_utc + life / 2)
     assert renewal_due(generate, short, short.not_valid_before_utc + life * 2 / 3)
     assert not renewal_due(None, short, short.not_valid_after_utc)
+
+
+def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
+    """A CA Secret deleted later is reported, not replaced by a new CA."""
+    from issuer.authority.loop import had_a_ca  # noqa: PLC0415
+
+    assert not had_a_ca({"spec": {"generate": {}}})
+    assert not had_a_ca({"status": {"trusted": []}})
+    assert had_a_ca({"status": {"activeCA": {"serialNumber": "01"}}})
+    assert had_a_ca({"status": {"trusted": [{"role": "Active"}]}})
