@@ -182,38 +182,32 @@ def wait_ready(
     return issuer
 
 
-def _logged_port(plane: ControlPlane, issuer: LocalIssuer, timeout: float) -> int:
+def _logged_port(
+    plane: ControlPlane,
+    issuer: LocalIssuer,
+    timeout: float,
+    pattern: re.Pattern[str] = _LISTENING,
+    what: str = "serving health checks",
+) -> int:
     """The port the issuer says it listens on, in its log since it started."""
     found: list[int] = []
 
     def logged() -> bool:
         with procs.log_path(plane.dir, issuer.name).open("rb") as log:
             log.seek(issuer.log_offset)
-            match = _LISTENING.search(log.read().decode("utf-8", "replace"))
+            match = pattern.search(log.read().decode("utf-8", "replace"))
         if match:
             found.append(int(match.group(1)))
         return bool(found)
 
-    wait_until_ready(
-        plane.dir, logged, [issuer.name], what="serving health checks", timeout=timeout
-    )
+    wait_until_ready(plane.dir, logged, [issuer.name], what=what, timeout=timeout)
     return found[0]
 
 
 def metrics_url(plane: ControlPlane, issuer: LocalIssuer, timeout: float = READY_TIMEOUT) -> str:
     """Where an issuer started with ``metrics_port >= 0`` serves /metrics over HTTPS."""
-    found: list[int] = []
-
-    def logged() -> bool:
-        with procs.log_path(plane.dir, issuer.name).open("rb") as log:
-            log.seek(issuer.log_offset)
-            match = _METRICS_LISTENING.search(log.read().decode("utf-8", "replace"))
-        if match:
-            found.append(int(match.group(1)))
-        return bool(found)
-
-    wait_until_ready(plane.dir, logged, [issuer.name], what="serving /metrics", timeout=timeout)
-    return f"https://127.0.0.1:{found[0]}/metrics"
+    port = _logged_port(plane, issuer, timeout, _METRICS_LISTENING, "serving /metrics")
+    return f"https://127.0.0.1:{port}/metrics"
 
 
 def stop(plane: ControlPlane, issuer: LocalIssuer | str = PROCESS) -> str:

@@ -203,6 +203,17 @@ def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> d
     return eventually(attempt, 60, f"the ServiceAccount default in {namespace}")
 
 
+def exists(kube: Kube, path: str) -> bool:
+    """Whether the object at ``path`` exists (NotFound: no; any other error raised)."""
+    try:
+        kube.get(path)
+    except ApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return True
+
+
 def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
     body = {
         "apiVersion": "pkiwarden.dev/v1alpha1",

@@ -48,6 +48,7 @@ from tests.e2e.helpers import (
     create_pki,
     events_on,
     eventually,
+    exists,
     json_log,
     kill_9,
     live_processes,
@@ -95,16 +96,6 @@ def namespace(deployed: Deployed) -> Iterator[str]:
     yield name
     deployed.plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
     deployed.plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
-
-
-def exists(kube: Kube, path: str) -> bool:
-    try:
-        kube.get(path)
-    except ApiError as error:
-        if error.not_found:
-            return False
-        raise
-    return True
 
 
 def foreign_secret(kube: Kube, namespace: str, name: str) -> dict[str, Any]:

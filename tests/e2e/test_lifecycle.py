@@ -24,7 +24,7 @@ import pytest
 from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
-from tests.e2e.helpers import create_pki, eventually, policy_body, ready
+from tests.e2e.helpers import create_pki, eventually, exists, policy_body, ready
 
 NAMESPACE = "lifecycle-app"
 POLICY = "lifecycle"
@@ -235,13 +235,3 @@ def supplied_again(secret: dict[str, Any]) -> dict[str, Any]:
         },
         "data": secret["data"],
     }
-
-
-def exists(kube: Kube, path: str) -> bool:
-    try:
-        kube.get(path)
-    except ApiError as error:
-        if error.not_found:
-            return False
-        raise
-    return True
