@@ -14,6 +14,9 @@ registration is cluster-wide.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ import pytest
 
 from pkiwarden.local import controlplane, install, issuer_process, webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
+from pkiwarden.local.prerequisites import wait_established
 from shared.kube.client import PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 from tests.e2e.helpers import create_pki, eventually, exists, policy_body, ready
 
@@ -45,6 +49,7 @@ README_UNINSTALL = (
     "kubectl delete -f deploy/overlays/dev/bootstrap-ca.yaml --ignore-not-found",
 )
 NAIVE_UNINSTALL = "kubectl delete -k deploy/overlays/dev"
+UPGRADE_FIRST = "kubectl delete job -n pkiwarden-system pkiwarden-bootstrap-ca --ignore-not-found"
 
 Snapshot = dict[str, tuple[str, dict[str, str]]]
 
@@ -137,17 +142,139 @@ def assert_kept(kube: Kube, before: Snapshot, issued: dict[str, str]) -> None:
         time.sleep(2)
 
 
+def previous_release() -> str:
+    """The commit whose deploy/ this one upgrades from.
+
+    PKIWARDEN_UPGRADE_FROM if set; else the parent of the newest commit that
+    changed deploy/, so the two deploy/ trees differ.
+    """
+    chosen = os.environ.get("PKIWARDEN_UPGRADE_FROM")
+    if chosen:
+        return chosen
+    changed = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", "deploy"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return f"{changed}~1"
+
+
+def previous_deploy(into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "archive", previous_release(), "deploy"],
+        cwd=REPO_ROOT, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "deploy"
+
+
+def owned_as_before(kube: Kube) -> None:
+    """What earlier releases wrote: each issued Secret owned by its Pki's uid."""
+    for name in PKIS_ISSUED:
+        uid = kube.get(PKIS.path(NAMESPACE, name))["metadata"]["uid"]
+        owner = {
+            "apiVersion": "pkiwarden.dev/v1alpha1", "kind": "Pki", "name": name, "uid": uid,
+            "controller": True, "blockOwnerDeletion": False,
+        }  # fmt: skip
+        kube.patch(
+            SECRETS.path(NAMESPACE, f"{name}-tls"), {"metadata": {"ownerReferences": [owner]}}
+        )
+
+
+class Admissions:
+    """Server-side dry-run creates at about ``rate`` per second; counts the refused ones."""
+
+    def __init__(self, kube: Kube, rate: float = 20.0) -> None:
+        self.kube, self.rate = kube, rate
+        self.sent = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        body = {
+            "apiVersion": "pkiwarden.dev/v1alpha1",
+            "kind": "Pki",
+            "metadata": {"name": "load", "namespace": NAMESPACE},
+            "spec": {"serviceName": SERVICE},
+        }
+        while not self._stop.wait(1 / self.rate):
+            self.sent += 1
+            try:
+                self.kube.create(PKIS.path(NAMESPACE), body, params={"dryRun": "All"})
+            except ApiError as error:
+                self.failed.append(str(error))
+
+    def __enter__(self) -> Admissions:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @pytest.fixture(scope="module")
-def installed(plane: ControlPlane) -> tuple[Kube, Snapshot, dict[str, str]]:
-    start(plane)
+def installed(
+    plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Kube, Snapshot, dict[str, str]]:
+    """pkiwarden as the previous deploy/ installed it, upgraded with this one.
+
+    The processes run this tree's code under the previous manifests (RBAC,
+    arguments, the bootstrap Job), the Secrets carry the ownerReference that
+    earlier releases wrote, then the README's upgrade runs under 20
+    admissions/s and the issuer restarts with the new arguments.
+    """
+    old = previous_deploy(tmp_path_factory.mktemp("previous"))
     kube = Kube.from_environment(str(plane.kubeconfig))
+    plane.kubectl("apply", "-k", str(old / "overlays" / "dev"))
+    wait_established(plane)
+    plane.kubectl("create", "namespace", NAMESPACE)
+    plane.kubectl("apply", "-n", NAMESPACE, "-f", str(old / "tenants"))
+    identities = install.identities(plane)
+    webhook_process.start_deployed(plane, identities.webhook)
+    issuer_process.start_deployed(plane, identities)
     apply_pkis(plane, kube)
-    return kube, snapshot(kube), serials(kube)
+    owned_as_before(kube)
+    before, issued = snapshot(kube), serials(kube)
+    with Admissions(kube) as load:
+        run(plane, UPGRADE_FIRST)
+        install.install(plane, tenants=(NAMESPACE,))
+        issuer_process.stop(plane)
+        issuer_process.start_deployed(plane, install.identities(plane))
+        time.sleep(5)
+    assert load.sent >= 40 and load.failed == [], load.failed
+    eventually(
+        lambda: all(
+            "ownerReferences" not in kube.get(SECRETS.path(NAMESPACE, f"{n}-tls"))["metadata"]
+            for n in PKIS_ISSUED
+        ),
+        READY_TIMEOUT,
+        "the issuer to remove the earlier release's ownerReferences",
+    )
+    assert {n: data for n, (_, data) in snapshot(kube).items()} == {
+        n: data for n, (_, data) in before.items()
+    }, "the upgrade re-issued a certificate"
+    assert serials(kube) == issued
+    return kube, snapshot(kube), issued
+
+
+def test_the_upgrade_revoked_what_earlier_releases_granted(
+    plane: ControlPlane, installed: tuple[Kube, Snapshot, dict[str, str]]
+) -> None:
+    for account, verb, resource, namespace in (
+        ("pkiwarden-webhook", "list", "secrets", NAMESPACE),
+        ("pkiwarden-bootstrap-ca", "create", "secrets", install.SYSTEM_NAMESPACE),
+    ):
+        answer = plane.kubectl(
+            "auth", "can-i", verb, resource, "-n", namespace,
+            f"--as=system:serviceaccount:{install.SYSTEM_NAMESPACE}:{account}", check=False,
+        )  # fmt: skip
+        assert answer.stdout.strip() == "no", (account, verb, resource)
 
 
 def test_the_readme_lists_the_uninstall_this_test_runs() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    for command in (*README_UNINSTALL, NAIVE_UNINSTALL):
+    for command in (*README_UNINSTALL, NAIVE_UNINSTALL, UPGRADE_FIRST):
         assert command in readme, command
 
 
