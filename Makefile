@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-fairness clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,11 @@ bench-chaos: $(STAMP) controlplane
 
 bench-rotation: $(STAMP) controlplane
 	$(BIN)/python benchmarks/bench_ca_rotation.py
+
+# A quiet namespace's create -> Ready during another's burst, fifo then fair
+# queue order (BURST=5000 by default; BURST=200 for a quick look).
+bench-fairness: $(STAMP) controlplane
+	$(BIN)/python benchmarks/bench_fairness.py --burst $(or $(BURST),5000)
 
 # Not part of `make bench`: it fills a control plane with 10,000 Pkis and
 # 70,000 other objects and takes many minutes. SCALE=0.05 runs a twentieth.

@@ -7,7 +7,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
+from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca, drop_binding
+from issuer.ready import QueueOrder
 from issuer.settings import Settings
 from shared import logs
 from shared.backoff import Backoff
@@ -79,6 +80,24 @@ def register(subparsers: Any) -> None:
         default=f"{DEFAULTS.retry.cap / 3600:g}h",
         help="longest wait between failed issuances (default %(default)s)",
     )
+    run.add_argument(
+        "--metrics-secure-port",
+        dest="metrics_port",
+        type=int,
+        default=DEFAULTS.metrics_port,
+        help="serve /metrics over HTTPS on this port (0 picks a free one) to bearer tokens"
+        " allowed to get /metrics (ClusterRole pkiwarden-metrics-reader), and not on the"
+        " health port; -1 keeps it on the plain health port (default %(default)s)",
+    )
+    run.add_argument(
+        "--queue-order",
+        type=QueueOrder,
+        choices=list(QueueOrder),
+        default=DEFAULTS.queue_order,
+        help="fair: ready Pkis are taken round-robin across namespaces, so one namespace's"
+        " burst delays no other; fifo: first come, first served, for comparison"
+        " (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
 
@@ -91,6 +110,18 @@ def register(subparsers: Any) -> None:
         " clusters; production CAs come from the platform team.",
     )
     _common(bootstrap)
+    bootstrap.add_argument(
+        "--authority-only",
+        action="store_true",
+        help="create only the PkiAuthority (spec.generate): the issuer then creates the CA"
+        " Secret itself, so no other account needs to write one",
+    )
+    bootstrap.add_argument(
+        "--drop-binding",
+        metavar="NAME",
+        help="afterwards delete the ClusterRoleBinding NAME (a Job's own grant), so no"
+        " permission used only at bootstrap outlives it",
+    )
     bootstrap.set_defaults(handler=_bootstrap)
 
 
@@ -137,6 +168,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         event_ttl=args.event_ttl,  # argparse applies ``type`` to the string defaults too
         retry=Backoff(args.retry_base.total_seconds(), args.retry_cap.total_seconds()),
         authority=args.authority,
+        queue_order=args.queue_order,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -150,12 +183,15 @@ def _run(args: argparse.Namespace) -> int:
 def _bootstrap(args: argparse.Namespace) -> int:
     kube = Kube.from_environment(args.kubeconfig)
     where = f"{args.namespace}/{args.ca_secret}"
-    try:
-        created = bootstrap_ca(kube, args.namespace, args.ca_secret, utc_now())
-    except ApiError as error:
-        print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
-        return 1
-    print(f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is")
+    if not args.authority_only:
+        try:
+            created = bootstrap_ca(kube, args.namespace, args.ca_secret, utc_now())
+        except ApiError as error:
+            print(f"pkiwarden issuer bootstrap-ca: cannot create CA Secret {where}: {error}")
+            return 1
+        print(
+            f"created CA Secret {where}" if created else f"CA Secret {where} exists; left as it is"
+        )
     try:
         made = bootstrap_authority(kube, args.authority, args.ca_secret)
     except ApiError as error:
@@ -165,4 +201,15 @@ def _bootstrap(args: argparse.Namespace) -> int:
         return 1
     state = "created" if made else "exists; left as it is"
     print(f"PkiAuthority {args.authority} {state}")
+    if args.drop_binding:
+        try:
+            dropped = drop_binding(kube, args.drop_binding)
+        except ApiError as error:
+            print(
+                "pkiwarden issuer bootstrap-ca: cannot delete ClusterRoleBinding"
+                f" {args.drop_binding}: {error}"
+            )
+            return 1
+        state = "deleted" if dropped else "already gone"
+        print(f"ClusterRoleBinding {args.drop_binding} {state}")
     return 0

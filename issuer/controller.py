@@ -17,14 +17,20 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from issuer import issuance
-from issuer.act.secret_write import WriteConflictError, delete_secret, write_secret
+from issuer.act.secret_write import (
+    WriteConflictError,
+    delete_secret,
+    drop_owner_references,
+    write_secret,
+)
 from issuer.act.status_write import StatusWriter
 from issuer.decide.conclusion import Conclusion, conclude
 from issuer.decide.key_reuse import reusable_key
 from issuer.decide.messages import api_refusal_message
-from issuer.decide.ownership import Ownership, ownership
+from issuer.decide.ownership import Ownership, legacy_owner_references, ownership
 from issuer.decide.secret_body import secret_body
 from issuer.decide.verdict import Step, Trigger, Verdict, decide_issuance, refused
+from issuer.inputs.kind import pki_kind_stays
 from issuer.inputs.secrets import SecretReader
 from issuer.inputs.watches import Watches
 from issuer.queue import WorkQueue
@@ -69,7 +75,7 @@ class Controller:
         self.settings = settings
         self.reporter = reporter
         self.clock = clock
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(order=settings.queue_order)
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
         self.pacer: ReissuePace | None = None  # the authority's re-issue pace, during a CA rotation
         self.watches = Watches(kube, settings, self.queue.add)
@@ -131,6 +137,9 @@ class Controller:
             self.queue.forget(key)
             self.status.forget(key)
             self.reporter.gone(namespace, name)
+            departed = self.watches.departed(key) if pki is None else None
+            if departed is not None:
+                self._collect(departed)
             return Result(key, None)
         now = self.clock()
         secret_name = self.watches.secret_name_of(pki)
@@ -153,6 +162,8 @@ class Controller:
             if wait > timedelta(0):
                 self.queue.add_after(key, wait)
                 return Result(key, Step.WAIT, verdict.why)
+        if verdict.step is not Step.ISSUE and legacy_owner_references(secret):
+            self._release(pki, secret)
         issued = None
         if verdict.step is Step.ISSUE:
             issued_or_retry = self._issue(key, pki, secret, verdict, now)
@@ -201,6 +212,46 @@ class Controller:
                 delete_secret(self.kube, namespace, name, uid)
         except ApiError as error:  # it stays; nothing renews it, and its name is free to take
             log.warning("old Secret not deleted", extra=fields(secret=name, error=str(error)))
+
+    def _collect(self, pki: JSON) -> None:
+        """Delete the Secret of a Pki that was deleted; keep it if the Pki kind is going.
+
+        Issued Secrets carry no ownerReference (a reinstall would lose them), so
+        deleting a Pki's Secret is the issuer's job. An uninstall deletes the
+        CRD, which deletes every Pki: those Secrets stay, for apps to keep
+        serving and a reinstall to adopt. A Pki deleted while no issuer runs
+        is not seen, and its Secret stays until deleted by hand.
+        """
+        namespace = str((pki.get("metadata") or {}).get("namespace"))
+        name = self.watches.secret_name_of(pki)
+        try:
+            if not pki_kind_stays(self.kube):
+                log.info("Pki CRD is being deleted: Secret kept", extra=fields(secret=name))
+                return
+            secret = self.secrets.get(namespace, name)
+            if secret is not None and ownership(secret, pki) is Ownership.OURS:
+                uid = str((secret.get("metadata") or {}).get("uid") or "")
+                delete_secret(self.kube, namespace, name, uid)
+                log.info(
+                    "Secret of a deleted Pki deleted",
+                    extra=fields(namespace=namespace, secret=name),
+                )
+        except ApiError as error:  # kept: deleting too much is worse than too little
+            log.warning(
+                "Secret of a deleted Pki kept",
+                extra=fields(namespace=namespace, secret=name, error=str(error)),
+            )
+
+    def _release(self, pki: JSON, secret: JSON | None) -> None:
+        """Remove an earlier release's ownerReference from our Secret, without re-issuing."""
+        if secret is None or ownership(secret, pki) is not Ownership.OURS:
+            return
+        metadata = secret.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+        try:
+            drop_owner_references(self.kube, namespace, name, str(metadata.get("resourceVersion")))
+        except ApiError as error:
+            log.warning("ownerReference not removed", extra=fields(secret=name, error=str(error)))
 
     def _refused(self, pki: JSON, message: str, now: datetime) -> Verdict:
         return refused(pki, message, now, retry=self.settings.retry)

@@ -2,20 +2,26 @@
 
 Standard library only: the issuer serves three tiny GET routes and needs no
 framework. Routes are registered by path, so metrics plug in without edits
-here: ``server.add_route("/metrics", handler)``.
+here: ``server.add_route("/metrics", handler)``. The same server, given a TLS
+context and a ``guard`` on the Authorization header, serves ``/metrics``
+over HTTPS to authorized scrapers only (see ``shared.metrics_access``).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from shared.metrics_access import Access
 
 log = logging.getLogger(__name__)
 
 Response = tuple[int, str, bytes]  # status, content type, body
 Route = Callable[[], Response]
+Guard = Callable[[str | None], Access]  # the Authorization header -> may it read?
 
 
 def text(ok: bool, what: str) -> Response:
@@ -30,17 +36,37 @@ def text(ok: bool, what: str) -> Response:
     )
 
 
+def _handshake_failed(request: object, client_address: object) -> None:
+    log.debug("TLS connection from %s failed", client_address)
+
+
 class HealthServer:
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        port: int,
+        host: str = "0.0.0.0",
+        *,
+        tls: ssl.SSLContext | None = None,
+        guard: Guard | None = None,
+    ) -> None:
         self._routes: dict[str, Route] = {}
+        self._name = "metrics server (https)" if tls is not None else "health server"
         routes = self._routes
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 route = routes.get(self.path.split("?", 1)[0])
-                status, content_type, body = (
-                    route() if route else (404, "text/plain", b"not found\n")
-                )
+                access = guard(self.headers.get("Authorization")) if guard and route else None
+                if access is not None and not access.allowed:
+                    status, content_type, body = (
+                        access.status,
+                        "text/plain; charset=utf-8",
+                        f"{access.message}\n".encode(),
+                    )
+                else:
+                    status, content_type, body = (
+                        route() if route else (404, "text/plain", b"not found\n")
+                    )
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -52,6 +78,14 @@ class HealthServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            # The handshake happens in the request's own thread, at its first read:
+            # one slow client cannot hold up the accept loop.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            # A client speaking plain HTTP or failing the handshake: its problem, not a traceback.
+            self._server.handle_error = _handshake_failed  # type: ignore[method-assign]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="health", daemon=True
         )
@@ -66,7 +100,7 @@ class HealthServer:
 
     def start(self) -> HealthServer:
         self._thread.start()
-        log.info("health server listening on port %d", self.port)
+        log.info("%s listening on port %d", self._name, self.port)
         return self
 
     def stop(self) -> None:

@@ -1,5 +1,8 @@
 """A work queue of Pki keys ("namespace/name"), in the shape of client-go's workqueue.
 
+- Fairness across namespaces: ready keys are handed out round-robin over one
+  FIFO per namespace (``issuer.ready``), so one namespace's burst cannot
+  starve another's single Pki.
 - De-duplication: a key waiting to be processed is queued once, however many
   changes arrive meanwhile.
 - One worker per key: a key being processed is not handed to a second
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
+from issuer.ready import QueueOrder, ready_keys
 from shared.backoff import Backoff
 
 Clock = Callable[[], float]
@@ -38,11 +42,16 @@ class QueueObserver(Protocol):
 
 
 class WorkQueue:
-    def __init__(self, backoff: Backoff | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        backoff: Backoff | None = None,
+        clock: Clock = time.monotonic,
+        order: QueueOrder = QueueOrder.FAIR,
+    ) -> None:
         self._backoff = backoff or Backoff()
         self._clock = clock
         self._lock = threading.Condition()
-        self._ready: list[str] = []  # FIFO of keys to hand out
+        self._ready = ready_keys(order)  # keys to hand out, fair across namespaces
         self._queued: set[str] = set()  # keys in _ready, or to re-add after processing
         self._processing: set[str] = set()
         self._due: dict[str, float] = {}  # key -> earliest delayed time
@@ -113,7 +122,7 @@ class WorkQueue:
             while True:
                 self._promote_due_locked()
                 if self._ready:
-                    key = self._ready.pop(0)
+                    key = self._ready.popleft()
                     self._queued.discard(key)
                     self._processing.add(key)
                     if self.observer is not None:

@@ -23,11 +23,14 @@ from issuer.controller import Controller
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
 from issuer.metrics import IssuerMetrics
+from issuer.metrics_tls import self_signed_context
 from issuer.reporting.event_reporter import EventReporter, PodWatch, event_reporter
 from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
 from issuer.settings import Settings
+from shared.clock import utc_now
 from shared.kube.client import Kube
 from shared.logs import fields
+from shared.metrics_access import MetricsAccess
 
 log = logging.getLogger("issuer")
 
@@ -84,8 +87,18 @@ def run(
         health = HealthServer(settings.health_port)
         health.add_route("/healthz", lambda: text(not stop.is_set(), "alive"))
         health.add_route("/readyz", lambda: text(synced(), "synced"))
-        health.add_route("/metrics", metrics.response)
+        if settings.metrics_port < 0:
+            health.add_route("/metrics", metrics.response)
         health.start()
+    secure = None
+    if settings.metrics_port >= 0:
+        secure = HealthServer(
+            settings.metrics_port,
+            tls=self_signed_context(_metrics_names(settings), utc_now()),
+            guard=MetricsAccess(kube).check,
+        )
+        secure.add_route("/metrics", metrics.response)
+        secure.start()
     try:
         controller.start_watching()
         authority.start_watching()
@@ -131,6 +144,8 @@ def run(
             elector.release()  # after the workers stopped: the successor starts clean
         if health is not None:
             health.stop()
+        if secure is not None:
+            secure.stop()
 
 
 def assemble(
@@ -150,6 +165,12 @@ def assemble(
     controller.queue.observer = metrics.queue_observer()
     metrics.track_certificates(controller.view.pkis)
     return controller, attach_authority(kube, settings, controller, metrics.registry)
+
+
+def _metrics_names(settings: Settings) -> tuple[str, ...]:
+    """The names of the metrics Service the ServiceMonitor scrapes through."""
+    service = f"pkiwarden-issuer.{settings.namespace}"
+    return ("pkiwarden-issuer", service, f"{service}.svc", "localhost")
 
 
 def _wait(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from issuer.ready import QueueOrder
 from shared.backoff import Backoff
 
 
@@ -29,3 +30,10 @@ class Settings:
     # How often the authority loop looks again when no watch wakes it: rotation
     # progress is read from the Pkis' Secrets, which it does not watch itself.
     authority_tick_seconds: float = 1.0
+    # Ready Pkis are taken round-robin across namespaces; fifo (first come, first
+    # served, as earlier releases did) only for comparing the two.
+    queue_order: QueueOrder = QueueOrder.FAIR
+    # >= 0: /metrics over HTTPS on this port (0: any free one) for tokens granted
+    # get on /metrics (TokenReview + SubjectAccessReview), and no longer on the
+    # plain health port; -1: on the plain health port, for local development.
+    metrics_port: int = -1

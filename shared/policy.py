@@ -16,7 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 from shared.durations import DurationError, parse_duration
-from shared.schema import DEFAULT_DNS_PATTERNS, KEY_ALGORITHMS
+from shared.schema import (
+    DEFAULT_ALLOWED_USAGES,
+    DEFAULT_DNS_PATTERNS,
+    DEFAULT_MIN_RSA_SIZE,
+    KEY_ALGORITHMS,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -70,6 +75,8 @@ class CompiledPolicy:
     ip_ranges: tuple[IPNetwork, ...]
     max_duration: timedelta | None
     key_algorithms: tuple[str, ...]
+    usages: tuple[str, ...] = DEFAULT_ALLOWED_USAGES
+    min_rsa_size: int = DEFAULT_MIN_RSA_SIZE
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if namespace in self.namespaces:
@@ -173,7 +180,16 @@ def compile_policy(policy: object) -> CompiledPolicy:
         ip_ranges=_networks(spec.get("allowedIPRanges")),
         max_duration=_duration(spec.get("maxDuration")),
         key_algorithms=_strings(algorithms),
+        usages=_strings(spec.get("allowedUsages", DEFAULT_ALLOWED_USAGES)),
+        min_rsa_size=_min_rsa_size(spec.get("minRSASize")),
     )
+
+
+def _min_rsa_size(value: object) -> int:
+    """The bound as given; a malformed one (validation reports it) keeps the default."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return DEFAULT_MIN_RSA_SIZE
 
 
 _CACHE_LIMIT = 4096

@@ -81,6 +81,17 @@ _USAGES = [
     "ocsp signing",
 ]
 
+# What a PkiPolicy lets a Pki ask for when it says nothing: TLS servers and
+# clients. Code signing, OCSP signing and the rest are the policy's to grant.
+_DEFAULT_ALLOWED_USAGES = [
+    "server auth",
+    "client auth",
+    "digital signature",
+    "key encipherment",
+    "key agreement",
+]
+_RSA_SIZES = [2048, 3072, 4096]
+
 _KEY_USAGES = ["server auth", "digital signature"]
 _DEFAULT_USAGES = {
     # Key encipherment means "the key encrypts a session key": RSA key exchange only.
@@ -359,6 +370,24 @@ PKI_POLICY_SCHEMA: Final[JSON] = {
                     "minItems": 1,
                     "default": _KEY_ALGORITHMS,
                 },
+                "minRSASize": {
+                    "type": "integer",
+                    "description": "Smallest RSA key size, in bits, a Pki may ask for.",
+                    "enum": _RSA_SIZES,
+                    "default": _RSA_SIZES[0],
+                },
+                "allowedUsages": {
+                    "type": "array",
+                    "description": (
+                        "Usages a Pki may ask for in spec.usages. Omitted: "
+                        + ", ".join(_DEFAULT_ALLOWED_USAGES)
+                        + "."
+                    ),
+                    "items": _string("One usage.", enum=_USAGES),
+                    "minItems": 1,
+                    "maxItems": len(_USAGES),
+                    "default": _DEFAULT_ALLOWED_USAGES,
+                },
             },
         },
     },
@@ -411,6 +440,11 @@ DEFAULT_USAGES: Final[dict[str, tuple[str, ...]]] = {
     for algorithm, usages in PKI_SPEC["properties"]["usages"]["x-pkiwarden-default-by"][1].items()
 }
 """Default usages per key algorithm."""
+DEFAULT_ALLOWED_USAGES: Final[tuple[str, ...]] = tuple(
+    POLICY_SPEC["properties"]["allowedUsages"]["default"]
+)
+"""The usages a PkiPolicy allows when it does not say."""
+DEFAULT_MIN_RSA_SIZE: Final[int] = POLICY_SPEC["properties"]["minRSASize"]["default"]
 DEFAULT_DNS_PATTERNS: Final[tuple[str, ...]] = tuple(
     POLICY_SPEC["properties"]["allowedDNSNames"]["default"]
 )

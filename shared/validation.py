@@ -49,6 +49,7 @@ from shared.schema import (
     MIN_RENEWAL_GAP,
     PKI_POLICY_SCHEMA,
     PKI_SCHEMA,
+    USAGES,
 )
 from shared.shapes import is_mapping
 from shared.structure import check_structure, child_path, field_order_key
@@ -695,6 +696,55 @@ def _against_policy(
         note = "" if "algorithm" in _mapping(given, "privateKey") else "(the default) "
         problem = f"{note}is not allowed by {by} (allowed: {_listing(policy.key_algorithms)})"
         yield _error(Category.NOT_ALLOWED, "spec.privateKey.algorithm", problem, algorithm)
+    yield from _policy_key_size(policy, given, spec, by)
+    yield from _policy_usages(policy, given, spec, by, at_run_time=context.at_run_time)
+
+
+def _policy_key_size(
+    policy: CompiledPolicy, given: Mapping[str, Any], spec: Mapping[str, Any], by: str
+) -> Iterator[Finding]:
+    """An RSA key smaller than the policy's minRSASize; the fix names the sizes that pass."""
+    key = _mapping(spec, "privateKey")
+    size = key.get("size")
+    if _text(key, "algorithm") != "RSA" or not isinstance(size, int) or isinstance(size, bool):
+        return
+    if size >= policy.min_rsa_size:
+        return
+    note = "" if "size" in _mapping(given, "privateKey") else "(the default) "
+    bigger = [str(s) for s in KEY_SIZES["RSA"] if s >= policy.min_rsa_size]
+    fix = f"; set it to {' or '.join(bigger)}" if bigger else "; use another algorithm"
+    problem = f"{note}is smaller than {by} allows (minRSASize {policy.min_rsa_size}){fix}"
+    yield _error(Category.NOT_ALLOWED, "spec.privateKey.size", problem, size)
+
+
+def _policy_usages(
+    policy: CompiledPolicy,
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    by: str,
+    *,
+    at_run_time: bool,
+) -> Iterator[Finding]:
+    """Usages the policy does not grant (code signing, OCSP signing, ...), with its list."""
+    refused = [
+        (index, usage)
+        for index, usage in _texts(spec, "usages")
+        if usage in USAGES and usage not in policy.usages
+    ]
+    if not refused:
+        return
+    note = _default_note(given, "usages")
+    allowed = f"{'now allows' if at_run_time else 'allowed'}: {_listing(policy.usages)}"
+    fix = _FIX.format(field="spec.usages") if at_run_time else "; remove it from spec.usages"
+    if len(refused) == 1:
+        index, usage = refused[0]
+        problem = f"{note}is not allowed by {by} ({allowed}){fix}"
+        yield _error(Category.NOT_ALLOWED, f"spec.usages[{index}]", problem, usage)
+        return
+    fix = fix.replace("remove it", "remove them")
+    yield _grouped(
+        "spec.usages", "usages", refused, f"{note}are not allowed by {by} ({allowed}){fix}"
+    )
 
 
 def _secret_conflicts(
@@ -844,6 +894,7 @@ def validate_policy(policy: Any) -> list[Finding]:
     semantic += _max_duration_rules(_text(spec, "maxDuration"))
     semantic += _broad_scope(spec)
     semantic += _duplicates("spec.allowedKeyAlgorithms", _texts(spec, "allowedKeyAlgorithms"))
+    semantic += _duplicates("spec.allowedUsages", _texts(spec, "allowedUsages"))
     return _ordered(_most_telling(structural, semantic), PKI_POLICY_SCHEMA)
 
 

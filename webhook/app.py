@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.logs import FIELDS_ATTRIBUTE
+from shared.metrics_access import Access
 from webhook.context import ContextSource
 from webhook.decision import Kind, Operation, decide, namespace_of, respond, validated_kind
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
@@ -66,8 +67,13 @@ def create_app(
     max_connections: int = MAX_CONNECTIONS,
     metrics: WebhookMetrics | None = None,
     waiting_workers: Callable[[], Sequence[str]] = tuple,
+    metrics_access: Callable[[str | None], Access] | None = None,
 ) -> AdmissionEndpoint:
     """The webhook's ASGI app: ``POST /validate``, ``/healthz``, ``/readyz``, ``/metrics``.
+
+    ``metrics_access`` checks a scrape's Authorization header (TokenReview and
+    SubjectAccessReview); None leaves ``/metrics`` open (local development).
+    The probes are never checked: the kubelet sends no token.
 
     ``waiting_workers`` names the sibling worker processes (sharing this
     port) whose caches have not synced yet: a probe reaches one worker at
@@ -92,7 +98,11 @@ def create_app(
         return _json(200, {"status": "ready"})
 
     @app.get("/metrics")
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(request: Request) -> Response:
+        if metrics_access is not None:
+            access = metrics_access(request.headers.get("authorization"))
+            if not access.allowed:
+                return Response(access.message + "\n", status_code=access.status)
         return Response(content=meter.exposition(), media_type=CONTENT_TYPE)
 
     reviewer = Reviewer(source, meter, max_queued_reviews, max_connections)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from shared.kube.client import SECRETS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
+from shared.kube.client import CONFIG_MAPS, SECRETS, WEBHOOK_CONFIGURATIONS, ApiError, Kube
 from webhook.certs import ServingIdentity, WebhookCertificates, plan
 from webhook.settings import CertificateSettings
 
@@ -73,10 +73,12 @@ def ensure_certificates(
         if fresh is None and stored is not None:
             if patch_configuration:
                 patch_ca_bundle(kube, settings.webhook_configuration, stored.ca_bundle)
+            publish_ca(kube, settings, stored.ca_bundle)
             return stored
         assert fresh is not None
         if patch_configuration:
             patch_ca_bundle(kube, settings.webhook_configuration, fresh.ca_bundle)
+        publish_ca(kube, settings, fresh.ca_bundle)
         try:
             _write_secret(kube, settings, secret, fresh)
         except ApiError as error:
@@ -135,6 +137,71 @@ def patch_ca_bundle(kube: Kube, configuration: str, ca_bundle: bytes) -> bool:
         log.info("caBundle of ValidatingWebhookConfiguration %s updated", configuration)
         return True
     raise RuntimeError(f"ValidatingWebhookConfiguration {configuration} kept changing under us")
+
+
+def publish_ca(kube: Kube, settings: CertificateSettings, ca_bundle: bytes) -> None:
+    """Keep the ConfigMap of CA certificates equal to the caBundle; scrapers trust it.
+
+    Written with the caBundle, before new material is served, so a scraper
+    trusts a new CA as early as the API server does. It carries no key. A
+    refusal (RBAC of an older release) is logged as an error, not fatal:
+    admission matters more than scraping.
+    """
+    try:
+        _publish_ca(kube, settings, ca_bundle)
+    except ApiError as error:
+        log.error(
+            "CA certificates not published in ConfigMap %s/%s: %s",
+            settings.namespace,
+            settings.ca_config_map,
+            error,
+        )
+
+
+def _publish_ca(kube: Kube, settings: CertificateSettings, ca_bundle: bytes) -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": settings.ca_config_map,
+            "namespace": settings.namespace,
+            "labels": {
+                MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+                "app.kubernetes.io/component": "webhook",
+            },
+        },
+        "data": {"ca.crt": ca_bundle.decode()},
+    }
+    path = CONFIG_MAPS.path(settings.namespace, settings.ca_config_map)
+    for _attempt in range(_ATTEMPTS):
+        try:
+            current = kube.get(path)
+        except ApiError as error:
+            if not error.not_found:
+                raise
+            try:
+                kube.create(CONFIG_MAPS.path(settings.namespace), body)
+            except ApiError as create_error:
+                if create_error.conflict:
+                    continue  # a peer created it first: compare with theirs
+                raise
+            return
+        if (current.get("data") or {}).get("ca.crt") == body["data"]["ca.crt"]:
+            return
+        body["metadata"]["resourceVersion"] = (current.get("metadata") or {}).get("resourceVersion")
+        try:
+            kube.replace(path, body)
+        except ApiError as error:
+            if error.conflict:
+                continue
+            raise
+        log.info(
+            "CA certificates published in ConfigMap %s/%s",
+            settings.namespace,
+            settings.ca_config_map,
+        )
+        return
+    raise RuntimeError(f"ConfigMap {settings.ca_config_map} kept changing under us")
 
 
 def write_files(material: WebhookCertificates, cert_file: Path, key_file: Path) -> bool:

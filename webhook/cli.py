@@ -51,6 +51,14 @@ def register(subparsers: Any) -> None:
         " creating, rotating and writing them",
     )
     serve.add_argument(
+        "--no-metrics-auth",
+        dest="metrics_auth",
+        action="store_false",
+        help="answer /metrics without checking the bearer token (local development only);"
+        " by default only tokens allowed to get /metrics (ClusterRole"
+        " pkiwarden-metrics-reader) are answered",
+    )
+    serve.add_argument(
         "--workers",
         type=_positive,
         default=_DEFAULTS.workers,
@@ -149,6 +157,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
             host=args.host,
             port=args.port,
             manage_certs=args.manage_certs,
+            metrics_auth=args.metrics_auth,
             workers=args.workers,
             max_queued_reviews=args.max_queued_reviews,
             max_connections=args.max_connections,

@@ -19,6 +19,7 @@ import uvicorn
 
 from shared.kube.client import Kube
 from shared.kube.view import ClusterView
+from shared.metrics_access import MetricsAccess
 from webhook.app import create_app
 from webhook.context import ClusterViewSource
 from webhook.heap import HeapTrimmer, fix_mmap_threshold
@@ -51,7 +52,7 @@ def serve_process(
     """
     lighten_log_records()
     fix_mmap_threshold()
-    view = ClusterView.start(kube, with_secrets=True)
+    view = ClusterView.start(kube)
     _when_synced(view, on_synced or (lambda: None))
     source = ClusterViewSource(view)
     app = create_app(
@@ -61,6 +62,7 @@ def serve_process(
         max_queued_reviews=settings.max_queued_reviews,
         max_connections=settings.max_connections,
         waiting_workers=waiting_workers,
+        metrics_access=MetricsAccess(kube).check if settings.metrics_auth else None,
     )
     config = uvicorn.Config(
         app,

@@ -39,6 +39,9 @@ class CertificateSettings:
     namespace: str = "pkiwarden-system"
     service_name: str = "pkiwarden-webhook"
     secret_name: str = "pkiwarden-webhook-tls"
+    # The CA certificates alone (no key), for scrapers to trust: the Secret
+    # above also holds the CA key, which nothing but the webhook may read.
+    ca_config_map: str = "pkiwarden-webhook-ca"
     webhook_configuration: str = "pkiwarden"
     # Local mode: the API server calls https://127.0.0.1:PORT, so the
     # certificate needs that IP address as a SAN.
@@ -61,6 +64,9 @@ class WebhookSettings:
     cert_dir: Path = Path("/var/run/pkiwarden/webhook-tls")
     kubeconfig: str | None = None
     manage_certs: bool = True
+    # /metrics only for bearer tokens allowed to get it (TokenReview and
+    # SubjectAccessReview); off only for local development.
+    metrics_auth: bool = True
     certs: CertificateSettings = CertificateSettings()
     keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES

@@ -10,7 +10,14 @@ from cryptography import x509
 
 from issuer import issuance
 from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from shared.kube.client import NAMESPACES, PKI_AUTHORITIES, SECRETS, ApiError, Kube
+from shared.kube.client import (
+    CLUSTER_ROLE_BINDINGS,
+    NAMESPACES,
+    PKI_AUTHORITIES,
+    SECRETS,
+    ApiError,
+    Kube,
+)
 
 BOOTSTRAP_DURATION = timedelta(days=3650)
 BOOTSTRAP_COMMON_NAME = "pkiwarden development CA"
@@ -87,6 +94,21 @@ def bootstrap_authority(kube: Kube, name: str, secret_name: str) -> bool:
         kube.create(PKI_AUTHORITIES.path(), authority_body(name, secret_name))
     except ApiError as error:
         if error.conflict:
+            return False
+        raise
+    return True
+
+
+def drop_binding(kube: Kube, name: str) -> bool:
+    """Delete the ClusterRoleBinding ``name``: the bootstrap Job's own grant, once used.
+
+    Creating the PkiAuthority is a one-time need; a binding left behind would
+    be a standing grant nobody uses. True if it was there.
+    """
+    try:
+        kube.delete(CLUSTER_ROLE_BINDINGS.path(name=name))
+    except ApiError as error:
+        if error.not_found:
             return False
         raise
     return True

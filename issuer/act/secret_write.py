@@ -37,3 +37,19 @@ def delete_secret(kube: Kube, namespace: str, name: str, uid: str) -> None:
     except ApiError as error:
         if not (error.not_found or error.conflict):
             raise
+
+
+def drop_owner_references(kube: Kube, namespace: str, name: str, resource_version: str) -> None:
+    """Remove an earlier release's ownerReference, guarded by the version we decided on."""
+    try:
+        kube.patch(
+            SECRETS.path(namespace, name),
+            [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+                {"op": "remove", "path": "/metadata/ownerReferences"},
+            ],
+            patch_type="json",
+        )
+    except ApiError as error:
+        if not (error.not_found or error.conflict or error.status == 422):
+            raise

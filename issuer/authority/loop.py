@@ -25,12 +25,14 @@ from typing import Any
 from cryptography import x509
 
 from issuer import issuance
+from issuer.act.bootstrap_ca import ca_secret_body
 from issuer.authority import configmaps, state
 from issuer.authority.authority_status import Standing, authority_status, missing_ca_problem
 from issuer.authority.pacing import Pacer, Pending, reissue_order
 from issuer.authority.phases import Move, Observed, Phase, RotationState, Step, advance, decide
 from issuer.authority.spec import (
     AuthoritySpec,
+    Generate,
     authority_spec,
     new_ca,
     renewal_due,
@@ -77,6 +79,17 @@ class Pass:
     active_not_after: datetime | None = None
     trust_current: bool = False
     problem: str = ""
+
+
+def had_a_ca(authority: Mapping[str, Any]) -> bool:
+    """True once the authority's status has named a CA.
+
+    Its first CA is made by the issuer; a CA Secret that disappears later is
+    reported, never silently replaced: a new CA would re-issue every
+    certificate and break trust in the old one.
+    """
+    status = authority.get("status") or {}
+    return bool(status.get("activeCA") or status.get("trusted"))
 
 
 def key_id(certificate: x509.Certificate) -> bytes:
@@ -278,6 +291,14 @@ class AuthorityLoop:
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
                 f' started with ("{self.secret_name}"); restart the issuer to use it'
             )
+        elif (
+            secret is None
+            and spec.generate is not None
+            and authority is not None
+            and not had_a_ca(authority)
+        ):
+            self._create_ca(spec.generate, now)
+            result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
             result.problem = missing_ca_problem(
                 self.namespace, spec.secret_name, generates=spec.generate is not None
@@ -422,6 +443,26 @@ class AuthorityLoop:
                 )
 
     # -- writing a move ---------------------------------------------------
+
+    def _create_ca(self, generate: Generate, now: datetime) -> None:
+        """A generated authority's first CA, created only where no Secret of that name exists.
+
+        Only the first: see :func:`had_a_ca`.
+
+        The issuer is the one account that may write a CA Secret, so it makes
+        this one itself rather than a bootstrap Job. "Already exists" (a
+        Secret our cache has not seen yet, or a platform team's) is left as
+        it is: a Secret is never replaced by this path.
+        """
+        certificate, key = new_ca(generate, now)
+        body = ca_secret_body(self.namespace, self.secret_name, certificate, key)
+        try:
+            self.kube.create(SECRETS.path(self.namespace), body)
+        except ApiError as error:
+            if error.conflict:
+                return
+            raise
+        log.info("CA Secret created", extra=fields(authority=self.name, secret=self.secret_name))
 
     def _record(  # noqa: PLR0917
         self,

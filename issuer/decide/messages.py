@@ -9,6 +9,7 @@ from shared.clock import rfc3339
 from shared.validation import onboarding_fix
 
 MAX_MESSAGE = 1024  # the API server's limit for an Event note and a condition message
+_QUOTA_REFUSAL = "exceeded quota"  # kube-apiserver's ResourceQuota admission, in its message
 
 
 def valid_message(facts: CertificateFacts) -> str:
@@ -48,8 +49,20 @@ def clamped_note(facts: CertificateFacts) -> str:
 
 
 def api_refusal_message(status: int, text: str, verb: str, secret_name: str, namespace: str) -> str:
-    """An API refusal worded for the application owner, who cannot see the issuer's logs."""
-    if status in (401, 403):
+    """An API refusal worded for the application owner, who cannot see the issuer's logs.
+
+    A ResourceQuota refuses with 403 too, but onboarding would not help: the
+    quota's own words (which quota, used, limited) and the two ways out.
+    """
+    quota = _QUOTA_REFUSAL in text
+    if status == 403 and quota:
+        detail = text[text.index(_QUOTA_REFUSAL) :]
+        message = (
+            f"a ResourceQuota of this namespace refused to let the issuer {verb} Secret"
+            f' "{secret_name}" ({detail}); delete unused Secrets or ask a cluster'
+            " administrator to raise the quota"
+        )
+    elif status in (401, 403):
         message = (
             f'the issuer may not {verb} Secret "{secret_name}" in this namespace:'
             f" it is not onboarded for pkiwarden; {onboarding_fix(namespace)}"

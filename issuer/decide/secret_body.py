@@ -11,24 +11,11 @@ from cryptography import x509
 from issuer import issuance
 from issuer.decide.verdict import Desired
 from issuer.inputs.stored import NOT_AFTER_ANNOTATION, SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION
-from shared import API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
+from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
 from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 SecretObject = dict[str, Any]
-
-
-def owner_reference(pki: Mapping[str, Any]) -> dict[str, Any]:
-    """controller=true so tools see who manages it; blockOwnerDeletion needs no extra RBAC."""
-    metadata = pki.get("metadata") or {}
-    return {
-        "apiVersion": API_GROUP_VERSION,
-        "kind": "Pki",
-        "name": metadata.get("name"),
-        "uid": metadata.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": False,
-    }
 
 
 def secret_body(
@@ -40,7 +27,11 @@ def secret_body(
     *,
     existing: Mapping[str, Any] | None = None,
 ) -> SecretObject:
-    """The Secret to write; an existing Secret's foreign labels and annotations are kept."""
+    """The Secret to write; an existing Secret's foreign labels and annotations are kept.
+
+    No ownerReference: the labels say whose it is (see ``issuer.decide.ownership``),
+    so an uninstall and reinstall keeps it; the issuer deletes it with its Pki.
+    """
     certificate = issued.certificate
     pki_metadata = pki.get("metadata") or {}
     old_metadata = (existing or {}).get("metadata") or {}
@@ -59,7 +50,6 @@ def secret_body(
         "namespace": pki_metadata.get("namespace"),
         "labels": labels,
         "annotations": annotations,
-        "ownerReferences": [owner_reference(pki)],
     }
     if existing is not None:
         metadata["resourceVersion"] = old_metadata.get("resourceVersion")

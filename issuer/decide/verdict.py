@@ -48,7 +48,6 @@ class Trigger(StrEnum):
     """Why a new certificate is needed; also the Issuing condition's reason."""
 
     NEW = "New"
-    ADOPTED = "Adopted"
     SECRET_NAME_CHANGED = "SecretNameChanged"
     SECRET_MISSING = "SecretMissing"
     SECRET_ALTERED = "SecretAltered"
@@ -185,15 +184,10 @@ def decide_issuance(
     if owner is Ownership.FOREIGN and not blocking:
         assert secret is not None
         return fail(Reason.SECRET_CONFLICT, conflict_message(secret, desired.secret_name, name))
-    ours = secret if owner in (Ownership.OURS, Ownership.LEFTOVER) else None
+    ours = secret if owner is Ownership.OURS else None
     stored_or_problem = read_stored(ours) if ours is not None else None
     stored = stored_or_problem if isinstance(stored_or_problem, StoredCertificate) else None
     why, detail = _trigger(pki, desired, ours, stored_or_problem, ca, now)
-    if owner is Ownership.LEFTOVER and why is None:
-        why = Trigger.ADOPTED
-        detail = (
-            f'Secret "{desired.secret_name}" was left by an earlier Pki named {name}; it is adopted'
-        )
 
     if blocking:
         # What exists stays described: a policy change stops renewal, not the certificate.

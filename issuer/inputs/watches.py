@@ -48,6 +48,8 @@ class Watches:
         self._wake = wake
         self._generations: dict[str, tuple[str, int]] = {}
         self._secret_names: dict[tuple[str, str], tuple[str, str]] = {}
+        # Pkis seen deleted, as last seen: their reconcile deletes their Secret.
+        self._departed: dict[str, JSON] = {}
         self.secret_index = SecretNameIndex()
         # (namespace, Secret) -> resourceVersion of the issuer's last write of it.
         self._own_writes: dict[tuple[str, str], str] = {}
@@ -123,6 +125,11 @@ class Watches:
     def pki(self, namespace: str, name: str) -> JSON | None:
         return self.view.pkis.get(namespace, name)
 
+    def departed(self, key: str) -> JSON | None:
+        """The Pki as last seen, if the watch saw it deleted since it was last asked."""
+        with self._lock:
+            return self._departed.pop(key, None)
+
     def secret_name_of(self, pki: Mapping[str, Any]) -> str:
         """spec.secretName with defaults, memoised per object version (it is asked often)."""
         metadata = pki.get("metadata") or {}
@@ -167,11 +174,15 @@ class Watches:
         metadata = pki.get("metadata") or {}
         seen = (str(metadata.get("uid")), int(metadata.get("generation") or 0))
         if kind == "DELETED":
+            with self._lock:
+                self._departed[key] = pki
             self._generations.pop(key, None)
             self._secret_names.pop((namespace, name), None)
             self.secret_index.update(namespace, name, None)
             self._wake(key)
             return
+        with self._lock:
+            self._departed.pop(key, None)
         self.secrets.ensure(namespace)
         if kind == "MODIFIED" and self._generations.get(key) == seen:
             return  # a status update (often our own): nothing to do

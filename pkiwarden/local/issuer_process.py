@@ -36,6 +36,7 @@ from shared.kube.client import Kube
 PROCESS = "issuer"
 READY_TIMEOUT = 60.0
 _LISTENING = re.compile(r"listening on port (\d+)")
+_METRICS_LISTENING = re.compile(r"metrics server \(https\) listening on port (\d+)")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def issuer_argv(settings: Settings) -> list[str]:
         f"--event-ttl={settings.event_ttl.total_seconds():g}s",
         f"--retry-base={settings.retry.base:g}s",
         f"--retry-cap={settings.retry.cap:g}s",
+        f"--queue-order={settings.queue_order}",
+        f"--metrics-secure-port={settings.metrics_port}",
     )
     return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
 
@@ -132,6 +135,7 @@ def start_deployed(
     args = install.with_flags(
         install.container_args(plane, "deployment", install.ISSUER_DEPLOYMENT),
         health_port="0",
+        metrics_secure_port="0",
         kubeconfig=str(identities.issuer),
     )
     argv = controlplane.pkiwarden_argv(*args)
@@ -178,22 +182,32 @@ def wait_ready(
     return issuer
 
 
-def _logged_port(plane: ControlPlane, issuer: LocalIssuer, timeout: float) -> int:
+def _logged_port(
+    plane: ControlPlane,
+    issuer: LocalIssuer,
+    timeout: float,
+    pattern: re.Pattern[str] = _LISTENING,
+    what: str = "serving health checks",
+) -> int:
     """The port the issuer says it listens on, in its log since it started."""
     found: list[int] = []
 
     def logged() -> bool:
         with procs.log_path(plane.dir, issuer.name).open("rb") as log:
             log.seek(issuer.log_offset)
-            match = _LISTENING.search(log.read().decode("utf-8", "replace"))
+            match = pattern.search(log.read().decode("utf-8", "replace"))
         if match:
             found.append(int(match.group(1)))
         return bool(found)
 
-    wait_until_ready(
-        plane.dir, logged, [issuer.name], what="serving health checks", timeout=timeout
-    )
+    wait_until_ready(plane.dir, logged, [issuer.name], what=what, timeout=timeout)
     return found[0]
+
+
+def metrics_url(plane: ControlPlane, issuer: LocalIssuer, timeout: float = READY_TIMEOUT) -> str:
+    """Where an issuer started with ``metrics_port >= 0`` serves /metrics over HTTPS."""
+    port = _logged_port(plane, issuer, timeout, _METRICS_LISTENING, "serving /metrics")
+    return f"https://127.0.0.1:{port}/metrics"
 
 
 def stop(plane: ControlPlane, issuer: LocalIssuer | str = PROCESS) -> str:

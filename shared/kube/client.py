@@ -80,12 +80,16 @@ PKIS = Resource("pkiwarden.dev/v1alpha1", "pkis")
 PKI_POLICIES = Resource("pkiwarden.dev/v1alpha1", "pkipolicies", namespaced=False)
 PKI_AUTHORITIES = Resource("pkiwarden.dev/v1alpha1", "pkiauthorities", namespaced=False)
 CONFIG_MAPS = Resource("v1", "configmaps")
+CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
 SECRETS = Resource("v1", "secrets")
 PODS = Resource("v1", "pods")
 EVENTS = Resource("v1", "events")
 NAMESPACES = Resource("v1", "namespaces", namespaced=False)
 LEASES = Resource("coordination.k8s.io/v1", "leases")
 ROLE_BINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
+CLUSTER_ROLE_BINDINGS = Resource(
+    "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+)
 WEBHOOK_CONFIGURATIONS = Resource(
     "admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", namespaced=False
 )

@@ -226,6 +226,17 @@ def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> d
     return eventually(attempt, 60, f"the ServiceAccount default in {namespace}")
 
 
+def exists(kube: Kube, path: str) -> bool:
+    """Whether the object at ``path`` exists (NotFound: no; any other error raised)."""
+    try:
+        kube.get(path)
+    except ApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return True
+
+
 def create_pki(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
     body = {
         "apiVersion": "pkiwarden.dev/v1alpha1",
@@ -322,6 +333,26 @@ def serial(plane: ControlPlane, namespace: str, name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- issuer processes
+
+
+METRICS_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac" / "metrics.yaml"
+
+
+def metrics_reader_token(plane: ControlPlane, account: str = "metrics-scraper") -> str:
+    """A token of a ServiceAccount bound to pkiwarden-metrics-reader, as Prometheus would hold.
+
+    Applies deploy/rbac/metrics.yaml (the reader role and the processes' review
+    grants) so a control plane without the rest of deploy/ has them too.
+    """
+    plane.kubectl("apply", "-f", str(METRICS_RBAC))
+    plane.kubectl("create", "serviceaccount", account, "-n", "default", check=False)
+    plane.kubectl(
+        "create", "clusterrolebinding", f"{account}-pkiwarden-metrics",
+        "--clusterrole=pkiwarden-metrics-reader", f"--serviceaccount=default:{account}",
+        check=False,
+    )  # fmt: skip
+    token = plane.kubectl("create", "token", account, "-n", "default", "--duration=2h")
+    return token.stdout.strip()
 
 
 def scrape(issuer: LocalIssuer) -> Samples:

@@ -9,6 +9,7 @@ the other end-to-end tests also use.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -26,6 +27,7 @@ from pkiwarden.local.controlplane import ControlPlane
 REPO = controlplane.REPO_ROOT
 WEBHOOK = "system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
 ISSUER = "system:serviceaccount:pkiwarden-system:pkiwarden-issuer"
+BOOTSTRAP = "system:serviceaccount:pkiwarden-system:pkiwarden-bootstrap-ca"
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +135,21 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
 @pytest.mark.parametrize(
     ("user", "verb", "resource", "namespace", "allowed"),
     [
-        # The webhook reads Secret metadata lists in onboarded namespaces, never a Secret.
+        # The webhook has no permission on a tenant's Secrets (list would return their keys).
         (WEBHOOK, "get", "secrets", "app2", False),
-        (WEBHOOK, "list", "secrets", "app2", True),
+        (WEBHOOK, "list", "secrets", "app2", False),
+        (WEBHOOK, "watch", "secrets", "app2", False),
         (WEBHOOK, "list", "secrets", "kube-system", False),
         (WEBHOOK, "get", "secrets/pkiwarden-ca", "pkiwarden-system", False),
+        (WEBHOOK, "update", "secrets/pkiwarden-ca", "pkiwarden-system", False),
+        (WEBHOOK, "patch", "secrets/pkiwarden-ca-next", "pkiwarden-system", False),
         (WEBHOOK, "list", "secrets", "pkiwarden-system", False),
         (WEBHOOK, "get", "secrets/pkiwarden-webhook-tls", "pkiwarden-system", True),
+        # It publishes its CA certificate (no key) for scrapers.
+        (WEBHOOK, "update", "configmaps/pkiwarden-webhook-ca", "pkiwarden-system", True),
+        (WEBHOOK, "update", "configmaps/other", "pkiwarden-system", False),
         (WEBHOOK, "create", "pkis", "app2", False),
-        # RoleBindings are watched to start a newly onboarded namespace's Secret cache.
-        (WEBHOOK, "watch", "rolebindings", "app2", True),
+        (WEBHOOK, "watch", "rolebindings", "app2", False),
         (WEBHOOK, "create", "rolebindings", "app2", False),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),
@@ -167,8 +174,19 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (ISSUER, "update", "configmaps/other", "app2", False),
         (ISSUER, "delete", "configmaps/kube-root-ca.crt", "kube-system", False),
         (ISSUER, "update", "secrets/pkiwarden-ca", "pkiwarden-system", True),
+        # It creates a generated authority's CA Secret: no bootstrap account writes one.
+        (ISSUER, "create", "secrets", "pkiwarden-system", True),
+        (ISSUER, "list", "secrets", "pkiwarden-system", False),
+        # The bootstrap Job's one-time grant is gone once it has run (the demo ran it).
+        (BOOTSTRAP, "create", "pkiauthorities", "", False),
+        (BOOTSTRAP, "create", "secrets", "pkiwarden-system", False),
         (ISSUER, "patch", "pkiauthorities --subresource=status", "", True),
         (ISSUER, "update", "pkiauthorities", "", False),
+        # /metrics: the processes ask the API server who a token is and what it may do.
+        (WEBHOOK, "create", "tokenreviews", "", True),
+        (WEBHOOK, "create", "subjectaccessreviews", "", True),
+        (ISSUER, "create", "tokenreviews", "", True),
+        ("system:serviceaccount:app2:default", "get", "/metrics", "", False),
         # Application workloads cannot read the CA.
         (
             "system:serviceaccount:app2:default",
@@ -212,13 +230,7 @@ def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> Non
     garbage collector and the namespace controller must be able to delete
     anything, on every cluster.
     """
-    accounts = demo_plane.kubectl(
-        "get",
-        "serviceaccounts",
-        "-A",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.namespace}:{.metadata.name}{'\\n'}{end}",
-    ).stdout.split()
+    accounts = service_accounts(demo_plane)
     assert f"pkiwarden-system:{install.ISSUER_ACCOUNT}" in accounts
     readers = [
         account
@@ -237,6 +249,89 @@ def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> Non
         "kube-system:namespace-controller",
         f"pkiwarden-system:{install.ISSUER_ACCOUNT}",
     ]
+
+
+def service_accounts(plane: ControlPlane) -> list[str]:
+    """Every ServiceAccount of the cluster as ``namespace:name``."""
+    return plane.kubectl(
+        "get",
+        "serviceaccounts",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}:{.metadata.name}{'\\n'}{end}",
+    ).stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("verb", "name", "expected"),
+    [
+        ("update", "pkiwarden-ca", [f"pkiwarden-system:{install.ISSUER_ACCOUNT}"]),
+        ("patch", "pkiwarden-ca", []),
+        ("update", "pkiwarden-ca-next", []),
+        ("patch", "pkiwarden-ca-next", []),
+    ],
+)
+def test_only_the_issuer_can_change_a_ca_secret(
+    demo_plane: ControlPlane, verb: str, name: str, expected: list[str]
+) -> None:
+    """Every ServiceAccount outside kube-system is asked (Kubernetes' own controllers,
+    the garbage collector and the token cleaner among them, may patch any Secret)."""
+    writers = [
+        account
+        for account in service_accounts(demo_plane)
+        if not account.startswith("kube-system:")
+        and can_i(
+            demo_plane,
+            f"system:serviceaccount:{account}",
+            verb,
+            f"secrets/{name}",
+            "-n",
+            "pkiwarden-system",
+        )
+    ]
+    assert writers == expected
+
+
+@pytest.mark.parametrize("name", ["pkiwarden-ca", "pkiwarden-ca-next"])
+def test_the_webhook_cannot_plant_a_ca(demo_plane: ControlPlane, name: str) -> None:
+    """RBAC cannot limit create by name; the shipped admission policy does."""
+    planted = demo_plane.kubectl(
+        "create", "secret", "generic", name, "-n", "pkiwarden-system",
+        "--from-literal=tls.key=planted", f"--as={WEBHOOK}", check=False,
+    )  # fmt: skip
+    assert planted.returncode != 0
+    assert (
+        "the pkiwarden webhook may create only its own Secret pkiwarden-webhook-tls,"
+        f' not "{name}"' in planted.stderr
+    ), planted.stderr
+    found = demo_plane.kubectl("get", "secret", name, "-n", "pkiwarden-system", check=False)
+    assert name == "pkiwarden-ca" or found.returncode != 0, found.stdout
+
+
+def test_the_bootstrap_grant_does_not_outlive_the_job(demo_plane: ControlPlane) -> None:
+    gone = demo_plane.kubectl("get", "clusterrolebinding", "pkiwarden-bootstrap-ca", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout
+    # The Job made only the PkiAuthority; the issuer made its CA Secret.
+    ca = demo_plane.kubectl(
+        "get", "secret", "pkiwarden-ca", "-n", "pkiwarden-system", "-o", "name", check=False
+    )
+    assert ca.stdout.strip() == "secret/pkiwarden-ca", ca.stderr
+
+
+def test_scrapers_get_the_webhook_ca_certificate_without_its_key(
+    demo_plane: ControlPlane,
+) -> None:
+    published = json.loads(
+        demo_plane.kubectl(
+            "get", "configmap", "pkiwarden-webhook-ca", "-n", "pkiwarden-system", "-o", "json"
+        ).stdout
+    )
+    registration = json.loads(
+        demo_plane.kubectl("get", "validatingwebhookconfiguration/pkiwarden", "-o", "json").stdout
+    )
+    bundle = base64.b64decode(registration["webhooks"][0]["clientConfig"]["caBundle"]).decode()
+    assert published["data"] == {"ca.crt": bundle}
+    assert "PRIVATE KEY" not in json.dumps(published)
 
 
 @pytest.fixture(scope="module")

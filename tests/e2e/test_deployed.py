@@ -19,6 +19,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +48,12 @@ from tests.e2e.helpers import (
     create_pki,
     events_on,
     eventually,
+    exists,
     json_log,
     kill_9,
     live_processes,
     log_size,
+    metrics_reader_token,
     policy_body,
     ready,
     volume,
@@ -92,16 +96,6 @@ def namespace(deployed: Deployed) -> Iterator[str]:
     yield name
     deployed.plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
     deployed.plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
-
-
-def exists(kube: Kube, path: str) -> bool:
-    try:
-        kube.get(path)
-    except ApiError as error:
-        if error.not_found:
-            return False
-        raise
-    return True
 
 
 def foreign_secret(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -150,6 +144,146 @@ def test_a_typo_is_denied_through_the_service(deployed: Deployed, namespace: str
     assert 'did you mean "web"?' in str(denied.value)
 
 
+# --------------------------------------------------------------------------- metrics
+
+
+def status_of(url: str, context: ssl.SSLContext, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+def test_metrics_answer_only_tokens_bound_to_the_reader_role(deployed: Deployed) -> None:
+    """Both processes: HTTPS, TokenReview then SubjectAccessReview; the probes stay plain."""
+    plane = deployed.plane
+    reader = metrics_reader_token(plane)
+    plane.kubectl("create", "serviceaccount", "nosy", "-n", "default", check=False)
+    nosy = plane.kubectl("create", "token", "nosy", "-n", "default").stdout.strip()
+    self_signed = ssl.create_default_context()
+    self_signed.check_hostname = False
+    self_signed.verify_mode = ssl.CERT_NONE
+    webhook_ca = ssl.create_default_context(cadata=deployed.webhook.ca_bundle.decode())
+    webhook_ca.check_hostname = False  # the ClusterIP, not the Service name
+    targets = [
+        (issuer_process.metrics_url(plane, deployed.issuer), self_signed, "workqueue_depth"),
+        (f"{deployed.webhook.url}/metrics", webhook_ca, "pkiwarden_admission"),
+    ]
+    for url, context, family in targets:
+        assert status_of(url, context)[0] == 401, url
+        refused = status_of(url, context, nosy)
+        assert refused[0] == 403, url
+        assert "pkiwarden-metrics-reader" in refused[1]
+        allowed = status_of(url, context, reader)
+        assert allowed[0] == 200 and family in allowed[1], url
+    with urllib.request.urlopen(f"{deployed.issuer.health_url}/readyz", timeout=10) as probe:
+        assert probe.status == 200
+    try:
+        urllib.request.urlopen(f"{deployed.issuer.health_url}/metrics", timeout=10)
+        plain = 200
+    except urllib.error.HTTPError as error:
+        plain = error.code
+    assert plain == 404, "the plain health port must not serve /metrics"
+
+
+# --------------------------------------------------------------------------- quotas
+
+
+def quota(plane: ControlPlane, namespace: str, name: str, resource: str, hard: int) -> None:
+    """A ResourceQuota, once the quota controller has counted what it covers.
+
+    Until then admission refuses every create it covers ("status unknown").
+    The controller-manager finds a newly installed kind (the CRDs of this
+    module's install) at its next 30 s discovery; a quota it synced before
+    that stays uncounted until its 5 min resync, so it is made again.
+    """
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"hard": {resource: str(hard)}},
+    }
+
+    def counted() -> bool:
+        found = plane.kubectl("get", "resourcequota", name, "-n", namespace, "-o", "json")
+        return resource in (json.loads(found.stdout).get("status", {}).get("used") or {})
+
+    deadline = time.monotonic() + 120
+    while True:
+        plane.kubectl("apply", "-f", "-", input=json.dumps(body))
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until:
+            if counted():
+                return
+            time.sleep(0.5)
+        assert time.monotonic() < deadline, f"the quota controller never counted {resource}"
+        plane.kubectl("delete", "resourcequota", name, "-n", namespace)
+
+
+def pki_manifest(namespace: str, name: str, service: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "pkiwarden.dev/v1alpha1",
+            "kind": "Pki",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"serviceName": service},
+        }
+    )
+
+
+def test_a_quota_on_pkis_refuses_in_its_own_words_and_pkiwardens_come_first(
+    deployed: Deployed, namespace: str
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    create_pki(kube, namespace, "first", serviceName=SERVICE)
+    quota(plane, namespace, "pkis", "count/pkis.pkiwarden.dev", 1)
+    over = plane.kubectl(
+        "create", "-f", "-", input=pki_manifest(namespace, "second", SERVICE), check=False
+    )
+    assert over.returncode != 0
+    assert (
+        "exceeded quota: pkis, requested: count/pkis.pkiwarden.dev=1,"
+        " used: count/pkis.pkiwarden.dev=1, limited: count/pkis.pkiwarden.dev=1"
+    ) in over.stderr, over.stderr
+    assert "Warning:" not in over.stderr  # no warning of ours for an object that was refused
+    # The webhook answers before the quota: a typo is told as a typo, fixable first.
+    typo = plane.kubectl(
+        "create", "-f", "-", input=pki_manifest(namespace, "typo", "wbe"), check=False
+    )
+    assert typo.returncode != 0
+    assert 'spec.serviceName: "wbe" is not allowed' in typo.stderr, typo.stderr
+    assert 'did you mean "web"?' in typo.stderr
+    assert "exceeded quota" not in typo.stderr
+    eventually(lambda: ready(kube, namespace, "first"), 60, "the Pki under the quota Ready")
+
+
+def test_a_quota_on_secrets_is_named_by_the_issuer_not_taken_for_missing_rbac(
+    deployed: Deployed, namespace: str
+) -> None:
+    plane, kube = deployed.plane, deployed.kube
+    quota(plane, namespace, "secrets", "count/secrets", 0)
+    pki = create_pki(kube, namespace, "capped", serviceName=SERVICE)
+
+    def refused() -> str | None:
+        found = kube.get(PKIS.path(namespace, "capped"))
+        for condition in (found.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready" and "quota" in str(condition.get("message")):
+                return str(condition["message"])
+        return None
+
+    message = eventually(refused, 60, "the Ready condition to name the quota")
+    assert message.startswith(
+        'a ResourceQuota of this namespace refused to let the issuer write Secret "capped-tls"'
+        " (exceeded quota: secrets, requested: count/secrets=1, used: count/secrets=0,"
+        " limited: count/secrets=0)"
+    ), message
+    assert "onboard" not in message
+    assert any("exceeded quota" in event["message"] for event in events_on(kube, pki)), pki
+
+
 # --------------------------------------------------------------------------- controller-manager
 
 
@@ -167,7 +301,7 @@ def test_deleting_a_pki_collects_its_secret_and_never_a_foreign_one(
     eventually(
         lambda: not exists(kube, SECRETS.path(namespace, "owned-tls")),
         90,
-        "the garbage collector to delete the Secret of the deleted Pki",
+        "the issuer to delete the Secret of the deleted Pki",
     )
     after = kube.get(SECRETS.path(namespace, "taken-tls"))
     assert after["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]

@@ -43,7 +43,15 @@ from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.demo import deployment_pod, warning_events
 from pkiwarden.local.readiness import http_ok
 from tests.e2e import pods
-from tests.e2e.helpers import TYPO_DENIAL, eventually, get, one_line, secret_data, wait_ready
+from tests.e2e.helpers import (
+    TYPO_DENIAL,
+    eventually,
+    get,
+    metrics_reader_token,
+    one_line,
+    secret_data,
+    wait_ready,
+)
 from tests.e2e.pods import ApiServer, ServiceProxy, find
 
 pytestmark = pytest.mark.image
@@ -430,9 +438,11 @@ def test_the_bad_pki_is_denied_by_the_containerised_webhook(cluster: Cluster) ->
     assert TYPO_DENIAL in one_line(result.stderr), result.stderr
     # Counted by the container, so no other webhook answered.
     port = pods.container_port(container_of(cluster.manifests, WEBHOOK), "https")
-    with urllib.request.urlopen(
-        f"https://127.0.0.1:{port}/metrics", context=kubelet_context(), timeout=5
-    ) as response:
+    token = metrics_reader_token(cluster.plane)
+    scrape = urllib.request.Request(
+        f"https://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(scrape, context=kubelet_context(), timeout=5) as response:
         metrics = response.read().decode()
     denied = [
         line

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from issuer.settings import Settings as IssuerSettings
-from pkiwarden.local import controlplane, webhook_process
+from pkiwarden.local import controlplane, issuer_process, webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.readiness import NotReadyError, free_port, http_ok
@@ -35,7 +35,7 @@ from pkiwarden.monitoring import manifests
 from pkiwarden.monitoring.dashboard import queries
 from pkiwarden.monitoring.rules import Settings, short
 from shared.kube.client import Kube
-from tests.e2e.helpers import delete_namespace, eventually, running_issuer
+from tests.e2e.helpers import delete_namespace, eventually, metrics_reader_token, running_issuer
 
 NAMESPACE = "prom-e2e"
 POLICY = "e2e-prom"
@@ -83,20 +83,32 @@ def prometheus_binary() -> str:
     return found
 
 
-def scrape_config(issuer: LocalIssuer, webhook: LocalWebhook, ca_file: Path) -> dict[str, Any]:
-    """Jobs named as the ServiceMonitors name them, so the shipped selectors match."""
+def scrape_config(
+    issuer_metrics: str, webhook: LocalWebhook, ca_file: Path, token_file: Path
+) -> dict[str, Any]:
+    """Jobs named as the ServiceMonitors name them, so the shipped selectors match.
+
+    Both over HTTPS with a token bound to pkiwarden-metrics-reader, as the
+    ServiceMonitors scrape: the webhook's certificate verified against its CA,
+    the issuer's self-signed one not.
+    """
+    token = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["rules.yaml"],
         "scrape_configs": [
             {
                 "job_name": RULES.issuer_job,
-                "static_configs": [{"targets": [f"127.0.0.1:{issuer.health_port}"]}],
+                "scheme": "https",
+                "tls_config": {"insecure_skip_verify": True},
+                **token,
+                "static_configs": [{"targets": [urllib.parse.urlsplit(issuer_metrics).netloc]}],
             },
             {
                 "job_name": RULES.webhook_job,
                 "scheme": "https",
                 "tls_config": {"ca_file": str(ca_file)},
+                **token,
                 "static_configs": [{"targets": [f"127.0.0.1:{webhook.settings.port}"]}],
             },
         ],
@@ -127,7 +139,9 @@ def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhoo
 
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube) -> Iterator[LocalIssuer]:
-    settings = IssuerSettings(namespace="pkiwarden-e2e-prom", workers=2, health_port=0)
+    settings = IssuerSettings(
+        namespace="pkiwarden-e2e-prom", workers=2, health_port=0, metrics_port=0
+    )
     with running_issuer(control_plane, settings, "issuer-prom") as running:
         yield running
 
@@ -143,7 +157,13 @@ def prometheus(
     directory = tmp_path_factory.mktemp("prometheus")
     (directory / "rules.yaml").write_text(manifests.to_yaml(manifests.rule_file(RULES)))
     (directory / "webhook-ca.crt").write_bytes(webhook.ca_bundle)
-    config = scrape_config(issuer, webhook, directory / "webhook-ca.crt")
+    (directory / "token").write_text(metrics_reader_token(control_plane))
+    config = scrape_config(
+        issuer_process.metrics_url(control_plane, issuer),
+        webhook,
+        directory / "webhook-ca.crt",
+        directory / "token",
+    )
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     argv = [

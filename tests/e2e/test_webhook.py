@@ -55,6 +55,22 @@ def test_three_errors_come_in_one_message(
     assert '; spec.duration: "10m" is shorter than the minimum, 1h' in message
 
 
+def test_a_usage_and_an_rsa_size_the_policy_does_not_grant_are_denied(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    """The example policy says nothing: TLS usages only, RSA of 2048 bits or more."""
+    signing = pki("signing", "app1", serviceName="app1", usages=["server auth", "code signing"])
+    result = apply(control_plane, signing, dry_run=True)
+    assert result.returncode != 0
+    assert (
+        'spec.usages[1]: "code signing" is not allowed by PkiPolicy "app-teams" (allowed:'
+        ' "server auth", "client auth", "digital signature", "key encipherment",'
+        ' "key agreement"); remove it from spec.usages'
+    ) in one_line(result.stderr), result.stderr
+    tls = pki("tls", "app1", serviceName="app1", usages=["server auth", "client auth"])
+    assert apply(control_plane, tls, dry_run=True).returncode == 0
+
+
 def test_soft_finding_is_created_and_kubectl_prints_the_warning(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
@@ -66,30 +82,6 @@ def test_soft_finding_is_created_and_kubectl_prints_the_warning(
         control_plane.kubectl("get", "pki", "-n", "app1", "soft")
     finally:
         control_plane.kubectl("delete", "pki", "-n", "app1", "soft", "--ignore-not-found")
-
-
-def test_a_secret_pkiwarden_does_not_own_is_warned_about(
-    control_plane: ControlPlane, webhook: LocalWebhook
-) -> None:
-    """The Secret metadata cache of a namespace starts with its first review.
-
-    That first review does not wait for it (the webhook never blocks its event
-    loop), so the warning is polled for; it must come within seconds.
-    """
-    control_plane.kubectl("create", "secret", "generic", "mine", "-n", "app1", "--from-literal=a=b")
-    taken = pki("taken", "app1", serviceName="app1", secretName="mine")
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            result = apply(control_plane, taken, dry_run=True)
-            assert result.returncode == 0, result.stderr
-            if 'Warning: spec.secretName: "mine"' in result.stderr:
-                break
-            assert time.monotonic() < deadline, f"no Secret warning: {result.stderr}"
-            time.sleep(0.5)
-        assert "not managed by pkiwarden" in one_line(result.stderr)
-    finally:
-        control_plane.kubectl("delete", "secret", "mine", "-n", "app1", "--ignore-not-found")
 
 
 def test_policy_with_a_bad_cidr_is_denied(

@@ -18,7 +18,7 @@ from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.readiness import free_port
 from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import Kube
-from tests.e2e.helpers import live_processes
+from tests.e2e.helpers import live_processes, metrics_reader_token
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 WORKERS = 2
@@ -46,11 +46,13 @@ def workers_of(pid: int) -> list[int]:
     )
 
 
-def get(webhook: LocalWebhook, path: str) -> tuple[int, str]:
+def get(webhook: LocalWebhook, path: str, token: str | None = None) -> tuple[int, str]:
     """A new connection per call: the kernel hands it to either worker."""
     context = ssl.create_default_context(cadata=webhook.ca_bundle.decode())
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{webhook.url}{path}", headers=headers)
     try:
-        with urllib.request.urlopen(f"{webhook.url}{path}", context=context, timeout=5) as reply:
+        with urllib.request.urlopen(request, context=context, timeout=5) as reply:
             return int(reply.status), reply.read().decode()
     except urllib.error.HTTPError as error:
         return int(error.code), ""
@@ -72,8 +74,10 @@ def test_every_worker_answers_through_the_api_server(
         assert 'did you mean "app1"?' in result.stderr, result.stderr
     # Whichever worker a scrape reaches, it counts the denials of both.
     denied = 'pkiwarden_admission_requests_total{allowed="false",kind="Pki",operation="CREATE"}'
+    token = metrics_reader_token(control_plane)
+    assert get(pool, "/metrics")[0] == 401  # every worker checks the token
     for _ in range(6):
-        status, text = get(pool, "/metrics")
+        status, text = get(pool, "/metrics", token)
         assert status == 200
         counts = [line.split()[-1] for line in text.splitlines() if line.startswith(denied)]
         assert counts == ["10.0"], counts

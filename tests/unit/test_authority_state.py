@@ -250,3 +250,13 @@ def test_a_rotation_of_a_missing_ca_is_refused_with_the_way_out(
         assert refusal.startswith('CA Secret "pkiwarden-system/pkiwarden-ca" is missing')
         assert "nothing was requested" in refusal
         assert "restore the CA Secret" in refusal
+
+
+def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
+    """A CA Secret deleted later is reported, not replaced by a new CA."""
+    from issuer.authority.loop import had_a_ca  # noqa: PLC0415
+
+    assert not had_a_ca({"spec": {"generate": {}}})
+    assert not had_a_ca({"status": {"trusted": []}})
+    assert had_a_ca({"status": {"activeCA": {"serialNumber": "01"}}})
+    assert had_a_ca({"status": {"trusted": [{"role": "Active"}]}})

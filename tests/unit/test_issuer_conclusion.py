@@ -306,6 +306,16 @@ def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None
         " for pkiwarden; a cluster admin runs: kubectl apply -n app1 -f deploy/tenants/"
     )
     assert "quota exceeded" in api_refusal_message(422, "quota exceeded", "write", "s", "app1")
+    quota = (
+        'secrets "app1-pki-tls" is forbidden: exceeded quota: secrets, requested:'
+        " count/secrets=1, used: count/secrets=2, limited: count/secrets=2"
+    )
+    assert api_refusal_message(403, quota, "create", "app1-pki-tls", "app1") == (
+        'a ResourceQuota of this namespace refused to let the issuer create Secret "app1-pki-tls"'
+        " (exceeded quota: secrets, requested: count/secrets=1, used: count/secrets=2,"
+        " limited: count/secrets=2); delete unused Secrets or ask a cluster administrator"
+        " to raise the quota"
+    )
     verdict = refused(PKI, message, NOW)
     conclusion = conclude(PKI, verdict, None, NOW)
     assert conclusion.announcement is not None
@@ -399,15 +409,6 @@ def test_the_secret_body_holds_the_issuance_record_and_keeps_foreign_metadata() 
         issued.certificate.serial_number
     )
     assert metadata["annotations"][SPEC_HASH_ANNOTATION] == verdict.desired.spec_hash
-    assert metadata["ownerReferences"] == [
-        {
-            "apiVersion": "pkiwarden.dev/v1alpha1",
-            "kind": "Pki",
-            "name": "app1-pki",
-            "uid": "uid-1",
-            "controller": True,
-            "blockOwnerDeletion": False,
-        }
-    ]
+    assert "ownerReferences" not in metadata  # a reinstall must not let the collector take it
     assert sorted(body["data"]) == ["ca.crt", "tls.crt", "tls.key"]
     assert decide_issuance(pki, body, CA, [], NOW).step is Step.WAIT

@@ -22,7 +22,15 @@ from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 CA = make_ca()
 PKI = make_pki()
 SECRET = issued_secret(PKI, CA)
-OWNER = SECRET["metadata"]["ownerReferences"][0]
+# What an earlier release put on every issued Secret.
+OWNER = {
+    "apiVersion": "pkiwarden.dev/v1alpha1",
+    "kind": "Pki",
+    "name": PKI["metadata"]["name"],
+    "uid": PKI["metadata"]["uid"],
+    "controller": True,
+    "blockOwnerDeletion": False,
+}
 LABELS = SECRET["metadata"]["labels"]
 
 
@@ -38,11 +46,12 @@ def _meta(labels: dict[str, str] | None, owners: list[dict[str, Any]] | None) ->
 
 OWNERSHIP = [
     ("absent", None, Ownership.ABSENT),
-    ("ours", _meta(LABELS, [OWNER]), Ownership.OURS),
+    ("ours: our labels for this Pki", _meta(LABELS, None), Ownership.OURS),
+    ("an earlier release's ownerReference to this Pki", _meta(LABELS, [OWNER]), Ownership.OURS),
     ("no labels", _meta(None, [OWNER]), Ownership.FOREIGN),
-    ("no ownerReference", _meta(LABELS, None), Ownership.FOREIGN),
-    # A Pki deleted (its Secret orphaned or not yet collected) and created again.
-    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.LEFTOVER),
+    ("no labels, no ownerReference", _meta(None, None), Ownership.FOREIGN),
+    # A Pki deleted and created again (a reinstall): its Secret is adopted.
+    ("owner uid of an older Pki", _meta(LABELS, [{**OWNER, "uid": "old"}]), Ownership.OURS),
     (
         "an older Pki and something else own it",
         _meta(LABELS, [{**OWNER, "uid": "old"}, {**OWNER, "kind": "Deployment"}]),
@@ -82,14 +91,8 @@ def test_rendered_secret_has_everything_in_place() -> None:
         "app.kubernetes.io/managed-by": "pkiwarden",
         "pkiwarden.dev/pki": "app1-pki",
     }
-    assert OWNER == {
-        "apiVersion": "pkiwarden.dev/v1alpha1",
-        "kind": "Pki",
-        "name": "app1-pki",
-        "uid": "uid-1",
-        "controller": True,
-        "blockOwnerDeletion": False,
-    }
+    # No ownerReference: the garbage collector would delete it on a reinstall.
+    assert "ownerReferences" not in metadata
     chain = issuance.load_certificates(data_of(SECRET, "tls.crt"))
     assert len(chain) == 1  # the leaf; the self-signed root is not in tls.crt
     assert issuance.load_certificates(data_of(SECRET, "ca.crt")) == [CA.root]
@@ -146,6 +149,22 @@ def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
     assert body["metadata"]["labels"]["team"] == "payments"
     assert body["metadata"]["annotations"]["reloader"] == "true"
     assert body["metadata"]["resourceVersion"] == "42"  # optimistic concurrency on replace
+
+
+def test_a_rewrite_drops_an_earlier_releases_owner_reference() -> None:
+    from issuer.decide.ownership import legacy_owner_references  # noqa: PLC0415
+    from issuer.decide.secret_body import secret_body  # noqa: PLC0415
+    from issuer.decide.verdict import desired_of  # noqa: PLC0415
+    from shared.defaults import apply_defaults  # noqa: PLC0415
+
+    existing = copy.deepcopy(SECRET)
+    existing["metadata"]["ownerReferences"] = [OWNER]
+    assert legacy_owner_references(existing)
+    desired = desired_of(apply_defaults(PKI))
+    key = issuance.generate_key(desired.key)
+    issued = issuance.issue_leaf(desired.request, key, CA, NOW)
+    body = secret_body(PKI, desired, issued, key, CA, existing=existing)
+    assert not legacy_owner_references(body)
 
 
 def test_read_stored_gives_words_for_broken_data() -> None:

@@ -205,19 +205,16 @@ CASES = [
         message_has='in Pki app1-pki is taken: Secret "app1-pki-tls" was not created',
     ),
     Case(
-        "our labels, no ownerReference",
+        "our labels, no ownerReference: ours, nothing to do",
         PKI,
         _labels(SECRET, OURS, None),
-        Step.FAIL,
-        reason=Reason.SECRET_CONFLICT,
+        Step.WAIT,
     ),
     Case(
-        "left over by an earlier Pki of the same name: adopted",
+        "written for an earlier Pki of the same name (a reinstall): adopted, not re-issued",
         PKI,
         _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}]),
-        Step.ISSUE,
-        Trigger.ADOPTED,
-        message_has="",
+        Step.WAIT,
     ),
     Case(
         "secretName changed: issued into the new Secret, not 'does not exist'",
@@ -285,12 +282,14 @@ def test_a_changed_secret_name_says_so_and_retires_the_old_secret() -> None:
     assert decide_issuance(PKI, None, CA, [], NOW).retire is None
 
 
-def test_an_adopted_secret_is_rewritten_with_the_new_owner() -> None:
-    leftover = _labels(SECRET, OURS, [{**OWNER, "uid": "uid-0"}])
-    verdict = decide_issuance(PKI, leftover, CA, [], NOW)
-    assert verdict.detail == (
-        'Secret "app1-pki-tls" was left by an earlier Pki named app1-pki; it is adopted'
-    )
+def test_a_secret_left_by_an_earlier_pki_of_the_name_is_kept_as_it_is() -> None:
+    """A reinstall brings the same Pkis back with new uids: 0 re-issues, same certificate."""
+    leftover = _labels(SECRET, OURS, None)
+    recreated = copy.deepcopy(PKI)
+    recreated["metadata"]["uid"] = "uid-after-reinstall"
+    verdict = decide_issuance(recreated, leftover, CA, [], NOW)
+    assert (verdict.step, verdict.why) == (Step.WAIT, None)
+    assert verdict.stored is not None
 
 
 def test_verdict_reads_the_secret_not_the_status() -> None:

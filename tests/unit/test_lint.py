@@ -54,6 +54,19 @@ def test_examples_report_the_typo() -> None:
     )
 
 
+def test_a_usage_the_policy_does_not_grant_is_an_error(tmp_path: Path) -> None:
+    signing = GOOD.replace("{serviceName: app1}", "{serviceName: app1, usages: [code signing]}")
+    code, out, _ = lint(
+        write(tmp_path, "policy.yaml", POLICY), write(tmp_path, "pki.yaml", signing)
+    )
+    assert code == 1
+    assert (
+        'error: spec.usages[0]: "code signing" is not allowed by PkiPolicy "app-teams"'
+        ' (allowed: "server auth", "client auth", "digital signature", "key encipherment",'
+        ' "key agreement"); remove it from spec.usages'
+    ) in out
+
+
 def test_corrected_file_is_clean(tmp_path: Path) -> None:
     fixed = (EXAMPLES / "app1.yaml").read_text().replace("serviceName: appp1", "serviceName: app1")
     code, out, _ = lint(str(EXAMPLES / "policy.yaml"), write(tmp_path, "app1.yaml", fixed))

@@ -12,6 +12,7 @@ from pkiwarden.monitoring import manifests
 from pkiwarden.monitoring.__main__ import main
 from pkiwarden.monitoring.dashboard import queries
 from pkiwarden.monitoring.rules import Settings, alerts, groups, short
+from webhook.settings import CertificateSettings
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 
@@ -55,6 +56,18 @@ def test_scrape_jobs_are_the_services_the_rules_select() -> None:
         (job,) = [name for name, labels in services.items() if selector.items() <= labels.items()]
         jobs.add(job)
     assert jobs == {settings.webhook_job, settings.issuer_job}
+
+
+def test_scrapers_trust_a_certificate_and_read_no_secret() -> None:
+    """A ServiceMonitor that names a Secret lets Prometheus read it, key and all."""
+    monitors = [d for d in documents("servicemonitors.yaml") if d["kind"] == "ServiceMonitor"]
+    text = (MONITORING / "servicemonitors.yaml").read_text()
+    assert "secret:" not in text
+    (webhook,) = [m for m in monitors if m["metadata"]["name"] == "pkiwarden-webhook"]
+    (endpoint,) = webhook["spec"]["endpoints"]
+    assert endpoint["tlsConfig"]["ca"] == {
+        "configMap": {"name": CertificateSettings().ca_config_map, "key": "ca.crt"}
+    }
 
 
 def test_short_settings_change_only_the_pending_durations() -> None:

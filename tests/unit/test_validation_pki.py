@@ -553,6 +553,78 @@ def test_defaults_are_checked_against_the_policy(
     assert fragment in phrase(findings[0])
 
 
+def _policy(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p"},
+        "spec": {"namespaces": ["app1"], "allowedServiceNames": ["app1"], **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy_spec", "pki_spec", "path", "message"),
+    [
+        # The default policy grants TLS server and client usages, nothing else.
+        (
+            {},
+            {"usages": ["server auth", "code signing"]},
+            "spec.usages[1]",
+            'spec.usages[1]: "code signing" is not allowed by PkiPolicy "p" (allowed:'
+            ' "server auth", "client auth", "digital signature", "key encipherment",'
+            ' "key agreement"); remove it from spec.usages',
+        ),
+        (
+            {},
+            {"usages": ["ocsp signing", "code signing"]},
+            "spec.usages",
+            'spec.usages: 2 usages are not allowed by PkiPolicy "p" (allowed:'
+            ' "server auth", "client auth", "digital signature", "key encipherment",'
+            ' "key agreement"); remove them from spec.usages: [0] "ocsp signing",'
+            ' [1] "code signing"',
+        ),
+        (
+            {"allowedUsages": ["server auth", "code signing"]},
+            {"usages": ["code signing"]},
+            "",
+            "",
+        ),
+        (
+            {"allowedUsages": ["server auth"]},
+            {},
+            "spec.usages[1]",
+            'spec.usages[1]: "digital signature" (the default) is not allowed by PkiPolicy'
+            ' "p" (allowed: "server auth"); remove it from spec.usages',
+        ),
+        # minRSASize: 2048 by default; a policy may ask for more.
+        ({}, {"privateKey": {"algorithm": "RSA", "size": 2048}}, "", ""),
+        (
+            {"minRSASize": 3072},
+            {"privateKey": {"algorithm": "RSA"}},
+            "spec.privateKey.size",
+            'spec.privateKey.size: 2048 (the default) is smaller than PkiPolicy "p" allows'
+            " (minRSASize 3072); set it to 3072 or 4096",
+        ),
+        ({"minRSASize": 4096}, {"privateKey": {"algorithm": "ECDSA"}}, "", ""),
+    ],
+)
+def test_usages_and_rsa_size_are_the_policys_to_grant(
+    policy_spec: dict[str, Any], pki_spec: dict[str, Any], path: str, message: str
+) -> None:
+    findings = validate_pki(pki(**pki_spec), "app1", Context(policies=[_policy(**policy_spec)]))
+    if not path:
+        assert findings == [] or all(f.severity is not E for f in findings), findings
+        return
+    errors = [f for f in findings if f.severity is E]
+    assert [f.path for f in errors] == [path]
+    assert phrase(errors[0]) == message
+
+
+def test_usages_refused_at_run_time_say_who_can_fix_it() -> None:
+    context = Context(policies=[_policy()], at_run_time=True)
+    (finding,) = validate_pki(pki(usages=["server auth", "code signing"]), "app1", context)
+    assert "(now allows:" in finding.problem
+    assert "ask the platform team to allow it, or change spec.usages" in finding.problem
+
+
 def test_ips_need_an_allowed_range() -> None:
     policy = {
         "metadata": {"name": "p"},

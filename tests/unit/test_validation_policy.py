@@ -132,6 +132,24 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
         [("spec.allowedKeyAlgorithms", "must not be an empty list")],
     ),
     (
+        "usages granted",
+        {"allowedUsages": ["server auth", "code signing"], "minRSASize": 3072},
+        [],
+    ),
+    (
+        "unknown usage",
+        {"allowedUsages": ["server auht"]},
+        [("spec.allowedUsages[0]", 'did you mean "server auth"')],
+    ),
+    (
+        "duplicate usage",
+        {"allowedUsages": ["server auth", "server auth"]},
+        [("spec.allowedUsages[1]", "listed twice")],
+    ),
+    ("empty usages", {"allowedUsages": []}, [("spec.allowedUsages", "must not be an empty list")]),
+    ("RSA size not offered", {"minRSASize": 1024}, [("spec.minRSASize", "2048, 3072, 4096")]),
+    ("RSA size as text", {"minRSASize": "2048"}, [("spec.minRSASize", "integer")]),
+    (
         "bad label key",
         {"namespaceSelector": {"matchLabels": {"bad key": "a"}}},
         [('spec.namespaceSelector.matchLabels["bad key"]', "not a valid label key")],
