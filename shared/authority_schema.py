@@ -193,6 +193,11 @@ PKI_AUTHORITY_SCHEMA: Final[JSON] = {
                     "items": _string("namespace/name of one Pki.", maxLength=317),
                     "maxItems": 20,
                 },
+                "caEstablishedTime": _string(
+                    "When the authority first had a CA. From then on a missing CA Secret is "
+                    "reported and must be restored; it is never generated anew.",
+                    format="date-time",
+                ),
                 "lastRotationRequest": _string(
                     "The last `pkiwarden ca rotate` request the issuer acted on.", maxLength=64
                 ),

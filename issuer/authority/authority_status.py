@@ -127,6 +127,11 @@ def authority_status(
     if active:
         status["activeCA"] = describe(active[0].certificate, Role.ACTIVE)
         status["activeNotAfter"] = status["activeCA"]["notAfter"]
+    # Kept while the CA is missing (activeCA and trusted are not): the one fact
+    # that says a lost CA is to be restored, not generated again.
+    established = current.get("caEstablishedTime") or (rfc3339(now) if active else None)
+    if established:
+        status["caEstablishedTime"] = established
     return status
 
 

@@ -89,7 +89,7 @@ def had_a_ca(authority: Mapping[str, Any]) -> bool:
     certificate and break trust in the old one.
     """
     status = authority.get("status") or {}
-    return bool(status.get("activeCA") or status.get("trusted"))
+    return bool(status.get("caEstablishedTime") or status.get("activeCA") or status.get("trusted"))
 
 
 def key_id(certificate: x509.Certificate) -> bytes:

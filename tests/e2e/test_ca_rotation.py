@@ -700,6 +700,8 @@ def _ca_unavailable(kube: Kube) -> bool:
 def test_an_emergency_for_a_missing_ca_is_refused_and_never_fires_on_the_restored_one(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
+    # A CA deleted before its authority ever reported it would be a first CA, made anew.
+    wait_for("the CA to be established", lambda: bool(status(kube).get("caEstablishedTime")))
     stored = kube.get(SECRETS.path(SYSTEM_NS, CA_SECRET))
     metadata = stored["metadata"]
     backup = {

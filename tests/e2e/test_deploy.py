@@ -149,7 +149,8 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         (WEBHOOK, "update", "configmaps/pkiwarden-webhook-ca", "pkiwarden-system", True),
         (WEBHOOK, "update", "configmaps/other", "pkiwarden-system", False),
         (WEBHOOK, "create", "pkis", "app2", False),
-        (WEBHOOK, "watch", "rolebindings", "app2", False),
+        # It reads RoleBindings (which namespaces are onboarded), and changes none.
+        (WEBHOOK, "watch", "rolebindings", "app2", True),
         (WEBHOOK, "create", "rolebindings", "app2", False),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),

@@ -24,6 +24,7 @@ from issuer.authority.state import (
     render,
 )
 from issuer.authority.trust import bundle_certificates
+from shared.clock import rfc3339
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 YEAR = timedelta(days=365)
@@ -260,3 +261,19 @@ def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
     assert not had_a_ca({"status": {"trusted": []}})
     assert had_a_ca({"status": {"activeCA": {"serialNumber": "01"}}})
     assert had_a_ca({"status": {"trusted": [{"role": "Active"}]}})
+
+
+def test_a_lost_ca_is_never_taken_for_a_first_one() -> None:
+    """The missing-CA status drops activeCA and trusted; caEstablishedTime stays."""
+    from issuer.authority.loop import had_a_ca  # noqa: PLC0415
+
+    state = RotationState()
+    signing = Standing(state, Material(OLD[0], OLD[1]).trusted(state, NOW), "", "", 0, [], 1)
+    established = authority_status({}, signing, NOW)
+    assert established["caEstablishedTime"] == rfc3339(NOW)
+    lost = Standing(RotationState(), (), "CA Secret is missing", "", 0, [], 1)
+    later = authority_status(established, lost, NOW + timedelta(hours=1))
+    assert "activeCA" not in later and later["trusted"] == []
+    assert later["caEstablishedTime"] == rfc3339(NOW)
+    assert had_a_ca({"status": later})
+    assert "caEstablishedTime" not in authority_status({}, lost, NOW)
