@@ -93,6 +93,14 @@ def namespace(deployed: Deployed) -> Iterator[str]:
     install.onboard(deployed.plane, name)
     policy = f"{POLICY}-{name}"
     deployed.kube.create(PKI_POLICIES.path(), policy_body(policy, name, [SERVICE]))
+
+    def admitted() -> bool:
+        """The webhook's policy cache has the new policy: a dry-run Pki is admitted."""
+        probe = pki_manifest(name, "probe", SERVICE)
+        dry_run = ("create", "--dry-run=server", "-f", "-")
+        return deployed.plane.kubectl(*dry_run, input=probe, check=False).returncode == 0
+
+    eventually(admitted, 30, f"the webhook to know PkiPolicy {policy}")
     yield name
     deployed.plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
     deployed.plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -69,6 +69,9 @@ def ns(
     apply(control_plane, policy(name, ["web", "api"]))
     yield name
     control_plane.kubectl("delete", "pkipolicy", name, "--ignore-not-found", "--wait=false")
+    # Its Pkis would otherwise outlive the module, and a later module's issuer
+    # (one authority serves every namespace) would count them as its own.
+    control_plane.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
 
 
 # --------------------------------------------------------------------------- helpers
