@@ -125,22 +125,28 @@ def _build() -> Path:
             + ", ".join(BINARY_OVERRIDES.values())
             + " to existing binaries instead"
         )
-    # stderr stays on the terminal: a cold build takes many minutes and shows progress.
-    result = subprocess.run(
-        [str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
+    returncode, built = run_build_script(BUILD_SCRIPT)
+    if built is None:
         raise ControlPlaneError(
-            f"building the control plane failed ({BUILD_SCRIPT} exited {result.returncode});"
+            f"building the control plane failed ({BUILD_SCRIPT} exited {returncode});"
             " its output above says why. Go and the Go module proxy must be reachable, or set "
             + ", ".join(BINARY_OVERRIDES.values())
         )
-    return Path(lines[-1])
+    return built
+
+
+def run_build_script(script: Path) -> tuple[int, Path | None]:
+    """Run one of deploy/local's build scripts: its exit code and the path it printed last.
+
+    stderr stays on the terminal: a cold build takes minutes and shows its progress.
+    """
+    result = subprocess.run(
+        [str(script)], stdout=subprocess.PIPE, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        return result.returncode, None
+    return result.returncode, Path(lines[-1])
 
 
 def binaries() -> BinDir:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-from pkiwarden.local.controlplane import REPO_ROOT
+from pkiwarden.local.controlplane import REPO_ROOT, run_build_script
 
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "local" / "build-helm.sh"
 OVERRIDE = "PKIWARDEN_HELM"
@@ -22,21 +21,13 @@ def helm_binary() -> Path:
     if override:
         path = Path(override)
     else:
-        # stderr stays on the terminal: a cold build shows its progress.
-        result = subprocess.run(
-            [str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
+        returncode, built = run_build_script(BUILD_SCRIPT)
+        if built is None:
             raise HelmMissingError(
-                f"building helm failed ({BUILD_SCRIPT} exited {result.returncode}); its output"
+                f"building helm failed ({BUILD_SCRIPT} exited {returncode}); its output"
                 f" above says why. Go and the Go module proxy must be reachable, or set {OVERRIDE}"
             )
-        path = Path(lines[-1])
+        path = built
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise HelmMissingError(f"helm is not an executable file: {path} (see {OVERRIDE})")
     return path
