@@ -14,6 +14,7 @@ from issuer.controllers.authorities.decisions.authority_status import (
     authority_status,
     missing_ca_problem,
 )
+from issuer.controllers.authorities.decisions.namespace_trust import namespace_trust
 from issuer.controllers.authorities.decisions.phases import (
     Move,
     Phase,
@@ -132,7 +133,7 @@ def _cm(namespace: str, bundle: str, ours: bool = True) -> dict[str, Any]:
 def test_trust_changes(
     selected: set[str], existing: list[dict[str, Any]], expected: list[tuple[str, str]]
 ) -> None:
-    changes = configmaps.trust_changes(selected, existing, "B")
+    changes = configmaps.trust_changes({ns: {"ca.crt": "B"} for ns in selected}, existing)
     assert [(c.verb.value, c.namespace) for c in changes] == expected
 
 
@@ -156,7 +157,7 @@ def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
         {"metadata": {"name": "c"}},
         {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
     ]
-    assert configmaps.selected_namespaces(policies, namespaces) == {"a", "b"}
+    assert set(namespace_trust(policies, namespaces, {}, "default")) == {"a", "b"}
 
 
 def test_spec_defaults_and_the_rotation_request() -> None:

@@ -79,3 +79,17 @@ def bundle_certificates(pem: bytes) -> Sequence[x509.Certificate]:
         return x509.load_pem_x509_certificates(pem)
     except ValueError:
         return ()
+
+
+def union_bundle(bundles: Iterable[str]) -> str:
+    """Several trust sets as one PEM bundle: each certificate once, in the order of ``bundle_pem``.
+
+    A namespace that may use several authorities trusts every CA any of them
+    may sign with; an app reading ``ca.crt`` then verifies peers of each.
+    """
+    seen: dict[bytes, x509.Certificate] = {}
+    for bundle in bundles:
+        for certificate in bundle_certificates(bundle.encode()):
+            seen.setdefault(fingerprint(certificate), certificate)
+    ordered = sorted(seen.values(), key=lambda c: (c.not_valid_before_utc, c.serial_number))
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in ordered).decode()
