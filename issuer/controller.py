@@ -40,7 +40,7 @@ from issuer.settings import Settings
 from shared.clock import Clock, utc_now
 from shared.kube.client import JSON, ApiError, Kube
 from shared.logs import fields
-from shared.validation import policy_defaulted, validate_pki
+from shared.validation.pki import policy_defaulted, validate_pki
 
 log = logging.getLogger("issuer.reconcile")
 

@@ -21,10 +21,11 @@ from typing import Any, TextIO
 import yaml
 
 from shared import API_GROUP, API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
-from shared.authority_validation import validate_authority
 from shared.findings import Category, Finding, Severity, phrase
 from shared.suggest import did_you_mean
-from shared.validation import Context, SecretInfo, validate_pki, validate_policy
+from shared.validation.pki import Context, SecretInfo, validate_pki
+from shared.validation.pki_authority import validate_authority
+from shared.validation.pki_policy import validate_policy
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

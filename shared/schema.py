@@ -18,7 +18,7 @@ renderer strips:
 
 Key sizes depend on the algorithm; that is said with ``if``/``then`` (which
 ``jsonschema`` checks). Value rules (``enum``, ``minimum``, ``minLength``,
-``minItems``, the sizes) are checked by ``shared.validation`` only: the CRD
+``minItems``, the sizes) are checked by the ``shared.validation`` modules only: the CRD
 leaves them out so that the API server never answers before pkiwarden can.
 """
 

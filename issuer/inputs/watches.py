@@ -29,7 +29,7 @@ from shared.kube.cache import WatchCache, object_key
 from shared.kube.client import JSON, NAMESPACES, PKI_POLICIES, PKIS, SECRETS, ApiError, Kube
 from shared.kube.namespaced import PerNamespaceCaches
 from shared.kube.view import NAMESPACE_FIELDS, ClusterView
-from shared.validation import Context
+from shared.validation.pki import Context
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.kube.cache import WatchCache
 from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, ROLE_BINDINGS, Kube
-from shared.validation import Context
+from shared.validation.pki import Context
 
 # What validation reads of a namespace: the labels.
 NAMESPACE_FIELDS = ("labels",)

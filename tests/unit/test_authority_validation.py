@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pkiwarden.generate.crds import rendered_files
-from shared.authority_validation import validate_authority
 from shared.findings import phrase
+from shared.validation.pki_authority import validate_authority
 from webhook.decision import decide
 
 

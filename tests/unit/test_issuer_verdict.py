@@ -15,7 +15,7 @@ from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.inputs.ca import CAProblem
 from issuer.reporting.reasons import Reason
 from shared.findings import Category, Finding, Severity
-from shared.validation import Context, validate_pki
+from shared.validation.pki import Context, validate_pki
 from tests.unit.builders import (
     NAMESPACE,
     NOW,

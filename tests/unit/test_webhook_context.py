@@ -3,7 +3,7 @@
 from typing import Any
 
 from shared.findings import Severity, phrase
-from shared.validation import Context, validate_pki
+from shared.validation.pki import Context, validate_pki
 from webhook.context import ClusterViewSource
 
 SELECTOR_POLICY: dict[str, Any] = {
