@@ -222,4 +222,3 @@ DEFAULT_REISSUE_RATE: Final[int] = _ROTATION["properties"]["reissueRate"]["defau
 DEFAULT_CA_COMMON_NAME: Final[str] = _GENERATE["properties"]["commonName"]["default"]
 DEFAULT_CA_DURATION: Final[str] = _GENERATE["properties"]["duration"]["default"]
 MIN_CA_DURATION: Final[str] = _GENERATE["properties"]["duration"]["x-pkiwarden-minimum"]
-DEFAULT_AUTHORITY: Final = "default"

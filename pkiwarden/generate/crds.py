@@ -82,6 +82,12 @@ POLICY_COLUMNS: list[JSON] = [
 ]
 
 AUTHORITY_COLUMNS: list[JSON] = [
+    # Ready first, as for a Pki: whether the CA can sign is the question asked most.
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     # "string", not "date": kubectl renders a future date column as <invalid>.
     {"name": "Active CA expires", "type": "string", "jsonPath": ".status.activeNotAfter"},

@@ -99,6 +99,9 @@ class Context:
     # Whether pkiwarden may write Secrets in the namespace (deploy/tenants applied there).
     # None: unknown (lint; the issuer, which learns it from the API server's answer).
     onboarded: bool | None = None
+    # The names of the PkiAuthorities that exist. None: unknown (lint without them, a cache
+    # not synced yet), and then only the policies' allowedAuthorities are checked.
+    authorities: frozenset[str] | None = None
 
 
 def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
@@ -122,6 +125,7 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     semantic = [
         *_pki_syntax(given, spec, accepted),
         *_pki_policy(given, spec, namespace, context, judges),
+        *_unknown_authority(given, spec, context, judges),
         *_secret_conflicts(given, spec, name, namespace, context),
         *_not_onboarded(namespace, context),
         *_pki_advice(given, spec, accepted, judges.key_algorithms),
@@ -261,6 +265,11 @@ def _pki_syntax(
     yield from _duration_rules(given, spec, accepted)
     yield from _key_rules(given, spec)
     yield from duplicate_entries("spec.usages", text_entries(given, "usages"))
+    authority = text_field(given, "authority")
+    if authority is not None and (problem := dns1123_subdomain_problem(authority)):
+        yield invalid_finding(
+            "spec.authority", f"is not a PkiAuthority name: it {problem}", authority
+        )
 
 
 def _ip_problem(text: str) -> str:
@@ -551,6 +560,7 @@ def _against_policy(
         yield error_finding(Category.NOT_ALLOWED, "spec.privateKey.algorithm", problem, algorithm)
     yield from _policy_key_size(policy, given, spec, by)
     yield from _policy_usages(policy, given, spec, by, at_run_time=context.at_run_time)
+    yield from _policy_authority(policy, given, spec, by, context)
 
 
 def _policy_key_size(
@@ -598,6 +608,77 @@ def _policy_usages(
     yield grouped(
         "spec.usages", "usages", refused, f"{note}are not allowed by {by} ({allowed}){fix}"
     )
+
+
+def _policy_authority(
+    policy: CompiledPolicy,
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    by: str,
+    context: Context,
+) -> Iterator[Finding]:
+    """An authority the policy does not list in allowedAuthorities, with its list.
+
+    An authority that does not exist is :func:`_unknown_authority`'s to say (one story
+    per field), except a defaulted one at apply time, which is only warned about there.
+    """
+    authority = text_field(spec, "authority")
+    if authority is None or policy.allows_authority(authority):
+        return
+    note = default_note(given, "authority")
+    missing = context.authorities is not None and authority not in context.authorities
+    if missing and (context.at_run_time or not note):
+        return
+    if context.at_run_time:
+        allowed = f"now allows: {listing(policy.authorities)}"
+        fix = _FIX.format(field="spec.authority")
+    else:
+        allowed = f"allowed: {listing(policy.authorities)}"
+        fix = did_you_mean(authority, policy.authorities)
+    problem = f"{note}is not allowed by {by} ({allowed}){fix}"
+    yield error_finding(Category.NOT_ALLOWED, "spec.authority", problem, authority)
+
+
+def usable_authorities(
+    policies: Sequence[CompiledPolicy], known: frozenset[str] | None
+) -> tuple[str, ...]:
+    """The authorities ``policies`` allow that exist (all they allow when none are known),
+    in the policies' order, each once: what a namespace may put in spec.authority."""
+    allowed = dict.fromkeys(name for policy in policies for name in policy.authorities)
+    return tuple(name for name in allowed if known is None or name in known)
+
+
+def _unknown_authority(
+    given: Mapping[str, Any], spec: Mapping[str, Any], context: Context, judges: _Judges
+) -> Iterator[Finding]:
+    """A spec.authority that names no PkiAuthority, with the ones the namespace may use.
+
+    At apply time only an authority the Pki names is denied: one left out is the
+    default, which a platform team may create after the Pki (an install applied in one
+    go), so the Pki is admitted with a warning and waits. At run time nothing can be
+    signed either way, and a typo is not the likely cause: no ``did you mean``.
+    """
+    authority = text_field(spec, "authority")
+    known = context.authorities
+    if authority is None or known is None or authority in known:
+        return
+    if dns1123_subdomain_problem(authority):
+        return
+    usable = usable_authorities(judges.deciding, known)
+    note = default_note(given, "authority")
+    may_use = f"this namespace may use: {listing(usable)}"
+    if context.at_run_time:
+        problem = (
+            f"{note}is not a PkiAuthority ({may_use}); ask the platform team to create it, "
+            "or change spec.authority"
+        )
+        yield error_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
+    elif note:
+        problem = f"{note}is not a PkiAuthority yet; nothing is issued until it exists ({may_use})"
+        yield warning_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
+    else:
+        problem = f"is not a PkiAuthority ({may_use})" + did_you_mean(authority, usable)
+        yield error_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
 
 
 def _secret_conflicts(
@@ -709,4 +790,11 @@ def _pki_advice(
         )
 
 
-__all__ = ["Context", "SecretInfo", "onboarding_fix", "policy_defaulted", "validate_pki"]
+__all__ = [
+    "Context",
+    "SecretInfo",
+    "onboarding_fix",
+    "policy_defaulted",
+    "usable_authorities",
+    "validate_pki",
+]

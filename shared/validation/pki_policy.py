@@ -16,6 +16,7 @@ from shared.findings import Category, Finding
 from shared.names import (
     dns1035_label_problem,
     dns1123_label_problem,
+    dns1123_subdomain_problem,
     dns_name_problem,
     label_key_problem,
     label_value_problem,
@@ -87,6 +88,9 @@ def validate_policy(policy: Any) -> list[Finding]:
         "spec.allowedKeyAlgorithms", text_entries(spec, "allowedKeyAlgorithms")
     )
     semantic += duplicate_entries("spec.allowedUsages", text_entries(spec, "allowedUsages"))
+    authorities = text_entries(spec, "allowedAuthorities")
+    semantic += malformed_entries("spec.allowedAuthorities", authorities, dns1123_subdomain_problem)
+    semantic += duplicate_entries("spec.allowedAuthorities", authorities)
     return ordered(most_telling(structural, semantic), PKI_POLICY_SCHEMA)
 
 
