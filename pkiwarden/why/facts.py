@@ -16,8 +16,8 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer.authority.configmaps import TRUST_CONFIGMAP, TRUST_KEY
-from issuer.reporting.reasons import Reason, reason_for
+from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP, TRUST_KEY
+from issuer.controllers.pkis.reporting.reasons import Reason, reason_for
 from pkiwarden.why.chain import ChainFacts, check_chain
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target

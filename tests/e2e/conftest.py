@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from issuer.act.bootstrap_ca import bootstrap_authority
-from issuer.settings import Settings as IssuerSettings
+from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_authority
+from issuer.runtime.settings import Settings as IssuerSettings
 from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.node import Node
