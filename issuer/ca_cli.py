@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION, ROTATE_NOW_ANNOTATION
-from shared.authority_schema import DEFAULT_AUTHORITY
 from shared.clock import rfc3339_micro, utc_now
 from shared.kube.client import PKI_AUTHORITIES, ApiError, Kube
+from shared.schema import DEFAULT_AUTHORITY
 
 
 def register(subparsers: Any) -> None:

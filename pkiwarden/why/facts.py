@@ -26,7 +26,7 @@ from shared.defaults import apply_defaults, secret_name
 from shared.durations import format_duration
 from shared.findings import Category, phrase
 from shared.policy import selecting
-from shared.validation import Context, SecretInfo, validate_pki
+from shared.validation.pki import Context, SecretInfo, validate_pki
 
 EVENT_SOURCE_PREFIX = "pkiwarden"
 """Events whose source component starts with this are pkiwarden's (the issuer's, today)."""

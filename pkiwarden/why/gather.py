@@ -52,7 +52,7 @@ from shared.kube.client import (
     Kube,
     Resource,
 )
-from shared.validation import SecretInfo
+from shared.validation.pki import SecretInfo
 
 T = TypeVar("T")
 _UNREADABLE: JSON | None = {}

@@ -11,7 +11,8 @@ from typing import Any
 
 from issuer.controllers.pkis.decisions.verdict import Step, decide_issuance
 from issuer.controllers.pkis.reporting.reasons import Reason
-from shared.validation import Context, message_for_denial, validate_pki
+from shared.validation.common import message_for_denial
+from shared.validation.pki import Context, validate_pki
 from tests.unit.builders import NOW, make_ca, make_pki
 
 CA = make_ca()

@@ -15,7 +15,7 @@ from issuer.controllers.pkis.reporting.reasons import Reason
 from issuer.runtime import issuance
 from issuer.runtime.signers import CAProblem
 from shared.findings import Category, Finding, Severity
-from shared.validation import Context, validate_pki
+from shared.validation.pki import Context, validate_pki
 from tests.unit.builders import (
     NAMESPACE,
     NOW,

@@ -53,7 +53,7 @@ from issuer.runtime.ownership import Ownership, legacy_owner_references, ownersh
 from issuer.runtime.queue import WorkQueue
 from shared.kube.client import JSON, ApiError
 from shared.logs import fields
-from shared.validation import policy_defaulted, validate_pki
+from shared.validation.pki import policy_defaulted, validate_pki
 
 log = logging.getLogger("issuer.reconcile")
 

@@ -6,7 +6,7 @@ from issuer.controllers.pkis.decisions.status import CertificateFacts
 from issuer.controllers.pkis.decisions.verdict import Trigger, Verdict
 from issuer.controllers.pkis.reporting.pod_warnings import BLOCKED
 from shared.clock import rfc3339
-from shared.validation import onboarding_fix
+from shared.validation.pki import onboarding_fix
 
 MAX_MESSAGE = 1024  # the API server's limit for an Event note and a condition message
 _QUOTA_REFUSAL = "exceeded quota"  # kube-apiserver's ResourceQuota admission, in its message

@@ -26,7 +26,7 @@ from issuer.runtime.caches import SharedCaches
 from shared import PKI_LABEL, defaults
 from shared.kube.cache import object_key
 from shared.kube.client import JSON, Kube
-from shared.validation import Context
+from shared.validation.pki import Context
 
 Wake = Callable[[str], None]
 

@@ -11,51 +11,41 @@ from typing import Any
 
 from shared.authority_schema import MIN_CA_DURATION, PKI_AUTHORITY_SCHEMA
 from shared.durations import DurationError, format_duration, parse_duration
-from shared.findings import Category, Finding, Severity
+from shared.findings import Category, Finding
 from shared.names import dns1123_subdomain_problem
 from shared.schema import KEY_SIZES
-from shared.structure import check_structure, field_order_key
-from shared.validation import key_size_problem
-
-_NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
-
-
-def _invalid(path: str, problem: str, value: object = None) -> Finding:
-    return Finding(Severity.ERROR, Category.INVALID_SPEC, path, problem, value)
-
-
-def _mapping(obj: object, key: str) -> Mapping[str, Any]:
-    value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
-
-
-def _text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) else None
+from shared.structure import check_structure
+from shared.validation.common import (
+    NOT_A_MAPPING,
+    invalid_finding,
+    key_size_problem,
+    mapping_field,
+    ordered,
+    text_field,
+    warning_finding,
+)
 
 
 def validate_authority(authority: Any) -> list[Finding]:
     """All findings for a PkiAuthority: errors first, in field order."""
     if not isinstance(authority, Mapping):
-        return [_invalid("object", _NOT_A_MAPPING)]
+        return [invalid_finding("object", NOT_A_MAPPING)]
     structural = check_structure(authority, PKI_AUTHORITY_SCHEMA)
-    spec = _mapping(authority, "spec")
+    spec = mapping_field(authority, "spec")
     semantic = [*_secret_names(spec), *_generate_rules(spec), *_rotation_rules(spec)]
     shaped = {finding.path for finding in structural}
     kept = [*structural, *(f for f in semantic if f.path not in shaped)]
-    return sorted(
-        kept, key=lambda f: (not f.is_error, field_order_key(f.path, PKI_AUTHORITY_SCHEMA))
-    )
+    return ordered(kept, PKI_AUTHORITY_SCHEMA)
 
 
 def _secret_names(spec: Mapping[str, Any]) -> Iterator[Finding]:
     for field in ("secretName", "nextSecretName"):
-        name = _text(spec, field)
+        name = text_field(spec, field)
         if name and (problem := dns1123_subdomain_problem(name)):
-            yield _invalid(f"spec.{field}", problem, name)
-    current, following = _text(spec, "secretName"), _text(spec, "nextSecretName")
+            yield invalid_finding(f"spec.{field}", problem, name)
+    current, following = text_field(spec, "secretName"), text_field(spec, "nextSecretName")
     if current and current == following:
-        yield _invalid(
+        yield invalid_finding(
             "spec.nextSecretName",
             "is the active CA's Secret (spec.secretName); name the Secret holding the next CA,"
             " or leave the field out",
@@ -69,43 +59,43 @@ def _duration_of(path: str, text: str | None) -> tuple[Any, list[Finding]]:
     try:
         return parse_duration(text), []
     except DurationError as error:
-        return None, [_invalid(path, str(error), text)]
+        return None, [invalid_finding(path, str(error), text)]
 
 
 def _generate_rules(spec: Mapping[str, Any]) -> Iterator[Finding]:
-    generate = _mapping(spec, "generate")
-    duration, found = _duration_of("spec.generate.duration", _text(generate, "duration"))
+    generate = mapping_field(spec, "generate")
+    duration, found = _duration_of("spec.generate.duration", text_field(generate, "duration"))
     yield from found
-    renew, found = _duration_of("spec.generate.renewBefore", _text(generate, "renewBefore"))
+    renew, found = _duration_of("spec.generate.renewBefore", text_field(generate, "renewBefore"))
     yield from found
     minimum = parse_duration(MIN_CA_DURATION)
     if duration is not None and duration < minimum:
-        yield _invalid(
+        yield invalid_finding(
             "spec.generate.duration",
             f"is shorter than the minimum for a CA, {MIN_CA_DURATION}",
             generate.get("duration"),
         )
     if duration is not None and renew is not None and renew >= duration:
-        yield _invalid(
+        yield invalid_finding(
             "spec.generate.renewBefore",
             f"must be shorter than spec.generate.duration ({generate.get('duration')});"
             f' try "{format_duration(duration / 3)}"',
             generate.get("renewBefore"),
         )
-    key = _mapping(generate, "privateKey")
-    size, algorithm = key.get("size"), _text(key, "algorithm") or "ECDSA"
+    key = mapping_field(generate, "privateKey")
+    size, algorithm = key.get("size"), text_field(key, "algorithm") or "ECDSA"
     if (
         isinstance(size, int)
         and not isinstance(size, bool)
         and algorithm in KEY_SIZES
         and (problem := key_size_problem(algorithm, size))
     ):
-        yield _invalid("spec.generate.privateKey.size", problem, size)
+        yield invalid_finding("spec.generate.privateKey.size", problem, size)
 
 
 def _rotation_rules(spec: Mapping[str, Any]) -> Iterator[Finding]:
-    rotation = _mapping(spec, "rotation")
-    text = _text(rotation, "trustPropagation")
+    rotation = mapping_field(spec, "rotation")
+    text = text_field(rotation, "trustPropagation")
     _, found = _duration_of("spec.rotation.trustPropagation", text)
     yield from found
 
@@ -116,12 +106,14 @@ def authority_change_findings(old: Any, new: Any) -> list[Finding]:
     A changed spec.generate does nothing to the active CA: it is read when pkiwarden
     makes the next one. Without a word, an edited commonName or key looks ignored.
     """
-    before, after = _mapping(old, "spec").get("generate"), _mapping(new, "spec").get("generate")
+    before, after = (
+        mapping_field(old, "spec").get("generate"),
+        mapping_field(new, "spec").get("generate"),
+    )
     if before is None or after is None or before == after:
         return []
     return [
-        Finding(
-            Severity.WARNING,
+        warning_finding(
             Category.ADVICE,
             "spec.generate",
             "is used for the next CA only, made at the next rotation (its renewal time, or "

@@ -1,4 +1,4 @@
-"""Validation of Pki and PkiPolicy objects: pure functions returning findings.
+"""Validation of a Pki: pure functions returning findings.
 
 The webhook (at apply time), the issuer (before issuing) and ``pkiwarden lint``
 (offline) all call this module, so a user gets the same words wherever a
@@ -10,8 +10,7 @@ makes these functions raise.
 from __future__ import annotations
 
 import ipaddress
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -19,42 +18,44 @@ from typing import Any
 
 from shared.defaults import apply_defaults, secret_name
 from shared.durations import DurationError, format_duration, parse_duration
-from shared.findings import Category, Finding, Severity, errors, phrase
-from shared.names import (
-    dns1035_label_problem,
-    dns1123_label_problem,
-    dns1123_subdomain_problem,
-    dns_name_problem,
-    label_key_problem,
-    label_value_problem,
-)
-from shared.policy import (
-    CompiledPolicy,
-    IPAddress,
-    compiled,
-    dns_name_allowed,
-    expand,
-    policy_name,
-    selecting,
-)
+from shared.findings import Category, Finding
+from shared.names import dns1035_label_problem, dns1123_subdomain_problem, dns_name_problem
+from shared.policy import CompiledPolicy, compiled, dns_name_allowed, expand, selecting
 from shared.schema import (
     DEFAULT_DNS_PATTERNS,
     DEFAULT_DURATION,
-    DNS_PATTERN_PLACEHOLDERS,
     KEY_ALGORITHMS,
     KEY_SIZES,
     MAX_DURATION,
     MIN_DURATION,
     MIN_RENEW_BEFORE,
     MIN_RENEWAL_GAP,
-    PKI_POLICY_SCHEMA,
     PKI_SCHEMA,
     USAGES,
 )
 from shared.shapes import is_mapping
-from shared.structure import check_structure, child_path, field_order_key
+from shared.structure import check_structure
 from shared.suggest import did_you_mean
-from shared.text import one_line
+from shared.validation.common import (
+    NOT_A_MAPPING,
+    default_note,
+    duplicate_entries,
+    error_finding,
+    grouped,
+    invalid_finding,
+    key_size_problem,
+    listing,
+    malformed_entries,
+    mapping_field,
+    most_telling,
+    ordered,
+    parsed_duration,
+    parsed_ip,
+    quoted,
+    text_entries,
+    text_field,
+    warning_finding,
+)
 
 _MIN_DURATION = parse_duration(MIN_DURATION)
 _MAX_DURATION = parse_duration(MAX_DURATION)
@@ -64,13 +65,10 @@ _DEFAULT_DURATION = parse_duration(DEFAULT_DURATION)
 _WEAK_RSA_SIZE = 2048
 _WEAK_RSA_AFTER = timedelta(days=365)
 _RENEW_ADVICE_SHARE = 0.10
-_LIST_LIMIT = 8
-_GROUP_SHOWN = 3
 _OVER_GLOBAL_CAP = (
     f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any Pki "
     "whatever its PkiPolicy allows"
 )
-_NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
 
 
 @dataclass(frozen=True)
@@ -101,139 +99,9 @@ class Context:
     # Whether pkiwarden may write Secrets in the namespace (deploy/tenants applied there).
     # None: unknown (lint; the issuer, which learns it from the API server's answer).
     onboarded: bool | None = None
-
-
-# --- small helpers ---------------------------------------------------------------------
-
-
-def _q(value: object) -> str:
-    return json.dumps(value, ensure_ascii=True, default=str)
-
-
-def _listing(items: Iterable[str]) -> str:
-    """``a, b, c`` for names a user reads; odd ones quoted, long lists cut."""
-    shown = [i if i.isascii() and i.isprintable() and " " not in i else _q(i) for i in items]
-    if len(shown) > _LIST_LIMIT:
-        return ", ".join(shown[:_LIST_LIMIT]) + f", ... ({len(shown) - _LIST_LIMIT} more)"
-    return ", ".join(shown) or "none"
-
-
-def _text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _texts(obj: Mapping[str, Any], key: str) -> list[tuple[int, str]]:
-    """The string entries of a list field with their indexes; anything else is skipped."""
-    value = obj.get(key)
-    if not isinstance(value, list | tuple):
-        return []
-    return [(i, item) for i, item in enumerate(value) if isinstance(item, str)]
-
-
-def _mapping(obj: object, key: str) -> Mapping[str, Any]:
-    value = obj.get(key) if is_mapping(obj) else None
-    return value if is_mapping(value) else {}
-
-
-def _duration(text: str | None) -> timedelta | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except DurationError:
-        return None
-
-
-def _error(category: Category, path: str, problem: str, value: object = None) -> Finding:
-    return Finding(Severity.ERROR, category, path, problem, value)
-
-
-def _warning(category: Category, path: str, problem: str, value: object = None) -> Finding:
-    return Finding(Severity.WARNING, category, path, problem, value)
-
-
-def _invalid(path: str, problem: str, value: object = None) -> Finding:
-    return _error(Category.INVALID_SPEC, path, problem, value)
-
-
-@lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> IPAddress | None:
-    if "%" in text:  # zone indexes are link-local plumbing, not certificate content
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _names(
-    path: str, entries: Iterable[tuple[int, str]], check: Callable[[str], str | None]
-) -> Iterator[Finding]:
-    for index, text in entries:
-        problem = check(text)
-        if problem:
-            yield _invalid(f"{path}[{index}]", problem, text)
-
-
-def _duplicates(
-    path: str, entries: Iterable[tuple[int, str]], key: Callable[[str], object] = str
-) -> Iterator[Finding]:
-    first: dict[object, int] = {}
-    for index, text in entries:
-        normal = key(text)
-        if normal in first:
-            yield _invalid(
-                f"{path}[{index}]",
-                f"is listed twice (also at {path}[{first[normal]}]); remove one",
-                text,
-            )
-        else:
-            first[normal] = index
-
-
-def _ordered(findings: Iterable[Finding], schema: Mapping[str, Any]) -> list[Finding]:
-    """Errors first, then warnings; each in the schema's field order. Stable, so deterministic."""
-    return sorted(findings, key=lambda f: (not f.is_error, field_order_key(f.path, schema)))
-
-
-def _most_telling(structural: list[Finding], semantic: Iterable[Finding]) -> list[Finding]:
-    """One story per field: the shape first, then syntax, then policy, then advice.
-
-    A value with the wrong shape gets no syntax finding, a malformed value no
-    policy finding, and a field with an error no warning; each would only
-    restate the first problem less precisely.
-    """
-    shaped = {finding.path for finding in structural}
-    kept = [*structural, *(f for f in semantic if f.path not in shaped)]
-    invalid = {f.path for f in kept if f.category is Category.INVALID_SPEC}
-    wrong = {f.path for f in kept if f.is_error}
-    return [
-        f
-        for f in kept
-        if (f.category is Category.INVALID_SPEC or f.path not in invalid)
-        and (f.is_error or f.path not in wrong)
-    ]
-
-
-def _grouped(path: str, what: str, entries: Sequence[tuple[int, str]], problem: str) -> Finding:
-    """One finding for many entries of a list that fail the same rule.
-
-    The rule (with its allow-list) is said once and the entries are named by
-    index, the first few only: a hundred refused names must stay one readable
-    line, not a hundred copies of the allow-list.
-    """
-    shown = ", ".join(f"[{index}] {_q(text)}" for index, text in entries[:_GROUP_SHOWN])
-    more = len(entries) - _GROUP_SHOWN
-    names = f"{shown} and {more} more" if more > 0 else shown
-    return _error(Category.NOT_ALLOWED, path, f"{len(entries)} {what} {problem}: {names}")
-
-
-def _default_note(spec: Mapping[str, Any], field: str) -> str:
-    return "" if field in spec else "(the default) "
-
-
-# --- Pki -------------------------------------------------------------------------------
+    # The names of the PkiAuthorities that exist. None: unknown (lint without them, a cache
+    # not synced yet), and then only the policies' allowedAuthorities are checked.
+    authorities: frozenset[str] | None = None
 
 
 def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
@@ -243,12 +111,12 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     does not allow is reported (and said to be the default).
     """
     if not is_mapping(pki):
-        return [_invalid("object", _NOT_A_MAPPING)]
+        return [invalid_finding("object", NOT_A_MAPPING)]
     namespace = namespace if isinstance(namespace, str) else ""
-    given = _mapping(pki, "spec")
-    name = _text(_mapping(pki, "metadata"), "name") or ""
+    given = mapping_field(pki, "spec")
+    name = text_field(mapping_field(pki, "metadata"), "name") or ""
     judges = _judges(given, namespace, context)
-    spec = _mapping(apply_defaults(_duration_defaulted(pki, judges), namespace), "spec")
+    spec = mapping_field(apply_defaults(_duration_defaulted(pki, judges), namespace), "spec")
     accepted = _accepted_duration(spec, judges)
     structural = [
         _allowed_here(_empty_dns_names(finding, spec, namespace), judges)
@@ -257,11 +125,12 @@ def validate_pki(pki: Any, namespace: str, context: Context) -> list[Finding]:
     semantic = [
         *_pki_syntax(given, spec, accepted),
         *_pki_policy(given, spec, namespace, context, judges),
+        *_unknown_authority(given, spec, context, judges),
         *_secret_conflicts(given, spec, name, namespace, context),
         *_not_onboarded(namespace, context),
         *_pki_advice(given, spec, accepted, judges.key_algorithms),
     ]
-    return _ordered(_most_telling(structural, semantic), PKI_SCHEMA)
+    return ordered(most_telling(structural, semantic), PKI_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -295,7 +164,7 @@ class _Judges:
 
 
 def _judges(given: Mapping[str, Any], namespace: str, context: Context) -> _Judges:
-    service = _text(given, "serviceName")
+    service = text_field(given, "serviceName")
     if service is None or dns1035_label_problem(service):
         return _Judges()
     policies = context.policies if isinstance(context.policies, Sequence) else ()
@@ -323,7 +192,7 @@ def _duration_defaulted(pki: Mapping[str, Any], judges: _Judges) -> Mapping[str,
 def policy_defaulted(pki: Mapping[str, Any], namespace: str, context: Context) -> Mapping[str, Any]:
     """``pki`` with the defaults that depend on its policy filled in (spec.duration), for
     the issuer to issue exactly what validation judged; the same object when there are none."""
-    return _duration_defaulted(pki, _judges(_mapping(pki, "spec"), namespace, context))
+    return _duration_defaulted(pki, _judges(mapping_field(pki, "spec"), namespace, context))
 
 
 def _accepted_duration(spec: Mapping[str, Any], judges: _Judges) -> timedelta | None:
@@ -332,7 +201,7 @@ def _accepted_duration(spec: Mapping[str, Any], judges: _Judges) -> timedelta | 
     Hints about renewBefore are computed from it, so following every hint of one message
     gives an accepted Pki, never a third message.
     """
-    duration = _duration(_text(spec, "duration"))
+    duration = parsed_duration(text_field(spec, "duration"))
     if duration is None:
         return None
     return max(_MIN_DURATION, min(duration, judges.duration_bound))
@@ -345,9 +214,9 @@ def _allowed_here(finding: Finding, judges: _Judges) -> Finding:
     if not isinstance(finding.value, str) or not finding.problem.startswith("is not one of"):
         return finding
     allowed = judges.key_algorithms
-    return _invalid(
+    return invalid_finding(
         finding.path,
-        f"is not a key algorithm; allowed in this namespace: {_listing(allowed)}"
+        f"is not a key algorithm; allowed in this namespace: {listing(allowed)}"
         + did_you_mean(finding.value, allowed),
         finding.value,
     )
@@ -358,14 +227,14 @@ def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) 
     the field out gives, since that is almost always what was meant."""
     if finding.path != "spec.dnsNames" or spec.get("dnsNames") != []:
         return finding
-    service = _text(spec, "serviceName") or "<serviceName>"
+    service = text_field(spec, "serviceName") or "<serviceName>"
     defaults = [
         expand(pattern, service, namespace or "<namespace>") for pattern in DEFAULT_DNS_PATTERNS
     ]
-    return _invalid(
+    return invalid_finding(
         "spec.dnsNames",
         "would give a certificate without a name; leave the field out for the default "
-        f"names ({_listing(defaults)}) or list the names",
+        f"names ({listing(defaults)}) or list the names",
         [],
     )
 
@@ -373,27 +242,34 @@ def _empty_dns_names(finding: Finding, spec: Mapping[str, Any], namespace: str) 
 def _pki_syntax(
     given: Mapping[str, Any], spec: Mapping[str, Any], accepted: timedelta | None
 ) -> Iterator[Finding]:
-    service = _text(given, "serviceName")
+    service = text_field(given, "serviceName")
     problem = dns1035_label_problem(service) if service is not None else None
     if problem:
-        yield _invalid("spec.serviceName", problem, service)
-    secret = _text(spec, "secretName")
+        yield invalid_finding("spec.serviceName", problem, service)
+    secret = text_field(spec, "secretName")
     problem = dns1123_subdomain_problem(secret) if secret is not None else None
     if problem:
-        note = _default_note(given, "secretName")
+        note = default_note(given, "secretName")
         fix = "; set spec.secretName" if note else ""
-        yield _invalid("spec.secretName", f"{note}{problem}{fix}", secret)
-    dns_names = _texts(given, "dnsNames")
-    yield from _names("spec.dnsNames", dns_names, dns_name_problem)
-    yield from _duplicates("spec.dnsNames", dns_names)
-    ips = _texts(given, "ipAddresses")
+        yield invalid_finding("spec.secretName", f"{note}{problem}{fix}", secret)
+    dns_names = text_entries(given, "dnsNames")
+    yield from malformed_entries("spec.dnsNames", dns_names, dns_name_problem)
+    yield from duplicate_entries("spec.dnsNames", dns_names)
+    ips = text_entries(given, "ipAddresses")
     for index, text in ips:
-        if _parse_ip(text) is None:
-            yield _invalid(f"spec.ipAddresses[{index}]", _ip_problem(text), text)
-    yield from _duplicates("spec.ipAddresses", ((i, t) for i, t in ips if _parse_ip(t)), _parse_ip)
+        if parsed_ip(text) is None:
+            yield invalid_finding(f"spec.ipAddresses[{index}]", _ip_problem(text), text)
+    yield from duplicate_entries(
+        "spec.ipAddresses", ((i, t) for i, t in ips if parsed_ip(t)), parsed_ip
+    )
     yield from _duration_rules(given, spec, accepted)
     yield from _key_rules(given, spec)
-    yield from _duplicates("spec.usages", _texts(given, "usages"))
+    yield from duplicate_entries("spec.usages", text_entries(given, "usages"))
+    authority = text_field(given, "authority")
+    if authority is not None and (problem := dns1123_subdomain_problem(authority)):
+        yield invalid_finding(
+            "spec.authority", f"is not a PkiAuthority name: it {problem}", authority
+        )
 
 
 def _ip_problem(text: str) -> str:
@@ -419,43 +295,43 @@ def _is_network(text: str) -> bool:
 def _duration_rules(
     given: Mapping[str, Any], spec: Mapping[str, Any], accepted: timedelta | None
 ) -> Iterator[Finding]:
-    duration_text = _text(given, "duration")
-    duration = _duration(_text(spec, "duration"))
+    duration_text = text_field(given, "duration")
+    duration = parsed_duration(text_field(spec, "duration"))
     if duration_text is not None:
         try:
             parse_duration(duration_text)
         except DurationError as error:
-            yield _invalid("spec.duration", str(error), duration_text)
+            yield invalid_finding("spec.duration", str(error), duration_text)
     if duration is not None and duration_text is not None:
         if duration < _MIN_DURATION:
-            yield _invalid(
+            yield invalid_finding(
                 "spec.duration", f"is shorter than the minimum, {MIN_DURATION}", duration_text
             )
         elif duration > _MAX_DURATION:
-            yield _invalid("spec.duration", _OVER_GLOBAL_CAP, duration_text)
-    renew_text = _text(given, "renewBefore")
+            yield invalid_finding("spec.duration", _OVER_GLOBAL_CAP, duration_text)
+    renew_text = text_field(given, "renewBefore")
     if renew_text is None:
         return
     try:
         renew = parse_duration(renew_text)
     except DurationError as error:
-        yield _invalid("spec.renewBefore", str(error), renew_text)
+        yield invalid_finding("spec.renewBefore", str(error), renew_text)
         return
     if renew < _MIN_RENEW_BEFORE:
-        yield _invalid(
+        yield invalid_finding(
             "spec.renewBefore", f"is shorter than the minimum, {MIN_RENEW_BEFORE}", renew_text
         )
     elif duration is None or accepted is None:
         return
     elif renew >= accepted:
-        yield _invalid(
+        yield invalid_finding(
             "spec.renewBefore",
             f"must be shorter than spec.duration ({_duration_words(duration, accepted)}); "
             f'try "{_third(accepted)}"',
             renew_text,
         )
     elif accepted - renew < _MIN_RENEWAL_GAP:
-        yield _invalid(
+        yield invalid_finding(
             "spec.renewBefore",
             f"would renew the certificate {format_duration(accepted - renew)} after issuing it "
             f"(spec.duration {_duration_words(duration, accepted)}); at least {MIN_RENEWAL_GAP} "
@@ -478,28 +354,14 @@ def _duration_words(duration: timedelta, accepted: timedelta) -> str:
 
 
 def _key_rules(given: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[Finding]:
-    size = _mapping(given, "privateKey").get("size")
-    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    size = mapping_field(given, "privateKey").get("size")
+    algorithm = text_field(mapping_field(spec, "privateKey"), "algorithm")
     if size is None or algorithm not in KEY_SIZES or isinstance(size, bool):
         return
     if not isinstance(size, int | float):
         return
     if problem := key_size_problem(algorithm, size):
-        yield _invalid("spec.privateKey.size", problem, size)
-
-
-def key_size_problem(algorithm: str, size: float) -> str | None:
-    """What is wrong with ``size`` for an ``algorithm`` of KEY_SIZES; None if it fits.
-
-    A Pki's key and a generated CA's key follow the same rule, so both read the same words.
-    """
-    sizes = KEY_SIZES[algorithm]
-    if not sizes:
-        return f"must be left out for {algorithm} keys, which have a fixed size"
-    if size not in sizes:
-        allowed = ", ".join(str(s) for s in sizes)
-        return f"is not a size for {algorithm} keys (allowed: {allowed})"
-    return None
+        yield invalid_finding("spec.privateKey.size", problem, size)
 
 
 _FIX = "; ask the platform team to allow it, or change {field}"
@@ -507,7 +369,7 @@ _FIX = "; ask the platform team to allow it, or change {field}"
 
 @lru_cache(maxsize=1024)
 def _policy_label(name: str) -> str:
-    return f"PkiPolicy {_q(name)}"
+    return f"PkiPolicy {quoted(name)}"
 
 
 def _pki_policy(
@@ -517,14 +379,14 @@ def _pki_policy(
     context: Context,
     judges: _Judges,
 ) -> list[Finding]:
-    service = _text(spec, "serviceName")
+    service = text_field(spec, "serviceName")
     if service is None or dns1035_label_problem(service):
         return []
     chosen = judges.selecting
     assumed = [judges.assumed] if judges.assumed is not None else []
     if not chosen:
         return [
-            _error(
+            error_finding(
                 Category.NOT_ALLOWED,
                 "metadata.namespace",
                 "is not selected by any PkiPolicy, so no certificate can be issued there; "
@@ -542,8 +404,8 @@ def _selecting_by_label(policies: Sequence[object]) -> list[CompiledPolicy]:
 
 
 def _unknown_labels(chosen: Sequence[CompiledPolicy], namespace: str, hint: str) -> Finding:
-    names = ", ".join(_q(p.name) for p in chosen)
-    return _warning(
+    names = ", ".join(quoted(p.name) for p in chosen)
+    return warning_finding(
         Category.NOT_ALLOWED,
         "metadata.namespace",
         f"has labels that are not known, so it cannot be told whether it is selected by "
@@ -565,18 +427,18 @@ def _against_chosen(
     if not allowing:
         if context.at_run_time:
             now = "; ".join(
-                f"PkiPolicy {_q(p.name)} now allows: {_listing(p.service_names)}" for p in chosen
+                f"PkiPolicy {quoted(p.name)} now allows: {listing(p.service_names)}" for p in chosen
             )
-            problem = f"is not allowed in namespace {_q(namespace)} ({now})"
+            problem = f"is not allowed in namespace {quoted(namespace)} ({now})"
             problem += _FIX.format(field="spec.serviceName")
         else:
-            listing = "; ".join(
-                f"PkiPolicy {_q(p.name)}: {_listing(p.service_names)}" for p in chosen
+            by_policy = "; ".join(
+                f"PkiPolicy {quoted(p.name)}: {listing(p.service_names)}" for p in chosen
             )
             candidates = [name for p in chosen for name in p.service_names]
-            problem = f"is not allowed in namespace {_q(namespace)} (allowed by {listing})"
+            problem = f"is not allowed in namespace {quoted(namespace)} (allowed by {by_policy})"
             problem += did_you_mean(service, candidates)
-        refused = _error(Category.NOT_ALLOWED, "spec.serviceName", problem, service)
+        refused = error_finding(Category.NOT_ALLOWED, "spec.serviceName", problem, service)
         # Every finding at once: what no selecting policy allows in the rest of the Pki
         # is said now, not after the service name is fixed. Names are left out: they are
         # judged against patterns that expand the service name, which is the mistake.
@@ -628,15 +490,15 @@ def _against_policy(
     patterns = policy.dns_names_for(service, namespace)
     refused = [
         (index, name)
-        for index, name in _texts(spec, "dnsNames")
+        for index, name in text_entries(spec, "dnsNames")
         if names and not dns_name_problem(name) and not dns_name_allowed(name, patterns)
     ]
     if refused:
-        note = _default_note(given, "dnsNames")
+        note = default_note(given, "dnsNames")
         allowed = (
-            f"now allows: {_listing(patterns)}"
+            f"now allows: {listing(patterns)}"
             if context.at_run_time
-            else f"allowed: {_listing(patterns)}"
+            else f"allowed: {listing(patterns)}"
         )
     if len(refused) == 1:
         index, name = refused[0]
@@ -645,76 +507,77 @@ def _against_policy(
             problem += _FIX.format(field="spec.dnsNames")
         else:
             problem += did_you_mean(name, [p for p in patterns if not p.startswith("*.")])
-        yield _error(Category.NOT_ALLOWED, f"spec.dnsNames[{index}]", problem, name)
+        yield error_finding(Category.NOT_ALLOWED, f"spec.dnsNames[{index}]", problem, name)
     elif refused:
         rule = f"{note}are not allowed by {by} ({allowed})"
         if context.at_run_time:
             rule += _FIX.format(field="spec.dnsNames")
-        yield _grouped("spec.dnsNames", "DNS names", refused, rule)
+        yield grouped("spec.dnsNames", "DNS names", refused, rule)
     refused = [
         (index, text)
-        for index, text in _texts(spec, "ipAddresses")
-        if (address := _parse_ip(text)) is not None and not policy.allows_ip(address)
+        for index, text in text_entries(spec, "ipAddresses")
+        if (address := parsed_ip(text)) is not None and not policy.allows_ip(address)
     ]
     if refused:
         ip_rule = (
             f"{by} allows no IP addresses; remove them"
             if not policy.ip_ranges
-            else f"{by} (allowed ranges: {_listing(str(n) for n in policy.ip_ranges)})"
+            else f"{by} (allowed ranges: {listing(str(n) for n in policy.ip_ranges)})"
         )
     if len(refused) == 1:
         index, text = refused[0]
-        yield _error(
+        yield error_finding(
             Category.NOT_ALLOWED,
             f"spec.ipAddresses[{index}]",
             f"is not allowed: {ip_rule.replace('remove them', 'remove it')}",
             text,
         )
     elif refused:
-        yield _grouped("spec.ipAddresses", "IP addresses", refused, f"are not allowed: {ip_rule}")
-    common = _text(given, "commonName")
+        yield grouped("spec.ipAddresses", "IP addresses", refused, f"are not allowed: {ip_rule}")
+    common = text_field(given, "commonName")
     if names and common is not None and not dns_name_allowed(common, patterns):
-        address = _parse_ip(common)
+        address = parsed_ip(common)
         if address is None or not policy.allows_ip(address):
-            problem = f"is not allowed by {by} (allowed: {_listing(patterns)})"
-            yield _error(Category.NOT_ALLOWED, "spec.commonName", problem, common)
-    duration_text = _text(spec, "duration")
-    duration = _duration(duration_text)
+            problem = f"is not allowed by {by} (allowed: {listing(patterns)})"
+            yield error_finding(Category.NOT_ALLOWED, "spec.commonName", problem, common)
+    duration_text = text_field(spec, "duration")
+    duration = parsed_duration(duration_text)
     if policy.max_duration is not None and duration is not None and duration > policy.max_duration:
         bound = format_duration(policy.max_duration)
         problem = (
-            f"{_default_note(given, 'duration')}is longer than {by} allows (maxDuration {bound})"
+            f"{default_note(given, 'duration')}is longer than {by} allows (maxDuration {bound})"
         )
-        yield _error(
+        yield error_finding(
             Category.NOT_ALLOWED,
             "spec.duration",
             problem + f'; set it to "{bound}" or less',
             duration_text,
         )
-    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
+    algorithm = text_field(mapping_field(spec, "privateKey"), "algorithm")
     if algorithm in KEY_ALGORITHMS and algorithm not in policy.key_algorithms:
-        note = "" if "algorithm" in _mapping(given, "privateKey") else "(the default) "
-        problem = f"{note}is not allowed by {by} (allowed: {_listing(policy.key_algorithms)})"
-        yield _error(Category.NOT_ALLOWED, "spec.privateKey.algorithm", problem, algorithm)
+        note = "" if "algorithm" in mapping_field(given, "privateKey") else "(the default) "
+        problem = f"{note}is not allowed by {by} (allowed: {listing(policy.key_algorithms)})"
+        yield error_finding(Category.NOT_ALLOWED, "spec.privateKey.algorithm", problem, algorithm)
     yield from _policy_key_size(policy, given, spec, by)
     yield from _policy_usages(policy, given, spec, by, at_run_time=context.at_run_time)
+    yield from _policy_authority(policy, given, spec, by, context)
 
 
 def _policy_key_size(
     policy: CompiledPolicy, given: Mapping[str, Any], spec: Mapping[str, Any], by: str
 ) -> Iterator[Finding]:
     """An RSA key smaller than the policy's minRSASize; the fix names the sizes that pass."""
-    key = _mapping(spec, "privateKey")
+    key = mapping_field(spec, "privateKey")
     size = key.get("size")
-    if _text(key, "algorithm") != "RSA" or not isinstance(size, int) or isinstance(size, bool):
+    if text_field(key, "algorithm") != "RSA" or not isinstance(size, int) or isinstance(size, bool):
         return
     if size >= policy.min_rsa_size:
         return
-    note = "" if "size" in _mapping(given, "privateKey") else "(the default) "
+    note = "" if "size" in mapping_field(given, "privateKey") else "(the default) "
     bigger = [str(s) for s in KEY_SIZES["RSA"] if s >= policy.min_rsa_size]
     fix = f"; set it to {' or '.join(bigger)}" if bigger else "; use another algorithm"
     problem = f"{note}is smaller than {by} allows (minRSASize {policy.min_rsa_size}){fix}"
-    yield _error(Category.NOT_ALLOWED, "spec.privateKey.size", problem, size)
+    yield error_finding(Category.NOT_ALLOWED, "spec.privateKey.size", problem, size)
 
 
 def _policy_usages(
@@ -728,45 +591,116 @@ def _policy_usages(
     """Usages the policy does not grant (code signing, OCSP signing, ...), with its list."""
     refused = [
         (index, usage)
-        for index, usage in _texts(spec, "usages")
+        for index, usage in text_entries(spec, "usages")
         if usage in USAGES and usage not in policy.usages
     ]
     if not refused:
         return
-    note = _default_note(given, "usages")
-    allowed = f"{'now allows' if at_run_time else 'allowed'}: {_listing(policy.usages)}"
+    note = default_note(given, "usages")
+    allowed = f"{'now allows' if at_run_time else 'allowed'}: {listing(policy.usages)}"
     fix = _FIX.format(field="spec.usages") if at_run_time else "; remove it from spec.usages"
     if len(refused) == 1:
         index, usage = refused[0]
         problem = f"{note}is not allowed by {by} ({allowed}){fix}"
-        yield _error(Category.NOT_ALLOWED, f"spec.usages[{index}]", problem, usage)
+        yield error_finding(Category.NOT_ALLOWED, f"spec.usages[{index}]", problem, usage)
         return
     fix = fix.replace("remove it", "remove them")
-    yield _grouped(
+    yield grouped(
         "spec.usages", "usages", refused, f"{note}are not allowed by {by} ({allowed}){fix}"
     )
+
+
+def _policy_authority(
+    policy: CompiledPolicy,
+    given: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    by: str,
+    context: Context,
+) -> Iterator[Finding]:
+    """An authority the policy does not list in allowedAuthorities, with its list.
+
+    An authority that does not exist is :func:`_unknown_authority`'s to say (one story
+    per field), except a defaulted one at apply time, which is only warned about there.
+    """
+    authority = text_field(spec, "authority")
+    if authority is None or policy.allows_authority(authority):
+        return
+    note = default_note(given, "authority")
+    missing = context.authorities is not None and authority not in context.authorities
+    if missing and (context.at_run_time or not note):
+        return
+    if context.at_run_time:
+        allowed = f"now allows: {listing(policy.authorities)}"
+        fix = _FIX.format(field="spec.authority")
+    else:
+        allowed = f"allowed: {listing(policy.authorities)}"
+        fix = did_you_mean(authority, policy.authorities)
+    problem = f"{note}is not allowed by {by} ({allowed}){fix}"
+    yield error_finding(Category.NOT_ALLOWED, "spec.authority", problem, authority)
+
+
+def usable_authorities(
+    policies: Sequence[CompiledPolicy], known: frozenset[str] | None
+) -> tuple[str, ...]:
+    """The authorities ``policies`` allow that exist (all they allow when none are known),
+    in the policies' order, each once: what a namespace may put in spec.authority."""
+    allowed = dict.fromkeys(name for policy in policies for name in policy.authorities)
+    return tuple(name for name in allowed if known is None or name in known)
+
+
+def _unknown_authority(
+    given: Mapping[str, Any], spec: Mapping[str, Any], context: Context, judges: _Judges
+) -> Iterator[Finding]:
+    """A spec.authority that names no PkiAuthority, with the ones the namespace may use.
+
+    At apply time only an authority the Pki names is denied: one left out is the
+    default, which a platform team may create after the Pki (an install applied in one
+    go), so the Pki is admitted with a warning and waits. At run time nothing can be
+    signed either way, and a typo is not the likely cause: no ``did you mean``.
+    """
+    authority = text_field(spec, "authority")
+    known = context.authorities
+    if authority is None or known is None or authority in known:
+        return
+    if dns1123_subdomain_problem(authority):
+        return
+    usable = usable_authorities(judges.deciding, known)
+    note = default_note(given, "authority")
+    may_use = f"this namespace may use: {listing(usable)}"
+    if context.at_run_time:
+        problem = (
+            f"{note}is not a PkiAuthority ({may_use}); ask the platform team to create it, "
+            "or change spec.authority"
+        )
+        yield error_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
+    elif note:
+        problem = f"{note}is not a PkiAuthority yet; nothing is issued until it exists ({may_use})"
+        yield warning_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
+    else:
+        problem = f"is not a PkiAuthority ({may_use})" + did_you_mean(authority, usable)
+        yield error_finding(Category.UNKNOWN_AUTHORITY, "spec.authority", problem, authority)
 
 
 def _secret_conflicts(
     given: Mapping[str, Any], spec: Mapping[str, Any], name: str, namespace: str, context: Context
 ) -> Iterator[Finding]:
-    secret = _text(spec, "secretName")
+    secret = text_field(spec, "secretName")
     if secret is None:
         return
-    note = _default_note(given, "secretName")
+    note = default_note(given, "secretName")
     others = context.other_pkis if isinstance(context.other_pkis, Sequence) else ()
     users = sorted(
         {
             other_name
             for other in others
             if isinstance(other, Mapping)
-            and (other_name := _text(_mapping(other, "metadata"), "name") or "") != name
+            and (other_name := text_field(mapping_field(other, "metadata"), "name") or "") != name
             and secret_name(other) == secret
         }
     )
     if users:
-        owners = ", ".join(_q(user) for user in users)
-        yield _error(
+        owners = ", ".join(quoted(user) for user in users)
+        yield error_finding(
             Category.SECRET_CONFLICT,
             "spec.secretName",
             f"{note}is already the Secret of Pki {owners} in this namespace; "
@@ -780,10 +714,10 @@ def _secret_conflicts(
     whose = (
         "exists and is not managed by pkiwarden"
         if not info.managed_by_pkiwarden
-        else f"belongs to Pki {_q(info.owner_pki or '')}"
+        else f"belongs to Pki {quoted(info.owner_pki or '')}"
     )
     # No "(the default)" here: the warning must stay short enough to be one readable line.
-    yield _warning(
+    yield warning_finding(
         Category.SECRET_CONFLICT,
         "spec.secretName",
         f"{whose}; issuance fails until it is removed or renamed",
@@ -798,7 +732,7 @@ def onboarding_fix(namespace: str) -> str:
 
 def _not_onboarded(namespace: str, context: Context) -> Iterator[Finding]:
     if context.onboarded is False and namespace:
-        yield _warning(
+        yield warning_finding(
             Category.ADVICE,
             "metadata.namespace",
             f"is not onboarded; {onboarding_fix(namespace)}",
@@ -812,42 +746,42 @@ def _pki_advice(
     accepted: timedelta | None,
     algorithms: Sequence[str],
 ) -> Iterator[Finding]:
-    algorithm = _text(_mapping(spec, "privateKey"), "algorithm")
-    for index, usage in _texts(given, "usages"):
+    algorithm = text_field(mapping_field(spec, "privateKey"), "algorithm")
+    for index, usage in text_entries(given, "usages"):
         if usage == "key encipherment" and algorithm in ("ECDSA", "Ed25519"):
-            yield _warning(
+            yield warning_finding(
                 Category.ADVICE,
                 f"spec.usages[{index}]",
                 f"is for RSA key exchange; an {algorithm} key cannot encipher keys, and strict "
                 "clients refuse such a certificate; remove it",
                 usage,
             )
-    common = _text(given, "commonName")
-    dns_names = {text for _, text in _texts(spec, "dnsNames")}
-    ips = {text for _, text in _texts(spec, "ipAddresses")}
+    common = text_field(given, "commonName")
+    dns_names = {text for _, text in text_entries(spec, "dnsNames")}
+    ips = {text for _, text in text_entries(spec, "ipAddresses")}
     if common is not None and common not in dns_names and common not in ips:
-        yield _warning(
+        yield warning_finding(
             Category.ADVICE,
             "spec.commonName",
             "is not among spec.dnsNames; it will be added to them",
             common,
         )
-    duration = _duration(_text(spec, "duration"))
-    key = _mapping(spec, "privateKey")
+    duration = parsed_duration(text_field(spec, "duration"))
+    key = mapping_field(spec, "privateKey")
     weak = key.get("algorithm") == "RSA" and key.get("size") == _WEAK_RSA_SIZE
     if weak and duration is not None and duration > _WEAK_RSA_AFTER:
-        note = "" if "size" in _mapping(given, "privateKey") else "(the default) "
-        yield _warning(
+        note = "" if "size" in mapping_field(given, "privateKey") else "(the default) "
+        yield warning_finding(
             Category.ADVICE,
             "spec.privateKey.size",
             f"{note}is weak for a certificate valid over a year; use 3072"
             + (" or ECDSA" if "ECDSA" in algorithms else ""),
             _WEAK_RSA_SIZE,
         )
-    renew_text = _text(given, "renewBefore")
-    renew = _duration(renew_text)
+    renew_text = text_field(given, "renewBefore")
+    renew = parsed_duration(renew_text)
     if renew is not None and accepted is not None and renew < accepted * _RENEW_ADVICE_SHARE:
-        yield _warning(
+        yield warning_finding(
             Category.ADVICE,
             "spec.renewBefore",
             f"is under 10% of the duration, little time to fix a failed renewal; "
@@ -856,204 +790,11 @@ def _pki_advice(
         )
 
 
-# --- PkiPolicy -------------------------------------------------------------------------
-
-
-def validate_policy(policy: Any) -> list[Finding]:
-    """All findings for a PkiPolicy: errors first, in field order."""
-    if not isinstance(policy, Mapping):
-        return [_invalid("object", _NOT_A_MAPPING)]
-    structural = check_structure(policy, PKI_POLICY_SCHEMA)
-    spec = _mapping(policy, "spec")
-    semantic: list[Finding] = []
-    if (
-        isinstance(policy.get("spec"), Mapping)
-        and "namespaces" not in spec
-        and "namespaceSelector" not in spec
-    ):
-        semantic.append(
-            _invalid(
-                "spec.namespaces",
-                "is missing, and so is spec.namespaceSelector; set either (or both) "
-                "to say which namespaces the policy applies to",
-            )
-        )
-    namespaces = _texts(spec, "namespaces")
-    semantic += _names("spec.namespaces", namespaces, dns1123_label_problem)
-    semantic += _duplicates("spec.namespaces", namespaces)
-    semantic += _selector_rules(_mapping(spec, "namespaceSelector"))
-    services = _texts(spec, "allowedServiceNames")
-    semantic += _names("spec.allowedServiceNames", services, dns1035_label_problem)
-    semantic += _duplicates("spec.allowedServiceNames", services)
-    patterns = _texts(spec, "allowedDNSNames")
-    semantic += _names("spec.allowedDNSNames", patterns, dns_pattern_problem)
-    semantic += _duplicates("spec.allowedDNSNames", patterns)
-    ranges = _texts(spec, "allowedIPRanges")
-    semantic += _names("spec.allowedIPRanges", ranges, cidr_problem)
-    semantic += _duplicates("spec.allowedIPRanges", ranges)
-    semantic += _max_duration_rules(_text(spec, "maxDuration"))
-    semantic += _broad_scope(spec)
-    semantic += _duplicates("spec.allowedKeyAlgorithms", _texts(spec, "allowedKeyAlgorithms"))
-    semantic += _duplicates("spec.allowedUsages", _texts(spec, "allowedUsages"))
-    return _ordered(_most_telling(structural, semantic), PKI_POLICY_SCHEMA)
-
-
-def dns_pattern_problem(pattern: str) -> str | None:
-    """Why an allowedDNSNames pattern is malformed, or ``None``."""
-    expanded = pattern
-    for placeholder in DNS_PATTERN_PLACEHOLDERS:
-        expanded = expanded.replace("{" + placeholder + "}", "a")
-    start = expanded.find("{")
-    if start >= 0 and "}" in expanded[start:]:
-        unknown = expanded[start : expanded.index("}", start) + 1]
-        allowed = [f"{{{p}}}" for p in DNS_PATTERN_PLACEHOLDERS]
-        return (
-            f"has an unknown placeholder {_q(unknown)}; use {' or '.join(allowed)}"
-            + did_you_mean(unknown, allowed)
-        )
-    problem = dns_name_problem(expanded)
-    if problem and "upper case" in problem:
-        return "has upper case letters; patterns are lower case"
-    return problem
-
-
-def cidr_problem(text: str) -> str | None:
-    """Why an allowedIPRanges entry is not a CIDR, or ``None``."""
-    if "/" not in text:
-        address = _parse_ip(text)
-        if address is not None:
-            single = f"{text}/{address.max_prefixlen}"
-            return f'is an address, not a range; write "{single}" for one address'
-        return 'is not a CIDR such as "10.0.0.0/8" or "fd00::/64"'
-    try:
-        ipaddress.ip_network(text, strict=True)
-    except ValueError:
-        try:
-            network = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            return 'is not a CIDR such as "10.0.0.0/8" or "fd00::/64"'
-        return f'has bits set after the prefix length; did you mean "{network}"?'
-    return None
-
-
-def _broad_scope(spec: Mapping[str, Any]) -> Iterator[Finding]:
-    """Warnings for a policy that is legal but almost certainly wider than meant."""
-    selector = spec.get("namespaceSelector")
-    if (
-        isinstance(selector, Mapping)
-        and not selector.get("matchLabels")
-        and not (selector.get("matchExpressions"))
-    ):
-        yield _warning(
-            Category.ADVICE,
-            "spec.namespaceSelector",
-            "selects every namespace, kube-system included; list spec.namespaces or "
-            "select by label",
-            selector,
-        )
-    for index, text in _texts(spec, "allowedIPRanges"):
-        if cidr_problem(text) is None and ipaddress.ip_network(text).prefixlen == 0:
-            yield _warning(
-                Category.ADVICE,
-                f"spec.allowedIPRanges[{index}]",
-                f"allows every IPv{ipaddress.ip_network(text).version} address; "
-                "name the ranges the services really use",
-                text,
-            )
-
-
-def _max_duration_rules(text: str | None) -> Iterator[Finding]:
-    if text is None:
-        return
-    try:
-        bound = parse_duration(text)
-    except DurationError as error:
-        yield _invalid("spec.maxDuration", str(error), text)
-        return
-    if bound < _MIN_DURATION:
-        problem = (
-            f"is shorter than {MIN_DURATION}, the shortest a Pki may ask for, "
-            "so no Pki could use this policy"
-        )
-        yield _invalid("spec.maxDuration", problem, text)
-    elif bound > _MAX_DURATION:
-        yield _warning(
-            Category.ADVICE,
-            "spec.maxDuration",
-            f"is longer than {MAX_DURATION} (ten years), the longest pkiwarden issues for any "
-            f"Pki; {MAX_DURATION} applies",
-            text,
-        )
-    elif bound < _DEFAULT_DURATION:
-        yield _warning(
-            Category.ADVICE,
-            "spec.maxDuration",
-            f"is below the default spec.duration ({DEFAULT_DURATION}); a Pki that leaves "
-            f"spec.duration out gets {format_duration(bound)}",
-            text,
-        )
-
-
-def _selector_rules(selector: Mapping[str, Any]) -> Iterator[Finding]:
-    path = "spec.namespaceSelector"
-    labels = _mapping(selector, "matchLabels")
-    for key, value in labels.items():
-        where = child_path(f"{path}.matchLabels", key)
-        if isinstance(key, str) and (problem := label_key_problem(key)):
-            yield _invalid(where, f"is not a valid label key: it {problem}", key)
-        elif isinstance(value, str) and (problem := label_value_problem(value)):
-            yield _invalid(where, f"is not a valid label value: it {problem}", value)
-    expressions = selector.get("matchExpressions")
-    if not isinstance(expressions, list | tuple):
-        return
-    for index, expression in enumerate(expressions):
-        if not isinstance(expression, Mapping):
-            continue
-        where = f"{path}.matchExpressions[{index}]"
-        label = _text(expression, "key")
-        if label is not None and (problem := label_key_problem(label)):
-            yield _invalid(f"{where}.key", f"is not a valid label key: it {problem}", label)
-        operator = _text(expression, "operator")
-        values = expression.get("values")
-        count = len(values) if isinstance(values, list | tuple) else 0
-        if operator in ("In", "NotIn") and count == 0:
-            yield _invalid(
-                f"{where}.values", f"must list at least one value for operator {operator}"
-            )
-        elif operator in ("Exists", "DoesNotExist") and count:
-            yield _invalid(f"{where}.values", f"must be empty for operator {operator}")
-        for value_index, value in _texts(expression, "values"):
-            if problem := label_value_problem(value):
-                yield _invalid(
-                    f"{where}.values[{value_index}]",
-                    f"is not a valid label value: it {problem}",
-                    value,
-                )
-
-
-# --- phrasing for callers ----------------------------------------------------------------
-
-
-def message_for_denial(findings: Iterable[Finding]) -> str:
-    """All error findings as one line, joined with ``; `` (for an admission denial)."""
-    return "; ".join(one_line(phrase(finding)) for finding in errors(findings))
-
-
-def warning_messages(findings: Iterable[Finding]) -> list[str]:
-    """Each warning finding as one line, ready for an admission response's warnings."""
-    return [one_line(phrase(finding)) for finding in findings if not finding.is_error]
-
-
 __all__ = [
     "Context",
     "SecretInfo",
-    "cidr_problem",
-    "dns_pattern_problem",
-    "message_for_denial",
     "onboarding_fix",
     "policy_defaulted",
-    "policy_name",
+    "usable_authorities",
     "validate_pki",
-    "validate_policy",
-    "warning_messages",
 ]
