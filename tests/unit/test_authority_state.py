@@ -29,6 +29,7 @@ from issuer.controllers.authorities.inputs.spec import authority_spec, renewal_d
 from issuer.controllers.authorities.inputs.state import (
     NEXT_CRT,
     Material,
+    NewCA,
     material_after,
     read_material,
     read_state,
@@ -67,7 +68,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
     material = read_material(secret)
     assert material is not None
     state = RotationState()
-    for move, fresh in [(Move.BEGIN, NEW), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
+    for move, fresh in [(Move.BEGIN, NewCA(*NEW)), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
         step = Transition(move, "m", request="r1" if move is Move.BEGIN else "")
         material = material_after(material, state, move, fresh)
         state = advance(state, step, NOW)
@@ -91,7 +92,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
 def test_emergency_from_stable_trusts_only_the_new_ca() -> None:
     material = Material(OLD[0], OLD[1])
     state = RotationState()
-    after_material = material_after(material, state, Move.EMERGENCY, NEW)
+    after_material = material_after(material, state, Move.EMERGENCY, NewCA(*NEW))
     after = advance(state, Transition(Move.EMERGENCY, "m"), NOW)
     secret = render(_secret(), after, after_material, NOW)
     bundle = base64.b64decode(secret["data"]["ca.crt"])

@@ -223,7 +223,7 @@ class AuthorityController:
 
     def _supplied(
         self, spec: AuthoritySpec, material: state.Material, now: datetime
-    ) -> tuple[x509.Certificate, issuance.PrivateKey] | None:
+    ) -> state.NewCA | None:
         """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
@@ -241,7 +241,7 @@ class AuthorityController:
         # after a later rotation must not start a rotation back to it.
         if supplied.active.not_valid_before_utc <= material.active.not_valid_before_utc:
             return None
-        return supplied.active, supplied.active_key
+        return state.new_ca_of(supplied)
 
     def _leaf_of(self, namespace: str, secret: Mapping[str, Any]) -> Leaf:
         name = str((secret.get("metadata") or {}).get("name"))
@@ -321,6 +321,7 @@ class AuthorityController:
             supplied_next=supplied is not None,
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
+            trust_unchanged=material.adds_no_trust(current, now),
             pending=len(pending),
             blocked=len(blocked),
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
@@ -465,7 +466,7 @@ class AuthorityController:
         material: state.Material,
         step: Transition,
         spec: AuthoritySpec,
-        supplied: tuple[x509.Certificate, issuance.PrivateKey] | None,
+        supplied: state.NewCA | None,
         now: datetime,
     ) -> tuple[RotationState, state.Material] | None:
         """Write ``step``'s state and certificates to the CA Secret in one request."""
@@ -474,7 +475,7 @@ class AuthorityController:
             needs_new = step.move is Move.BEGIN or (
                 current.phase is Phase.STABLE and material.next is None
             )
-            fresh = new_ca(spec.generate, now) if needs_new else None
+            fresh = state.NewCA(*new_ca(spec.generate, now)) if needs_new else None
         after = advance(current, step, now)
         changed = state.material_after(material, current, step.move, fresh)
         if fresh is None and (
