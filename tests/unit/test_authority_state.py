@@ -158,7 +158,7 @@ def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
         {"metadata": {"name": "c"}},
         {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
     ]
-    assert set(namespace_trust(policies, namespaces, {}, "default")) == {"a", "b"}
+    assert set(namespace_trust(policies, namespaces, {}, str)) == {"a", "b"}
 
 
 def test_spec_defaults_and_the_rotation_request() -> None:

@@ -351,7 +351,7 @@ class AuthorityController:
             self.view.policies.list(),
             self.view.namespaces.list(),
             bundles,
-            self.signers.default,
+            self.signers.resolve,
         )
         changes = configmaps.trust_changes(wanted, self.configmaps.list())
         for change in changes:
