@@ -130,6 +130,14 @@ class CASource:
         return loaded
 
 
+def unreadable_ca_problem(namespace: str, name: str) -> str:
+    """What to do when the issuer may not read a CA Secret (the Role lists the ones it may)."""
+    return (
+        f'CA Secret "{namespace}/{name}" may not be read by the issuer; a cluster'
+        " administrator must add it to the resourceNames of the issuer's Role in that namespace"
+    )
+
+
 class Signers:
     """Every authority's signing CA, for the controllers that sign.
 
@@ -190,4 +198,6 @@ class Signers:
             if source is None or source.name != name:
                 source = CASource(self._secrets.cache(name), self._secrets.namespace, name)
                 self._sources[authority] = source
+        if self._secrets.denied(name):
+            return CAProblem(unreadable_ca_problem(self._secrets.namespace, name))
         return source.current(now)

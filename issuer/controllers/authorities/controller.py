@@ -59,6 +59,7 @@ from issuer.runtime import issuance
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.ownership import Ownership, ownership
+from issuer.runtime.signers import unreadable_ca_problem
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
 from shared.kube.cache import WatchCache
@@ -284,6 +285,8 @@ class AuthorityController:
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
                 f' started with ("{expected}"); restart the issuer to use it'
             )
+        elif secret is None and expected and self.ca_secrets.denied(expected):
+            result.problem = unreadable_ca_problem(self.namespace, expected)
         elif (
             secret is None
             and spec.generate is not None
