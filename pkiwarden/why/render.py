@@ -56,7 +56,7 @@ _HOW_WORDS = {
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Headline:
     exit: Exit
     line: str  # the first line of the text output
     fix: str | None  # the product's own sentence for the first problem
@@ -108,7 +108,7 @@ def _reason(text: str | None) -> Reason | None:
         return None
 
 
-def verdict(facts: Facts) -> Verdict:
+def headline(facts: Facts) -> Headline:
     """READY or NOT READY, with the problems in the order of the chain."""
     failing = {pki.name for pki in facts.pkis if _pki_problem(pki)}
     problems = [p for s in facts.secrets if (p := _secret_problem(s, failing))]
@@ -137,8 +137,8 @@ def verdict(facts: Facts) -> Verdict:
         if missing is not None:
             fix = f"create Secret {missing.name}, or a Pki with spec.secretName: {missing.name}"
     if problems:
-        return Verdict(Exit.NOT_READY, f"NOT READY: {where}: " + "; ".join(problems), fix, who)
-    return Verdict(Exit.READY, f"READY: {where}: {_summary(facts)}", None, None)
+        return Headline(Exit.NOT_READY, f"NOT READY: {where}: " + "; ".join(problems), fix, who)
+    return Headline(Exit.READY, f"READY: {where}: {_summary(facts)}", None, None)
 
 
 def _summary(facts: Facts) -> str:
@@ -250,7 +250,7 @@ def _trust_lines(trust: TrustFacts, namespace: str) -> list[str]:
 
 
 def render_text(facts: Facts) -> str:
-    result = verdict(facts)
+    result = headline(facts)
     lines = [result.line]
     if facts.secrets:
         lines.append("Secrets:")
@@ -329,7 +329,7 @@ def _pki_json(pki: PkiFacts) -> dict[str, Any]:
 
 def render_json(facts: Facts) -> dict[str, Any]:
     """The ``-o json`` document; its field names are documented in the README."""
-    result = verdict(facts)
+    result = headline(facts)
     return {
         "target": _target_json(facts.target),
         "exitCode": int(result.exit),
