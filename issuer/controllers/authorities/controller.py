@@ -66,7 +66,7 @@ from shared.kube.cache import WatchCache
 from shared.kube.client import CONFIG_MAPS, PKI_AUTHORITIES, SECRETS, ApiError
 from shared.logs import fields
 
-log = logging.getLogger("issuer.authority")
+log = logging.getLogger("issuer.authorities")
 
 JSON = dict[str, Any]
 # Parallel ca.crt writes into issued Secrets (each a small PATCH).
