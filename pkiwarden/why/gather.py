@@ -44,6 +44,7 @@ from shared.kube.client import (
     EVENTS,
     JSON,
     NAMESPACES,
+    PKI_AUTHORITIES,
     PKI_POLICIES,
     PKIS,
     PODS,
@@ -284,6 +285,17 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
             None,
         )
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {} if ns else None
+    authorities: dict[str, JSON] | None = None
+    if chosen:
+        # After the policies: a refusal of both is said in that order.
+        found_authorities = attempt(
+            "the PkiAuthorities (which one signs, its phase)",
+            lambda: reader.list(PKI_AUTHORITIES, None),
+            None,
+            POLICY_READER,
+        )
+        if found_authorities is not None:
+            authorities = {name_of(authority): authority for authority in found_authorities}
 
     trust = None
     if chosen:
@@ -322,6 +334,7 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
             other_pkis=pkis,
             secrets=infos,
             issued_before=was_issued(pki, events_of.get(_uid(pki) or "", [])),
+            authorities=authorities,
         )
         for pki in chosen
     )
