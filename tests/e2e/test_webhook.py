@@ -230,6 +230,9 @@ def test_ca_status_lists_every_authority_and_rotate_names_the_ones_there_are(
             "taken it up yet"
         ) in status.stdout
         assert any(line.split()[:1] == ["unserved"] for line in status.stdout.splitlines())
+        # kubectl shows the same Ready column (empty: no condition yet).
+        table = control_plane.kubectl("get", "pkica", "unserved").stdout.splitlines()
+        assert table[0].split()[:3] == ["NAME", "READY", "PHASE"], table
         rotate = ca("rotate", "--authority", "unservd")
         assert rotate.returncode == 1
         assert 'there is no PkiAuthority "unservd" (there are: ' in rotate.stderr
