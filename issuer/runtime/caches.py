@@ -106,6 +106,9 @@ class SharedCaches:
         self.policies = Listeners()
         self.namespaces = Listeners()
         self.issued_secrets_changed = Listeners()
+        # Every PkiAuthority: the authority controller serves each, and validation's
+        # re-check tells a Pki naming one that does not exist which it may use.
+        self.authorities = WatchCache(kube, PKI_AUTHORITIES)
         self.view = ClusterView(
             policies=WatchCache(kube, PKI_POLICIES, on_change=self.policies),
             namespaces=WatchCache(
@@ -116,8 +119,8 @@ class SharedCaches:
                 on_change=self.namespaces,
             ),
             pkis=WatchCache(kube, PKIS),
+            authorities=self.authorities,
         )
-        self.authorities = WatchCache(kube, PKI_AUTHORITIES)
         # Every Secret pkiwarden wrote (by label), per namespace or cluster-wide.
         self.issued_secrets = PerNamespaceCaches(
             kube, SECRETS, label_selector=OWNED_SELECTOR, on_change=self.issued_secrets_changed
@@ -132,7 +135,7 @@ class SharedCaches:
         starts now and counts for readiness, so the first reconciles find
         their Secrets cached instead of reading each directly.
         """
-        for cache in (*self.view.caches, self.authorities):
+        for cache in self.view.caches:  # the authorities' among them
             cache.start()
         self.ca_secrets.start()
         try:
@@ -144,13 +147,11 @@ class SharedCaches:
         owned = self._cluster_secrets
         return (
             self.view.synced()
-            and self.authorities.synced.is_set()
             and self.ca_secrets.synced()
             and (owned is None or owned.synced.is_set())
         )
 
     def stop(self) -> None:
         self.view.stop()
-        self.authorities.stop()
         self.issued_secrets.stop()
         self.ca_secrets.stop()

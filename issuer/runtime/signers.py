@@ -148,6 +148,11 @@ class Signers:
         self._sources: dict[str, CASource] = {}
         self._lock = threading.Lock()
 
+    def authority_of(self, pki: Mapping[str, Any]) -> str:
+        """spec.authority; a Pki that names none is signed by the default authority."""
+        named = (pki.get("spec") or {}).get("authority")
+        return named if isinstance(named, str) and named else self.default
+
     def secret_name(self, authority: str) -> str | None:
         """The CA Secret of ``authority``; None: no such PkiAuthority (or it names none)."""
         if authority == self.default:

@@ -13,6 +13,7 @@ from issuer.controllers.authorities.decisions.authority_status import (
     authority_status,
     missing_ca_problem,
 )
+from issuer.controllers.authorities.decisions.namespace_trust import namespace_trust
 from issuer.controllers.authorities.decisions.phases import (
     Move,
     Phase,
@@ -27,6 +28,7 @@ from issuer.controllers.authorities.inputs.spec import authority_spec, renewal_d
 from issuer.controllers.authorities.inputs.state import (
     NEXT_CRT,
     Material,
+    NewCA,
     material_after,
     read_material,
     read_state,
@@ -66,7 +68,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
     material = read_material(secret)
     assert material is not None
     state = RotationState()
-    for move, fresh in [(Move.BEGIN, NEW), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
+    for move, fresh in [(Move.BEGIN, NewCA(*NEW)), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
         step = Transition(move, "m", request="r1" if move is Move.BEGIN else "")
         material = material_after(material, state, move, fresh)
         state = advance(state, step, NOW)
@@ -90,7 +92,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
 def test_emergency_from_stable_trusts_only_the_new_ca() -> None:
     material = Material(OLD[0], OLD[1])
     state = RotationState()
-    after_material = material_after(material, state, Move.EMERGENCY, NEW)
+    after_material = material_after(material, state, Move.EMERGENCY, NewCA(*NEW))
     after = advance(state, Transition(Move.EMERGENCY, "m"), NOW)
     secret = render(_secret(), after, after_material, NOW)
     bundle = base64.b64decode(secret["data"]["ca.crt"])
@@ -132,7 +134,7 @@ def _cm(namespace: str, bundle: str, ours: bool = True) -> dict[str, Any]:
 def test_trust_changes(
     selected: set[str], existing: list[dict[str, Any]], expected: list[tuple[str, str]]
 ) -> None:
-    changes = configmaps.trust_changes(selected, existing, "B")
+    changes = configmaps.trust_changes({ns: {"ca.crt": "B"} for ns in selected}, existing)
     assert [(c.verb.value, c.namespace) for c in changes] == expected
 
 
@@ -156,7 +158,7 @@ def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
         {"metadata": {"name": "c"}},
         {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
     ]
-    assert configmaps.selected_namespaces(policies, namespaces) == {"a", "b"}
+    assert set(namespace_trust(policies, namespaces, {}, "default")) == {"a", "b"}
 
 
 def test_spec_defaults_and_the_rotation_request() -> None:

@@ -30,6 +30,7 @@ from issuer.controllers.authorities.decisions.authority_status import (
     authority_status,
     missing_ca_problem,
 )
+from issuer.controllers.authorities.decisions.namespace_trust import namespace_trust
 from issuer.controllers.authorities.decisions.phases import (
     Move,
     Observed,
@@ -117,7 +118,7 @@ def _leaf(secret: Mapping[str, Any]) -> Leaf:
 
 
 class AuthorityController:
-    """Trust distribution and rotation for the PkiAuthority the issuer serves."""
+    """Trust distribution and rotation for every PkiAuthority, one pass over all of them."""
 
     name = "authorities"
 
@@ -125,23 +126,25 @@ class AuthorityController:
         settings = runtime.settings
         self.kube = runtime.kube
         self.namespace = settings.namespace
-        self.authority_name = settings.authority
-        self.secret_name = settings.ca_secret
+        self.signers = runtime.signers
         self.view = runtime.caches.view
         self.secrets = runtime.caches.issued_secrets
+        self.ca_secrets = runtime.caches.ca_secrets
         self.recorder = runtime.recorder
         self.reissues = runtime.reissues
         self.clock = runtime.clock
         self.tick_seconds = settings.authority_tick_seconds
-        self.last = Pass()
+        self.last: dict[str, Pass] = {}  # by authority
         self.metrics = AuthorityMetrics(runtime.metrics.registry)
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._leaves: dict[tuple[str, str], Leaf] = {}
+        self._seen: set[tuple[str, str]] = set()  # the Secrets a pass surveyed, of all authorities
         self.authorities = runtime.caches.authorities
         self.authorities.add_listener(self._changed)
-        self.ca_cache = runtime.caches.ca_secrets.cache(self.secret_name)
+        self.ca_secrets.listeners.add(self._changed)
+        self.ca_secrets.cache(settings.ca_secret)  # the default authority's, watched from the start
         self.configmaps = WatchCache(
             self.kube,
             CONFIG_MAPS,
@@ -160,7 +163,7 @@ class AuthorityController:
 
     def start(self) -> None:
         """Start deciding and writing; with leader election, only once leading."""
-        self._thread = threading.Thread(target=self._run, name="authority", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="authorities", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -181,22 +184,29 @@ class AuthorityController:
             self._wake.clear()
             try:
                 self.last = self.run_once()
-                self.metrics.observe(self.authority_name, self.last)
+                for authority, result in self.last.items():
+                    self.metrics.observe(authority, result)
             except Exception:  # an API outage or a bug: log, look again next tick
-                log.exception("authority pass failed", extra=fields(authority=self.authority_name))
+                log.exception("authority pass failed")
             self._wake.wait(self.tick_seconds)
             time.sleep(0.05)  # let a burst of watch events settle into one pass
 
     # -- reading ----------------------------------------------------------
 
-    def authority(self) -> JSON | None:
-        return self.authorities.get("", self.authority_name)
+    def authority(self, name: str) -> JSON | None:
+        return self.authorities.get("", name)
 
-    def spec(self) -> AuthoritySpec:
-        return authority_spec(self.authority(), self.secret_name)
+    def ca_secret(self, secret_name: str) -> JSON | None:
+        return self.ca_secrets.get(secret_name)
 
-    def ca_secret(self) -> JSON | None:
-        return self.ca_cache.get(self.namespace, self.secret_name)
+    def trust_bundle(self, name: str, now: datetime) -> str | None:
+        """The authority's trust set (PEM) as its CA Secret records it; None: no CA yet."""
+        secret_name = self.signers.secret_name(name)
+        secret = self.ca_secret(secret_name) if secret_name else None
+        material = state.read_material(secret)
+        if material is None:
+            return None
+        return bundle_pem(material.trusted(state.read_state(secret, material), now)).decode()
 
     def _read_secret(self, name: str) -> JSON | None:
         """spec.nextSecretName's Secret, read directly: the issuer watches only its CA."""
@@ -213,7 +223,7 @@ class AuthorityController:
 
     def _supplied(
         self, spec: AuthoritySpec, material: state.Material, now: datetime
-    ) -> tuple[x509.Certificate, issuance.PrivateKey] | None:
+    ) -> state.NewCA | None:
         """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
@@ -231,7 +241,7 @@ class AuthorityController:
         # after a later rotation must not start a rotation back to it.
         if supplied.active.not_valid_before_utc <= material.active.not_valid_before_utc:
             return None
-        return supplied.active, supplied.active_key
+        return state.new_ca_of(supplied)
 
     def _leaf_of(self, namespace: str, secret: Mapping[str, Any]) -> Leaf:
         name = str((secret.get("metadata") or {}).get("name"))
@@ -244,18 +254,35 @@ class AuthorityController:
 
     # -- one pass ---------------------------------------------------------
 
-    def run_once(self) -> Pass:
+    def run_once(self) -> dict[str, Pass]:
+        """One pass over every authority: trust first (a ConfigMap holds several), then moves."""
         now = self.clock()
-        authority = self.authority()
-        spec = authority_spec(authority, self.secret_name)
-        self.reissues.set_rate(self.authority_name, spec.reissue_rate)
-        secret = self.ca_secret()
+        names = self.signers.names()
+        bundles = {name: b for name in names if (b := self.trust_bundle(name, now)) is not None}
+        maps_current = self._publish_configmaps(bundles)
+        pkis: dict[str, list[JSON]] = {}
+        for pki in self.view.pkis.list():
+            pkis.setdefault(self.signers.authority_of(pki), []).append(pki)
+        self._seen = set()
+        passes = {
+            name: self.run_authority(name, pkis.get(name, []), maps_current, now) for name in names
+        }
+        self._leaves = {key: leaf for key, leaf in self._leaves.items() if key in self._seen}
+        return passes
+
+    def run_authority(self, name: str, pkis: list[JSON], maps_current: bool, now: datetime) -> Pass:
+        """Survey ``name``'s Pkis, decide its next move, record it, write its status."""
+        authority = self.authority(name)
+        expected = self.signers.secret_name(name) or ""
+        spec = authority_spec(authority, expected)
+        self.reissues.set_rate(name, spec.reissue_rate)
+        secret = self.ca_secret(expected) if expected else None
         material = state.read_material(secret)
         result = Pass()
-        if spec.secret_name != self.secret_name:
+        if spec.secret_name != expected:
             result.problem = (
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
-                f' started with ("{self.secret_name}"); restart the issuer to use it'
+                f' started with ("{expected}"); restart the issuer to use it'
             )
         elif (
             secret is None
@@ -263,21 +290,19 @@ class AuthorityController:
             and authority is not None
             and not had_a_ca(authority)
         ):
-            self._create_ca(spec.generate, now)
+            self._create_ca(name, expected, spec.generate, now)
             result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
             result.problem = missing_ca_problem(
                 self.namespace, spec.secret_name, generates=spec.generate is not None
             )
         if result.problem or secret is None or material is None:
-            self._write_status(authority, RotationState(), (), result, "", now)
+            self._write_status(name, authority, RotationState(), (), result, "", now)
             return result
         current = state.read_state(secret, material)
         trusted = material.trusted(current, now)
-        bundle = bundle_pem(trusted)
-        bundle_b64 = base64.b64encode(bundle).decode()
-        maps_current = self._publish_configmaps(bundle.decode())
-        survey = self._survey_secrets(material.active, bundle_b64, now)
+        bundle_b64 = base64.b64encode(bundle_pem(trusted)).decode()
+        survey = self._survey_secrets(pkis, material.active, bundle_b64, now)
         if survey is None:
             result.phase, result.active_not_after = (
                 current.phase,
@@ -296,6 +321,7 @@ class AuthorityController:
             supplied_next=supplied is not None,
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
+            trust_unchanged=material.adds_no_trust(current, now),
             pending=len(pending),
             blocked=len(blocked),
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
@@ -303,32 +329,34 @@ class AuthorityController:
         step = next_transition(current, observed)
         after = current
         if step.move is not Move.NONE and authority is not None:
-            written = self._record(secret, current, material, step, spec, supplied, now)
+            written = self._record(name, secret, current, material, step, spec, supplied, now)
             if written is not None:
                 after, material = written
                 trusted = material.trusted(after, now)
                 if step.move in (Move.PROMOTE, Move.EMERGENCY):
                     signer = key_id(material.active)
                     order = reissue_order(p for p, kid in valid_leaves if kid != signer)
-                    self.reissues.request(self.authority_name, order)
+                    self.reissues.request(name, order)
         result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = len(pending), blocked
         result.active_not_after = material.active.not_valid_after_utc
         result.trust_current = observed.trust_current
-        self._write_status(authority, after, trusted, result, step.message, now)
+        self._write_status(name, authority, after, trusted, result, step.message, now)
         return result
 
-    def _publish_configmaps(self, bundle: str) -> bool:
+    def _publish_configmaps(self, bundles: Mapping[str, str]) -> bool:
         """Create, repair or remove trust ConfigMaps; True if none needed a change."""
-        selected = configmaps.selected_namespaces(
-            self.view.policies.list(), self.view.namespaces.list()
+        wanted = namespace_trust(
+            self.view.policies.list(),
+            self.view.namespaces.list(),
+            bundles,
+            self.signers.default,
         )
-        existing = self.configmaps.list()
-        changes = configmaps.trust_changes(selected, existing, bundle)
+        changes = configmaps.trust_changes(wanted, self.configmaps.list())
         for change in changes:
             try:
-                configmaps.apply_change(self.kube, change, bundle)
+                configmaps.apply_change(self.kube, change)
             except ApiError as error:
                 log.warning(
                     "trust ConfigMap not written",
@@ -337,9 +365,9 @@ class AuthorityController:
         return not changes
 
     def _survey_secrets(
-        self, active: x509.Certificate, bundle_b64: str, now: datetime
+        self, pkis: list[JSON], active: x509.Certificate, bundle_b64: str, now: datetime
     ) -> tuple[bool, list[Pending], list[tuple[Pending, bytes | None]]] | None:
-        """Bring every issued Secret's ca.crt to the bundle; the Pkis not signed by ``active``.
+        """Bring each of ``pkis``' Secrets' ca.crt to the bundle; the Pkis not signed by ``active``.
 
         Also every valid certificate with its signer's key id, from which a new
         signer's re-issue order follows. None while a namespace's Secret cache
@@ -352,7 +380,7 @@ class AuthorityController:
         seen: set[tuple[str, str]] = set()
         valid_leaves: list[tuple[Pending, bytes | None]] = []
         stale: list[tuple[str, Mapping[str, Any]]] = []
-        for pki in self.view.pkis.list():
+        for pki in pkis:
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
             cache = self.secrets.ensure(namespace)
@@ -383,7 +411,7 @@ class AuthorityController:
             current = False
             with ThreadPoolExecutor(TRUST_WRITERS, thread_name_prefix="trust") as pool:
                 list(pool.map(lambda item: self._patch_bundle(item[0], item[1], bundle_b64), stale))
-        self._leaves = {key: leaf for key, leaf in self._leaves.items() if key in seen}
+        self._seen |= seen
         order = {key: index for index, key in enumerate(reissue_order(pending))}
         return current, sorted(pending, key=lambda p: order[p.key]), valid_leaves
 
@@ -407,7 +435,7 @@ class AuthorityController:
 
     # -- writing a move ---------------------------------------------------
 
-    def _create_ca(self, generate: Generate, now: datetime) -> None:
+    def _create_ca(self, name: str, secret_name: str, generate: Generate, now: datetime) -> None:
         """A generated authority's first CA, created only where no Secret of that name exists.
 
         Only the first: see :func:`had_a_ca`.
@@ -418,7 +446,7 @@ class AuthorityController:
         it is: a Secret is never replaced by this path.
         """
         certificate, key = new_ca(generate, now)
-        body = ca_secret_body(self.namespace, self.secret_name, certificate, key)
+        body = ca_secret_body(self.namespace, secret_name, certificate, key)
         try:
             self.kube.create(SECRETS.path(self.namespace), body)
         except ApiError as error:
@@ -427,17 +455,18 @@ class AuthorityController:
             raise
         log.info(
             "CA Secret created",
-            extra=fields(authority=self.authority_name, secret=self.secret_name),
+            extra=fields(authority=name, secret=secret_name),
         )
 
     def _record(  # noqa: PLR0917
         self,
+        name: str,
         secret: JSON,
         current: RotationState,
         material: state.Material,
         step: Transition,
         spec: AuthoritySpec,
-        supplied: tuple[x509.Certificate, issuance.PrivateKey] | None,
+        supplied: state.NewCA | None,
         now: datetime,
     ) -> tuple[RotationState, state.Material] | None:
         """Write ``step``'s state and certificates to the CA Secret in one request."""
@@ -446,7 +475,7 @@ class AuthorityController:
             needs_new = step.move is Move.BEGIN or (
                 current.phase is Phase.STABLE and material.next is None
             )
-            fresh = new_ca(spec.generate, now) if needs_new else None
+            fresh = state.NewCA(*new_ca(spec.generate, now)) if needs_new else None
         after = advance(current, step, now)
         changed = state.material_after(material, current, step.move, fresh)
         if fresh is None and (
@@ -456,7 +485,8 @@ class AuthorityController:
             return None  # no new CA to be had: decided again next pass
         body = state.render(secret, after, changed, now)
         try:
-            self.kube.replace(SECRETS.path(self.namespace, self.secret_name), body)
+            secret_name = str((secret.get("metadata") or {}).get("name"))
+            self.kube.replace(SECRETS.path(self.namespace, secret_name), body)
         except ApiError as error:
             if error.conflict:
                 return None  # the Secret moved on: next_transition again from what it says now
@@ -464,21 +494,21 @@ class AuthorityController:
         log.info(
             "rotation step",
             extra=fields(
-                authority=self.authority_name,
+                authority=name,
                 move=step.move.value,
                 phase=after.phase.value,
                 cause=step.cause.value if step.cause else None,
             ),
         )
-        self._record_event(step, after)
+        self._record_event(name, step, after)
         return after, changed
 
-    def _record_event(self, step: Transition, after: RotationState) -> None:
+    def _record_event(self, name: str, step: Transition, after: RotationState) -> None:
         """An Event on the PkiAuthority for each step of a rotation (``kubectl describe pkica``).
 
         A cluster-scoped object's Events live in the ``default`` namespace.
         """
-        authority = self.authority()
+        authority = self.authority(name)
         if self.recorder is None or authority is None or step.move is Move.TRUST_SYNCED:
             return
         reason = {
@@ -496,6 +526,7 @@ class AuthorityController:
 
     def _write_status(  # noqa: PLR0917
         self,
+        name: str,
         authority: JSON | None,
         after: RotationState,
         trusted: tuple[Any, ...],
@@ -531,7 +562,7 @@ class AuthorityController:
         gone = {key: None for key in ("activeCA", "activeNotAfter") if key not in desired}
         try:
             updated = self.kube.patch(
-                PKI_AUTHORITIES.path(name=self.authority_name, sub="status"),
+                PKI_AUTHORITIES.path(name=name, sub="status"),
                 {"status": {**gone, **desired}},
                 "merge",
             )

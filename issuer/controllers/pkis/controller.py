@@ -182,7 +182,7 @@ class PkiController:
                 error.status, error.message, "read", secret_name, namespace
             )
             return self._conclude(key, pki, self._refused(pki, message, now), None, now)
-        authority = self.authority_of(pki)
+        authority = self.signers.authority_of(pki)
         ca = self.signers.current(authority, now)
         # A default that depends on the policy (spec.duration) is issued as it was judged.
         judged = policy_defaulted(pki, namespace, context)
@@ -207,7 +207,7 @@ class PkiController:
         self, key: str, pki: JSON, secret: JSON | None, verdict: Verdict, now: datetime
     ) -> tuple[Verdict, issuance.IssuedCertificate | None] | Result:
         """Sign and write the Secret; the verdict to conclude, or a Result when retrying soon."""
-        desired, ca = verdict.desired, self.signers.current(self.authority_of(pki), now)
+        desired, ca = verdict.desired, self.signers.current(self.signers.authority_of(pki), now)
         assert desired is not None and isinstance(ca, issuance.SigningCA)
         namespace = key.split("/", 1)[0]
         private_key = reusable_key(verdict) or issuance.generate_key(desired.key)
@@ -233,11 +233,6 @@ class PkiController:
         if verdict.retire is not None:
             self._retire(pki, namespace, verdict.retire)
         return verdict, issued
-
-    def authority_of(self, pki: JSON) -> str:
-        """spec.authority; a Pki that names none is signed by the issuer's own (``--authority``)."""
-        named = (pki.get("spec") or {}).get("authority")
-        return named if isinstance(named, str) and named else self.signers.default
 
     def _retire(self, pki: JSON, namespace: str, name: str) -> None:
         """Delete the Secret written before spec.secretName changed, if it is still ours."""

@@ -2,24 +2,26 @@
 
 Like Kubernetes' own ``kube-root-ca.crt``: created where it is missing, put
 back when it drifts or is deleted, removed from a namespace no policy selects
-any more. Which changes to make is decided by ``trust_changes`` (pure); a
-ConfigMap of that name that pkiwarden did not create is never touched.
+any more. What each holds is decided by
+:func:`~issuer.controllers.authorities.decisions.namespace_trust.namespace_trust`
+and which changes to make by ``trust_changes`` (both pure); a ConfigMap of
+that name that pkiwarden did not create is never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from issuer.controllers.authorities.decisions.namespace_trust import TRUST_KEY
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from shared.kube.cache import object_key
 from shared.kube.client import CONFIG_MAPS, ApiError, Kube
-from shared.policy import selecting
 
 TRUST_CONFIGMAP = "pkiwarden-ca.crt"
-TRUST_KEY = "ca.crt"
+__all__ = ["TRUST_CONFIGMAP", "TRUST_KEY"]
 
 
 class Verb(StrEnum):
@@ -33,6 +35,7 @@ class Change:
     verb: Verb
     namespace: str
     resource_version: str = ""
+    data: Mapping[str, str] = field(default_factory=dict)  # what it holds after the change
 
 
 def is_ours(configmap: Mapping[str, Any]) -> bool:
@@ -40,36 +43,22 @@ def is_ours(configmap: Mapping[str, Any]) -> bool:
     return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
 
 
-def selected_namespaces(
-    policies: Sequence[Mapping[str, Any]], namespaces: Iterable[Mapping[str, Any]]
-) -> set[str]:
-    """Existing namespaces, not being deleted, that at least one PkiPolicy selects."""
-    chosen = set()
-    for namespace in namespaces:
-        metadata = namespace.get("metadata") or {}
-        name = metadata.get("name")
-        if not isinstance(name, str) or metadata.get("deletionTimestamp"):
-            continue
-        if selecting(policies, name, metadata.get("labels")):
-            chosen.add(name)
-    return chosen
-
-
 def trust_changes(
-    selected: set[str], existing: Iterable[Mapping[str, Any]], bundle: str
+    wanted: Mapping[str, Mapping[str, str]], existing: Iterable[Mapping[str, Any]]
 ) -> list[Change]:
-    """What to create, repair or remove so that exactly ``selected`` hold ``bundle``."""
+    """The changes that leave exactly ``wanted``'s namespaces holding its data."""
     found = {object_key(cm)[0]: cm for cm in existing if object_key(cm)[1] == TRUST_CONFIGMAP}
     changes = []
-    for namespace in sorted(selected):
+    for namespace in sorted(wanted):
         configmap = found.get(namespace)
+        data = dict(wanted[namespace])
         if configmap is None:
-            changes.append(Change(Verb.CREATE, namespace))
-        elif is_ours(configmap) and (configmap.get("data") or {}).get(TRUST_KEY) != bundle:
+            changes.append(Change(Verb.CREATE, namespace, data=data))
+        elif is_ours(configmap) and dict(configmap.get("data") or {}) != data:
             version = str((configmap.get("metadata") or {}).get("resourceVersion", ""))
-            changes.append(Change(Verb.UPDATE, namespace, version))
+            changes.append(Change(Verb.UPDATE, namespace, version, data))
     for namespace, configmap in sorted(found.items()):
-        if namespace not in selected and is_ours(configmap):
+        if namespace not in wanted and is_ours(configmap):
             version = str((configmap.get("metadata") or {}).get("resourceVersion", ""))
             changes.append(Change(Verb.DELETE, namespace, version))
     return changes
@@ -86,7 +75,9 @@ def foreign(existing: Iterable[Mapping[str, Any]], selected: set[str]) -> list[s
     )
 
 
-def configmap_body(namespace: str, bundle: str, resource_version: str = "") -> dict[str, Any]:
+def configmap_body(
+    namespace: str, data: Mapping[str, str], resource_version: str = ""
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": TRUST_CONFIGMAP,
         "namespace": namespace,
@@ -102,19 +93,19 @@ def configmap_body(namespace: str, bundle: str, resource_version: str = "") -> d
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata,
-        "data": {TRUST_KEY: bundle},
+        "data": dict(data),
     }
 
 
-def apply_change(kube: Kube, change: Change, bundle: str) -> bool:
+def apply_change(kube: Kube, change: Change) -> bool:
     """Make one change; False if the cache was stale (409/404): decided again next time."""
     try:
         if change.verb is Verb.CREATE:
             kube.create(
-                CONFIG_MAPS.path(change.namespace), configmap_body(change.namespace, bundle)
+                CONFIG_MAPS.path(change.namespace), configmap_body(change.namespace, change.data)
             )
         elif change.verb is Verb.UPDATE:
-            body = configmap_body(change.namespace, bundle, change.resource_version)
+            body = configmap_body(change.namespace, change.data, change.resource_version)
             kube.replace(CONFIG_MAPS.path(change.namespace, TRUST_CONFIGMAP), body)
         else:
             kube.delete(
