@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
+from issuer.runtime.settings import Settings
 from pkiwarden.ca.render import (
     no_such_authority,
     not_ready,
@@ -24,12 +25,20 @@ from pkiwarden.ca.render import (
     rotation_refusal,
 )
 from shared.clock import utc_now
-from shared.kube.client import JSON, PKI_AUTHORITIES, ApiError, Kube
+from shared.kube.client import (
+    JSON,
+    METADATA_ONLY_OBJECT,
+    PKI_AUTHORITIES,
+    SECRETS,
+    ApiError,
+    Kube,
+)
 from shared.schema import DEFAULT_AUTHORITY
 
 EXIT_READY = 0
 EXIT_NOT_READY = 1
 EXIT_UNREADABLE = 2
+ISSUER_NAMESPACE = Settings().namespace
 
 
 def register(subparsers: Any) -> None:
@@ -47,6 +56,13 @@ def register(subparsers: Any) -> None:
     _kubeconfig(status)
     status.add_argument(
         "--authority", metavar="NAME", help="show this PkiAuthority only, with its trust set"
+    )
+    status.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="also look for each CA Secret in NS, the issuer's namespace (usually"
+        f" {ISSUER_NAMESPACE}), as metadata only: a missing one is NOT READY even while no"
+        " issuer runs to report it",
     )
     status.set_defaults(handler=_status)
     rotate = commands.add_parser(
@@ -92,6 +108,38 @@ def _authority(kube: Kube, name: str, command: str) -> JSON | str:
     return f"pkiwarden ca {command}: {no_such_authority(name, names)}"
 
 
+def missing_ca_secrets(
+    kube: Kube, authorities: list[JSON], namespace: str
+) -> tuple[dict[str, str], str | None]:
+    """Authority name -> ``namespace/name`` of each CA Secret that does not exist, and a
+    note when they could not be looked for.
+
+    Read as metadata only: the answer says whether the Secret is there, never what it
+    holds, so no key leaves the API server. A status can be stale (no issuer running);
+    a missing Secret is a fact now.
+    """
+    missing: dict[str, str] = {}
+    for authority in authorities:
+        secret = str((authority.get("spec") or {}).get("secretName") or "")
+        if not secret:
+            continue
+        try:
+            kube.get(SECRETS.path(namespace, secret), accept=METADATA_ONLY_OBJECT)
+        except ApiError as error:
+            if error.not_found:
+                missing[str((authority.get("metadata") or {}).get("name"))] = (
+                    f"{namespace}/{secret}"
+                )
+            elif error.status == 403:
+                return missing, (
+                    f"note: CA Secrets not looked for: it needs get secrets in namespace"
+                    f" {namespace}; readiness is the issuer's last report"
+                )
+            else:
+                raise
+    return missing, None
+
+
 def _status(args: argparse.Namespace) -> int:
     kube = Kube.from_environment(args.kubeconfig)
     if args.authority is not None:
@@ -100,16 +148,31 @@ def _status(args: argparse.Namespace) -> int:
             print(found, file=sys.stderr)
             return EXIT_UNREADABLE
         authorities = [found]
-        print(render_status(found, utc_now()))
     else:
         try:
             authorities = kube.get(PKI_AUTHORITIES.path())["items"]
         except ApiError as error:
             print(f"pkiwarden ca status: cannot list PkiAuthorities: {error}", file=sys.stderr)
             return EXIT_UNREADABLE
-        print(render_overview(authorities, utc_now()))
+    missing: dict[str, str] = {}
+    note = None
+    if args.namespace:
+        try:
+            missing, note = missing_ca_secrets(kube, authorities, args.namespace)
+        except ApiError as error:
+            note = f"note: CA Secrets not looked for: {error}"
+    if args.authority is not None:
+        print(render_status(authorities[0], utc_now(), missing.get(args.authority)))
+    else:
+        print(render_overview(authorities, utc_now(), missing))
+    if note:
+        print(note, file=sys.stderr)
     # Scripts and CI read the exit status: 1 when one cannot sign, as `why` does.
-    if not authorities or any(not_ready(authority) for authority in authorities):
+    names = [str((a.get("metadata") or {}).get("name")) for a in authorities]
+    if not authorities or any(
+        not_ready(authority, missing.get(name))
+        for authority, name in zip(authorities, names, strict=True)
+    ):
         return EXIT_NOT_READY
     return EXIT_READY
 

@@ -57,12 +57,18 @@ def unavailable(authority: Mapping[str, Any]) -> str | None:
     return None
 
 
-def not_ready(authority: Mapping[str, Any]) -> str | None:
-    """Why the authority is not Ready, or None when it is: the CA cannot sign, or no issuer
-    has reported on it at all (a new authority nothing serves looks empty, not fine)."""
+def not_ready(authority: Mapping[str, Any], missing_secret: str | None = None) -> str | None:
+    """Why the authority is not Ready, or None when it is: the CA cannot sign, its CA Secret
+    (``missing_secret``, ``namespace/name``) is gone, or no issuer has reported on it at
+    all (a new authority nothing serves looks empty, not fine)."""
     problem = unavailable(authority)
     if problem is not None:
         return problem
+    if missing_secret is not None:
+        return (
+            f'its CA Secret "{missing_secret}" does not exist, so nothing can be signed; '
+            "restore it from a backup, or create it (type kubernetes.io/tls)"
+        )
     condition = _ready_condition(authority)
     if condition is None:
         return NOT_SERVED
@@ -71,11 +77,12 @@ def not_ready(authority: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _verdict(authority: Mapping[str, Any]) -> list[str]:
-    problem = not_ready(authority)
+def _verdict(authority: Mapping[str, Any], missing_secret: str | None) -> list[str]:
+    problem = not_ready(authority, missing_secret)
     if problem is None:
         return []
-    what = "cannot sign" if unavailable(authority) is not None else "is not Ready"
+    signs = unavailable(authority) is None and missing_secret is None
+    what = "is not Ready" if signs else "cannot sign"
     return [f"NOT READY: PkiAuthority {_name(authority)} {what}: {problem}"]
 
 
@@ -92,26 +99,36 @@ def _row(authority: Mapping[str, Any], now: datetime) -> list[str]:
     ]
 
 
-def render_overview(authorities: Sequence[Mapping[str, Any]], now: datetime) -> str:
+def render_overview(
+    authorities: Sequence[Mapping[str, Any]],
+    now: datetime,
+    missing_secrets: Mapping[str, str] | None = None,
+) -> str:
     """The text of ``pkiwarden ca status``: a verdict line per authority that is not Ready,
-    then one row per authority, in name order."""
+    then one row per authority, in name order. ``missing_secrets``: authority name ->
+    ``namespace/name`` of its CA Secret, for those found missing."""
+    missing = missing_secrets or {}
     if not authorities:
         return (
             "NOT READY: no PkiAuthority exists, so no Pki can be issued; create one "
             "(kind PkiAuthority, spec.secretName, and spec.generate for a CA pkiwarden makes)"
         )
     ordered = sorted(authorities, key=_name)
-    verdicts = [line for authority in ordered for line in _verdict(authority)]
+    verdicts = [
+        line for authority in ordered for line in _verdict(authority, missing.get(_name(authority)))
+    ]
     rows = _table([_COLUMNS, *(_row(authority, now) for authority in ordered)])
     return "\n".join([*verdicts, *([""] if verdicts else []), *rows])
 
 
-def render_status(authority: Mapping[str, Any], now: datetime) -> str:
+def render_status(
+    authority: Mapping[str, Any], now: datetime, missing_secret: str | None = None
+) -> str:
     """The text of ``pkiwarden ca status --authority NAME``: the verdict when it is not
     Ready, the kubectl columns, the trust set, the conditions, what blocks."""
     name = _name(authority)
     status = authority.get("status") or {}
-    verdict = _verdict(authority)
+    verdict = _verdict(authority, missing_secret)
     lines = [*verdict, *([""] if verdict else []), *_table([_COLUMNS, _row(authority, now)])]
     trusted = status.get("trusted") or []
     lines += ["", f"Trust set (ConfigMap pkiwarden-ca.crt, keys {name}.crt and ca.crt):"]

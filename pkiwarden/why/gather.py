@@ -43,6 +43,7 @@ from shared.defaults import secret_name
 from shared.kube.client import (
     EVENTS,
     JSON,
+    METADATA_ONLY_OBJECT,
     NAMESPACES,
     PKI_AUTHORITIES,
     PKI_POLICIES,
@@ -61,9 +62,6 @@ _UNREADABLE: JSON | None = {}
 
 CERTIFICATE_KEY = "tls.crt"
 CONFIG_MAPS = Resource("v1", "configmaps")
-METADATA_ONLY_OBJECT = (
-    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-)
 POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
 PKI_NOT_FOUND_HINT = (
     "; if kubectl apply refused it, the refusal names the fix,"

@@ -230,6 +230,14 @@ def test_ca_status_lists_every_authority_and_rotate_names_the_ones_there_are(
             "taken it up yet"
         ) in status.stdout
         assert any(line.split()[:1] == ["unserved"] for line in status.stdout.splitlines())
+        # Asked to look, it finds the CA Secret missing (as metadata only) and says so.
+        looked = ca("status", "--authority", "unserved", "--namespace", "pkiwarden-system")
+        assert looked.returncode == 1, looked
+        assert looked.stdout.splitlines()[0] == (
+            'NOT READY: PkiAuthority unserved cannot sign: its CA Secret "pkiwarden-system/'
+            'unserved-ca" does not exist, so nothing can be signed; restore it from a backup, '
+            "or create it (type kubernetes.io/tls)"
+        )
         # kubectl shows the same Ready column (empty: no condition yet).
         table = control_plane.kubectl("get", "pkica", "unserved").stdout.splitlines()
         assert table[0].split()[:3] == ["NAME", "READY", "PHASE"], table

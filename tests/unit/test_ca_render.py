@@ -86,3 +86,17 @@ def test_an_unknown_name_lists_those_there_are_and_the_likely_one() -> None:
         'did you mean "platform"?'
     )
     assert no_such_authority("x", []) == 'there is no PkiAuthority "x" (there are: none)'
+
+
+def test_a_missing_ca_secret_is_not_ready_even_with_a_stale_ready_status() -> None:
+    gone = "pkiwarden-system/pkiwarden-ca"
+    assert not_ready(DEFAULT, gone) == (
+        f'its CA Secret "{gone}" does not exist, so nothing can be signed; restore it from a '
+        "backup, or create it (type kubernetes.io/tls)"
+    )
+    lines = render_overview([DEFAULT], NOW, {"default": gone}).splitlines()
+    assert lines[0].startswith(
+        f'NOT READY: PkiAuthority default cannot sign: its CA Secret "{gone}" does not exist'
+    )
+    # The issuer's own words win when it has said why already.
+    assert not_ready(PLATFORM_GONE, "pkiwarden-system/platform-ca") == MISSING
