@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from issuer.ca_cli import render_status, rotation_patch, rotation_refusal, unavailable
 from issuer.controllers.authorities.decisions.authority_status import (
     Standing,
     authority_status,
@@ -36,6 +35,7 @@ from issuer.controllers.authorities.inputs.state import (
     render,
 )
 from issuer.runtime import issuance
+from pkiwarden.ca.render import render_status, rotation_patch, rotation_refusal, unavailable
 from shared.clock import rfc3339
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -194,8 +194,8 @@ def test_status_and_the_cli_show_the_same_columns() -> None:
     authority = {"metadata": {"name": "default", "creationTimestamp": "2026-01-01T11:00:00Z"}}
     text = render_status({**authority, "status": status}, NOW)
     first, values = text.splitlines()[:2]
-    assert first.split() == ["NAME", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
-    assert values.split() == ["default", "Reissuing", status["activeNotAfter"], "3", "1h"]
+    assert first.split() == ["NAME", "READY", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
+    assert values.split() == ["default", "True", "Reissuing", status["activeNotAfter"], "3", "1h"]
     assert "Previous" in text and "a/x" in text
 
 

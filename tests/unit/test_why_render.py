@@ -344,7 +344,7 @@ def test_json_field_names_are_the_documented_ones() -> None:
     assert list(document["pkis"][0]) == [
         "name", "serviceName", "secretName", "dnsNames", "ready", "reason", "message",
         "serialNumber", "notAfter", "renewalTime", "lastFailureTime", "nextRetryTime",
-        "failedIssuanceAttempts", "upToDate", "findings", "policy",
+        "failedIssuanceAttempts", "upToDate", "findings", "policy", "authority",
     ]  # fmt: skip
     assert list(document["pkis"][0]["policy"]) == ["readable", "deciding", "selecting"]
     assert list(document["pkis"][0]["policy"]["selecting"][0]) == [
