@@ -126,7 +126,7 @@ def render_overview(
 def render_status(
     authority: Mapping[str, Any], now: datetime, missing_secret: str | None = None
 ) -> str:
-    """The text of ``pkiwarden ca status --authority NAME``: the verdict when it is not
+    """The text of ``pkiwarden ca status --authority NAME``: the headline when it is not
     Ready, the kubectl columns, the trust set, the conditions, what blocks."""
     name = _name(authority)
     status = authority.get("status") or {}
@@ -148,7 +148,7 @@ def render_status(
     problem = unavailable(authority)
     for condition in status.get("conditions") or []:
         if problem and condition.get("type") == "Ready":
-            continue  # said first, as the verdict
+            continue  # said first, as the headline
         lines.append(
             f"{condition.get('type')}: {condition.get('status')} ({condition.get('reason')})"
             f" {condition.get('message', '')}"
