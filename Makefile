@@ -47,7 +47,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane node helm prometheus lint
+# image: pkiwarden's Deployments run as Pods from it on the local node.
+test: $(STAMP) controlplane node helm prometheus image lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint
