@@ -70,7 +70,7 @@ test-image: $(STAMP) controlplane helm image
 crds: $(STAMP)
 	$(BIN)/python -m pkiwarden.generate.crds deploy/crds
 
-demo: $(STAMP) controlplane
+demo: $(STAMP) controlplane node image
 	$(BIN)/python -m pkiwarden.local.demo
 
 demo-down: $(STAMP)

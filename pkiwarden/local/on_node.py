@@ -40,20 +40,25 @@ API_CLIENTS = (
     ("Job", install.BOOTSTRAP_JOB, "bootstrap-ca"),
 )
 ROLLOUT_TIMEOUT = "180s"
+BUILD_LOG_LINES = 30
 
 
 def build_image() -> str:
-    """Build pkiwarden's image (cached by podman's layers); its name as podman stores it."""
+    """Build pkiwarden's image (cached by podman's layers); its name as podman stores it.
+
+    ``make image`` shows a build's progress; here it is kept quiet and shown
+    only when the build fails.
+    """
     if not IMAGE_BUILD.is_file():
         raise ControlPlaneError(f"cannot build pkiwarden's image: {IMAGE_BUILD} is missing")
     result = subprocess.run(
-        [str(IMAGE_BUILD)], stdout=subprocess.PIPE, text=True, check=False, cwd=REPO_ROOT
+        [str(IMAGE_BUILD)], capture_output=True, text=True, check=False, cwd=REPO_ROOT
     )
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
+        tail = "\n".join(result.stderr.strip().splitlines()[-BUILD_LOG_LINES:])
         raise ControlPlaneError(
-            f"building pkiwarden's image failed ({IMAGE_BUILD} exited {result.returncode});"
-            " its output above says why"
+            f"building pkiwarden's image failed ({IMAGE_BUILD} exited {result.returncode}):\n{tail}"
         )
     return podman_name(lines[-1])
 

@@ -1,10 +1,10 @@
 """deploy/ as a cluster admin would use it, and its RBAC proven under real tokens.
 
-The demo runs the webhook and the issuer under TokenRequest tokens of their
-own ServiceAccounts with exactly the RBAC of deploy/rbac and deploy/tenants,
-so a missing verb fails the story here. It runs on a control plane of its own:
-the webhook registration and the issuer's Lease are cluster-wide singletons
-the other end-to-end tests also use.
+The demo runs the webhook and the issuer as Pods on the local node, under
+the projected tokens of their own ServiceAccounts with exactly the RBAC of
+deploy/rbac and deploy/tenants, so a missing verb fails the story here. It
+runs on a cluster of its own: the webhook registration and the issuer's
+Lease are cluster-wide singletons the other end-to-end tests also use.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,13 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
     assert "ask the platform team to allow it, or change spec.serviceName" in describe
     assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
-    # The scheduler's own Event stands next to pkiwarden's: no node has room.
-    assert "Warning  FailedScheduling" in describe
-    assert "default-scheduler" in describe
+    # The kubelet's own Event stands next to pkiwarden's: the Secret it waits for.
+    assert "FailedMount  " in describe and "kubelet" in describe
+    assert 'secret "app2-pki-tls" not found' in describe
+    # After the fix the new Pod serves a certificate that verifies against the trust ConfigMap.
+    handshake = transcript.rsplit("$ openssl s_client", 1)[1]
+    assert "subject=CN = app2.app2.svc" in handshake
+    assert "Verify return code: 0 (ok)" in handshake
 
 
 def test_demo_asks_why_from_the_deployments_pod(demo_run: tuple[Path, str]) -> None:
@@ -100,29 +105,39 @@ def test_demo_reaches_the_webhook_through_its_service(demo_run: tuple[Path, str]
     )
 
 
-def test_the_app_pod_comes_from_its_deployment(demo_plane: ControlPlane) -> None:
-    pods = json.loads(demo_plane.kubectl("get", "pods", "-n", "app2", "-o", "json").stdout)
-    (pod,) = pods["items"]
+def live_pods(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    listed = json.loads(plane.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)
+    return [pod for pod in listed["items"] if not pod["metadata"].get("deletionTimestamp")]
+
+
+def test_the_app_pod_comes_from_its_deployment_and_runs(demo_plane: ControlPlane) -> None:
+    (pod,) = live_pods(demo_plane, "app2")
     (owner,) = pod["metadata"]["ownerReferences"]
     assert owner["kind"] == "ReplicaSet" and owner["name"].startswith("app2-")
-    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["phase"] == "Running"
+    assert pod["spec"]["containers"][0]["image"] == "pkiwarden.local/tlsserver:dev"
 
 
-def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> None:
-    for name, kubeconfig in (("webhook", "webhook.kubeconfig"), ("issuer", "issuer.kubeconfig")):
-        config = (demo_plane.dir / kubeconfig).read_text()
-        assert "token:" in config and "client-certificate" not in config
-        record = procs.read(demo_plane.dir, name)
-        assert record is not None and procs.is_running(record), f"{name} not running"
-        assert f"--kubeconfig={demo_plane.dir / kubeconfig}" in record.argv
-    who = demo_plane.kubectl(
-        "auth",
-        "whoami",
-        "-o",
-        "jsonpath={.status.userInfo.username}",
-        kubeconfig=demo_plane.dir / "issuer.kubeconfig",
+def test_pkiwarden_ran_as_pods_under_their_service_accounts(demo_plane: ControlPlane) -> None:
+    accounts = {
+        pod["metadata"]["labels"]["app.kubernetes.io/name"]: pod["spec"]["serviceAccountName"]
+        for pod in live_pods(demo_plane, install.SYSTEM_NAMESPACE)
+        if "app.kubernetes.io/name" in pod["metadata"]["labels"]
+    }
+    assert accounts == {
+        "pkiwarden-webhook": install.WEBHOOK_ACCOUNT,
+        "pkiwarden-issuer": install.ISSUER_ACCOUNT,
+    }
+    # No process of this machine stands in for them, and no kubeconfig was written for them.
+    for name in ("webhook", "issuer"):
+        assert procs.read(demo_plane.dir, name) is None, name
+        assert not (demo_plane.dir / f"{name}.kubeconfig").exists(), name
+    lease = json.loads(
+        demo_plane.kubectl(
+            "get", "lease", "pkiwarden-issuer", "-n", install.SYSTEM_NAMESPACE, "-o", "json"
+        ).stdout
     )
-    assert who.stdout == ISSUER
+    assert lease["spec"]["holderIdentity"].startswith("pkiwarden-issuer-")
 
 
 def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
