@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pkiwarden.local import controlplane, node, on_node, webhook_process
+from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
@@ -53,19 +53,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         try:
             controlplane.binaries()
-            fixtures = {
-                name for item in session.items for name in getattr(item, "fixturenames", ())
-            }
-            if fixtures & {"local_node", "pods_cluster"}:
+            if any("local_node" in getattr(item, "fixturenames", ()) for item in session.items):
                 node.build()
-            if "pods_cluster" in fixtures:
-                on_node.build_image()
         except ControlPlaneError as error:
             session.config.stash[_BUILD_ERROR] = error
-
-
-def _fixture_names(item: pytest.Item) -> tuple[str, ...]:
-    return tuple(getattr(item, "fixturenames", ()))
 
 
 class _Teardown:
@@ -126,31 +117,6 @@ def local_node(control_plane: ControlPlane) -> Iterator[Node]:
         yield started
     finally:
         node.down(control_plane, report=lambda line: print(line, file=sys.stderr))
-
-
-@pytest.fixture(scope="module")
-def pods_cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    """A control plane of the module's own, made for Pods, with its node and pkiwarden as Pods.
-
-    Not the session's: that one calls webhooks at a ClusterIP where a process
-    listens (the ``--no-node`` tier); this one calls them at their Pods.
-    deploy/ is applied through deploy/overlays/local from the image ``make
-    image`` builds, and both Deployments are rolled out.
-    """
-    error = request.config.stash.get(_BUILD_ERROR, None)
-    if error is not None:
-        pytest.fail(f"cannot run pkiwarden as Pods: {error}", pytrace=False)
-    teardown = _Teardown(tmp_path_factory.mktemp("pods"))
-    try:
-        plane = controlplane.up(
-            teardown.dir, die_with_caller=True, pod_subnet=node.free_pod_subnet()
-        )
-        on_node.install_on_node(plane, node.up(plane, die_with_caller=True))
-        yield plane
-    finally:
-        teardown.run()
 
 
 def crd_names(directory: Path = CRD_DIR) -> set[str]:

@@ -5,6 +5,11 @@ the projected tokens of their own ServiceAccounts with exactly the RBAC of
 deploy/rbac and deploy/tenants, so a missing verb fails the story here. It
 runs on a cluster of its own: the webhook registration and the issuer's
 Lease are cluster-wide singletons the other end-to-end tests also use.
+
+The last of the demo's tests break its Pods: a killed webhook Pod makes the
+API server refuse Pkis (failurePolicy Fail) until the replacement is Ready,
+with nobody touching the registration; a deleted issuer leader hands its
+Lease to the other replica, which issues nothing twice.
 """
 
 from __future__ import annotations
@@ -21,14 +26,103 @@ from typing import Any
 
 import pytest
 
+from issuer.run import LEASE_NAME
 from pkiwarden.local import controlplane, install
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
+from shared.kube.client import Kube
+from tests.e2e.helpers import (
+    TIMEOUT,
+    delete_namespace,
+    events_on,
+    eventually,
+    get,
+    policy_body,
+    serial,
+    wait_ready,
+    web_pki,
+)
 
 REPO = controlplane.REPO_ROOT
 WEBHOOK = "system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
 ISSUER = "system:serviceaccount:pkiwarden-system:pkiwarden-issuer"
 BOOTSTRAP = "system:serviceaccount:pkiwarden-system:pkiwarden-bootstrap-ca"
+SYSTEM = install.SYSTEM_NAMESPACE
+NAMESPACE = "deployed-e2e"
+POLICY = "e2e-deployed"
+WEBHOOK_CALL = 'failed calling webhook "pkis.pkiwarden.dev"'
+
+
+def pods(plane: ControlPlane, app: str) -> list[dict[str, Any]]:
+    """pkiwarden-system's Pods of one Deployment (label app.kubernetes.io/name), live ones only."""
+    listed = plane.kubectl(
+        "get", "pods", "-n", SYSTEM, "-l", f"app.kubernetes.io/name={app}", "-o", "json"
+    )
+    items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+    return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def apply_pki(plane: ControlPlane, name: str) -> tuple[int, str]:
+    """``kubectl apply`` of a Pki as a user would; its exit status and what it printed."""
+    body = json.dumps(web_pki(NAMESPACE, name))
+    result = plane.kubectl("apply", "-f", "-", input=body, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def registration(plane: ControlPlane) -> list[dict[str, Any]]:
+    """Where the ValidatingWebhookConfiguration sends each webhook's calls."""
+    found = get(plane, "validatingwebhookconfiguration", "", "pkiwarden")
+    assert found is not None, "the registration deploy/ ships is missing"
+    return [hook["clientConfig"]["service"] for hook in found["webhooks"]]
+
+
+def ready_endpoints(plane: ControlPlane) -> set[str]:
+    """The addresses the API server may call the webhook at (its Service's ready endpoints)."""
+    listed = plane.kubectl(
+        "get",
+        "endpointslices",
+        "-n",
+        SYSTEM,
+        "-l",
+        f"kubernetes.io/service-name={install.WEBHOOK_SERVICE}",
+        "-o",
+        "json",
+    )
+    return {
+        address
+        for endpoint_slice in json.loads(listed.stdout)["items"]
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    }
+
+
+def lease_holder(plane: ControlPlane) -> str:
+    lease = get(plane, "lease", SYSTEM, LEASE_NAME)
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
+def issued_count(kube: Kube, pki: dict[str, Any]) -> int:
+    """How many times the issuer said it issued this Pki's certificate (aggregated Events)."""
+    return sum(int(event.get("count") or 1) for event in events_on(kube, pki, "Issued"))
+
+
+@pytest.fixture(scope="module")
+def tenant(demo_plane: ControlPlane) -> Iterator[str]:
+    """A namespace onboarded with deploy/tenants whose policy allows service "web"."""
+    install.onboard(demo_plane, NAMESPACE)
+    policy = json.dumps(policy_body(POLICY, NAMESPACE, ["web"]))
+    demo_plane.kubectl("apply", "-f", "-", input=policy)
+    try:
+        yield NAMESPACE
+    finally:
+        demo_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
+        delete_namespace(demo_plane, NAMESPACE)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +232,20 @@ def test_pkiwarden_ran_as_pods_under_their_service_accounts(demo_plane: ControlP
         ).stdout
     )
     assert lease["spec"]["holderIdentity"].startswith("pkiwarden-issuer-")
+    for app, replicas in (("pkiwarden-webhook", 1), ("pkiwarden-issuer", 2)):
+        running = pods(demo_plane, app)
+        assert len(running) == replicas, [pod["metadata"]["name"] for pod in running]
+        for pod in running:
+            assert pod["status"]["phase"] == "Running" and is_ready(pod), pod["status"]
+            (container,) = pod["spec"]["containers"]
+            assert container["image"].startswith("localhost/pkiwarden:")
+            assert container["imagePullPolicy"] == "Never"
+            assert not any("kubeconfig" in arg for arg in container.get("args") or [])
+            # The kubelet projects the token, the cluster CA and the namespace.
+            projected = [v for v in pod["spec"]["volumes"] if "projected" in v]
+            sources = [s for v in projected for s in v["projected"]["sources"]]
+            assert any("serviceAccountToken" in source for source in sources), projected
+            assert pod["spec"]["nodeName"] == "localhost"
 
 
 def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
@@ -348,6 +456,68 @@ def test_scrapers_get_the_webhook_ca_certificate_without_its_key(
     bundle = base64.b64decode(registration["webhooks"][0]["clientConfig"]["caBundle"]).decode()
     assert published["data"] == {"ca.crt": bundle}
     assert "PRIVATE KEY" not in json.dumps(published)
+
+
+# --------------------------------------------------------------------------- failures
+# Last of the demo's tests: they kill pkiwarden's Pods (each comes back).
+
+
+def test_a_killed_webhook_pod_fails_applies_closed_until_its_replacement_is_ready(
+    demo_plane: ControlPlane, tenant: str
+) -> None:
+    plane = demo_plane
+    registered = registration(plane)
+    (old,) = pods(plane, "pkiwarden-webhook")
+    old_name = old["metadata"]["name"]
+    plane.kubectl("delete", "pod", old_name, "-n", SYSTEM, "--grace-period=0", "--force")
+    eventually(
+        lambda: old["status"]["podIP"] not in ready_endpoints(plane),
+        TIMEOUT,
+        "the killed Pod to leave the webhook Service's endpoints",
+    )
+
+    refusals: list[str] = []
+
+    def applied_once_replaced() -> str | None:
+        status, output = apply_pki(plane, "after-kill")
+        if status != 0:
+            assert WEBHOOK_CALL in output, output
+            refusals.append(output)
+            return None
+        # Nothing answered for the webhook before its replacement was Ready.
+        assert any(is_ready(p) for p in pods(plane, "pkiwarden-webhook")), output
+        return output
+
+    eventually(applied_once_replaced, 90, "an apply to pass the replacement webhook Pod")
+    assert refusals, "no apply was refused while the webhook Pod was gone"
+    assert "pkiwarden-webhook" in refusals[0], refusals[0]
+    (replacement,) = pods(plane, "pkiwarden-webhook")
+    assert replacement["metadata"]["name"] != old_name
+    assert registration(plane) == registered
+    wait_ready(plane, tenant, "after-kill")
+
+
+def test_deleting_the_issuer_leader_pod_hands_over_without_issuing_twice(
+    demo_plane: ControlPlane, tenant: str
+) -> None:
+    plane = demo_plane
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    plane.kubectl("apply", "-f", "-", input=json.dumps(web_pki(tenant, "before")))
+    before = wait_ready(plane, tenant, "before")
+    first_serial = serial(plane, tenant, "before-tls")
+    leader = eventually(lambda: lease_holder(plane), TIMEOUT, "an issuer to lead")
+    names = {pod["metadata"]["name"] for pod in pods(plane, "pkiwarden-issuer")}
+    assert leader in names, (leader, names)
+
+    plane.kubectl("delete", "pod", leader, "-n", SYSTEM, "--wait=false")
+    (standby,) = names - {leader}
+    eventually(lambda: lease_holder(plane) == standby, 60, f"{standby} to take the Lease")
+
+    plane.kubectl("apply", "-f", "-", input=json.dumps(web_pki(tenant, "after")))
+    after = wait_ready(plane, tenant, "after")
+    assert serial(plane, tenant, "before-tls") == first_serial
+    assert issued_count(kube, before) == 1
+    assert issued_count(kube, after) == 1
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 The control plane is this module's own: ``local up`` starts it, installs
 deploy/ and runs the Deployments' processes (the host-process path, kept for
-``--no-node``; with a node they run as Pods, see test_node_deployed.py), and
+``--no-node``; with a node they run as Pods, see test_deploy.py), and
 ``local down`` removes it.
 """
 
