@@ -92,6 +92,13 @@ def _start_pods(plane: ControlPlane) -> None:
             f"the control plane in {plane.dir} runs pkiwarden as Pods, and its node is not"
             " running: run `pkiwarden local up` without --no-node"
         )
+    installed = plane.kubectl(
+        "get", "deployment", install.ISSUER_DEPLOYMENT, "-n", install.SYSTEM_NAMESPACE, check=False
+    )
+    if installed.returncode == 0:
+        on_node.wait_rolled_out(plane)
+        print("pkiwarden already running as Pods", file=sys.stderr)
+        return
     on_node.install_on_node(plane, started)
     print(
         f"pkiwarden running as Pods (kubectl get pods -n {install.SYSTEM_NAMESPACE})",
