@@ -132,7 +132,7 @@ def handshake(cp: ControlPlane, pod: str) -> None:
         f"openssl s_client -connect $(kubectl get pod {pod} -n app2"
         " -o jsonpath='{.status.podIP}'):8443 -servername app2.app2.svc"
         f" -verify_hostname app2.app2.svc -CAfile {trust_file} -verify_return_error"
-        " </dev/null 2>/dev/null | grep -E '^(subject|issuer)=|Verify return code'",
+        " </dev/null 2>/dev/null | grep -E '^(subject|issuer)=|^Verify return code'",
     )
 
 
