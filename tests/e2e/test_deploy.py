@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from issuer.run import LEASE_NAME
 from pkiwarden.local import controlplane, install
@@ -559,6 +560,37 @@ def test_kustomize_base_renders_and_the_server_accepts_it(bare_plane: ControlPla
     )
     dev = bare_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy/overlays/dev"))
     assert "job.batch/pkiwarden-bootstrap-ca created (server dry run)" in dev.stdout
+
+
+def rendered(plane: ControlPlane, overlay: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """``kubectl kustomize`` of a folder of deploy/, by (kind, name)."""
+    text = plane.kubectl("kustomize", str(REPO / "deploy" / overlay)).stdout
+    documents = [document for document in yaml.safe_load_all(text) if document]
+    return {(d["kind"], d["metadata"]["name"]): d for d in documents}
+
+
+def test_the_local_overlay_changes_only_what_one_node_must(bare_plane: ControlPlane) -> None:
+    """Image name, pull policy, the webhook's replicas; RBAC, registration, Service as shipped."""
+    dev = rendered(bare_plane, "overlays/dev")
+    local = rendered(bare_plane, "overlays/local")
+    assert local.keys() == dev.keys()
+    changed = {key for key in dev if dev[key] != local[key]}
+    assert changed == {
+        ("Deployment", "pkiwarden-webhook"),
+        ("Deployment", "pkiwarden-issuer"),
+        ("Job", "pkiwarden-bootstrap-ca"),
+    }
+    for key in changed:
+        shipped, one_node = dev[key], local[key]
+        (container,) = one_node["spec"]["template"]["spec"]["containers"]
+        image = container.pop("image")
+        assert image == "localhost/" + shipped["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert container.pop("imagePullPolicy") == "Never"
+        shipped["spec"]["template"]["spec"]["containers"][0].pop("image")
+        if key == ("Deployment", "pkiwarden-webhook"):
+            assert (shipped["spec"]["replicas"], one_node["spec"]["replicas"]) == (2, 1)
+            one_node["spec"]["replicas"] = shipped["spec"]["replicas"]
+        assert one_node == shipped, key
 
 
 def test_deployments_run_hardened(bare_plane: ControlPlane) -> None:
