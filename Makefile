@@ -47,7 +47,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-test: $(STAMP) controlplane node helm prometheus lint
+# image: pkiwarden's Deployments run as Pods from it on the local node.
+test: $(STAMP) controlplane node helm prometheus image lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP) lint
@@ -69,7 +70,7 @@ test-image: $(STAMP) controlplane helm image
 crds: $(STAMP)
 	$(BIN)/python -m pkiwarden.generate.crds deploy/crds
 
-demo: $(STAMP) controlplane
+demo: $(STAMP) controlplane node image
 	$(BIN)/python -m pkiwarden.local.demo
 
 demo-down: $(STAMP)

@@ -104,15 +104,20 @@ def _leaf(
     return Issued(certificates.key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
-def new_serving_cert(ca: Issued, now: dt.datetime, service_ip: str) -> Issued:
-    """The API server's certificate: loopback, the in-cluster names and the ``kubernetes`` IP."""
+def new_serving_cert(
+    ca: Issued, now: dt.datetime, service_ip: str, extra_ips: Sequence[str] = ()
+) -> Issued:
+    """The API server's certificate: loopback, the in-cluster names and the ``kubernetes`` IP.
+
+    ``extra_ips``: other addresses clients dial it at (the node's bridge, for Pods).
+    """
     return _leaf(
         ca,
         certificates.common_name("kube-apiserver"),
         ExtendedKeyUsageOID.SERVER_AUTH,
         now,
         dns_names=SERVING_DNS_NAMES,
-        ips=(LOOPBACK_IP, service_ip),
+        ips=(LOOPBACK_IP, service_ip, *extra_ips),
     )
 
 
@@ -160,15 +165,18 @@ def _write(path: Path, data: bytes, private: bool = False) -> Path:
     return path
 
 
-def write_control_plane_pki(directory: Path, now: dt.datetime, service_ip: str) -> PkiFiles:
+def write_control_plane_pki(
+    directory: Path, now: dt.datetime, service_ip: str, extra_ips: Sequence[str] = ()
+) -> PkiFiles:
     """Generate every key and certificate the control plane needs into ``directory``.
 
     ``service_ip`` is the ClusterIP of the ``kubernetes`` Service (the first
-    address of the service range), which in-cluster clients would dial.
+    address of the service range), which in-cluster clients would dial;
+    ``extra_ips`` are further addresses the API server is reached at.
     """
     directory.mkdir(parents=True, exist_ok=True)
     ca = new_ca(now)
-    serving = new_serving_cert(ca, now, service_ip)
+    serving = new_serving_cert(ca, now, service_ip, extra_ips)
     admin = new_client_cert(ca, ADMIN_USER, [ADMIN_GROUP], now)
     manager = new_client_cert(ca, CONTROLLER_MANAGER_USER, [], now)
     scheduler = new_client_cert(ca, SCHEDULER_USER, [], now)

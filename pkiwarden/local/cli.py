@@ -18,6 +18,7 @@ from pkiwarden.local import (
     issuer_process,
     node,
     node_config,
+    on_node,
     webhook_process,
 )
 from pkiwarden.local import processes as procs
@@ -68,13 +69,14 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--with-webhook",
         action="store_true",
-        help="apply deploy/ and run the webhook Deployment's process on its Service's address",
+        help="apply deploy/ and run pkiwarden as Pods on the node (with --no-node: run the"
+        " webhook Deployment's process on its Service's address)",
     )
     start.add_argument(
         "--with-issuer",
         action="store_true",
-        help="apply deploy/ and run the issuer Deployment's process; the webhook's too, since"
-        " deploy/ registers it",
+        help="apply deploy/ and run pkiwarden as Pods on the node (with --no-node: run the"
+        " issuer Deployment's process, and the webhook's, since deploy/ registers it)",
     )
     start.set_defaults(handler=run_up)
     stop = actions.add_parser("down", help="stop the processes of a control plane, remove its data")
@@ -82,8 +84,34 @@ def register(subparsers: Any) -> None:
     stop.set_defaults(handler=run_down)
 
 
+def _start_pods(plane: ControlPlane) -> None:
+    """Install deploy/ through the local overlay: pkiwarden's Deployments run on the node."""
+    started = node.running(plane)
+    if started is None:
+        raise ControlPlaneError(
+            f"the control plane in {plane.dir} runs pkiwarden as Pods, and its node is not"
+            " running: run `pkiwarden local up` without --no-node"
+        )
+    installed = plane.kubectl(
+        "get", "deployment", install.ISSUER_DEPLOYMENT, "-n", install.SYSTEM_NAMESPACE, check=False
+    )
+    if installed.returncode == 0:
+        on_node.wait_rolled_out(plane)
+        print("pkiwarden already running as Pods", file=sys.stderr)
+        return
+    on_node.install_on_node(plane, started)
+    print(
+        f"pkiwarden running as Pods (kubectl get pods -n {install.SYSTEM_NAMESPACE})",
+        file=sys.stderr,
+    )
+
+
 def _start_helpers(plane: ControlPlane, args: argparse.Namespace) -> None:
     """Install deploy/ as shipped, then run the requested Deployments' processes."""
+    if plane.for_pods:
+        if args.with_webhook or args.with_issuer:
+            _start_pods(plane)
+        return
     wanted = []
     for name in helpers_to_run(args.with_webhook, args.with_issuer):
         record = procs.read(plane.dir, name)
@@ -121,7 +149,8 @@ def run_up(args: argparse.Namespace) -> int:
     """Handler of ``pkiwarden local up``."""
     already = controlplane.running(args.dir)
     try:
-        plane = already or controlplane.up(args.dir)
+        subnet = None if args.no_node else node.free_pod_subnet()
+        plane = already or controlplane.up(args.dir, pod_subnet=subnet)
     except (ControlPlaneError, NotReadyError) as error:
         print(f"pkiwarden local up: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,8 @@ from pkiwarden.local.certs import PkiFiles
 CONTEXT = "pkiwarden-local"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 LOOPBACK = "127.0.0.1"
+# Pods reach the API server at the node's bridge address (see apiserver_argv).
+ANY_ADDRESS = "0.0.0.0"
 
 
 def service_range(rng: random.Random | None = None) -> str:
@@ -67,15 +69,24 @@ def apiserver_argv(
     etcd_port: int,
     *,
     service_cidr: str,
+    for_pods: bool = False,
 ) -> list[str]:
     """kube-apiserver on loopback with client-certificate and service-account auth, RBAC on.
 
     The default admission plugins run, ServiceAccount and
     ValidatingAdmissionWebhook among them, plus NodeRestriction.
+
+    ``for_pods``: pkiwarden runs as Pods on the node. A Pod's network
+    namespace has its own loopback, so the API server listens on every
+    address (Pods dial the node's bridge address), and calls a webhook
+    Service at the address of a ready endpoint (the Pod's) rather than at
+    the ClusterIP, which nothing forwards without kube-proxy.
     """
+    pods = ["--enable-aggregator-routing=true"] if for_pods else []
     return [
         str(apiserver),
-        f"--bind-address={LOOPBACK}",
+        f"--bind-address={ANY_ADDRESS if for_pods else LOOPBACK}",
+        *pods,
         f"--advertise-address={LOOPBACK}",
         f"--secure-port={port}",
         f"--etcd-servers=http://{LOOPBACK}:{etcd_port}",

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from pkiwarden.local import components, node_teardown
+from pkiwarden.local import components, node_config, node_teardown
 from pkiwarden.local import processes as procs
 from pkiwarden.local.certs import (
     ADMIN_USER,
@@ -178,6 +178,24 @@ class ControlPlane:
     admin_key: Path
     service_cidr: str
     binaries: BinDir
+    # Set when the control plane was made for pkiwarden's Pods: the subnet its
+    # node's Pods get, whose bridge address the API server is reached at.
+    pod_subnet: str | None = None
+
+    @property
+    def for_pods(self) -> bool:
+        """Whether Pods on its node can reach the API server (pkiwarden then runs as Pods)."""
+        return self.pod_subnet is not None
+
+    @property
+    def pod_api_address(self) -> tuple[str, int]:
+        """Where a Pod reaches the API server: the node's bridge address and its port."""
+        if self.pod_subnet is None:
+            raise ControlPlaneError(
+                f"the control plane in {self.dir} was started with --no-node: Pods cannot reach it"
+            )
+        port = int(self.server.rsplit(":", 1)[1])
+        return node_config.bridge_ip(self.pod_subnet), port
 
     @property
     def bin_dir(self) -> Path:
@@ -237,6 +255,7 @@ def _load(dir: Path) -> ControlPlane | None:
             admin_key=Path(state["admin_key"]),
             service_cidr=state["service_cidr"],
             binaries=BinDir(**{key: Path(value) for key, value in state["binaries"].items()}),
+            pod_subnet=state.get("pod_subnet"),
         )
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         return None
@@ -332,12 +351,13 @@ def _prepare(dir: Path) -> None:
     (dir / MARKER).write_text("created by pkiwarden local up; removed by pkiwarden local down\n")
 
 
-def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
+def _start(dir: Path, bins: BinDir, die_with_caller: bool, pod_subnet: str | None) -> ControlPlane:
     deadline = time.monotonic() + READY_TIMEOUT
     service_cidr = components.service_range()
     pki_dir = dir / "pki"
+    pod_ips = [node_config.bridge_ip(pod_subnet)] if pod_subnet else []
     pki = write_control_plane_pki(
-        pki_dir, dt.datetime.now(dt.UTC), components.kubernetes_service_ip(service_cidr)
+        pki_dir, dt.datetime.now(dt.UTC), components.kubernetes_service_ip(service_cidr), pod_ips
     )
     etcd_client, etcd_peer, api_port, manager_port, scheduler_port = free_ports(5)
 
@@ -349,7 +369,13 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
     start(
         APISERVER,
         components.apiserver_argv(
-            bins.kube_apiserver, pki, pki_dir, api_port, etcd_client, service_cidr=service_cidr
+            bins.kube_apiserver,
+            pki,
+            pki_dir,
+            api_port,
+            etcd_client,
+            service_cidr=service_cidr,
+            for_pods=pod_subnet is not None,
         ),
     )
     server = f"https://{LOOPBACK}:{api_port}"
@@ -365,6 +391,7 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
         admin_key=pki.admin_key,
         service_cidr=service_cidr,
         binaries=bins,
+        pod_subnet=pod_subnet,
     )
     _wait(dir, lambda: _ready(plane, timeout=2.0), [ETCD, APISERVER], deadline, "ready")
     configs = {
@@ -410,12 +437,16 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool) -> ControlPlane:
     return plane
 
 
-def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
+def up(dir: Path, *, die_with_caller: bool = False, pod_subnet: str | None = None) -> ControlPlane:
     """Start a control plane in ``dir``, or return the one already running there.
 
     The processes outlive the caller (own session), unless ``die_with_caller``
     is set: then the kernel kills them if the caller dies without calling
     :func:`down`, which is what a test session wants.
+
+    ``pod_subnet`` (see :func:`pkiwarden.local.node.free_pod_subnet`) makes it
+    one for pkiwarden's Pods: reachable from that subnet's bridge, and calling
+    webhooks at their Pods' addresses (so not at a process on a ClusterIP).
     """
     dir = dir.expanduser().resolve()
     existing = running(dir)
@@ -426,7 +457,7 @@ def up(dir: Path, *, die_with_caller: bool = False) -> ControlPlane:
     for attempt in range(1, attempts + 1):
         _prepare(dir)
         try:
-            return _start(dir, bins, die_with_caller)
+            return _start(dir, bins, die_with_caller, pod_subnet)
         except BaseException as error:  # Ctrl-C included: leave no half-started servers
             # Logs stay in dir for reading; the next up or down clears them.
             procs.stop_all(dir, last=STOP_LAST)

@@ -48,25 +48,34 @@ class Identities:
     bootstrap: Path
 
 
-def install_commands(tenants: Iterable[str] = (), root: Path | None = None) -> list[list[str]]:
+def install_commands(
+    tenants: Iterable[str] = (), root: Path | None = None, overlay: Path = OVERLAY
+) -> list[list[str]]:
     """The kubectl commands (arguments after ``kubectl``) that install pkiwarden.
 
     Paths are relative to the repository, as a user there types them, or
-    under ``root``.
+    under ``root``; an ``overlay`` outside the repository is named as it is.
     """
 
     def path(folder: Path) -> str:
+        if not folder.is_relative_to(REPO_ROOT):
+            return str(folder)
         relative = folder.relative_to(REPO_ROOT)
         return str(root / relative if root else relative)
 
-    commands = [["apply", "-k", path(OVERLAY)]]
+    commands = [["apply", "-k", path(overlay)]]
     for namespace in tenants:
         commands.append(["create", "namespace", namespace, "--save-config"])
         commands.append(["apply", "-n", namespace, "-f", path(TENANT)])
     return commands
 
 
-def install(cp: ControlPlane, tenants: Iterable[str] = (), kubectl: Kubectl | None = None) -> None:
+def install(
+    cp: ControlPlane,
+    tenants: Iterable[str] = (),
+    kubectl: Kubectl | None = None,
+    overlay: Path = OVERLAY,
+) -> None:
     """Run :func:`install_commands` as admin; returns once the CRDs are served.
 
     ``kubectl`` (for example one that shows each command, run in the
@@ -74,7 +83,8 @@ def install(cp: ControlPlane, tenants: Iterable[str] = (), kubectl: Kubectl | No
     already is kept.
     """
     run = kubectl or cp.kubectl
-    for command in install_commands(tenants, root=None if kubectl else REPO_ROOT):
+    root = None if kubectl else REPO_ROOT
+    for command in install_commands(tenants, root=root, overlay=overlay):
         if command[:2] == ["create", "namespace"] and _exists(cp, "namespace", command[2]):
             continue
         run(*command)

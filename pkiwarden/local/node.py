@@ -134,6 +134,11 @@ def _routed() -> list[str]:
     return [r["dst"] for r in routes if r.get("dst") not in (None, "default")]
 
 
+def free_pod_subnet() -> str:
+    """A Pod subnet no route of this machine overlaps (for a node, or a control plane for one)."""
+    return node_config.pod_subnet(_routed())
+
+
 def _make_bridge(layout: NodeLayout) -> None:
     """The Pods' bridge with the subnet's first address: the machine's one route to its Pods.
 
@@ -273,7 +278,7 @@ def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
         )
     teardown(plane.dir, report=lambda _line: None)
     bin_dir, images = build()
-    layout = NodeLayout(plane.dir, secrets.token_hex(3), node_config.pod_subnet(_routed()))
+    layout = NodeLayout(plane.dir, secrets.token_hex(3), plane.pod_subnet or free_pod_subnet())
     preexisting = tuple(str(path) for path in node_config.HOST_PATHS if path.exists())
     # Recorded first: whatever happens next, teardown knows what to look for.
     state = NodeState(

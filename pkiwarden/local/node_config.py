@@ -99,7 +99,7 @@ class NodeLayout:
         Not the machine's interface address, so that nothing, not even a
         hostNetwork Pod's probe, ever dials that.
         """
-        return str(ipaddress.ip_network(self.pod_subnet)[1])
+        return bridge_ip(self.pod_subnet)
 
     @property
     def bridge_address(self) -> str:
@@ -171,6 +171,11 @@ class NodeLayout:
     def cgroup_parent(self) -> str:
         """The kubelet's cgroupRoot: every container of this node is inside it."""
         return f"/pkiwarden-{self.instance}"
+
+
+def bridge_ip(pod_subnet: str) -> str:
+    """The bridge's address, the subnet's first: the Node's InternalIP; Pods dial it."""
+    return str(ipaddress.ip_network(pod_subnet)[1])
 
 
 def pod_subnet(routed: Iterable[str], rng: random.Random | None = None) -> str:

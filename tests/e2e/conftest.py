@@ -24,7 +24,7 @@ import yaml
 
 from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_authority
 from issuer.runtime.settings import Settings as IssuerSettings
-from pkiwarden.local import controlplane, node, webhook_process
+from pkiwarden.local import controlplane, node, on_node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
@@ -36,6 +36,8 @@ CRD_DIR = controlplane.REPO_ROOT / "deploy" / "crds"
 EXAMPLES = controlplane.REPO_ROOT / "deploy" / "examples"
 _BUILD_ERROR = pytest.StashKey[ControlPlaneError | None]()
 _GUARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# test_deploy.py's fixture that runs `make demo`'s program on a cluster of its own.
+DEMO_FIXTURE = "demo_run"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,10 +57,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         try:
             controlplane.binaries()
-            if any("local_node" in getattr(item, "fixturenames", ()) for item in session.items):
+            fixtures = {name for item in session.items for name in _fixture_names(item)}
+            if fixtures & {"local_node", DEMO_FIXTURE}:
                 node.build()
+            if DEMO_FIXTURE in fixtures:  # the demo runs pkiwarden as Pods from its image
+                on_node.build_image()
         except ControlPlaneError as error:
             session.config.stash[_BUILD_ERROR] = error
+
+
+def _fixture_names(item: pytest.Item) -> tuple[str, ...]:
+    return tuple(getattr(item, "fixturenames", ()))
 
 
 class _Teardown:

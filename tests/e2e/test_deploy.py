@@ -1,10 +1,15 @@
 """deploy/ as a cluster admin would use it, and its RBAC proven under real tokens.
 
-The demo runs the webhook and the issuer under TokenRequest tokens of their
-own ServiceAccounts with exactly the RBAC of deploy/rbac and deploy/tenants,
-so a missing verb fails the story here. It runs on a control plane of its own:
-the webhook registration and the issuer's Lease are cluster-wide singletons
-the other end-to-end tests also use.
+The demo runs the webhook and the issuer as Pods on the local node, under
+the projected tokens of their own ServiceAccounts with exactly the RBAC of
+deploy/rbac and deploy/tenants, so a missing verb fails the story here. It
+runs on a cluster of its own: the webhook registration and the issuer's
+Lease are cluster-wide singletons the other end-to-end tests also use.
+
+The last of the demo's tests break its Pods: a killed webhook Pod makes the
+API server refuse Pkis (failurePolicy Fail) until the replacement is Ready,
+with nobody touching the registration; a deleted issuer leader hands its
+Lease to the other replica, which issues nothing twice.
 """
 
 from __future__ import annotations
@@ -17,17 +22,108 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from issuer.run import LEASE_NAME
 from pkiwarden.local import controlplane, install
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
+from shared.kube.client import Kube
+from tests.e2e.helpers import (
+    TIMEOUT,
+    delete_namespace,
+    events_on,
+    eventually,
+    get,
+    policy_body,
+    serial,
+    wait_ready,
+    web_pki,
+)
 
 REPO = controlplane.REPO_ROOT
 WEBHOOK = "system:serviceaccount:pkiwarden-system:pkiwarden-webhook"
 ISSUER = "system:serviceaccount:pkiwarden-system:pkiwarden-issuer"
 BOOTSTRAP = "system:serviceaccount:pkiwarden-system:pkiwarden-bootstrap-ca"
+SYSTEM = install.SYSTEM_NAMESPACE
+NAMESPACE = "deployed-e2e"
+POLICY = "e2e-deployed"
+WEBHOOK_CALL = 'failed calling webhook "pkis.pkiwarden.dev"'
+
+
+def pods(plane: ControlPlane, app: str) -> list[dict[str, Any]]:
+    """pkiwarden-system's Pods of one Deployment (label app.kubernetes.io/name), live ones only."""
+    listed = plane.kubectl(
+        "get", "pods", "-n", SYSTEM, "-l", f"app.kubernetes.io/name={app}", "-o", "json"
+    )
+    items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+    return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def apply_pki(plane: ControlPlane, name: str) -> tuple[int, str]:
+    """``kubectl apply`` of a Pki as a user would; its exit status and what it printed."""
+    body = json.dumps(web_pki(NAMESPACE, name))
+    result = plane.kubectl("apply", "-f", "-", input=body, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def registration(plane: ControlPlane) -> list[dict[str, Any]]:
+    """Where the ValidatingWebhookConfiguration sends each webhook's calls."""
+    found = get(plane, "validatingwebhookconfiguration", "", "pkiwarden")
+    assert found is not None, "the registration deploy/ ships is missing"
+    return [hook["clientConfig"]["service"] for hook in found["webhooks"]]
+
+
+def ready_endpoints(plane: ControlPlane) -> set[str]:
+    """The addresses the API server may call the webhook at (its Service's ready endpoints)."""
+    listed = plane.kubectl(
+        "get",
+        "endpointslices",
+        "-n",
+        SYSTEM,
+        "-l",
+        f"kubernetes.io/service-name={install.WEBHOOK_SERVICE}",
+        "-o",
+        "json",
+    )
+    return {
+        address
+        for endpoint_slice in json.loads(listed.stdout)["items"]
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    }
+
+
+def lease_holder(plane: ControlPlane) -> str:
+    lease = get(plane, "lease", SYSTEM, LEASE_NAME)
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
+def issued_count(kube: Kube, pki: dict[str, Any]) -> int:
+    """How many times the issuer said it issued this Pki's certificate (aggregated Events)."""
+    return sum(int(event.get("count") or 1) for event in events_on(kube, pki, "Issued"))
+
+
+@pytest.fixture(scope="module")
+def tenant(demo_plane: ControlPlane) -> Iterator[str]:
+    """A namespace onboarded with deploy/tenants whose policy allows service "web"."""
+    install.onboard(demo_plane, NAMESPACE)
+    policy = json.dumps(policy_body(POLICY, NAMESPACE, ["web"]))
+    demo_plane.kubectl("apply", "-f", "-", input=policy)
+    try:
+        yield NAMESPACE
+    finally:
+        demo_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
+        delete_namespace(demo_plane, NAMESPACE)
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +167,13 @@ def test_demo_tells_the_story_under_service_account_tokens(demo_run: tuple[Path,
     assert 'spec.serviceName: "app2" in Pki app2-pki is not allowed' in describe
     assert "ask the platform team to allow it, or change spec.serviceName" in describe
     assert "Normal   Issued" in transcript.rsplit("kubectl describe pki", 1)[1]
-    # The scheduler's own Event stands next to pkiwarden's: no node has room.
-    assert "Warning  FailedScheduling" in describe
-    assert "default-scheduler" in describe
+    # The kubelet's own Event stands next to pkiwarden's: the Secret it waits for.
+    assert "FailedMount  " in describe and "kubelet" in describe
+    assert 'secret "app2-pki-tls" not found' in describe
+    # After the fix the new Pod serves a certificate that verifies against the trust ConfigMap.
+    handshake = transcript.rsplit("$ openssl s_client", 1)[1]
+    assert "subject=CN = app2.app2.svc" in handshake
+    assert "Verify return code: 0 (ok)" in handshake
 
 
 def test_demo_asks_why_from_the_deployments_pod(demo_run: tuple[Path, str]) -> None:
@@ -100,29 +200,53 @@ def test_demo_reaches_the_webhook_through_its_service(demo_run: tuple[Path, str]
     )
 
 
-def test_the_app_pod_comes_from_its_deployment(demo_plane: ControlPlane) -> None:
-    pods = json.loads(demo_plane.kubectl("get", "pods", "-n", "app2", "-o", "json").stdout)
-    (pod,) = pods["items"]
+def live_pods(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    listed = json.loads(plane.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)
+    return [pod for pod in listed["items"] if not pod["metadata"].get("deletionTimestamp")]
+
+
+def test_the_app_pod_comes_from_its_deployment_and_runs(demo_plane: ControlPlane) -> None:
+    (pod,) = live_pods(demo_plane, "app2")
     (owner,) = pod["metadata"]["ownerReferences"]
     assert owner["kind"] == "ReplicaSet" and owner["name"].startswith("app2-")
-    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["phase"] == "Running"
+    assert pod["spec"]["containers"][0]["image"] == "pkiwarden.local/tlsserver:dev"
 
 
-def test_processes_ran_as_their_service_accounts(demo_plane: ControlPlane) -> None:
-    for name, kubeconfig in (("webhook", "webhook.kubeconfig"), ("issuer", "issuer.kubeconfig")):
-        config = (demo_plane.dir / kubeconfig).read_text()
-        assert "token:" in config and "client-certificate" not in config
-        record = procs.read(demo_plane.dir, name)
-        assert record is not None and procs.is_running(record), f"{name} not running"
-        assert f"--kubeconfig={demo_plane.dir / kubeconfig}" in record.argv
-    who = demo_plane.kubectl(
-        "auth",
-        "whoami",
-        "-o",
-        "jsonpath={.status.userInfo.username}",
-        kubeconfig=demo_plane.dir / "issuer.kubeconfig",
+def test_pkiwarden_ran_as_pods_under_their_service_accounts(demo_plane: ControlPlane) -> None:
+    accounts = {
+        pod["metadata"]["labels"]["app.kubernetes.io/name"]: pod["spec"]["serviceAccountName"]
+        for pod in live_pods(demo_plane, install.SYSTEM_NAMESPACE)
+        if "app.kubernetes.io/name" in pod["metadata"]["labels"]
+    }
+    assert accounts == {
+        "pkiwarden-webhook": install.WEBHOOK_ACCOUNT,
+        "pkiwarden-issuer": install.ISSUER_ACCOUNT,
+    }
+    # No process of this machine stands in for them, and no kubeconfig was written for them.
+    for name in ("webhook", "issuer"):
+        assert procs.read(demo_plane.dir, name) is None, name
+        assert not (demo_plane.dir / f"{name}.kubeconfig").exists(), name
+    lease = json.loads(
+        demo_plane.kubectl(
+            "get", "lease", "pkiwarden-issuer", "-n", install.SYSTEM_NAMESPACE, "-o", "json"
+        ).stdout
     )
-    assert who.stdout == ISSUER
+    assert lease["spec"]["holderIdentity"].startswith("pkiwarden-issuer-")
+    for app, replicas in (("pkiwarden-webhook", 1), ("pkiwarden-issuer", 2)):
+        running = pods(demo_plane, app)
+        assert len(running) == replicas, [pod["metadata"]["name"] for pod in running]
+        for pod in running:
+            assert pod["status"]["phase"] == "Running" and is_ready(pod), pod["status"]
+            (container,) = pod["spec"]["containers"]
+            assert container["image"].startswith("localhost/pkiwarden:")
+            assert container["imagePullPolicy"] == "Never"
+            assert not any("kubeconfig" in arg for arg in container.get("args") or [])
+            # The kubelet projects the token, the cluster CA and the namespace.
+            projected = [v for v in pod["spec"]["volumes"] if "projected" in v]
+            sources = [s for v in projected for s in v["projected"]["sources"]]
+            assert any("serviceAccountToken" in source for source in sources), projected
+            assert pod["spec"]["nodeName"] == "localhost"
 
 
 def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
@@ -338,6 +462,68 @@ def test_scrapers_get_the_webhook_ca_certificate_without_its_key(
     assert "PRIVATE KEY" not in json.dumps(published)
 
 
+# --------------------------------------------------------------------------- failures
+# Last of the demo's tests: they kill pkiwarden's Pods (each comes back).
+
+
+def test_a_killed_webhook_pod_fails_applies_closed_until_its_replacement_is_ready(
+    demo_plane: ControlPlane, tenant: str
+) -> None:
+    plane = demo_plane
+    registered = registration(plane)
+    (old,) = pods(plane, "pkiwarden-webhook")
+    old_name = old["metadata"]["name"]
+    plane.kubectl("delete", "pod", old_name, "-n", SYSTEM, "--grace-period=0", "--force")
+    eventually(
+        lambda: old["status"]["podIP"] not in ready_endpoints(plane),
+        TIMEOUT,
+        "the killed Pod to leave the webhook Service's endpoints",
+    )
+
+    refusals: list[str] = []
+
+    def applied_once_replaced() -> str | None:
+        status, output = apply_pki(plane, "after-kill")
+        if status != 0:
+            assert WEBHOOK_CALL in output, output
+            refusals.append(output)
+            return None
+        # Nothing answered for the webhook before its replacement was Ready.
+        assert any(is_ready(p) for p in pods(plane, "pkiwarden-webhook")), output
+        return output
+
+    eventually(applied_once_replaced, 90, "an apply to pass the replacement webhook Pod")
+    assert refusals, "no apply was refused while the webhook Pod was gone"
+    assert "pkiwarden-webhook" in refusals[0], refusals[0]
+    (replacement,) = pods(plane, "pkiwarden-webhook")
+    assert replacement["metadata"]["name"] != old_name
+    assert registration(plane) == registered
+    wait_ready(plane, tenant, "after-kill")
+
+
+def test_deleting_the_issuer_leader_pod_hands_over_without_issuing_twice(
+    demo_plane: ControlPlane, tenant: str
+) -> None:
+    plane = demo_plane
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    plane.kubectl("apply", "-f", "-", input=json.dumps(web_pki(tenant, "before")))
+    before = wait_ready(plane, tenant, "before")
+    first_serial = serial(plane, tenant, "before-tls")
+    leader = eventually(lambda: lease_holder(plane), TIMEOUT, "an issuer to lead")
+    names = {pod["metadata"]["name"] for pod in pods(plane, "pkiwarden-issuer")}
+    assert leader in names, (leader, names)
+
+    plane.kubectl("delete", "pod", leader, "-n", SYSTEM, "--wait=false")
+    (standby,) = names - {leader}
+    eventually(lambda: lease_holder(plane) == standby, 60, f"{standby} to take the Lease")
+
+    plane.kubectl("apply", "-f", "-", input=json.dumps(web_pki(tenant, "after")))
+    after = wait_ready(plane, tenant, "after")
+    assert serial(plane, tenant, "before-tls") == first_serial
+    assert issued_count(kube, before) == 1
+    assert issued_count(kube, after) == 1
+
+
 @pytest.fixture(scope="module")
 def bare_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane with nothing installed, as a real cluster before `apply -k`.
@@ -377,6 +563,37 @@ def test_kustomize_base_renders_and_the_server_accepts_it(bare_plane: ControlPla
     )
     dev = bare_plane.kubectl("apply", "--dry-run=server", "-k", str(REPO / "deploy/overlays/dev"))
     assert "job.batch/pkiwarden-bootstrap-ca created (server dry run)" in dev.stdout
+
+
+def rendered(plane: ControlPlane, overlay: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """``kubectl kustomize`` of a folder of deploy/, by (kind, name)."""
+    text = plane.kubectl("kustomize", str(REPO / "deploy" / overlay)).stdout
+    documents = [document for document in yaml.safe_load_all(text) if document]
+    return {(d["kind"], d["metadata"]["name"]): d for d in documents}
+
+
+def test_the_local_overlay_changes_only_what_one_node_must(bare_plane: ControlPlane) -> None:
+    """Image name, pull policy, the webhook's replicas; RBAC, registration, Service as shipped."""
+    dev = rendered(bare_plane, "overlays/dev")
+    local = rendered(bare_plane, "overlays/local")
+    assert local.keys() == dev.keys()
+    changed = {key for key in dev if dev[key] != local[key]}
+    assert changed == {
+        ("Deployment", "pkiwarden-webhook"),
+        ("Deployment", "pkiwarden-issuer"),
+        ("Job", "pkiwarden-bootstrap-ca"),
+    }
+    for key in changed:
+        shipped, one_node = dev[key], local[key]
+        (container,) = one_node["spec"]["template"]["spec"]["containers"]
+        image = container.pop("image")
+        assert image == "localhost/" + shipped["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert container.pop("imagePullPolicy") == "Never"
+        shipped["spec"]["template"]["spec"]["containers"][0].pop("image")
+        if key == ("Deployment", "pkiwarden-webhook"):
+            assert (shipped["spec"]["replicas"], one_node["spec"]["replicas"]) == (2, 1)
+            one_node["spec"]["replicas"] = shipped["spec"]["replicas"]
+        assert one_node == shipped, key
 
 
 def test_deployments_run_hardened(bare_plane: ControlPlane) -> None:

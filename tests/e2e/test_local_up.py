@@ -1,7 +1,9 @@
-"""``pkiwarden local up --with-issuer`` alone, as the command line runs it.
+"""``pkiwarden local up --no-node --with-issuer`` alone, as the command line runs it.
 
 The control plane is this module's own: ``local up`` starts it, installs
-deploy/ and runs the Deployments' processes, and ``local down`` removes it.
+deploy/ and runs the Deployments' processes (the host-process path, kept for
+``--no-node``; with a node they run as Pods, see test_deploy.py), and
+``local down`` removes it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_with_issuer_alone_runs_the_webhook_deploy_registers(instance: Path) -> None:
-    started = local("up", "--dir", str(instance), "--with-issuer")
+    started = local("up", "--dir", str(instance), "--no-node", "--with-issuer")
     assert started.returncode == 0, started.stderr
     assert "webhook ready" in started.stderr and "issuer ready" in started.stderr, started.stderr
     for name in ("webhook", "issuer"):
