@@ -32,6 +32,7 @@ from shared.clock import rfc3339
 from shared.defaults import apply_defaults
 from shared.durations import DurationError, parse_duration
 from shared.findings import Finding, errors, phrase
+from shared.schema import DEFAULT_AUTHORITY
 
 RETRY = Backoff()
 
@@ -92,7 +93,13 @@ def retry_delay(failures: int, retry: Backoff = RETRY) -> timedelta:
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
-    """Stable across key order and restarts: canonical JSON of the defaulted spec."""
+    """Stable across key order, restarts and upgrades: canonical JSON of the defaulted spec.
+
+    A field added later with a default is left out while it holds that default,
+    so a Secret issued by an earlier release is not re-issued on upgrade.
+    """
+    if spec.get("authority") == DEFAULT_AUTHORITY:
+        spec = {key: value for key, value in spec.items() if key != "authority"}
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
