@@ -20,11 +20,19 @@ from types import FrameType
 from issuer.authority.attach import attach_authority
 from issuer.authority.loop import AuthorityLoop
 from issuer.controller import Controller
+from issuer.controllers.podcerts.controller import PodCertificateController
+from issuer.controllers.podcerts.trust_bundles import TrustBundlePublisher
 from issuer.health import HealthServer, text
 from issuer.leader import LeaderElector, default_identity
 from issuer.metrics import IssuerMetrics
 from issuer.metrics_tls import self_signed_context
-from issuer.reporting.event_reporter import EventReporter, PodWatch, event_reporter
+from issuer.reporting.event_reporter import (
+    EventReporter,
+    PodWatch,
+    event_reporter,
+    reporting_instance,
+)
+from issuer.reporting.recorder import EventRecorder, EventSink
 from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
 from issuer.settings import Settings
 from shared.clock import utc_now
@@ -64,9 +72,17 @@ def run(
         )
         reporter = FanOut([LoggingReporter(), events])
     controller, authority = assemble(kube, settings, reporter, metrics)
+    podcerts = pod_certificates(kube, settings, controller, metrics)
+    bundles = TrustBundlePublisher(kube, settings.authority, authority.trust_bundle)
+    authority.on_trust_change = bundles.wake
 
     def synced() -> bool:
-        return controller.synced() and authority.synced()
+        return (
+            controller.synced()
+            and authority.synced()
+            and podcerts.synced()
+            and (bundles.cache.synced.is_set() or bundles.cache.denied.is_set())
+        )
 
     def start_writing() -> None:
         """Only the leader writes: Secrets and status (the workers), the authority's
@@ -77,6 +93,8 @@ def run(
             log.info("failing Pkis recalled from status", extra=fields(pkis=recalled))
         controller.start_workers()
         authority.start()
+        podcerts.start_workers()
+        bundles.start()
         if pod_watch is not None and events is not None:
             pod_watch.start(events)
 
@@ -102,6 +120,8 @@ def run(
     try:
         controller.start_watching()
         authority.start_watching()
+        podcerts.start_watching()
+        bundles.cache.start()
         if not controller.wait_synced(settings.sync_timeout_seconds) or not _wait(
             authority.synced, settings.sync_timeout_seconds, stop
         ):
@@ -138,6 +158,9 @@ def run(
     finally:
         if pod_watch is not None:
             pod_watch.stop()
+        podcerts.stop()
+        bundles.stop()
+        bundles.cache.stop()
         authority.stop()
         controller.stop()
         if elector is not None:
@@ -165,6 +188,23 @@ def assemble(
     controller.queue.observer = metrics.queue_observer()
     metrics.track_certificates(controller.view.pkis)
     return controller, attach_authority(kube, settings, controller, metrics.registry)
+
+
+def pod_certificates(
+    kube: Kube, settings: Settings, controller: Controller, metrics: IssuerMetrics
+) -> PodCertificateController:
+    """The signer for the authority's Pod certificates, over the reconciler's caches."""
+    recorder = EventRecorder(
+        EventSink(kube, instance=reporting_instance()), on_emitted=metrics.event_emitted
+    )
+    return PodCertificateController(
+        kube,
+        settings.authority,
+        controller.view,
+        controller.watches.ca,
+        recorder,
+        registry=metrics.registry,
+    )
 
 
 def _metrics_names(settings: Settings) -> tuple[str, ...]:

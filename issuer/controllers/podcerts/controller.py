@@ -1,0 +1,273 @@
+"""The Pod certificate controller: one answer per PodCertificateRequest for pkiwarden's signer.
+
+A request is read (``requests``), judged by the same module the webhook uses
+(``shared.pod_certificates``), decided (``decisions``, pure), signed
+(``signing``) and answered (``status``); a refusal is told on the Pod
+(``events``). It reads the caches the Pki reconciler already holds (policies,
+namespaces, the CA) and adds two of its own: the requests and the
+PkiAuthorities (which exist, and their trust domains).
+
+A CA that cannot sign is a run-time problem an administrator fixes; the
+kubelet takes ``Failed`` as final for the Pod, so the request is retried (and
+the Pod told at each retry) for ``fail_after`` before it is failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from issuer import issuance
+from issuer.controllers.podcerts.decisions import Answer, Reason, Refuse, Sign, decide_answer
+from issuer.controllers.podcerts.events import Recorder, tell_pod
+from issuer.controllers.podcerts.metrics import PodCertificateMetrics
+from issuer.controllers.podcerts.requests import (
+    POD_CERTIFICATE_REQUESTS,
+    PodCertificateRequest,
+    read_request,
+)
+from issuer.controllers.podcerts.signing import certificate_chain, sign_pod_certificate
+from issuer.controllers.podcerts.status import issued_status, refused_status, write_status
+from issuer.inputs.ca import CAProblem, CASource
+from issuer.queue import WorkQueue
+from shared.clock import Clock, utc_now
+from shared.kube.cache import WatchCache, object_key
+from shared.kube.client import JSON, PKI_AUTHORITIES, ApiError, Kube
+from shared.kube.view import ClusterView
+from shared.logs import fields
+from shared.pod_certificates import (
+    DEFAULT_TRUST_DOMAIN,
+    REQUEST_PATHS,
+    AskContext,
+    authority_of,
+    judge_pod_certificate,
+)
+
+log = logging.getLogger("issuer.podcerts")
+
+FAIL_AFTER = timedelta(minutes=5)
+
+
+def trust_domain(authority: Mapping[str, Any] | None) -> str:
+    """``spec.trustDomain`` of a PkiAuthority; ``cluster.local`` when left out."""
+    value = ((authority or {}).get("spec") or {}).get("trustDomain")
+    return value if isinstance(value, str) and value else DEFAULT_TRUST_DOMAIN
+
+
+class PodCertificateController:
+    """Answers the requests for ``pkiwarden.dev/<authority>`` (the authority this issuer serves)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        authority: str,
+        view: ClusterView,
+        ca: CASource,
+        recorder: Recorder,
+        *,
+        registry: Any = None,
+        workers: int = 2,
+        clock: Clock = utc_now,
+        fail_after: timedelta = FAIL_AFTER,
+    ) -> None:
+        self.kube = kube
+        self.authority = authority
+        self.view = view
+        self.ca = ca
+        self.recorder = recorder
+        self.clock = clock
+        self.fail_after = fail_after
+        self.workers = workers
+        self.queue = WorkQueue()
+        self.requests = WatchCache(kube, POD_CERTIFICATE_REQUESTS, on_change=self._changed)
+        self.authorities = WatchCache(kube, PKI_AUTHORITIES, on_change=self._authority_changed)
+        self.metrics = (
+            PodCertificateMetrics(registry, self.oldest_pending) if registry is not None else None
+        )
+        self.on_answer: Callable[[PodCertificateRequest, Answer], None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopped = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------
+
+    @property
+    def caches(self) -> list[WatchCache]:
+        return [self.requests, self.authorities]
+
+    def start_watching(self) -> None:
+        for cache in self.caches:
+            cache.start()
+
+    def synced(self) -> bool:
+        return all(c.synced.is_set() or c.denied.is_set() for c in self.caches)
+
+    def start_workers(self) -> None:
+        for request in self.requests.list():
+            self._changed("ADDED", request)
+        for number in range(max(1, self.workers)):
+            thread = threading.Thread(target=self._work, name=f"podcerts-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.queue.shutdown()
+        for cache in self.caches:
+            cache.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    # -- what wakes -------------------------------------------------------
+
+    def _ours(self, request: Mapping[str, Any]) -> bool:
+        """A request for this issuer's signer, or for a pkiwarden signer naming no authority."""
+        authority = authority_of(str((request.get("spec") or {}).get("signerName") or ""))
+        if authority is None:
+            return False
+        return authority == self.authority or self.authorities.get("", authority) is None
+
+    def _changed(self, kind: str, request: JSON) -> None:
+        if kind == "DELETED" or not self._ours(request):
+            return
+        if read_request(request).concluded is None:
+            self.queue.add("/".join(object_key(request)))
+
+    def _authority_changed(self, kind: str, authority: JSON) -> None:
+        """A new PkiAuthority may answer waiting requests; a trust domain change does not matter
+        to requests already answered."""
+        for request in self.requests.list():
+            self._changed("MODIFIED", request)
+
+    def oldest_pending(self) -> float:
+        now = self.clock()
+        ages = [
+            (now - created).total_seconds()
+            for request in self.requests.list()
+            if self._ours(request)
+            and (read := read_request(request)).concluded is None
+            and (created := read.created) is not None
+        ]
+        return max(ages, default=0.0)
+
+    # -- work -------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (key := self.queue.get()) is not None:
+            try:
+                if self.answer(key):
+                    self.queue.add_rate_limited(key)
+                else:
+                    self.queue.forget(key)
+            except Exception:  # an API outage or a bug: back off, keep the worker
+                delay = self.queue.add_rate_limited(key)
+                log.exception("answering failed", extra=fields(key=key, retry_in_seconds=delay))
+            finally:
+                self.queue.done(key)
+
+    def answer(self, key: str) -> bool:
+        """Answer one request; True when it is to be looked at again, after a backoff."""
+        namespace, name = key.split("/", 1)
+        body = self.requests.get(namespace, name)
+        if body is None or not self._ours(body):
+            return False
+        request = read_request(body)
+        if request.concluded is not None:
+            return False
+        now = self.clock()
+        authority = self.authorities.get("", request.ask.authority)
+        known = frozenset(object_key(a)[1] for a in self.authorities.list())
+        ns = self.view.namespaces.get("", namespace)
+        context = AskContext(
+            policies=self.view.policies.list(),
+            namespace_labels=((ns or {}).get("metadata") or {}).get("labels") or {},
+            authorities=known if self.authorities.synced.is_set() else None,
+            at_run_time=True,
+        )
+        judgement = judge_pod_certificate(request.ask, REQUEST_PATHS, context)
+        ca = self.ca.current(now)
+        ca_not_after = (
+            f"the CA of {request.ask.signer} cannot sign: {ca.message}"
+            if isinstance(ca, CAProblem)
+            else ca.certificate.not_valid_after_utc
+        )
+        decision = decide_answer(request, judgement, ca_not_after, trust_domain(authority), now)
+        if isinstance(decision, Sign):
+            assert isinstance(ca, issuance.SigningCA) and request.public_key is not None
+            return self._sign(body, request, decision, request.public_key, ca, now)
+        return self._refuse(body, request, decision, now)
+
+    def _sign(  # noqa: PLR0917
+        self,
+        body: JSON,
+        request: PodCertificateRequest,
+        decision: Sign,
+        public_key: CertificatePublicKeyTypes,
+        ca: issuance.SigningCA,
+        now: datetime,
+    ) -> bool:
+        leaf = sign_pod_certificate(decision, public_key, ca)
+        status = issued_status(decision, certificate_chain(leaf, ca), now)
+        if not self._write(body, status):
+            return False
+        waited = (now - request.created).total_seconds() if request.created else None
+        self._answered(request, Answer.ISSUED, Reason.ISSUED, waited)
+        log.info(
+            "pod certificate issued",
+            extra=fields(
+                request=f"{request.namespace}/{request.name}",
+                pod=request.pod_name,
+                serial=format(leaf.serial_number, "x"),
+                not_after=decision.not_after.isoformat(),
+            ),
+        )
+        return False
+
+    def _refuse(
+        self, body: JSON, request: PodCertificateRequest, decision: Refuse, now: datetime
+    ) -> bool:
+        # Event before status: a crash in between tells the Pod twice, never not at all.
+        tell_pod(self.recorder, request, decision.reason, decision.message)
+        if self.metrics is not None:
+            self.metrics.wrote("event")
+        created = request.created
+        if decision.answer is Answer.FAILED and created and now - created < self.fail_after:
+            return True
+        status = refused_status(decision.answer, decision.reason, decision.message, now)
+        if self._write(body, status):
+            self._answered(request, decision.answer, decision.reason, None)
+            log.warning(
+                "pod certificate refused",
+                extra=fields(
+                    request=f"{request.namespace}/{request.name}",
+                    pod=request.pod_name,
+                    answer=decision.answer.value,
+                    reason=decision.reason.value,
+                    message=decision.message,
+                ),
+            )
+        return False
+
+    def _write(self, body: JSON, status: JSON) -> bool:
+        """Write the answer; False when another writer answered first (nothing left to do)."""
+        try:
+            write_status(self.kube, body, status)
+        except ApiError as error:
+            if error.conflict:
+                return False
+            raise
+        if self.metrics is not None:
+            self.metrics.wrote("status")
+        return True
+
+    def _answered(
+        self, request: PodCertificateRequest, answer: Answer, reason: Reason, seconds: float | None
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.answered(request.ask.signer, answer.value, reason.value, seconds)
+        if self.on_answer is not None:
+            self.on_answer(request, answer)
