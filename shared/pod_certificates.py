@@ -26,7 +26,7 @@ from shared.findings import Category, Finding, Severity
 from shared.names import dns_name_problem
 from shared.policy import CompiledPolicy, dns_name_allowed, selecting
 from shared.schema import KEY_ALGORITHMS, KEY_SIZES
-from shared.suggest import did_you_mean
+from shared.suggest import closest, did_you_mean
 
 SIGNER_PREFIX = "pkiwarden.dev/"
 DNS_NAMES_ANNOTATION = "pkiwarden.dev/dns-names"
@@ -159,6 +159,12 @@ def _listing(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "(none)"
 
 
+def _signer_suggestion(authority: str, candidates: Sequence[str]) -> str:
+    """``did you mean`` for a signer, judged on the authority names (the prefix is shared)."""
+    match = closest(authority, candidates)
+    return "" if match is None else f"; did you mean {_q(signer_name(match))}?"
+
+
 def _error(category: Category, path: str, problem: str, value: object = None) -> Finding:
     return Finding(Severity.ERROR, category, path, problem, value)
 
@@ -239,7 +245,7 @@ def _ask_syntax(ask: PodCertificateAsk, paths: AskPaths, context: AskContext) ->
                 Category.INVALID_SPEC,
                 paths.signer,
                 f"names no PkiAuthority (signers: {_listing(candidates)})"
-                + did_you_mean(ask.signer, candidates),
+                + _signer_suggestion(ask.authority, sorted(known)),
                 ask.signer,
             )
         )
@@ -293,14 +299,15 @@ def _against_policy(
     by = f"PkiPolicy {_q(policy.name)}"
     found: list[Finding] = []
     authorities = allowed_authorities(raw)
-    if ask.authority and ask.authority not in authorities:
+    known = context.authorities is None or ask.authority in context.authorities
+    if ask.authority and known and ask.authority not in authorities:
         found.append(
             _error(
                 Category.NOT_ALLOWED,
                 paths.signer,
                 f"names authority {_q(ask.authority)}, which {by} does not allow "
                 f"(allowedAuthorities: {_listing(authorities)})"
-                + did_you_mean(ask.signer, [signer_name(a) for a in authorities]),
+                + _signer_suggestion(ask.authority, authorities),
                 ask.signer,
             )
         )
