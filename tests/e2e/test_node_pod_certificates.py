@@ -13,6 +13,7 @@ pkiwarden's Warning on it next to the kubelet's.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -21,10 +22,11 @@ import pytest
 from cryptography import x509
 
 from issuer.settings import Settings
-from pkiwarden.local import node
+from pkiwarden.local import node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.node import Node
+from pkiwarden.local.webhook_process import LocalWebhook
 from shared.kube.client import PKI_POLICIES, ApiError, Kube
 from tests.e2e.helpers import (
     create_pod,
@@ -127,18 +129,23 @@ def mesh_pod_spec(dns_names: str = NAME) -> dict[str, Any]:
     }
 
 
-def deployment() -> dict[str, Any]:
-    labels = {"app": SERVICE}
+def deployment(name: str = SERVICE, dns_names: str = NAME) -> dict[str, Any]:
+    labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": mesh_pod_spec()},
+            "template": {"metadata": {"labels": labels}, "spec": mesh_pod_spec(dns_names)},
         },
     }
+
+
+def pod(name: str, spec: dict[str, Any]) -> str:
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE}}
+    return json.dumps({**body, "spec": spec})
 
 
 def running_pods(kube: Kube) -> dict[str, str] | None:
@@ -245,3 +252,31 @@ def test_a_deleted_trust_bundle_is_published_again(kube: Kube, ns: str) -> None:
         45,
         "the deleted bundle to be published again",
     )
+
+
+def test_the_webhook_denies_a_template_at_apply_and_never_sees_other_pods(
+    control_plane: ControlPlane, ns: str, webhook: LocalWebhook
+) -> None:
+    refused = control_plane.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(deployment("stranger", "stranger.podcerts.svc")),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert (
+        'admission webhook "templates.podcertificates.pkiwarden.dev" denied the request: '
+        "spec.template.spec.volumes[0].projected.sources[0].podCertificate.userAnnotations"
+        '["pkiwarden.dev/dns-names"][0]: "stranger.podcerts.svc" is not allowed by PkiPolicy '
+        '"podcerts" (allowed: mesh.podcerts.svc, *.podcerts.example.test)'
+    ) in refused.stderr
+    # With the webhook down, a Pod that asks pkiwarden fails closed; any other Pod is
+    # created without the API server ever calling the webhook (matchConditions).
+    webhook_process.stop(control_plane)
+    asking = control_plane.kubectl(
+        "create", "--dry-run=server", "-f", "-", input=pod("asking", mesh_pod_spec()), check=False
+    )
+    assert asking.returncode != 0 and "failed calling webhook" in asking.stderr
+    plain = {"containers": [{"name": "app", "image": node.image_name("tlsserver")}]}
+    control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=pod("plain", plain))
