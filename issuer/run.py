@@ -75,6 +75,7 @@ def run(
     podcerts = pod_certificates(kube, settings, controller, metrics)
     bundles = TrustBundlePublisher(kube, settings.authority, authority.trust_bundle)
     authority.on_trust_change = bundles.wake
+    authority.pods_depending = podcerts.depending_on_others
 
     def synced() -> bool:
         return (

@@ -146,6 +146,9 @@ class AuthorityLoop:
         self.last = Pass()
         self.on_pass: Callable[[Pass], None] | None = None
         self.on_trust_change: Callable[[], None] | None = None  # the bundle changed
+        # Pod certificates signed by another CA than the active one (key id), still valid:
+        # they keep the previous CA trusted as Pkis do, but only the kubelet renews them.
+        self.pods_depending: Callable[[bytes, datetime], int] | None = None
         # A new CA signs: the Pkis to re-issue, soonest-expiring first (the reconciler's
         # queue takes them in this order, paced by ``pacer``).
         self.on_reissue: Callable[[list[str]], None] | None = None
@@ -334,7 +337,7 @@ class AuthorityLoop:
             supplied_next=supplied is not None,
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
-            pending=len(pending),
+            pending=len(pending) + self._pods_depending(material.active, now),
             blocked=len(blocked),
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
         )
@@ -355,6 +358,9 @@ class AuthorityLoop:
         result.trust_current = observed.trust_current
         self._write_status(authority, after, trusted, result, step.message, now)
         return result
+
+    def _pods_depending(self, active: x509.Certificate, now: datetime) -> int:
+        return 0 if self.pods_depending is None else self.pods_depending(key_id(active), now)
 
     def _publish_configmaps(self, bundle: str) -> bool:
         """Create, repair or remove trust ConfigMaps; True if none needed a change."""

@@ -18,6 +18,11 @@ from issuer.controllers.podcerts.decisions import (
     Sign,
     decide_answer,
 )
+from issuer.controllers.podcerts.dependents import (
+    IssuedPodCertificate,
+    depending_on_others,
+    issued_certificate,
+)
 from issuer.controllers.podcerts.requests import key_type_of, read_request
 from issuer.controllers.podcerts.signing import certificate_chain, sign_pod_certificate
 from issuer.controllers.podcerts.status import issued_status
@@ -212,3 +217,34 @@ def test_a_bundle_is_named_and_linked_as_the_api_requires() -> None:
     body = bundle_body("team-ca", TRUST)
     assert body["metadata"]["name"].startswith("pkiwarden.dev:team-ca:")
     assert body["spec"] == {"signerName": "pkiwarden.dev/team-ca", "trustBundle": TRUST}
+
+
+def test_only_each_pods_latest_valid_certificate_keeps_another_ca_trusted() -> None:
+    old, new = b"old-ca", b"new-ca"
+    certificates = [
+        # refreshed: its newer certificate is from the active CA
+        IssuedPodCertificate("pod-a", NOW - timedelta(hours=2), NOW + timedelta(hours=1), old),
+        IssuedPodCertificate("pod-a", NOW - timedelta(minutes=1), NOW + timedelta(hours=2), new),
+        # not refreshed yet: still depends on the old CA
+        IssuedPodCertificate("pod-b", NOW - timedelta(hours=1), NOW + timedelta(hours=1), old),
+        # expired: depends on nothing
+        IssuedPodCertificate("pod-c", NOW - timedelta(hours=3), NOW - timedelta(hours=1), old),
+    ]
+    assert depending_on_others(certificates, new, NOW) == 1
+    assert depending_on_others(certificates, old, NOW) == 1  # pod-a's newest is "new"
+
+
+def test_an_issued_requests_certificate_is_read_back() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = request(key)
+    decision = decide(body)
+    assert isinstance(decision, Sign)
+    ca = make_ca()
+    leaf = sign_pod_certificate(decision, key.public_key(), ca)
+    body["status"] = issued_status(decision, certificate_chain(leaf, ca), NOW)
+    issued = issued_certificate(body)
+    assert issued is not None and issued.pod_uid == "uid-pod"
+    assert issued.not_after == decision.not_after
+    ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert issued.issuer_key_id == ski.digest
+    assert issued_certificate(request()) is None  # not answered yet

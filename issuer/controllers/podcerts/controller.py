@@ -24,6 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from issuer import issuance
 from issuer.controllers.podcerts.decisions import Answer, Reason, Refuse, Sign, decide_answer
+from issuer.controllers.podcerts.dependents import (
+    IssuedPodCertificate,
+    depending_on_others,
+    issued_certificate,
+)
 from issuer.controllers.podcerts.events import Recorder, tell_pod
 from issuer.controllers.podcerts.metrics import PodCertificateMetrics
 from issuer.controllers.podcerts.requests import (
@@ -46,6 +51,7 @@ from shared.pod_certificates import (
     AskContext,
     authority_of,
     judge_pod_certificate,
+    signer_name,
 )
 
 log = logging.getLogger("issuer.podcerts")
@@ -90,6 +96,8 @@ class PodCertificateController:
             PodCertificateMetrics(registry, self.oldest_pending) if registry is not None else None
         )
         self.on_answer: Callable[[PodCertificateRequest, Answer], None] | None = None
+        # (namespace, name) -> (resourceVersion, what its certificate is), parsed once.
+        self._issued: dict[tuple[str, str], tuple[str, IssuedPodCertificate | None]] = {}
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
 
@@ -153,6 +161,23 @@ class PodCertificateController:
             and (created := read.created) is not None
         ]
         return max(ages, default=0.0)
+
+    def depending_on_others(self, active_key_id: bytes, now: datetime) -> int:
+        """Pods of this signer whose current certificate a CA other than the active one signed."""
+        signer = signer_name(self.authority)
+        seen: dict[tuple[str, str], tuple[str, IssuedPodCertificate | None]] = {}
+        for request in self.requests.list():
+            if (request.get("spec") or {}).get("signerName") != signer:
+                continue
+            key = object_key(request)
+            version = str((request.get("metadata") or {}).get("resourceVersion"))
+            memo = self._issued.get(key)
+            seen[key] = (
+                memo if memo and memo[0] == version else (version, issued_certificate(request))
+            )
+        self._issued = seen
+        certificates = [issued for _, issued in seen.values() if issued is not None]
+        return depending_on_others(certificates, active_key_id, now)
 
     # -- work -------------------------------------------------------------
 
