@@ -35,6 +35,7 @@ from tests.e2e.helpers import (
     eventually,
     running_issuer,
     web_policy,
+    why,
 )
 
 NAMESPACE = "podcerts"
@@ -238,6 +239,12 @@ def test_a_name_no_policy_allows_leaves_the_pod_creating_with_pkiwardens_warning
     assert "NotAllowed" in described and "FailedMount" in described
     phase = kube.get(f"/api/v1/namespaces/{ns}/pods/stranger")["status"]["phase"]
     assert phase == "Pending"
+
+    status, told = why(control_plane, control_plane.kubeconfig, "pod/stranger", "-n", ns)
+    assert status == 1, told
+    assert told.startswith("NOT READY: pod/stranger in namespace podcerts: PodCertificateRequest ")
+    assert "(pkiwarden.dev/default) was Denied (NotAllowed)" in told.splitlines()[0]
+    assert f"Fix: {condition['message']}" in told
 
 
 def test_a_deleted_trust_bundle_is_published_again(kube: Kube, ns: str) -> None:
