@@ -34,6 +34,8 @@ from tests.e2e.helpers import (
     events_on,
     eventually,
     running_issuer,
+    scrape,
+    value,
     web_policy,
     why,
 )
@@ -174,7 +176,7 @@ def requests_of(kube: Kube, pod: str) -> list[dict[str, Any]]:
 
 
 def test_two_pods_of_a_deployment_do_mutual_tls_with_pod_certificates(
-    control_plane: ControlPlane, kube: Kube, ns: str
+    control_plane: ControlPlane, kube: Kube, ns: str, issuer: LocalIssuer
 ) -> None:
     bundles = eventually(
         lambda: [b for b in kube.get(BUNDLES)["items"] if b["spec"].get("signerName") == SIGNER],
@@ -213,6 +215,11 @@ def test_two_pods_of_a_deployment_do_mutual_tls_with_pod_certificates(
         assert leaf.issuer == trust[0].subject
         lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
         assert lifetime.total_seconds() == 3600
+    samples = scrape(issuer)
+    signed = "pkiwarden_pod_certificate_requests_total"
+    assert value(samples, signed, signer=SIGNER, answer="Issued", reason="Issued") == 2
+    assert value(samples, "pkiwarden_pod_certificate_request_seconds_count", signer=SIGNER) == 2
+    assert value(samples, "pkiwarden_pod_certificate_oldest_pending_seconds") == 0
 
 
 def test_a_name_no_policy_allows_leaves_the_pod_creating_with_pkiwardens_warning(
