@@ -5,7 +5,8 @@ caches (reading is safe for every replica), then — only for the leader — the
 workers that write. With ``--leader-elect`` the workers start only once this
 process holds the Lease; losing it ends the process (as controller-runtime
 does), and a graceful stop releases it so another replica takes over at once.
-Events (on the Pki and its consuming Pods) and metrics are wired here too.
+The runtime (caches, signers, re-issue pace, metrics, the Event recorder) is
+built here once and handed to every controller.
 """
 
 from __future__ import annotations
@@ -17,24 +18,17 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from issuer.authority.attach import attach_authority
-from issuer.authority.loop import AuthorityLoop
-from issuer.controller import Controller
-from issuer.controllers.podcerts.controller import PodCertificateController
-from issuer.controllers.podcerts.trust_bundles import TrustBundlePublisher
-from issuer.health import HealthServer, text
-from issuer.leader import LeaderElector, default_identity
-from issuer.metrics import IssuerMetrics
-from issuer.metrics_tls import self_signed_context
-from issuer.reporting.event_reporter import (
-    EventReporter,
-    PodWatch,
-    event_reporter,
-    reporting_instance,
-)
-from issuer.reporting.recorder import EventRecorder, EventSink
-from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
-from issuer.settings import Settings
+from issuer.registry import CONTROLLERS
+from issuer.runtime.caches import SharedCaches
+from issuer.runtime.context import Build, Controller, Runtime
+from issuer.runtime.events.recorder import EventRecorder, event_recorder
+from issuer.runtime.health import HealthServer, text
+from issuer.runtime.leader import LeaderElector, default_identity
+from issuer.runtime.metrics import IssuerMetrics
+from issuer.runtime.metrics_tls import self_signed_context
+from issuer.runtime.reissues import Reissues
+from issuer.runtime.settings import Settings
+from issuer.runtime.signers import Signers
 from shared.clock import utc_now
 from shared.kube.client import Kube
 from shared.logs import fields
@@ -51,12 +45,7 @@ LEASE_NAME = "pkiwarden-issuer"
 WATCH_CONNECTIONS = 64
 
 
-def run(
-    settings: Settings,
-    *,
-    reporter: Reporter | None = None,
-    stop: threading.Event | None = None,
-) -> int:
+def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 1 if never synced."""
     stop = stop or threading.Event()
     _stop_on_signals(stop)
@@ -64,40 +53,18 @@ def run(
         settings.kubeconfig, pool_size=settings.workers + WATCH_CONNECTIONS
     )
     metrics = IssuerMetrics(lease=LEASE_NAME)
-    pod_watch: PodWatch | None = None
-    events: EventReporter | None = None
-    if reporter is None:
-        events, pod_watch = event_reporter(
-            kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted
-        )
-        reporter = FanOut([LoggingReporter(), events])
-    controller, authority = assemble(kube, settings, reporter, metrics)
-    podcerts = pod_certificates(kube, settings, controller, metrics)
-    bundles = TrustBundlePublisher(kube, settings.authority, authority.trust_bundle)
-    authority.on_trust_change = bundles.wake
-    authority.pods_depending = podcerts.depending_on_others
+    recorder = event_recorder(kube, on_emitted=metrics.event_emitted)
+    runtime = runtime_for(kube, settings, metrics, recorder)
+    controllers = assemble(runtime)
 
     def synced() -> bool:
-        return (
-            controller.synced()
-            and authority.synced()
-            and podcerts.synced()
-            and (bundles.cache.synced.is_set() or bundles.cache.denied.is_set())
-        )
+        return runtime.caches.synced() and all(c.synced() for c in controllers)
 
     def start_writing() -> None:
-        """Only the leader writes: Secrets and status (the workers), the authority's
-        trust and rotation, Events (and the Pod watch)."""
+        """Only the leader writes: Secrets, status, trust, rotation, Events."""
         metrics.leading(True)
-        if events is not None:  # before any reconcile can resolve a failure
-            recalled = events.recall(controller.view.pkis.list())
-            log.info("failing Pkis recalled from status", extra=fields(pkis=recalled))
-        controller.start_workers()
-        authority.start()
-        podcerts.start_workers()
-        bundles.start()
-        if pod_watch is not None and events is not None:
-            pod_watch.start(events)
+        for controller in controllers:
+            controller.start()
 
     elector: LeaderElector | None = None
     lost = threading.Event()
@@ -119,13 +86,10 @@ def run(
         secure.add_route("/metrics", metrics.response)
         secure.start()
     try:
-        controller.start_watching()
-        authority.start_watching()
-        podcerts.start_watching()
-        bundles.cache.start()
-        if not controller.wait_synced(settings.sync_timeout_seconds) or not _wait(
-            authority.synced, settings.sync_timeout_seconds, stop
-        ):
+        runtime.caches.start()
+        for controller in controllers:
+            controller.start_watching()
+        if not _wait(synced, settings.sync_timeout_seconds, stop):
             if stop.is_set():
                 return 0
             log.error(
@@ -136,7 +100,8 @@ def run(
         log.info(
             "caches synced",
             extra=fields(
-                pkis=len(controller.view.pkis),
+                pkis=len(runtime.caches.view.pkis),
+                authorities=len(runtime.caches.authorities),
                 ca_secret=f"{settings.namespace}/{settings.ca_secret}",
             ),
         )
@@ -157,13 +122,9 @@ def run(
         log.info("stopping")
         return 1 if lost.is_set() else 0
     finally:
-        if pod_watch is not None:
-            pod_watch.stop()
-        podcerts.stop()
-        bundles.stop()
-        bundles.cache.stop()
-        authority.stop()
-        controller.stop()
+        for controller in reversed(controllers):
+            controller.stop()
+        runtime.caches.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
         if health is not None:
@@ -172,40 +133,25 @@ def run(
             secure.stop()
 
 
-def assemble(
-    kube: Kube, settings: Settings, reporter: Reporter, metrics: IssuerMetrics
-) -> tuple[Controller, AuthorityLoop]:
-    """The Pki reconciler and the CA's loop beside it, each feeding ``metrics``.
+def runtime_for(
+    kube: Kube,
+    settings: Settings,
+    metrics: IssuerMetrics,
+    recorder: EventRecorder | None,
+) -> Runtime:
+    """The runtime every controller is built on; nothing here talks to the API server yet."""
+    caches = SharedCaches(kube, settings.namespace)
+    signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
+    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder)
+
+
+def assemble(runtime: Runtime, controllers: tuple[Build, ...] = CONTROLLERS) -> list[Controller]:
+    """Every registered controller, built on ``runtime``, each feeding its metrics.
 
     Apart from ``run`` so a test can build the registry exactly as a running
-    issuer has it and read ``/metrics`` without a cluster: nothing here
-    talks to the API server.
+    issuer has it and read ``/metrics`` without a cluster.
     """
-    controller = Controller(kube, settings, reporter)
-    controller.on_result = lambda result, seconds: metrics.observe_reconcile(
-        result.step, result.error, seconds
-    )
-    metrics.track_queue_depth(lambda: len(controller.queue))
-    controller.queue.observer = metrics.queue_observer()
-    metrics.track_certificates(controller.view.pkis)
-    return controller, attach_authority(kube, settings, controller, metrics.registry)
-
-
-def pod_certificates(
-    kube: Kube, settings: Settings, controller: Controller, metrics: IssuerMetrics
-) -> PodCertificateController:
-    """The signer for the authority's Pod certificates, over the reconciler's caches."""
-    recorder = EventRecorder(
-        EventSink(kube, instance=reporting_instance()), on_emitted=metrics.event_emitted
-    )
-    return PodCertificateController(
-        kube,
-        settings.authority,
-        controller.view,
-        controller.watches.ca,
-        recorder,
-        registry=metrics.registry,
-    )
+    return [build(runtime) for build in controllers]
 
 
 def _metrics_names(settings: Settings) -> tuple[str, ...]:

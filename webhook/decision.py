@@ -21,13 +21,15 @@ from enum import StrEnum
 from typing import Any
 
 from shared import API_GROUP
-from shared.authority_validation import authority_change_findings, validate_authority
 from shared.findings import Finding, errors, phrase, warnings
 from shared.impact import PolicyContext, policy_change_findings
-from shared.pod_certificate_sources import validate_pod_certificates
-from shared.pod_certificates import AskContext
 from shared.text import clip, one_line
-from shared.validation import Context, message_for_denial, validate_pki, validate_policy
+from shared.validation.common import message_for_denial
+from shared.validation.pki import Context, validate_pki
+from shared.validation.pki_authority import authority_change_findings, validate_authority
+from shared.validation.pki_policy import validate_policy
+from shared.validation.pod_certificate import AskContext
+from shared.validation.pod_template import validate_pod_certificates
 from webhook.review import (
     API_VERSION,
     KIND,
@@ -150,14 +152,11 @@ def decide(
 def pod_certificate_findings(
     obj: Any, kind: Kind, namespace: str, context: Context
 ) -> list[Finding]:
-    """The findings of the object's podCertificate sources for pkiwarden's signers.
-
-    The webhook does not watch PkiAuthorities, so an unknown authority is not
-    said here but by the issuer (a Denied request, told on the Pod); the
-    policy's ``allowedAuthorities`` is judged here all the same.
-    """
+    """The findings of the object's podCertificate sources for pkiwarden's signers."""
     ask_context = AskContext(
-        policies=context.policies, namespace_labels=context.namespace_labels, authorities=None
+        policies=context.policies,
+        namespace_labels=context.namespace_labels,
+        authorities=context.authorities,
     )
     return validate_pod_certificates(obj, kind.value, namespace, ask_context)
 

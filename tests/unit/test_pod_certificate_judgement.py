@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.findings import phrase
-from shared.pod_certificates import (
+from shared.validation.pod_certificate import (
     REQUEST_PATHS,
     AskContext,
     PodCertificateAsk,

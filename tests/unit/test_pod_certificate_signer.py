@@ -11,29 +11,26 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from issuer.controllers.podcerts.decisions import (
+from issuer.controllers.podcerts.decisions.answer import (
     Answer,
     Reason,
     Refuse,
     Sign,
     decide_answer,
 )
-from issuer.controllers.podcerts.dependents import (
-    IssuedPodCertificate,
-    depending_on_others,
-    issued_certificate,
-)
-from issuer.controllers.podcerts.requests import key_type_of, read_request
-from issuer.controllers.podcerts.signing import certificate_chain, sign_pod_certificate
-from issuer.controllers.podcerts.status import issued_status
-from issuer.controllers.podcerts.trust_bundles import (
+from issuer.controllers.podcerts.decisions.dependents import depending_on_others
+from issuer.controllers.podcerts.decisions.trust_bundles import (
     BundleChange,
     Verb,
     bundle_body,
     bundle_changes,
     bundle_name,
 )
-from shared.pod_certificates import REQUEST_PATHS, AskContext, judge_pod_certificate
+from issuer.controllers.podcerts.effects.signing import certificate_chain, sign_pod_certificate
+from issuer.controllers.podcerts.effects.status import issued_status
+from issuer.controllers.podcerts.inputs.issued import IssuedPodCertificate, issued_certificate
+from issuer.controllers.podcerts.inputs.requests import key_type_of, read_request
+from shared.validation.pod_certificate import REQUEST_PATHS, AskContext, judge_pod_certificate
 from tests.unit.builders import NOW, make_ca
 
 POLICY = {

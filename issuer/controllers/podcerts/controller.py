@@ -22,41 +22,43 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from issuer import issuance
-from issuer.controllers.podcerts.decisions import Answer, Reason, Refuse, Sign, decide_answer
-from issuer.controllers.podcerts.dependents import (
-    IssuedPodCertificate,
-    depending_on_others,
-    issued_certificate,
+from issuer.controllers.podcerts.decisions.answer import (
+    Answer,
+    Reason,
+    Refuse,
+    Sign,
+    decide_answer,
 )
-from issuer.controllers.podcerts.events import Recorder, tell_pod
-from issuer.controllers.podcerts.metrics import PodCertificateMetrics
-from issuer.controllers.podcerts.requests import (
+from issuer.controllers.podcerts.decisions.dependents import depending_on_others
+from issuer.controllers.podcerts.effects.signing import certificate_chain, sign_pod_certificate
+from issuer.controllers.podcerts.effects.status import (
+    issued_status,
+    refused_status,
+    write_status,
+)
+from issuer.controllers.podcerts.effects.trust_bundles import TrustBundlePublisher
+from issuer.controllers.podcerts.inputs.issued import IssuedPodCertificate, issued_certificate
+from issuer.controllers.podcerts.inputs.requests import (
     POD_CERTIFICATE_REQUESTS,
     PodCertificateRequest,
     read_request,
 )
-from issuer.controllers.podcerts.signing import certificate_chain, sign_pod_certificate
-from issuer.controllers.podcerts.status import issued_status, refused_status, write_status
-from issuer.inputs.ca import CAProblem, CASource
-from issuer.queue import WorkQueue
-from shared.clock import Clock, utc_now
+from issuer.controllers.podcerts.reporting.metrics import PodCertificateMetrics
+from issuer.controllers.podcerts.reporting.pod_events import tell_pod
+from issuer.runtime import issuance
+from issuer.runtime.context import Runtime
+from issuer.runtime.queue import WorkQueue
+from issuer.runtime.signers import CAProblem
 from shared.kube.cache import WatchCache, object_key
-from shared.kube.client import JSON, PKI_AUTHORITIES, ApiError, Kube
-from shared.kube.view import ClusterView
+from shared.kube.client import JSON, ApiError
 from shared.logs import fields
-from shared.pod_certificates import (
-    DEFAULT_TRUST_DOMAIN,
-    REQUEST_PATHS,
-    AskContext,
-    authority_of,
-    judge_pod_certificate,
-    signer_name,
-)
+from shared.pod_certificates import DEFAULT_TRUST_DOMAIN, authority_of, signer_name
+from shared.validation.pod_certificate import REQUEST_PATHS, AskContext, judge_pod_certificate
 
 log = logging.getLogger("issuer.podcerts")
 
 FAIL_AFTER = timedelta(minutes=5)
+WORKERS = 2  # each answer is one signature and one write
 
 
 def trust_domain(authority: Mapping[str, Any] | None) -> str:
@@ -66,46 +68,36 @@ def trust_domain(authority: Mapping[str, Any] | None) -> str:
 
 
 class PodCertificateController:
-    """Answers the requests for ``pkiwarden.dev/<authority>`` (the authority this issuer serves)."""
+    """The signer ``pkiwarden.dev/<authority>`` for every authority the issuer serves."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        authority: str,
-        view: ClusterView,
-        ca: CASource,
-        recorder: Recorder,
-        *,
-        registry: Any = None,
-        workers: int = 2,
-        clock: Clock = utc_now,
-        fail_after: timedelta = FAIL_AFTER,
-    ) -> None:
-        self.kube = kube
-        self.authority = authority
-        self.view = view
-        self.ca = ca
-        self.recorder = recorder
-        self.clock = clock
+    name = "podcerts"
+
+    def __init__(self, runtime: Runtime, *, fail_after: timedelta = FAIL_AFTER) -> None:
+        self.kube = runtime.kube
+        self.view = runtime.caches.view
+        self.authorities = runtime.caches.authorities
+        self.signers = runtime.signers
+        self.recorder = runtime.recorder
+        self.clock = runtime.clock
         self.fail_after = fail_after
-        self.workers = workers
         self.queue = WorkQueue()
-        self.requests = WatchCache(kube, POD_CERTIFICATE_REQUESTS, on_change=self._changed)
-        self.authorities = WatchCache(kube, PKI_AUTHORITIES, on_change=self._authority_changed)
-        self.metrics = (
-            PodCertificateMetrics(registry, self.oldest_pending) if registry is not None else None
-        )
+        self.requests = WatchCache(self.kube, POD_CERTIFICATE_REQUESTS, on_change=self._changed)
+        self.metrics = PodCertificateMetrics(runtime.metrics.registry, self.oldest_pending)
+        self.bundles = TrustBundlePublisher(self.kube, self.signers.names, self._trust)
         self.on_answer: Callable[[PodCertificateRequest, Answer], None] | None = None
         # (namespace, name) -> (resourceVersion, what its certificate is), parsed once.
         self._issued: dict[tuple[str, str], tuple[str, IssuedPodCertificate | None]] = {}
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
+        self.authorities.add_listener(self._authority_changed)
+        runtime.caches.ca_secrets.listeners.add(lambda kind, secret: self.bundles.wake())
+        runtime.dependents.add(self.depending_on_others)
 
     # -- lifecycle --------------------------------------------------------
 
     @property
     def caches(self) -> list[WatchCache]:
-        return [self.requests, self.authorities]
+        return [self.requests, self.bundles.cache]
 
     def start_watching(self) -> None:
         for cache in self.caches:
@@ -114,17 +106,19 @@ class PodCertificateController:
     def synced(self) -> bool:
         return all(c.synced.is_set() or c.denied.is_set() for c in self.caches)
 
-    def start_workers(self) -> None:
+    def start(self) -> None:
         for request in self.requests.list():
             self._changed("ADDED", request)
-        for number in range(max(1, self.workers)):
+        for number in range(WORKERS):
             thread = threading.Thread(target=self._work, name=f"podcerts-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.bundles.start()
 
     def stop(self) -> None:
         self._stopped.set()
         self.queue.shutdown()
+        self.bundles.stop()
         for cache in self.caches:
             cache.stop()
         for thread in self._threads:
@@ -132,39 +126,38 @@ class PodCertificateController:
 
     # -- what wakes -------------------------------------------------------
 
-    def _ours(self, request: Mapping[str, Any]) -> bool:
-        """A request for this issuer's signer, or for a pkiwarden signer naming no authority."""
-        authority = authority_of(str((request.get("spec") or {}).get("signerName") or ""))
-        if authority is None:
-            return False
-        return authority == self.authority or self.authorities.get("", authority) is None
-
     def _changed(self, kind: str, request: JSON) -> None:
-        if kind == "DELETED" or not self._ours(request):
+        signer = str((request.get("spec") or {}).get("signerName") or "")
+        if kind == "DELETED" or authority_of(signer) is None:
             return
         if read_request(request).concluded is None:
             self.queue.add("/".join(object_key(request)))
 
     def _authority_changed(self, kind: str, authority: JSON) -> None:
-        """A new PkiAuthority may answer waiting requests; a trust domain change does not matter
-        to requests already answered."""
+        """A new PkiAuthority may answer waiting requests, and has trust to publish."""
         for request in self.requests.list():
             self._changed("MODIFIED", request)
+        self.bundles.wake()
+
+    def _trust(self, authority: str) -> bytes | None:
+        """The authority's trust set: its CA Secret's ca.crt (the authority controller's)."""
+        ca = self.signers.current(authority, self.clock())
+        return None if isinstance(ca, CAProblem) else ca.trust
 
     def oldest_pending(self) -> float:
         now = self.clock()
         ages = [
             (now - created).total_seconds()
             for request in self.requests.list()
-            if self._ours(request)
+            if authority_of(str((request.get("spec") or {}).get("signerName") or "")) is not None
             and (read := read_request(request)).concluded is None
             and (created := read.created) is not None
         ]
         return max(ages, default=0.0)
 
-    def depending_on_others(self, active_key_id: bytes, now: datetime) -> int:
-        """Pods of this signer whose current certificate a CA other than the active one signed."""
-        signer = signer_name(self.authority)
+    def depending_on_others(self, authority: str, active_key_id: bytes, now: datetime) -> int:
+        """Pods whose current certificate from ``authority`` a CA other than the active signed."""
+        signer = signer_name(authority)
         seen: dict[tuple[str, str], tuple[str, IssuedPodCertificate | None]] = {}
         for request in self.requests.list():
             if (request.get("spec") or {}).get("signerName") != signer:
@@ -172,10 +165,9 @@ class PodCertificateController:
             key = object_key(request)
             version = str((request.get("metadata") or {}).get("resourceVersion"))
             memo = self._issued.get(key)
-            seen[key] = (
-                memo if memo and memo[0] == version else (version, issued_certificate(request))
-            )
-        self._issued = seen
+            fresh = memo if memo and memo[0] == version else None
+            seen[key] = fresh or (version, issued_certificate(request))
+        self._issued = {**{k: v for k, v in self._issued.items() if k not in seen}, **seen}
         certificates = [issued for _, issued in seen.values() if issued is not None]
         return depending_on_others(certificates, active_key_id, now)
 
@@ -198,14 +190,14 @@ class PodCertificateController:
         """Answer one request; True when it is to be looked at again, after a backoff."""
         namespace, name = key.split("/", 1)
         body = self.requests.get(namespace, name)
-        if body is None or not self._ours(body):
+        if body is None:
             return False
         request = read_request(body)
         if request.concluded is not None:
             return False
         now = self.clock()
         authority = self.authorities.get("", request.ask.authority)
-        known = frozenset(object_key(a)[1] for a in self.authorities.list())
+        known = frozenset(self.signers.names())
         ns = self.view.namespaces.get("", namespace)
         context = AskContext(
             policies=self.view.policies.list(),
@@ -214,7 +206,7 @@ class PodCertificateController:
             at_run_time=True,
         )
         judgement = judge_pod_certificate(request.ask, REQUEST_PATHS, context)
-        ca = self.ca.current(now)
+        ca = self.signers.current(request.ask.authority, now)
         ca_not_after = (
             f"the CA of {request.ask.signer} cannot sign: {ca.message}"
             if isinstance(ca, CAProblem)
@@ -256,8 +248,8 @@ class PodCertificateController:
         self, body: JSON, request: PodCertificateRequest, decision: Refuse, now: datetime
     ) -> bool:
         # Event before status: a crash in between tells the Pod twice, never not at all.
-        tell_pod(self.recorder, request, decision.reason, decision.message)
-        if self.metrics is not None:
+        if self.recorder is not None:
+            tell_pod(self.recorder, request, decision.reason, decision.message)
             self.metrics.wrote("event")
         created = request.created
         if decision.answer is Answer.FAILED and created and now - created < self.fail_after:
@@ -285,14 +277,16 @@ class PodCertificateController:
             if error.conflict:
                 return False
             raise
-        if self.metrics is not None:
-            self.metrics.wrote("status")
+        self.metrics.wrote("status")
         return True
 
     def _answered(
         self, request: PodCertificateRequest, answer: Answer, reason: Reason, seconds: float | None
     ) -> None:
-        if self.metrics is not None:
-            self.metrics.answered(request.ask.signer, answer.value, reason.value, seconds)
+        self.metrics.answered(request.ask.signer, answer.value, reason.value, seconds)
         if self.on_answer is not None:
             self.on_answer(request, answer)
+
+
+def build(runtime: Runtime) -> PodCertificateController:
+    return PodCertificateController(runtime)
