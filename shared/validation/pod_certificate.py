@@ -325,7 +325,7 @@ def _key_against(
     fix = key_type_fix(policy.key_algorithms, policy.min_rsa_size)
     if algorithm not in policy.key_algorithms:
         problem = (
-            f"is a {algorithm} key, which {by} does not allow "
+            f"is an {algorithm} key, which {by} does not allow "
             f"(allowedKeyAlgorithms: {listing(policy.key_algorithms)}){fix}"
         )
         return [error_finding(Category.NOT_ALLOWED, paths.key_type, problem, ask.key_type)]

@@ -140,7 +140,7 @@ CASES: list[tuple[str, PodCertificateAsk, AskContext, list[str]]] = [
         ask(key_type="ED25519"),
         context(policy(allowedKeyAlgorithms=["RSA"])),
         [
-            'spec.stubPKCS10Request: "ED25519" is a Ed25519 key, which PkiPolicy "teams" does '
+            'spec.stubPKCS10Request: "ED25519" is an Ed25519 key, which PkiPolicy "teams" does '
             "not allow (allowedKeyAlgorithms: RSA); use keyType RSA3072"
         ],
     ),
