@@ -48,9 +48,11 @@ def test_examples_report_the_typo() -> None:
         'app1, app2); did you mean "app1"?'
     ]
     assert err == (
-        "note: skipped 2 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
+        "note: skipped 4 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
         f"Secrets are read for context): {EXAMPLES / 'app2.yaml'}:16 Service/app2, "
-        f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2\n"
+        f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2, "
+        f"{EXAMPLES / 'pod-certificates.yaml'}:11 ServiceAccount/app1, "
+        f"{EXAMPLES / 'pod-certificates.yaml'}:17 Deployment/app1-mesh\n"
     )
 
 
