@@ -14,7 +14,10 @@ pkiwarden's Warning on it next to the kubelet's.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +25,7 @@ import pytest
 from cryptography import x509
 
 from issuer.runtime.settings import Settings
-from pkiwarden.local import node, webhook_process
+from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.node import Node
@@ -220,6 +223,87 @@ def test_two_pods_of_a_deployment_do_mutual_tls_with_pod_certificates(
     assert value(samples, signed, signer=SIGNER, answer="Issued", reason="Issued") == 2
     assert value(samples, "pkiwarden_pod_certificate_request_seconds_count", signer=SIGNER) == 2
     assert value(samples, "pkiwarden_pod_certificate_oldest_pending_seconds") == 0
+
+
+def authority(kube: Kube) -> dict[str, Any]:
+    return kube.get("/apis/pkiwarden.dev/v1alpha1/pkiauthorities/default")
+
+
+def trust_in_bundle(kube: Kube) -> set[str]:
+    """The subjects of the CA certificates in the signer's ClusterTrustBundles."""
+    bundles = [b for b in kube.get(BUNDLES)["items"] if b["spec"].get("signerName") == SIGNER]
+    return {
+        c.subject.rfc4514_string()
+        for b in bundles
+        for c in x509.load_pem_x509_certificates(b["spec"]["trustBundle"].encode())
+    }
+
+
+def signed_by(kube: Kube, pod: str) -> str:
+    (request,) = requests_of(kube, pod)
+    leaf = x509.load_pem_x509_certificates(request["status"]["certificateChain"].encode())[0]
+    return leaf.issuer.rfc4514_string()
+
+
+def test_a_ca_rotation_keeps_pod_certificates_trusted_until_their_pods_hold_new_ones(
+    control_plane: ControlPlane, kube: Kube, ns: str
+) -> None:
+    pods = running_pods(kube)
+    assert pods is not None  # the Deployment of the first test, still doing mTLS
+    old_ca = signed_by(kube, next(iter(pods)))
+    assert trust_in_bundle(kube) == {old_ca}
+    before = {pod: counts(control_plane, pod)[0] for pod in pods}
+    patch = {"spec": {"rotation": {"trustPropagation": "5s", "reissueRate": 10}}}
+    control_plane.kubectl("patch", "pkica", "default", "--type=merge", "-p", json.dumps(patch))
+    try:
+        argv = controlplane.pkiwarden_argv("ca", "rotate", "--authority", "default")
+        subprocess.run(
+            argv, env={**os.environ, **control_plane.env()}, check=True, capture_output=True
+        )
+        # The next CA joins the bundle first; then, with the Pods' certificates still the
+        # old CA's, the rotation waits (Reissuing, counting them): the old CA stays trusted.
+        eventually(lambda: len(trust_in_bundle(kube)) == 2 or None, 60, "the next CA in the bundle")
+
+        def in_phase(phase: str) -> dict[str, Any] | None:
+            found = authority(kube)
+            return found if found["status"].get("phase") == phase else None
+
+        def waiting() -> dict[str, Any] | None:
+            found = in_phase("Reissuing")  # the new CA signs; the Pods' certificates are old
+            return found if found and found["status"].get("pendingPkis", 0) >= 2 else None
+
+        eventually(waiting, 60, "the rotation to wait for the Pods' certificates")
+        time.sleep(6)  # longer than trustPropagation: still waiting, still trusted
+        assert waiting() is not None
+        assert old_ca in trust_in_bundle(kube)
+        for pod in pods:
+            assert (
+                counts(control_plane, pod)[0] > before[pod] and counts(control_plane, pod)[1] == 0
+            )
+
+        # New Pods ask again and get the new CA's certificates; the old requests go
+        # with their Pods, and the rotation ends with the old CA out of the bundle.
+        control_plane.kubectl("rollout", "restart", f"deployment/{SERVICE}", "-n", ns)
+
+        def restarted() -> dict[str, str] | None:
+            found = running_pods(kube)
+            return found if found and not set(found) & set(pods) else None
+
+        renewed = eventually(restarted, 120, "the restarted Pods to run")
+        assert all(signed_by(kube, pod) != old_ca for pod in renewed)
+        (first, first_ip), (second, second_ip) = sorted(renewed.items())
+        peers = {"data": {first: f"{second_ip}:8443", second: f"{first_ip}:8443"}}
+        control_plane.kubectl("patch", "configmap", "peers", "-n", ns, "-p", json.dumps(peers))
+        eventually(lambda: in_phase("Stable"), 60, "the rotation to complete")
+        assert old_ca not in trust_in_bundle(kube) and len(trust_in_bundle(kube)) == 1
+        for pod in renewed:
+            eventually(lambda pod=pod: counts(control_plane, pod)[0] >= 10 or None, 90, pod)
+            assert counts(control_plane, pod)[1] == 0
+    finally:
+        restore = {"spec": {"rotation": None}}
+        control_plane.kubectl(
+            "patch", "pkica", "default", "--type=merge", "-p", json.dumps(restore)
+        )
 
 
 def test_a_name_no_policy_allows_leaves_the_pod_creating_with_pkiwardens_warning(
