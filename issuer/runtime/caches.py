@@ -50,8 +50,11 @@ class CASecrets:
 
     One per name, not one for the namespace: the issuer's Role names the CA
     Secrets it may read (``resourceNames``), and a list of every Secret in its
-    namespace would be refused. A name asked for first after ``start`` is
-    watched from then on.
+    namespace would be refused. A name asked for first after ``start`` (a
+    PkiAuthority created later) is watched from then on; readiness waits only
+    for the names known at start, so an authority whose Secret the issuer may
+    not read is reported on that authority and its Pkis, and never makes the
+    whole issuer unready.
     """
 
     def __init__(self, kube: Kube, namespace: str) -> None:
@@ -60,6 +63,7 @@ class CASecrets:
         self.listeners = Listeners()
         self._caches: dict[str, WatchCache] = {}
         self._started = False
+        self._initial: list[WatchCache] = []
         self._lock = threading.Lock()
 
     def cache(self, name: str) -> WatchCache:
@@ -85,14 +89,19 @@ class CASecrets:
         with self._lock:
             return iter(list(self._caches.values()))
 
+    def denied(self, name: str) -> bool:
+        """The API server refuses the issuer this Secret (it is not among its resourceNames)."""
+        return self.cache(name).denied.is_set()
+
     def start(self) -> None:
         with self._lock:
             self._started = True
-            for cache in self._caches.values():
+            self._initial = list(self._caches.values())
+            for cache in self._initial:
                 cache.start()
 
     def synced(self) -> bool:
-        return all(cache.synced.is_set() for cache in self)
+        return all(cache.synced.is_set() for cache in self._initial)
 
     def stop(self) -> None:
         for cache in self:

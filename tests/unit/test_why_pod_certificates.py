@@ -6,7 +6,7 @@ from typing import Any
 
 from pkiwarden.why.facts import Facts
 from pkiwarden.why.pod_certificates import pod_certificate_facts
-from pkiwarden.why.render import Exit, render_text, verdict
+from pkiwarden.why.render import Exit, headline, render_text
 from pkiwarden.why.targets import Kind, Target
 
 DENIED = (
@@ -45,7 +45,7 @@ TARGET = Target(Kind.POD, "web-1", "app1")
 def test_a_denied_request_makes_the_pod_not_ready_with_its_message_as_the_fix() -> None:
     requests = [denied("req-2", "2030-01-01T12:00:01Z"), request("other", "x", pod="web-2")]
     facts = Facts(TARGET, pod_certificates=pod_certificate_facts(requests, "web-1", "uid-1"))
-    result = verdict(facts)
+    result = headline(facts)
     assert result.exit is Exit.NOT_READY
     assert result.line == (
         "NOT READY: pod/web-1 in namespace app1: PodCertificateRequest req-2 "
@@ -60,7 +60,7 @@ def test_a_denied_request_makes_the_pod_not_ready_with_its_message_as_the_fix() 
 def test_the_latest_request_is_the_pods_current_certificate() -> None:
     requests = [issued("req-3", "2030-01-01T12:01:00Z"), denied("req-2", "2030-01-01T12:00:01Z")]
     facts = Facts(TARGET, pod_certificates=pod_certificate_facts(requests, "web-1", "uid-1"))
-    result = verdict(facts)
+    result = headline(facts)
     assert result.exit is Exit.READY
     assert result.line.endswith("its Pod certificate from pkiwarden.dev/default is issued")
     text = render_text(facts)
@@ -77,4 +77,4 @@ def test_an_unanswered_request_asks_whether_the_issuer_runs() -> None:
             [request("req-1", "2030-01-01T12:00:00Z")], "web-1", "uid-1"
         ),
     )
-    assert verdict(facts).line.endswith("has no answer yet; is the pkiwarden issuer running?")
+    assert headline(facts).line.endswith("has no answer yet; is the pkiwarden issuer running?")
