@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from issuer.controllers.podcerts.controller import trust_domain
 from issuer.controllers.podcerts.decisions.answer import (
     Answer,
     Reason,
@@ -30,6 +31,7 @@ from issuer.controllers.podcerts.effects.signing import certificate_chain, sign_
 from issuer.controllers.podcerts.effects.status import issued_status
 from issuer.controllers.podcerts.inputs.issued import IssuedPodCertificate, issued_certificate
 from issuer.controllers.podcerts.inputs.requests import key_type_of, read_request
+from shared.validation.pki_authority import validate_authority
 from shared.validation.pod_certificate import REQUEST_PATHS, AskContext, judge_pod_certificate
 from tests.unit.builders import NOW, make_ca
 
@@ -245,3 +247,20 @@ def test_an_issued_requests_certificate_is_read_back() -> None:
     ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert issued.issuer_key_id == ski.digest
     assert issued_certificate(request()) is None  # not answered yet
+
+
+def test_the_trust_domain_is_the_authoritys_or_cluster_local() -> None:
+    assert trust_domain({"spec": {"trustDomain": "example.org"}}) == "example.org"
+    assert trust_domain({"spec": {}}) == "cluster.local"
+    assert trust_domain(None) == "cluster.local"
+
+
+def test_a_trust_domain_must_be_a_dns_name() -> None:
+    authority = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": "team"},
+        "spec": {"secretName": "team-ca", "trustDomain": "Example.org"},
+    }
+    found = [f for f in validate_authority(authority) if f.path == "spec.trustDomain"]
+    assert len(found) == 1 and found[0].is_error
