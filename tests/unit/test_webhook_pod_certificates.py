@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -125,3 +126,13 @@ def test_each_kind_is_judged_where_it_keeps_its_pod_spec(
 def test_another_signers_source_is_not_pkiwardens_business() -> None:
     answer = decide(deployment(signerName="example.com/other", keyType="nonsense"), CONTEXT)
     assert answer["response"]["allowed"] is True
+
+
+def test_an_unknown_authority_is_denied_with_the_signers_there_are() -> None:
+    context = dataclasses.replace(CONTEXT, authorities=frozenset({"default", "platform"}))
+    answer = decide(deployment(signerName="pkiwarden.dev/defualt"), context)
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["message"] == (
+        f'{SOURCE_PATH}.signerName: "pkiwarden.dev/defualt" names no PkiAuthority (signers: '
+        'pkiwarden.dev/default, pkiwarden.dev/platform); did you mean "pkiwarden.dev/default"?'
+    )
