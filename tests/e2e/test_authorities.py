@@ -39,7 +39,7 @@ from pkiwarden.local.controlplane import ControlPlane
 from shared.clock import utc_now
 from shared.kube.client import CONFIG_MAPS, SECRETS, ApiError, Kube
 from tests.e2e.helpers import eventually, kill_9
-from tests.e2e.test_ca_rotation import Client, Endpoint
+from tests.e2e.test_ca_rotation import Client, Endpoint, wait_ready
 from tests.unit.builders import intermediate_ca, supplied_ca_secret
 
 T = TypeVar("T")
@@ -134,17 +134,6 @@ def subjects(pem: bytes | str) -> set[str]:
 def status(kube: Kube, name: str) -> dict[str, Any]:
     found = kube.get(f"/apis/pkiwarden.dev/v1alpha1/pkiauthorities/{name}")
     return dict(found.get("status") or {})
-
-
-def wait_ready(plane: ControlPlane, namespace: str, *names: str) -> None:
-    plane.kubectl(
-        "wait",
-        "--for=condition=Ready",
-        f"--timeout={TIMEOUT:.0f}s",
-        "-n",
-        namespace,
-        *(f"pki/{name}" for name in names),
-    )
 
 
 def openssl_verify(directory: Path, trust: bytes, tls_crt: bytes) -> str:

@@ -185,9 +185,11 @@ class AuthorityController:
         while not self._stopped.is_set():
             self._wake.clear()
             try:
-                self.last = self.run_once()
+                before, self.last = self.last, self.run_once()
                 for authority, result in self.last.items():
                     self.metrics.observe(authority, result)
+                for gone in before.keys() - self.last.keys():
+                    self.metrics.forget(gone)
             except Exception:  # an API outage or a bug: log, look again next tick
                 log.exception("authority pass failed")
             self._wake.wait(self.tick_seconds)

@@ -243,6 +243,13 @@ def material_after(
     known from then on (they become trust anchors through ``ca.crt``).
     """
     roots = material.roots if fresh is None else (*material.roots, *fresh.roots)
+
+    def signing(ca: NewCA) -> Material:
+        """``ca`` signs from now on; the active one becomes Previous."""
+        return Material(
+            ca.certificate, ca.key, previous=material.active, active_chain=ca.chain, roots=roots
+        )
+
     if move is Move.BEGIN and fresh is not None:
         return replace(
             material,
@@ -251,31 +258,18 @@ def material_after(
             next_chain=fresh.chain,
             roots=roots,
         )
-    if move is Move.PROMOTE and material.next is not None and material.next_key is not None:
-        return Material(
-            material.next,
-            material.next_key,
-            previous=material.active,
-            active_chain=material.next_chain,
-            roots=roots,
-        )
+    waiting = (
+        NewCA(material.next, material.next_key, material.next_chain)
+        if material.next is not None and material.next_key is not None
+        else None
+    )
+    if move is Move.PROMOTE and waiting is not None:
+        return signing(waiting)
     if move is Move.EMERGENCY and state.phase is not Phase.REISSUING:
-        if material.next is not None and material.next_key is not None:
-            return Material(
-                material.next,
-                material.next_key,
-                previous=material.active,
-                active_chain=material.next_chain,
-                roots=roots,
-            )
+        if waiting is not None:
+            return signing(waiting)
         if fresh is not None:
-            return Material(
-                fresh.certificate,
-                fresh.key,
-                previous=material.active,
-                active_chain=fresh.chain,
-                roots=roots,
-            )
+            return signing(fresh)
     if move is Move.FORGET:
         return replace(material, previous=None)
     return material
