@@ -3,7 +3,7 @@
 ``status`` of every authority is the overview a platform team checks first (and
 a script reads by its exit status); ``status --authority NAME`` adds one
 authority's trust set, conditions and blocked Pkis. Both say first, as a
-verdict line, which authority cannot sign and why.
+headline, which authority cannot sign and why.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def not_ready(authority: Mapping[str, Any], missing_secret: str | None = None) -
     return None
 
 
-def _verdict(authority: Mapping[str, Any], missing_secret: str | None) -> list[str]:
+def _headline(authority: Mapping[str, Any], missing_secret: str | None) -> list[str]:
     problem = not_ready(authority, missing_secret)
     if problem is None:
         return []
@@ -104,7 +104,7 @@ def render_overview(
     now: datetime,
     missing_secrets: Mapping[str, str] | None = None,
 ) -> str:
-    """The text of ``pkiwarden ca status``: a verdict line per authority that is not Ready,
+    """The text of ``pkiwarden ca status``: a headline per authority that is not Ready,
     then one row per authority, in name order. ``missing_secrets``: authority name ->
     ``namespace/name`` of its CA Secret, for those found missing."""
     missing = missing_secrets or {}
@@ -114,22 +114,24 @@ def render_overview(
             "(kind PkiAuthority, spec.secretName, and spec.generate for a CA pkiwarden makes)"
         )
     ordered = sorted(authorities, key=_name)
-    verdicts = [
-        line for authority in ordered for line in _verdict(authority, missing.get(_name(authority)))
+    headlines = [
+        line
+        for authority in ordered
+        for line in _headline(authority, missing.get(_name(authority)))
     ]
     rows = _table([_COLUMNS, *(_row(authority, now) for authority in ordered)])
-    return "\n".join([*verdicts, *([""] if verdicts else []), *rows])
+    return "\n".join([*headlines, *([""] if headlines else []), *rows])
 
 
 def render_status(
     authority: Mapping[str, Any], now: datetime, missing_secret: str | None = None
 ) -> str:
-    """The text of ``pkiwarden ca status --authority NAME``: the verdict when it is not
+    """The text of ``pkiwarden ca status --authority NAME``: the headline when it is not
     Ready, the kubectl columns, the trust set, the conditions, what blocks."""
     name = _name(authority)
     status = authority.get("status") or {}
-    verdict = _verdict(authority, missing_secret)
-    lines = [*verdict, *([""] if verdict else []), *_table([_COLUMNS, _row(authority, now)])]
+    headline = _headline(authority, missing_secret)
+    lines = [*headline, *([""] if headline else []), *_table([_COLUMNS, _row(authority, now)])]
     trusted = status.get("trusted") or []
     lines += ["", f"Trust set (ConfigMap pkiwarden-ca.crt, keys {name}.crt and ca.crt):"]
     table = [["ROLE", "SERIAL", "NOT AFTER", "SUBJECT"]]
@@ -146,7 +148,7 @@ def render_status(
     problem = unavailable(authority)
     for condition in status.get("conditions") or []:
         if problem and condition.get("type") == "Ready":
-            continue  # said first, as the verdict
+            continue  # said first, as the headline
         lines.append(
             f"{condition.get('type')}: {condition.get('status')} ({condition.get('reason')})"
             f" {condition.get('message', '')}"
