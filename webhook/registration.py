@@ -87,8 +87,9 @@ def asks_pkiwarden(pod_spec: str) -> str:
     )
 
 
-# Pods a controller made were checked as its template; checking them again would turn
-# a policy change into failed creations instead of the issuer's Warning on each Pod.
+# Pods (and ReplicaSets, Jobs) a controller made were checked as its template; checking
+# them again would turn a policy change, or a webhook outage, into failed creations by
+# the controller instead of the issuer's Warning on each Pod.
 _NOT_OWNED = "!has(object.metadata.ownerReferences) || size(object.metadata.ownerReferences) == 0"
 
 
@@ -150,6 +151,7 @@ def pod_certificate_webhooks(
             "object.spec.template.spec",
             client_config,
             system_namespace,
+            only_unowned=True,
         ),
         _pod_certificates_webhook(
             CRON_JOBS_WEBHOOK,

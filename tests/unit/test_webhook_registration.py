@@ -79,7 +79,8 @@ def test_only_pods_and_templates_asking_a_pkiwarden_signer_are_sent() -> None:
         "replicasets",
         "jobs",
     }
-    expression = templates["matchConditions"][0]["expression"]
+    assert [c["name"] for c in templates["matchConditions"]] == ["not-owned", "asks-pkiwarden"]
+    expression = templates["matchConditions"][1]["expression"]
     assert "object.spec.template.spec.volumes.exists(" in expression
     assert "startsWith('pkiwarden.dev/')" in expression
     cron = by_name["cronjobs.podcertificates.pkiwarden.dev"]
