@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from issuer.controllers.podcerts.controller import trust_domain
 from issuer.controllers.podcerts.decisions.answer import (
     Answer,
-    Reason,
+    AnswerReason,
     Refuse,
     Sign,
     decide_answer,
@@ -109,12 +109,12 @@ def test_a_leaf_never_outlives_its_ca_and_a_ca_too_close_to_its_end_fails() -> N
     assert isinstance(decision, Sign) and decision.not_after == NOW + timedelta(minutes=90)
     refused = decide(request(), ca_not_after=NOW + timedelta(minutes=30))
     assert isinstance(refused, Refuse)
-    assert (refused.answer, refused.reason) == (Answer.FAILED, Reason.CA_UNAVAILABLE)
+    assert (refused.answer, refused.reason) == (Answer.FAILED, AnswerReason.CA_UNAVAILABLE)
 
 
 def test_a_missing_ca_fails_with_its_message() -> None:
     refused = decide(request(), ca_not_after="the CA cannot sign: gone")
-    assert refused == Refuse(Answer.FAILED, Reason.CA_UNAVAILABLE, "the CA cannot sign: gone")
+    assert refused == Refuse(Answer.FAILED, AnswerReason.CA_UNAVAILABLE, "the CA cannot sign: gone")
 
 
 @pytest.mark.parametrize(
@@ -122,23 +122,23 @@ def test_a_missing_ca_fails_with_its_message() -> None:
     [
         (
             request(ec.generate_private_key(ec.SECP521R1())),
-            Reason.UNSUPPORTED_KEY_TYPE,
+            AnswerReason.UNSUPPORTED_KEY_TYPE,
             'spec.stubPKCS10Request: "ECDSAP521" in PodCertificateRequest req-abc is a key type',
         ),
         (
             request(unverifiedUserAnnotations={"pkiwarden.dev/dns": "web.app1.svc"}),
-            Reason.INVALID_ANNOTATIONS,
+            AnswerReason.INVALID_ANNOTATIONS,
             'spec.unverifiedUserAnnotations: "pkiwarden.dev/dns" in PodCertificateRequest',
         ),
         (
             request(unverifiedUserAnnotations={"pkiwarden.dev/dns-names": "db.app1.svc"}),
-            Reason.NOT_ALLOWED,
+            AnswerReason.NOT_ALLOWED,
             'spec.unverifiedUserAnnotations["pkiwarden.dev/dns-names"][0]: "db.app1.svc" in',
         ),
     ],
 )
 def test_refusals_are_denials_with_the_apis_reasons(
-    body: dict[str, Any], reason: Reason, start: str
+    body: dict[str, Any], reason: AnswerReason, start: str
 ) -> None:
     refused = decide(body)
     assert isinstance(refused, Refuse) and refused.answer is Answer.DENIED
@@ -150,7 +150,7 @@ def test_an_unreadable_stub_is_denied() -> None:
     body = request()
     body["spec"]["stubPKCS10Request"] = base64.b64encode(b"not a csr").decode()
     refused = decide(body)
-    assert isinstance(refused, Refuse) and refused.reason is Reason.UNSUPPORTED_KEY_TYPE
+    assert isinstance(refused, Refuse) and refused.reason is AnswerReason.UNSUPPORTED_KEY_TYPE
 
 
 def test_the_certificate_carries_the_identity_the_names_and_the_key() -> None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from issuer.controllers.podcerts.decisions.answer import (
     Answer,
-    Reason,
+    AnswerReason,
     Refuse,
     Sign,
     decide_answer,
@@ -232,7 +232,7 @@ class PodCertificateController:
         if not self._write(body, status):
             return False
         waited = (now - request.created).total_seconds() if request.created else None
-        self._answered(request, Answer.ISSUED, Reason.ISSUED, waited)
+        self._answered(request, Answer.ISSUED, AnswerReason.ISSUED, waited)
         log.info(
             "pod certificate issued",
             extra=fields(
@@ -281,7 +281,11 @@ class PodCertificateController:
         return True
 
     def _answered(
-        self, request: PodCertificateRequest, answer: Answer, reason: Reason, seconds: float | None
+        self,
+        request: PodCertificateRequest,
+        answer: Answer,
+        reason: AnswerReason,
+        seconds: float | None,
     ) -> None:
         self.metrics.answered(request.ask.signer, answer.value, reason.value, seconds)
         if self.on_answer is not None:

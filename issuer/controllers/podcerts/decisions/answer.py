@@ -34,7 +34,7 @@ class Answer(StrEnum):
     FAILED = "Failed"  # a run-time failure
 
 
-class Reason(StrEnum):
+class AnswerReason(StrEnum):
     """Condition and Event reasons; the first two are the API's own words for a denial."""
 
     UNSUPPORTED_KEY_TYPE = "UnsupportedKeyType"
@@ -61,21 +61,21 @@ class Refuse:
     """A Denied or Failed condition, and the same words on the Pod."""
 
     answer: Answer
-    reason: Reason
+    reason: AnswerReason
     message: str
 
 
-def deny_reason(findings: tuple[Finding, ...]) -> Reason:
+def deny_reason(findings: tuple[Finding, ...]) -> AnswerReason:
     """The reason of the first error: the API's own words for a key type or an annotation
     pkiwarden does not take, ``NotAllowed`` for what a policy refuses."""
     first = next(f for f in findings if f.is_error)
     if first.path == REQUEST_PATHS.key_type:
-        return Reason.UNSUPPORTED_KEY_TYPE
+        return AnswerReason.UNSUPPORTED_KEY_TYPE
     if first.category is Category.NOT_ALLOWED:  # well-formed: a policy refuses it
-        return Reason.NOT_ALLOWED
+        return AnswerReason.NOT_ALLOWED
     if first.path.startswith(REQUEST_PATHS.annotations):
-        return Reason.INVALID_ANNOTATIONS
-    return Reason.INVALID_SPEC
+        return AnswerReason.INVALID_ANNOTATIONS
+    return AnswerReason.INVALID_SPEC
 
 
 def refusal_message(request: PodCertificateRequest, findings: tuple[Finding, ...]) -> str:
@@ -100,12 +100,12 @@ def decide_answer(
             f"{REQUEST_PATHS.key_type}: in PodCertificateRequest {request.name} holds no "
             "readable public key; the kubelet makes this field, so recreate the Pod"
         )
-        return Refuse(Answer.DENIED, Reason.UNSUPPORTED_KEY_TYPE, message)
+        return Refuse(Answer.DENIED, AnswerReason.UNSUPPORTED_KEY_TYPE, message)
     if not judgement.allowed or judgement.lifetime is None:
         findings = judgement.findings
         return Refuse(Answer.DENIED, deny_reason(findings), refusal_message(request, findings))
     if isinstance(ca_not_after, str):
-        return Refuse(Answer.FAILED, Reason.CA_UNAVAILABLE, ca_not_after)
+        return Refuse(Answer.FAILED, AnswerReason.CA_UNAVAILABLE, ca_not_after)
     not_before = now.replace(microsecond=0) - BACKDATE
     not_after = min(not_before + judgement.lifetime, ca_not_after.replace(microsecond=0))
     if not_after - not_before < MIN_LIFETIME:
@@ -114,7 +114,7 @@ def decide_answer(
             "for a Pod certificate of at least 1 hour; a cluster administrator must rotate "
             "it (pkiwarden ca rotate)"
         )
-        return Refuse(Answer.FAILED, Reason.CA_UNAVAILABLE, message)
+        return Refuse(Answer.FAILED, AnswerReason.CA_UNAVAILABLE, message)
     lifetime = not_after - not_before
     refresh = not_before + timedelta(seconds=int(lifetime.total_seconds() * RENEWAL_FRACTION))
     refresh = max(not_before + REFRESH_MARGIN, min(refresh, not_after - REFRESH_MARGIN))

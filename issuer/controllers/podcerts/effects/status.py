@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from issuer.controllers.podcerts.decisions.answer import Answer, Reason, Sign
+from issuer.controllers.podcerts.decisions.answer import Answer, AnswerReason, Sign
 from issuer.controllers.podcerts.inputs.requests import POD_CERTIFICATE_REQUESTS
 from shared.clock import rfc3339
 from shared.kube.client import JSON, Kube
@@ -20,7 +20,7 @@ from shared.kube.client import JSON, Kube
 MAX_CONDITION_MESSAGE = 32768  # metav1.Condition's limit
 
 
-def condition(answer: Answer, reason: Reason, message: str, now: datetime) -> JSON:
+def condition(answer: Answer, reason: AnswerReason, message: str, now: datetime) -> JSON:
     return {
         "type": answer.value,
         "status": "True",
@@ -33,7 +33,7 @@ def condition(answer: Answer, reason: Reason, message: str, now: datetime) -> JS
 def issued_status(decision: Sign, chain: str, now: datetime) -> JSON:
     return {
         "conditions": [
-            condition(Answer.ISSUED, Reason.ISSUED, "signed by pkiwarden", now),
+            condition(Answer.ISSUED, AnswerReason.ISSUED, "signed by pkiwarden", now),
         ],
         "certificateChain": chain,
         "notBefore": rfc3339(decision.not_before),
@@ -42,7 +42,7 @@ def issued_status(decision: Sign, chain: str, now: datetime) -> JSON:
     }
 
 
-def refused_status(answer: Answer, reason: Reason, message: str, now: datetime) -> JSON:
+def refused_status(answer: Answer, reason: AnswerReason, message: str, now: datetime) -> JSON:
     return {"conditions": [condition(answer, reason, message, now)]}
 
 

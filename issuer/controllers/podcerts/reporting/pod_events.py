@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from issuer.controllers.podcerts.decisions.answer import Reason
+from issuer.controllers.podcerts.decisions.answer import AnswerReason
 from issuer.controllers.podcerts.inputs.requests import PodCertificateRequest
 from issuer.runtime.events.correlator import EventType, ObjectRef
 
@@ -26,6 +26,6 @@ def pod_of(request: PodCertificateRequest) -> ObjectRef:
 
 
 def tell_pod(
-    recorder: Recorder, request: PodCertificateRequest, reason: Reason, message: str
+    recorder: Recorder, request: PodCertificateRequest, reason: AnswerReason, message: str
 ) -> None:
     recorder.record(pod_of(request), EventType.WARNING, reason.value, message)
