@@ -1,11 +1,14 @@
-"""The Pod certificate controller: one answer per PodCertificateRequest for pkiwarden's signer.
+"""The Pod certificate controller: one answer per PodCertificateRequest for pkiwarden's signers.
 
-A request is read (``requests``), judged by the same module the webhook uses
-(``shared.pod_certificates``), decided (``decisions``, pure), signed
-(``signing``) and answered (``status``); a refusal is told on the Pod
-(``events``). It reads the caches the Pki reconciler already holds (policies,
-namespaces, the CA) and adds two of its own: the requests and the
-PkiAuthorities (which exist, and their trust domains).
+Every authority the issuer serves is a signer, ``pkiwarden.dev/<authority>``.
+A request is read (``inputs``), judged by the module the webhook uses
+(``shared.validation.pod_certificate``), decided (``decisions``, pure),
+signed and answered (``effects``); a refusal is told on the Pod
+(``reporting``). It reads the runtime's caches (policies, namespaces,
+PkiAuthorities, the CA Secrets through the signers) and watches two of its
+own: the requests, and the ClusterTrustBundles it keeps for each signer. It
+meets the authority controller only through the runtime
+(``runtime.dependents``: the Pod certificates a rotation waits for).
 
 A CA that cannot sign is a run-time problem an administrator fixes; the
 kubelet takes ``Failed`` as final for the Pod, so the request is retried (and
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,7 +87,6 @@ class PodCertificateController:
         self.requests = WatchCache(self.kube, POD_CERTIFICATE_REQUESTS, on_change=self._changed)
         self.metrics = PodCertificateMetrics(runtime.metrics.registry, self.oldest_pending)
         self.bundles = TrustBundlePublisher(self.kube, self.signers.names, self._trust)
-        self.on_answer: Callable[[PodCertificateRequest, Answer], None] | None = None
         # (namespace, name) -> (resourceVersion, what its certificate is), parsed once.
         self._issued: dict[tuple[str, str], tuple[str, IssuedPodCertificate | None]] = {}
         self._threads: list[threading.Thread] = []
@@ -288,8 +290,6 @@ class PodCertificateController:
         seconds: float | None,
     ) -> None:
         self.metrics.answered(request.ask.signer, answer.value, reason.value, seconds)
-        if self.on_answer is not None:
-            self.on_answer(request, answer)
 
 
 def build(runtime: Runtime) -> PodCertificateController:
