@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-fairness clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-fairness bench-podcerts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,11 @@ bench-fairness: $(STAMP) controlplane
 # 70,000 other objects and takes many minutes. SCALE=0.05 runs a twentieth.
 bench-scale: $(STAMP) controlplane
 	$(BIN)/python benchmarks/bench_scale.py --scale $(or $(SCALE),1)
+
+# Not part of `make bench`: 100 Pods with Pod certificates on the one node, beside
+# 100 with a Pki each (PODS=10 for a quick look).
+bench-podcerts: $(STAMP) controlplane node
+	$(BIN)/python benchmarks/bench_pod_certificates.py --pods $(or $(PODS),100)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from issuer.controllers.authorities.controller import build as authorities
 from issuer.controllers.pkis.controller import build as pkis
+from issuer.controllers.podcerts.controller import build as podcerts
 from issuer.runtime.context import Build
 
-CONTROLLERS: tuple[Build, ...] = (pkis, authorities)
+CONTROLLERS: tuple[Build, ...] = (pkis, authorities, podcerts)

@@ -1,8 +1,9 @@
 """``pkiwarden lint``: the admission checks offline, for CI before ``kubectl apply``.
 
 Reads multi-document YAML (files, directories, stdin), validates every Pki,
-PkiPolicy and PkiAuthority with the same modules the webhook uses, and prints one line per
-finding with the document's line. Namespaces, Pkis and Secrets in the same
+PkiPolicy and PkiAuthority with the same modules the webhook uses, and the
+``podCertificate`` sources for pkiwarden's signers in Pods and Pod templates,
+and prints one line per finding with the document's line. Namespaces, Pkis and Secrets in the same
 input inform the checks (namespace labels for selectors, secretName clashes,
 unmanaged Secrets) as the cluster would. Where lint and ``kubectl apply`` could
 disagree, lint does what apply does: an object defined twice is the last
@@ -27,6 +28,8 @@ from shared.suggest import did_you_mean
 from shared.validation.pki import Context, SecretInfo, validate_pki
 from shared.validation.pki_authority import validate_authority
 from shared.validation.pki_policy import validate_policy
+from shared.validation.pod_certificate import AskContext
+from shared.validation.pod_template import pkiwarden_sources, pod_spec_of, validate_pod_certificates
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -103,6 +106,8 @@ class Inputs:
     authorities: dict[str, Document] = field(default_factory=dict)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, SecretInfo]] = field(default_factory=dict)
+    # Pods and Pod templates with a podCertificate source for a pkiwarden signer
+    workloads: list[Document] = field(default_factory=list)
     # (document, finding) about the document itself: refused kinds, replaced duplicates
     findings: list[tuple[Document, Finding]] = field(default_factory=list)
     skipped: list[Document] = field(default_factory=list)
@@ -293,9 +298,17 @@ def collect(documents: Iterable[Document], default_namespace: str) -> Inputs:
         elif document.api_version == "v1" and document.kind == "Secret":
             namespace = document.namespace(default_namespace)
             inputs.secrets.setdefault(namespace, {})[document.name] = _secret_info(document)
+        elif _asks_pkiwarden(document):
+            inputs.workloads.append(document)
         else:
             inputs.skipped.append(document)
     return inputs
+
+
+def _asks_pkiwarden(document: Document) -> bool:
+    """A Pod or a Pod template with a podCertificate source for a pkiwarden signer."""
+    found = pod_spec_of(document.mapping, document.kind)
+    return found is not None and any(True for _ in pkiwarden_sources(found[1]))
 
 
 # --- checking and printing -------------------------------------------------------------
@@ -347,6 +360,17 @@ def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
             authorities=authorities,
         )
         findings = validate_pki(document.body, namespace, context)
+        results += [(f.is_error, _line(document, namespace, f)) for f in findings]
+    for document in inputs.workloads:
+        namespace = document.namespace(default_namespace)
+        ask_context = AskContext(
+            policies=policies,
+            namespace_labels=inputs.namespace_labels.get(namespace),
+            authorities=authorities,
+        )
+        findings = validate_pod_certificates(
+            document.mapping, document.kind, namespace, ask_context
+        )
         results += [(f.is_error, _line(document, namespace, f)) for f in findings]
     return results
 

@@ -129,6 +129,13 @@ PKI_AUTHORITY_SCHEMA: Final[JSON] = {
                     minLength=1,
                     maxLength=253,
                 ),
+                "trustDomain": _string(
+                    "SPIFFE trust domain of the Pod certificates this authority signs "
+                    "(signer pkiwarden.dev/<name>): their URI SAN is "
+                    "spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>; a DNS name.",
+                    maxLength=253,
+                    default="cluster.local",
+                ),
                 "rotation": {
                     "type": "object",
                     "description": "How a rotation paces itself.",

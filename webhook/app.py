@@ -27,7 +27,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.logs import FIELDS_ATTRIBUTE
 from shared.metrics_access import Access
 from webhook.context import ContextSource
-from webhook.decision import Kind, Operation, decide, namespace_of, respond, validated_kind
+from webhook.decision import (
+    Kind,
+    Operation,
+    carries_pods,
+    decide,
+    namespace_of,
+    respond,
+    validated_kind,
+)
 from webhook.metrics import CONTENT_TYPE, WebhookMetrics
 from webhook.protocol import OPEN_CONNECTIONS, QUEUED_AHEAD
 from webhook.registration import VALIDATE_PATH
@@ -151,7 +159,10 @@ class Reviewer:
         try:
             if kind is Kind.PKI_POLICY:
                 return decide(review, None, self.source.policy_context())
-            context = self.source.context_for(namespace_of(request)) if kind is Kind.PKI else None
+            judged_in_namespace = kind is Kind.PKI or carries_pods(kind)
+            context = (
+                self.source.context_for(namespace_of(request)) if judged_in_namespace else None
+            )
             return decide(review, context)
         except Exception:
             self.meter.internal_errors.inc()

@@ -28,6 +28,8 @@ from shared.validation.common import message_for_denial
 from shared.validation.pki import Context, validate_pki
 from shared.validation.pki_authority import authority_change_findings, validate_authority
 from shared.validation.pki_policy import validate_policy
+from shared.validation.pod_certificate import AskContext
+from shared.validation.pod_template import validate_pod_certificates
 from webhook.review import (
     API_VERSION,
     KIND,
@@ -48,6 +50,26 @@ class Kind(StrEnum):
     PKI = "Pki"
     PKI_POLICY = "PkiPolicy"
     PKI_AUTHORITY = "PkiAuthority"
+    # Kinds that carry a Pod spec: checked for podCertificate sources of pkiwarden's
+    # signers (the registration's matchConditions send only those).
+    POD = "Pod"
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+    REPLICA_SET = "ReplicaSet"
+    JOB = "Job"
+    CRON_JOB = "CronJob"
+
+
+POD_CARRIERS: dict[tuple[str, str], Kind] = {
+    ("", "Pod"): Kind.POD,
+    ("apps", "Deployment"): Kind.DEPLOYMENT,
+    ("apps", "StatefulSet"): Kind.STATEFUL_SET,
+    ("apps", "DaemonSet"): Kind.DAEMON_SET,
+    ("apps", "ReplicaSet"): Kind.REPLICA_SET,
+    ("batch", "Job"): Kind.JOB,
+    ("batch", "CronJob"): Kind.CRON_JOB,
+}
 
 
 class Operation(StrEnum):
@@ -58,13 +80,19 @@ class Operation(StrEnum):
 def validated_kind(request: AdmissionRequest) -> Kind | None:
     """The kind this webhook judges, or None for a request it lets through untouched."""
     gvk = request["kind"]
-    if gvk["group"] != API_GROUP or request["operation"] not in _OPERATIONS:
+    if request["operation"] not in _OPERATIONS:
         return None
+    if gvk["group"] != API_GROUP:
+        return POD_CARRIERS.get((gvk["group"], gvk["kind"]))
     return _KINDS.get(gvk["kind"])
 
 
+def carries_pods(kind: Kind | None) -> bool:
+    return kind in POD_CARRIERS.values()
+
+
 _OPERATIONS = frozenset(Operation)
-_KINDS = {kind.value: kind for kind in Kind}
+_KINDS = {kind.value: kind for kind in (Kind.PKI, Kind.PKI_POLICY, Kind.PKI_AUTHORITY)}
 
 
 def namespace_of(request: AdmissionRequest) -> str:
@@ -93,10 +121,12 @@ def decide(
     if kind is None:
         return respond(request["uid"], allowed=True)
     obj = request.get("object")
-    if kind is Kind.PKI:
-        if context is None:
-            raise ValueError("a Pki is validated against a context; none was given")
+    if (kind is Kind.PKI or carries_pods(kind)) and context is None:
+        raise ValueError(f"a {kind} is validated against a context; none was given")
+    if kind is Kind.PKI and context is not None:
         findings = validate_pki(obj, namespace_of(request), context)
+    elif carries_pods(kind) and context is not None:
+        findings = pod_certificate_findings(obj, kind, namespace_of(request), context)
     elif kind is Kind.PKI_AUTHORITY:
         findings = validate_authority(obj)
     else:
@@ -117,6 +147,18 @@ def decide(
             message=message_for_denial(findings),
         )
     return respond(request["uid"], allowed=True, warned=findings)
+
+
+def pod_certificate_findings(
+    obj: Any, kind: Kind, namespace: str, context: Context
+) -> list[Finding]:
+    """The findings of the object's podCertificate sources for pkiwarden's signers."""
+    ask_context = AskContext(
+        policies=context.policies,
+        namespace_labels=context.namespace_labels,
+        authorities=context.authorities,
+    )
+    return validate_pod_certificates(obj, kind.value, namespace, ask_context)
 
 
 def respond(

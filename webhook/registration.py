@@ -17,6 +17,9 @@ from webhook.settings import CertificateSettings
 PKIS_WEBHOOK = "pkis.pkiwarden.dev"
 POLICIES_WEBHOOK = "pkipolicies.pkiwarden.dev"
 AUTHORITIES_WEBHOOK = "pkiauthorities.pkiwarden.dev"
+PODS_WEBHOOK = "pods.podcertificates.pkiwarden.dev"
+TEMPLATES_WEBHOOK = "templates.podcertificates.pkiwarden.dev"
+CRON_JOBS_WEBHOOK = "cronjobs.podcertificates.pkiwarden.dev"
 VALIDATE_PATH = "/validate"
 # The API server gives up on us after this long; failurePolicy Fail then
 # denies the request. Our answers take microseconds.
@@ -75,6 +78,91 @@ def _webhook(
     }
 
 
+def asks_pkiwarden(pod_spec: str) -> str:
+    """CEL: the Pod spec at ``pod_spec`` has a podCertificate source for a pkiwarden signer."""
+    return (
+        f"has({pod_spec}.volumes) && {pod_spec}.volumes.exists(v, has(v.projected)"
+        " && has(v.projected.sources) && v.projected.sources.exists(s,"
+        " has(s.podCertificate) && s.podCertificate.signerName.startsWith('pkiwarden.dev/')))"
+    )
+
+
+# Pods (and ReplicaSets, Jobs) a controller made were checked as its template; checking
+# them again would turn a policy change, or a webhook outage, into failed creations by
+# the controller instead of the issuer's Warning on each Pod.
+_NOT_OWNED = "!has(object.metadata.ownerReferences) || size(object.metadata.ownerReferences) == 0"
+
+
+def _pod_certificates_webhook(
+    name: str,
+    rules: list[tuple[str, str, str]],
+    pod_spec: str,
+    client_config: dict[str, Any],
+    system_namespace: str,
+    *,
+    only_unowned: bool = False,
+) -> dict[str, Any]:
+    """A registration for kinds carrying a Pod spec at ``pod_spec``: only those asking pkiwarden.
+
+    ``matchConditions`` are evaluated by the API server, so every other Pod
+    and template never reaches the webhook, costs one CEL evaluation, and is
+    never held up by a webhook outage.
+    """
+    hook = _webhook(name, "", "Namespaced", client_config, system_namespace)
+    hook["rules"] = [
+        {
+            "apiGroups": [group],
+            "apiVersions": [version],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": [plural],
+            "scope": "Namespaced",
+        }
+        for group, version, plural in rules
+    ]
+    conditions = [{"name": "asks-pkiwarden", "expression": asks_pkiwarden(pod_spec)}]
+    if only_unowned:
+        conditions.insert(0, {"name": "not-owned", "expression": _NOT_OWNED})
+    hook["matchConditions"] = conditions
+    return hook
+
+
+def pod_certificate_webhooks(
+    client_config: dict[str, Any], system_namespace: str
+) -> list[dict[str, Any]]:
+    templates = [
+        ("apps", "v1", "deployments"),
+        ("apps", "v1", "statefulsets"),
+        ("apps", "v1", "daemonsets"),
+        ("apps", "v1", "replicasets"),
+        ("batch", "v1", "jobs"),
+    ]
+    return [
+        _pod_certificates_webhook(
+            PODS_WEBHOOK,
+            [("", "v1", "pods")],
+            "object.spec",
+            client_config,
+            system_namespace,
+            only_unowned=True,
+        ),
+        _pod_certificates_webhook(
+            TEMPLATES_WEBHOOK,
+            templates,
+            "object.spec.template.spec",
+            client_config,
+            system_namespace,
+            only_unowned=True,
+        ),
+        _pod_certificates_webhook(
+            CRON_JOBS_WEBHOOK,
+            [("batch", "v1", "cronjobs")],
+            "object.spec.jobTemplate.spec.template.spec",
+            client_config,
+            system_namespace,
+        ),
+    ]
+
+
 def webhook_configuration(
     settings: CertificateSettings, client_config: dict[str, Any]
 ) -> dict[str, Any]:
@@ -95,6 +183,7 @@ def webhook_configuration(
             _webhook(
                 AUTHORITIES_WEBHOOK, "pkiauthorities", "Cluster", client_config, settings.namespace
             ),
+            *pod_certificate_webhooks(client_config, settings.namespace),
         ],
     }
 

@@ -9,10 +9,11 @@ caches, the signers, the re-issue pace), never by importing them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from issuer.runtime.caches import SharedCaches
+from issuer.runtime.dependents import Dependents
 from issuer.runtime.events.recorder import EventRecorder
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.reissues import Reissues
@@ -33,6 +34,8 @@ class Runtime:
     # Writes Events (aggregated, de-duplicated); None: log lines only (tests, tools).
     recorder: EventRecorder | None
     clock: Clock = utc_now
+    # Certificates other than Pkis' that keep a previous CA trusted (Pod certificates).
+    dependents: Dependents = field(default_factory=Dependents)
 
 
 class Controller(Protocol):

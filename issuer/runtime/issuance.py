@@ -264,7 +264,7 @@ def issue_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(request.usages), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(_authority_key_identifier(ca.certificate), critical=False)
+        .add_extension(authority_key_identifier(ca.certificate), critical=False)
     )
     extended = [_EXTENDED_USAGES[u] for u in request.usages if u in _EXTENDED_USAGES]
     if extended:
@@ -285,7 +285,7 @@ def _subject(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _authority_key_identifier(ca: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier(ca: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     try:
         ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:

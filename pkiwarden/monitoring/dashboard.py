@@ -200,6 +200,20 @@ def rows(s: Settings) -> list[Row]:
                     unit="ops",
                 ),
                 Panel(
+                    "Oldest unanswered PodCertificateRequest",
+                    "timeseries",
+                    (
+                        Query(
+                            f"max(pkiwarden_pod_certificate_oldest_pending_seconds{s.issuer()})",
+                            "age",
+                        ),
+                    ),
+                    unit="s",
+                    description="A Pod mounting a pkiwarden podCertificate volume waits in "
+                    "ContainerCreating until its request is answered; the alert fires past "
+                    f"{s.pod_certificate_wait_seconds} s.",
+                ),
+                Panel(
                     "Replicas up",
                     "stat",
                     (

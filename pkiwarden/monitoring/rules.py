@@ -43,6 +43,9 @@ class Settings:
     rejection_ratio: float = 0.5  # share of reviews denied
     rejection_min_rate: float = 0.05  # reviews per second, so one bad apply never pages
     p99_latency_seconds: float = 0.5  # a tenth of the API server's timeout
+    # A Pod waits in ContainerCreating until its PodCertificateRequest is answered;
+    # the signer answers in well under a second.
+    pod_certificate_wait_seconds: int = 300
     for_override: str | None = None  # tests: every ``for`` this short
 
     def pending(self, duration: str) -> str:
@@ -338,6 +341,23 @@ def alerts(s: Settings) -> list[Alert]:
             f" {s.p99_latency_seconds} s; the API server waits for it on every Pki and"
             f" PkiPolicy write and refuses the write after {TIMEOUT_SECONDS} s. Check the"
             " webhook Pods' CPU limits and throttling, and their log for cache re-lists.",
+        ),
+        Alert(
+            "PkiwardenPodCertificateSignerNotAnswering",
+            f"max(pkiwarden_pod_certificate_oldest_pending_seconds{s.issuer()})"
+            f" > {s.pod_certificate_wait_seconds}",
+            s.pending("2m"),
+            Severity.CRITICAL,
+            "A PodCertificateRequest for a pkiwarden signer has waited for an answer for"
+            f" more than {s.pod_certificate_wait_seconds // 60} minutes.",
+            "The kubelet keeps a Pod that mounts a podCertificate volume for a"
+            " pkiwarden.dev/ signer in ContainerCreating until the issuer answers its"
+            " PodCertificateRequest, and one has waited for more than"
+            f" {s.pod_certificate_wait_seconds // 60} minutes: no issuer leads, the leader"
+            " cannot write (its RBAC needs sign on signers pkiwarden.dev/* and update on"
+            " podcertificaterequests/status), or the signer names an authority no issuer"
+            " serves. kubectl get podcertificaterequests -A shows the waiting ones; the"
+            " issuer's log says why.",
         ),
         Alert(
             "PkiwardenIssuerNoLeader",

@@ -19,6 +19,7 @@ from cryptography import x509
 from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP, TRUST_KEY
 from issuer.controllers.pkis.reporting.reasons import Reason, reason_for
 from pkiwarden.why.chain import ChainFacts, check_chain
+from pkiwarden.why.pod_certificates import PodCertificateFacts
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
@@ -147,6 +148,7 @@ class Facts:
     trust: TrustFacts | None = None  # None: not looked at (no Pki involved)
     events: tuple[EventFacts, ...] = ()
     unchecked: tuple[Unchecked, ...] = ()
+    pod_certificates: tuple[PodCertificateFacts, ...] = ()  # pod/ targets only
 
 
 # --- from API objects --------------------------------------------------------------------

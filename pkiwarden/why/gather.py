@@ -37,6 +37,7 @@ from pkiwarden.why.facts import (
     writer_of,
     writers,
 )
+from pkiwarden.why.pod_certificates import PodCertificateFacts, pod_certificate_facts
 from pkiwarden.why.secret_uses import Use, secret_uses
 from pkiwarden.why.targets import Kind, Target, pod_spec
 from shared.defaults import secret_name
@@ -67,6 +68,7 @@ PKI_NOT_FOUND_HINT = (
     "; if kubectl apply refused it, the refusal names the fix,"
     " and `pkiwarden lint FILE` shows it again without a cluster"
 )
+POD_CERTIFICATE_REQUESTS = Resource("certificates.k8s.io/v1", "podcertificaterequests")
 PKI_ROLE = "the pkiwarden-view role, part of view, edit and admin, grants it"
 
 
@@ -349,8 +351,19 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
             if watched & set(secret_uses(pod_spec(Kind.POD, pod)))
         )
 
+    pod_certificates: tuple[PodCertificateFacts, ...] = ()
+    if target.kind is Kind.POD:
+        requests: list[JSON] = attempt(
+            f"the PodCertificateRequests of namespace {namespace}",
+            lambda: reader.list(POD_CERTIFICATE_REQUESTS, namespace),
+            [],
+            PKI_ROLE,
+        )
+        pod_certificates = pod_certificate_facts(requests, target.name, _uid(obj))
+
     return Facts(
         target=target,
+        pod_certificates=pod_certificates,
         secrets=tuple(secrets),
         pkis=pki_list,
         consumers=consumers,

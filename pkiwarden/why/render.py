@@ -25,6 +25,12 @@ from pkiwarden.why.facts import (
     SecretFacts,
     TrustFacts,
 )
+from pkiwarden.why.pod_certificates import (
+    pod_certificate_fix,
+    pod_certificate_json,
+    pod_certificate_lines,
+    pod_certificate_problem,
+)
 from pkiwarden.why.secret_uses import How, Use
 from pkiwarden.why.targets import Kind, Target
 
@@ -114,6 +120,8 @@ def headline(facts: Facts) -> Headline:
     failing = {pki.name for pki in facts.pkis if _pki_problem(pki)}
     problems = [p for s in facts.secrets if (p := _secret_problem(s, failing))]
     problems += [p for p in map(_pki_problem, facts.pkis) if p]
+    if facts.pod_certificates:  # the latest request is the Pod's current certificate
+        problems += [p for p in [pod_certificate_problem(facts.pod_certificates[-1])] if p]
     problems += [
         p for s in facts.secrets if s.certificate and (p := chain_problem(s.name, s.certificate))
     ]
@@ -128,6 +136,8 @@ def headline(facts: Facts) -> Headline:
         fix, who = _fix(pki)
         if fix:
             break
+    if not fix and facts.pod_certificates:
+        fix = pod_certificate_fix(facts.pod_certificates[-1:])
     if not fix:
         refused = next((s for s in facts.secrets if s.certificate and s.certificate.failed), None)
         if refused is not None and refused.certificate is not None:
@@ -146,6 +156,8 @@ def _summary(facts: Facts) -> str:
     if facts.pkis:
         names = ", ".join(pki.name for pki in facts.pkis)
         return f"every certificate it needs is Ready (Pki {names})"
+    if facts.pod_certificates:
+        return f"its Pod certificate from {facts.pod_certificates[-1].signer} is issued"
     if facts.target.runs_pods:
         return "it uses no Secret written by a Pki"
     return "no Pki writes this Secret"
@@ -281,6 +293,9 @@ def render_text(facts: Facts) -> str:
     for pki in facts.pkis:
         lines.append("Pki:")
         lines += _pki_lines(pki, facts.target.namespace)
+    if facts.pod_certificates:
+        lines.append("Pod certificates:")
+        lines += pod_certificate_lines(facts.pod_certificates)
     if facts.trust is not None:
         lines += _trust_lines(facts.trust, facts.target.namespace)
     if facts.events:
@@ -392,6 +407,7 @@ def render_json(facts: Facts) -> dict[str, Any]:
             for event in facts.events
         ],
         "trust": _trust_json(facts.trust),
+        "podCertificates": [pod_certificate_json(f) for f in facts.pod_certificates],
         "unchecked": [{"what": u.what, "needs": u.needs} for u in facts.unchecked],
     }
 

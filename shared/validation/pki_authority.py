@@ -12,7 +12,7 @@ from typing import Any
 from shared.authority_schema import MIN_CA_DURATION, PKI_AUTHORITY_SCHEMA
 from shared.durations import DurationError, format_duration, parse_duration
 from shared.findings import Category, Finding
-from shared.names import dns1123_subdomain_problem
+from shared.names import dns1123_subdomain_problem, dns_name_problem
 from shared.schema import KEY_SIZES
 from shared.structure import check_structure
 from shared.validation.common import (
@@ -32,7 +32,12 @@ def validate_authority(authority: Any) -> list[Finding]:
         return [invalid_finding("object", NOT_A_MAPPING)]
     structural = check_structure(authority, PKI_AUTHORITY_SCHEMA)
     spec = mapping_field(authority, "spec")
-    semantic = [*_secret_names(spec), *_generate_rules(spec), *_rotation_rules(spec)]
+    semantic = [
+        *_secret_names(spec),
+        *_generate_rules(spec),
+        *_rotation_rules(spec),
+        *_trust_domain(spec),
+    ]
     shaped = {finding.path for finding in structural}
     kept = [*structural, *(f for f in semantic if f.path not in shaped)]
     return ordered(kept, PKI_AUTHORITY_SCHEMA)
@@ -51,6 +56,13 @@ def _secret_names(spec: Mapping[str, Any]) -> Iterator[Finding]:
             " or leave the field out",
             following,
         )
+
+
+def _trust_domain(spec: Mapping[str, Any]) -> Iterator[Finding]:
+    """A SPIFFE trust domain is a DNS-like name: lower case, no wildcard, no scheme."""
+    domain = text_field(spec, "trustDomain")
+    if domain is not None and (problem := dns_name_problem(domain, wildcard=False)):
+        yield invalid_finding("spec.trustDomain", problem, domain)
 
 
 def _duration_of(path: str, text: str | None) -> tuple[Any, list[Finding]]:

@@ -48,9 +48,10 @@ def test_examples_report_the_typo() -> None:
         'app1, app2); did you mean "app1"?'
     ]
     assert err == (
-        "note: skipped 2 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
+        "note: skipped 3 document(s) that are not Pki, PkiPolicy or PkiAuthority (Namespaces and "
         f"Secrets are read for context): {EXAMPLES / 'app2.yaml'}:16 Service/app2, "
-        f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2\n"
+        f"{EXAMPLES / 'app2.yaml'}:29 Deployment/app2, "
+        f"{EXAMPLES / 'pod-certificates.yaml'}:11 ServiceAccount/app1\n"
     )
 
 
@@ -378,3 +379,18 @@ def test_given_the_authorities_a_policy_allowing_a_missing_one_is_warned(tmp_pat
         f"{source}:1: PkiPolicy/app-teams: warning: spec.allowedAuthorities[1]: "
         '"platfrom" is not a PkiAuthority (yet), so no Pki can use it; did you mean "platform"?'
     ]
+
+
+def test_a_template_asking_pkiwarden_for_a_pod_certificate_is_checked(tmp_path: Path) -> None:
+    workload = (EXAMPLES / "pod-certificates.yaml").read_text()
+    typo = workload.replace("pkiwarden.dev/dns-names: app1.app1.svc", "pkiwarden.dev/dns-name: x")
+    code, out, _ = lint(str(EXAMPLES / "policy.yaml"), write(tmp_path, "mesh.yaml", typo))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'mesh.yaml'}:17: Deployment/app1/app1-mesh: error: "
+        "spec.template.spec.volumes[0].projected.sources[0].podCertificate.userAnnotations: "
+        '"pkiwarden.dev/dns-name" has a key pkiwarden does not know (known: '
+        'pkiwarden.dev/dns-names); did you mean "pkiwarden.dev/dns-names"?'
+    ]
+    code, out, _ = lint(str(EXAMPLES / "policy.yaml"), str(EXAMPLES / "pod-certificates.yaml"))
+    assert (code, out) == (0, "")

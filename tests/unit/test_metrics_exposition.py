@@ -18,6 +18,7 @@ from issuer.controllers.authorities.controller import AuthorityController
 from issuer.controllers.authorities.decisions.phases import Phase
 from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.controllers.pkis.controller import PkiController, reconcile_result
+from issuer.controllers.podcerts.controller import PodCertificateController
 from issuer.run import LEASE_NAME, assemble, runtime_for
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.settings import Settings
@@ -53,9 +54,10 @@ def test_repeated_families_are_found_apart_and_in_a_row() -> None:
 def test_the_issuers_metrics_have_no_repeated_family() -> None:
     metrics = IssuerMetrics(lease=LEASE_NAME)
     kube = Kube(Configuration())  # never called: nothing is started
-    controller, authority = assemble(runtime_for(kube, Settings(), metrics, None))
+    controller, authority, podcerts = assemble(runtime_for(kube, Settings(), metrics, None))
     assert isinstance(controller, PkiController)
     assert isinstance(authority, AuthorityController)
+    assert isinstance(podcerts, PodCertificateController)
     last = Pass(phase=Phase.STABLE, active_not_after=datetime(2036, 1, 1, tzinfo=UTC))
     authority.metrics.observe("default", last)
     metrics.observe_reconcile(reconcile_result(None, None), 0.01)
@@ -72,6 +74,8 @@ def test_the_issuers_metrics_have_no_repeated_family() -> None:
         "controller_runtime_reconcile",
         "workqueue_depth",
         "leader_election_master_status",
+        "pkiwarden_pod_certificate_requests",
+        "pkiwarden_pod_certificate_oldest_pending_seconds",
     } <= families
     assert repeated_families(exposition) == []
 

@@ -57,6 +57,7 @@ ERRORS = "pkiwarden_admission_internal_errors_total"
 REVIEWS = "pkiwarden_admission_requests_total"
 LATENCY = "pkiwarden_admission_duration_seconds_bucket"
 LEADER = "leader_election_master_status"
+PENDING = "pkiwarden_pod_certificate_oldest_pending_seconds"
 CALLS = "apiserver_admission_webhook_rejection_count"
 CALL = {"name": "pkis.pkiwarden.dev", "operation": "CREATE", "type": "validating"}
 
@@ -229,6 +230,17 @@ CASES: dict[str, list[Case]] = {
             },
             "20m",
         ),
+    ],
+    "PkiwardenPodCertificateSignerNotAnswering": [
+        Case(
+            {
+                series(PENDING, instance="a"): "0+60x10",  # waiting ever longer
+                series(PENDING, instance="b"): "0x10",
+            },
+            "8m",
+            [{}],
+        ),
+        Case({series(PENDING, instance="a"): "0 60 120 0 60 120 0 60 120 0"}, "8m"),
     ],
     "PkiwardenIssuerNoLeader": [
         Case(

@@ -19,7 +19,7 @@ def test_checked_in_manifest_is_the_rendering() -> None:
     )
 
 
-def test_both_webhooks_fail_closed_and_skip_the_system_namespace() -> None:
+def test_every_webhook_fails_closed_and_skips_the_system_namespace() -> None:
     document = yaml.safe_load(MANIFEST.read_text())
     assert document["kind"] == "ValidatingWebhookConfiguration"
     by_name = {webhook["name"]: webhook for webhook in document["webhooks"]}
@@ -27,6 +27,9 @@ def test_both_webhooks_fail_closed_and_skip_the_system_namespace() -> None:
         "pkis.pkiwarden.dev",
         "pkipolicies.pkiwarden.dev",
         "pkiauthorities.pkiwarden.dev",
+        "pods.podcertificates.pkiwarden.dev",
+        "templates.podcertificates.pkiwarden.dev",
+        "cronjobs.podcertificates.pkiwarden.dev",
     }
     for webhook in by_name.values():
         assert webhook["admissionReviewVersions"] == ["v1"]
@@ -59,3 +62,26 @@ def test_local_registration_uses_a_loopback_url_with_the_ca_bundle() -> None:
             "url": "https://127.0.0.1:9443/validate",
             "caBundle": "UEVN",
         }
+
+
+def test_only_pods_and_templates_asking_a_pkiwarden_signer_are_sent() -> None:
+    """The API server filters with matchConditions: other Pods never reach the webhook."""
+    document = yaml.safe_load(MANIFEST.read_text())
+    by_name = {webhook["name"]: webhook for webhook in document["webhooks"]}
+    pods = by_name["pods.podcertificates.pkiwarden.dev"]
+    assert [r["resources"] for r in pods["rules"]] == [["pods"]]
+    assert [c["name"] for c in pods["matchConditions"]] == ["not-owned", "asks-pkiwarden"]
+    templates = by_name["templates.podcertificates.pkiwarden.dev"]
+    assert {r["resources"][0] for r in templates["rules"]} == {
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+    }
+    assert [c["name"] for c in templates["matchConditions"]] == ["not-owned", "asks-pkiwarden"]
+    expression = templates["matchConditions"][1]["expression"]
+    assert "object.spec.template.spec.volumes.exists(" in expression
+    assert "startsWith('pkiwarden.dev/')" in expression
+    cron = by_name["cronjobs.podcertificates.pkiwarden.dev"]
+    assert "object.spec.jobTemplate.spec.template.spec" in cron["matchConditions"][0]["expression"]

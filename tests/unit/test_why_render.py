@@ -333,7 +333,7 @@ def test_json_field_names_are_the_documented_ones() -> None:
     document = render_json(given)
     assert list(document) == [
         "target", "exitCode", "ready", "verdict", "fix", "whoCanFix",
-        "secrets", "pkis", "consumers", "events", "trust", "unchecked",
+        "secrets", "pkis", "consumers", "events", "trust", "podCertificates", "unchecked",
     ]  # fmt: skip
     assert list(document["target"]) == ["kind", "name", "namespace"]
     assert list(document["secrets"][0]) == [

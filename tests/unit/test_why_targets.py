@@ -129,7 +129,12 @@ def test_team_roles_aggregate_into_view_edit_and_admin() -> None:
             "apiGroups": ["pkiwarden.dev"],
             "resources": ["pkis", "pkis/status"],
             "verbs": ["get", "list", "watch"],
-        }
+        },
+        {
+            "apiGroups": ["certificates.k8s.io"],
+            "resources": ["podcertificaterequests"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
     edit = roles["pkiwarden-edit"]["rules"]
     assert all("pkis/status" not in rule["resources"] for rule in edit)

@@ -133,6 +133,7 @@ class AuthorityController:
         self.ca_secrets = runtime.caches.ca_secrets
         self.recorder = runtime.recorder
         self.reissues = runtime.reissues
+        self.dependents = runtime.dependents
         self.clock = runtime.clock
         self.tick_seconds = settings.authority_tick_seconds
         self.last: dict[str, Pass] = {}  # by authority
@@ -316,6 +317,8 @@ class AuthorityController:
             result.phase_start = current.phase_start
             return result
         secrets_current, pending, valid_leaves = survey
+        # Pod certificates too: only the kubelet renews them, at their refresh time.
+        pods = self.dependents.count(name, key_id(material.active), now)
         blocked = [p.key for p in pending if p.blocked]
         supplied = self._supplied(spec, material, now)
         observed = Observed(
@@ -327,7 +330,7 @@ class AuthorityController:
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
             trust_unchanged=material.adds_no_trust(current, now),
-            pending=len(pending),
+            pending=len(pending) + pods,
             blocked=len(blocked),
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
         )
@@ -344,7 +347,7 @@ class AuthorityController:
                     self.reissues.request(name, order)
         result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
-        result.pending, result.blocked = len(pending), blocked
+        result.pending, result.blocked = len(pending) + pods, blocked
         result.active_not_after = material.active.not_valid_after_utc
         result.trust_current = observed.trust_current
         self._write_status(name, authority, after, trusted, result, step.message, now)

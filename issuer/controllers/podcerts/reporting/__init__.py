@@ -1,0 +1,1 @@
+"""Telling people about Pod certificates: Warning Events on the Pod, and metrics."""
