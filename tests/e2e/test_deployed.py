@@ -86,21 +86,30 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         controlplane.down(directory)
 
 
-@pytest.fixture
-def namespace(deployed: Deployed) -> Iterator[str]:
-    """An onboarded namespace whose policy allows service "web"; deleted afterwards."""
-    name = f"deployed-{next(_counter)}"
+def onboard_with_policy(deployed: Deployed, name: str) -> str:
+    """Onboard ``name`` under a policy allowing service "web"; returns the policy's name.
+
+    Returns once the webhook's policy cache has the policy (a dry-run Pki is
+    admitted), so a Pki created next is not denied for want of it.
+    """
     install.onboard(deployed.plane, name)
     policy = f"{POLICY}-{name}"
     deployed.kube.create(PKI_POLICIES.path(), policy_body(policy, name, [SERVICE]))
 
     def admitted() -> bool:
-        """The webhook's policy cache has the new policy: a dry-run Pki is admitted."""
         probe = pki_manifest(name, "probe", SERVICE)
         dry_run = ("create", "--dry-run=server", "-f", "-")
         return deployed.plane.kubectl(*dry_run, input=probe, check=False).returncode == 0
 
     eventually(admitted, 30, f"the webhook to know PkiPolicy {policy}")
+    return policy
+
+
+@pytest.fixture
+def namespace(deployed: Deployed) -> Iterator[str]:
+    """An onboarded namespace whose policy allows service "web"; deleted afterwards."""
+    name = f"deployed-{next(_counter)}"
+    policy = onboard_with_policy(deployed, name)
     yield name
     deployed.plane.kubectl("delete", "pkipolicy", policy, "--ignore-not-found")
     deployed.plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
@@ -321,8 +330,7 @@ def test_deleting_a_namespace_with_pkis_completes_without_an_error_loop(
 ) -> None:
     plane, kube = deployed.plane, deployed.kube
     name = f"doomed-{next(_counter)}"
-    install.onboard(plane, name)
-    kube.create(PKI_POLICIES.path(), policy_body(f"{POLICY}-{name}", name, [SERVICE]))
+    onboard_with_policy(deployed, name)
     try:
         for pki in ("one", "two", "three"):
             create_pki(kube, name, pki, serviceName=SERVICE)
