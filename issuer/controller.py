@@ -69,8 +69,14 @@ class Controller:
     """Owns the watches, the queue and the workers; ``reconcile`` handles one key."""
 
     def __init__(
-        self, kube: Kube, settings: Settings, reporter: Reporter, clock: Clock = utc_now
+        self,
+        kube: Kube,
+        settings: Settings,
+        reporter: Reporter,
+        clock: Clock = utc_now,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns``: the namespaces this replica works (its shards); None: all of them."""
         self.kube = kube
         self.settings = settings
         self.reporter = reporter
@@ -78,7 +84,8 @@ class Controller:
         self.queue = WorkQueue(order=settings.queue_order)
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
         self.pacer: ReissuePace | None = None  # the authority's re-issue pace, during a CA rotation
-        self.watches = Watches(kube, settings, self.queue.add)
+        self._owns = owns
+        self.watches = Watches(kube, settings, self.queue.add, admit=owns)
         self.view = self.watches.view
         self.secrets = SecretReader(kube, self.watches, settings.secret_sync_seconds)
         self.status = StatusWriter(kube)
@@ -132,6 +139,9 @@ class Controller:
 
     def reconcile(self, key: str) -> Result:
         namespace, name = key.split("/", 1)
+        if self._owns is not None and not self._owns(namespace):
+            self.queue.forget(key)  # another replica's shard
+            return Result(key, None)
         pki = self.status.freshest(key, self.watches.pki(namespace, name))
         if pki is None or (pki.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.forget(key)

@@ -27,6 +27,8 @@ from issuer.metrics_tls import self_signed_context
 from issuer.reporting.event_reporter import EventReporter, PodWatch, event_reporter
 from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
 from issuer.settings import Settings
+from issuer.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
+from issuer.shards import LedShards, shard_of
 from shared.clock import utc_now
 from shared.kube.client import Kube
 from shared.logs import fields
@@ -52,6 +54,11 @@ def run(
     """Run until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 1 if never synced."""
     stop = stop or threading.Event()
     _stop_on_signals(stop)
+    if settings.shards > 1 and not settings.leader_elect:
+        log.error("--shards needs --leader-elect: a shard is worked by its Lease's holder")
+        return 1
+    shards = LedShards(settings.shards)
+    admit = shards.owns if shards.sharded else None
     kube = Kube.from_environment(
         settings.kubeconfig, pool_size=settings.workers + WATCH_CONNECTIONS
     )
@@ -60,10 +67,10 @@ def run(
     events: EventReporter | None = None
     if reporter is None:
         events, pod_watch = event_reporter(
-            kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted
+            kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted, admit=admit
         )
         reporter = FanOut([LoggingReporter(), events])
-    controller, authority = assemble(kube, settings, reporter, metrics)
+    controller, authority = assemble(kube, settings, reporter, metrics, owns=admit)
 
     def synced() -> bool:
         return controller.synced() and authority.synced()
@@ -76,11 +83,40 @@ def run(
             recalled = events.recall(controller.view.pkis.list())
             log.info("failing Pkis recalled from status", extra=fields(pkis=recalled))
         controller.start_workers()
-        authority.start()
+        if not shards.sharded:
+            authority.start()
         if pod_watch is not None and events is not None:
             pod_watch.start(events)
 
+    writing = threading.Event()
+
+    def shard_gained(shard: int) -> None:
+        """A shard's namespaces are this replica's now: cache them, then work them.
+
+        The authority loop (the CA, its trust and rotation) is one for the
+        cluster: it runs with shard 0.
+        """
+        if not controller.watches.refill(settings.sync_timeout_seconds):
+            log.warning("caches did not list again in time", extra=fields(shard=shard))
+        if not writing.is_set():
+            writing.set()
+            start_writing()
+        else:
+            if pod_watch is not None:
+                pod_watch.cache.relist()
+            if events is not None:
+                gained = [
+                    pki
+                    for pki in controller.view.pkis.list()
+                    if shard_of(str((pki.get("metadata") or {}).get("namespace")), shards.count)
+                    == shard
+                ]
+                events.recall(gained)
+        if shard == 0:
+            authority.start()
+
     elector: LeaderElector | None = None
+    election: ShardElection | None = None
     lost = threading.Event()
     health = None
     if settings.health_port >= 0:
@@ -119,16 +155,38 @@ def run(
                 ca_secret=f"{settings.namespace}/{settings.ca_secret}",
             ),
         )
-        if settings.leader_elect:
-            elector = LeaderElector(kube, settings.namespace, LEASE_NAME, default_identity())
+        identity = default_identity()
+        duration = settings.lease_duration_seconds
 
-            def stopped_leading() -> None:
-                metrics.leading(False)
-                if not stop.is_set():  # lost, not released: stop writing now, exit non-zero
-                    log.error("leader election lost; stopping", extra=fields(lease=LEASE_NAME))
-                    lost.set()
-                    stop.set()
+        def stopped_leading() -> None:
+            metrics.leading(False)
+            if not stop.is_set():  # lost, not released: stop writing now, exit non-zero
+                log.error("leader election lost; stopping", extra=fields(lease=LEASE_NAME))
+                lost.set()
+                stop.set()
 
+        if shards.sharded:
+            election = ShardElection(
+                lambda name, **timing: LeaderElector(
+                    kube, settings.namespace, name, identity, **timing
+                ),
+                shards,
+                LEASE_NAME,
+                duration,
+                gained=shard_gained,
+                lost=lambda shard: stopped_leading(),
+            )
+            election.start()
+        elif settings.leader_elect:
+            elector = LeaderElector(
+                kube,
+                settings.namespace,
+                LEASE_NAME,
+                identity,
+                lease_duration=duration,
+                renew_deadline=duration * RENEW_FRACTION,
+                retry_period=duration * RETRY_FRACTION,
+            )
             elector.start(start_writing, stopped_leading)
         else:
             start_writing()
@@ -142,6 +200,8 @@ def run(
         controller.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
+        if election is not None:
+            election.release()
         if health is not None:
             health.stop()
         if secure is not None:
@@ -149,7 +209,12 @@ def run(
 
 
 def assemble(
-    kube: Kube, settings: Settings, reporter: Reporter, metrics: IssuerMetrics
+    kube: Kube,
+    settings: Settings,
+    reporter: Reporter,
+    metrics: IssuerMetrics,
+    *,
+    owns: Callable[[str], bool] | None = None,
 ) -> tuple[Controller, AuthorityLoop]:
     """The Pki reconciler and the CA's loop beside it, each feeding ``metrics``.
 
@@ -157,7 +222,7 @@ def assemble(
     issuer has it and read ``/metrics`` without a cluster: nothing here
     talks to the API server.
     """
-    controller = Controller(kube, settings, reporter)
+    controller = Controller(kube, settings, reporter, owns=owns)
     controller.on_result = lambda result, seconds: metrics.observe_reconcile(
         result.step, result.error, seconds
     )

@@ -44,7 +44,14 @@ def pki_key(namespace: str, name: str) -> str:
 class Watches:
     """Owns the caches; calls ``wake(key)`` for every Pki a change may affect."""
 
-    def __init__(self, kube: Kube, settings: Settings, wake: Wake) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        wake: Wake,
+        admit: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``admit``: the namespaces whose Pkis and Secrets to cache (a sharded replica's)."""
         self._wake = wake
         self._generations: dict[str, tuple[str, int]] = {}
         self._secret_names: dict[tuple[str, str], tuple[str, str]] = {}
@@ -63,12 +70,12 @@ class Watches:
                 keep_metadata=NAMESPACE_FIELDS,
                 on_change=self._on_namespace,
             ),
-            pkis=WatchCache(kube, PKIS, on_change=self._on_pki),
+            pkis=WatchCache(kube, PKIS, admit=admit, on_change=self._on_pki),
         )
         self._owned_secrets: WatchCache | None = None
         self.taken = TakenNames(kube, self._on_taken_name)
         self.secrets = PerNamespaceCaches(
-            kube, SECRETS, label_selector=OWNED_SELECTOR, on_change=self._on_secret
+            kube, SECRETS, label_selector=OWNED_SELECTOR, admit=admit, on_change=self._on_secret
         )
         self.ca = CASource(
             WatchCache(
@@ -113,6 +120,16 @@ class Watches:
                 return False
             time.sleep(0.05)
         return True
+
+    def refill(self, timeout: float) -> bool:
+        """List pkiwarden's Secrets, then the Pkis, again: namespaces were admitted.
+
+        The Secrets first, so that no Pki of a new namespace is reconciled
+        before its Secret is cached (it would look missing and be issued again).
+        """
+        owned = self._owned_secrets
+        secrets_listed = owned is None or owned.relist(timeout)
+        return secrets_listed and self.view.pkis.relist(timeout)
 
     def stop(self) -> None:
         self.view.stop()

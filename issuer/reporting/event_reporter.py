@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -187,7 +187,7 @@ class PodWatch:
     Started by the leader only: only the leader writes Events.
     """
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, admit: Callable[[str], bool] | None = None) -> None:
         # What reporting reads of a Pod: its name and uid (the Event's
         # involvedObject) and the Secrets its spec reads. Status, labels,
         # annotations and the rest of every Pod in the cluster stay out of memory.
@@ -197,6 +197,7 @@ class PodWatch:
             keep_metadata=("uid",),
             keep_fields=("spec",),
             reduce=reading_pod,
+            admit=admit,  # a sharded replica's namespaces
             on_change=self._changed,
         )
         self._reporter: EventReporter | None = None
@@ -228,6 +229,7 @@ def event_reporter(
     *,
     event_ttl: timedelta = DEFAULT_EVENT_TTL,
     on_emitted: EmitHook | None = None,
+    admit: Callable[[str], bool] | None = None,
 ) -> tuple[EventReporter, PodWatch]:
     """The issuer's EventReporter, and the Pod watch to start with it once leading.
 
@@ -235,7 +237,7 @@ def event_reporter(
     from a list of the namespace's Pods before that.
     """
     sink = EventSink(kube, instance=reporting_instance())
-    watch = PodWatch(kube)
+    watch = PodWatch(kube, admit)
     reporter = EventReporter(
         EventRecorder(sink, on_emitted=on_emitted),
         CachedPods(watch.cache, ListedPods(kube)),
