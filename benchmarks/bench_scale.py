@@ -67,13 +67,20 @@ class Size:
 
     @classmethod
     def scaled(cls, factor: float) -> Size:
-        namespaces = max(1, round(1000 * factor))
+        """Up to 1: everything in proportion. Beyond, 1,000 namespaces stay and the rest
+        grows towards SCALE=10: 100,000 Pkis, 200,000 foreign Secrets, 100,000 Pods."""
+        namespaces = max(1, round(1000 * min(factor, 1.0)))
+        beyond = max(0.0, factor - 1.0) / 9
         return cls(
             namespaces=namespaces,
-            secrets=max(namespaces, round(50_000 * factor)),
-            pods=max(2 * namespaces, round(20_000 * factor)),
+            secrets=max(namespaces, round(50_000 * min(factor, 1.0) + 150_000 * beyond)),
+            pods=max(2 * namespaces, round(20_000 * min(factor, 1.0) + 80_000 * beyond)),
             pkis=max(namespaces, round(10_000 * factor)),
         )
+
+    def mounts(self, pod_number: int) -> bool:
+        """Half the Pods mount a Pki's Secret; all of them once there are as many Pods as Pkis."""
+        return pod_number % 2 == 0 or self.pods >= self.pkis
 
     def namespace(self, number: int) -> str:
         return f"scale-{number % self.namespaces:04d}"
@@ -186,8 +193,10 @@ def pod(size: Size, number: int) -> tuple[str, dict[str, object]]:
     index = number // size.namespaces
     volumes: list[dict[str, object]] = []
     mounts: list[dict[str, object]] = []
-    if number % 2 == 0:
-        _, pki_name = size.pki((index // 2) * size.namespaces + number % size.namespaces)
+    if size.mounts(number):
+        # The Pod's own namespace's Pki: every Pki once, then round again.
+        mounted = (index // 2) * size.namespaces + number % size.namespaces
+        _, pki_name = size.pki(number if size.pods >= size.pkis else mounted)
         volumes = [{"name": "tls", "secret": {"secretName": f"{pki_name}-tls"}}]
         mounts = [{"name": "tls", "mountPath": "/tls", "readOnly": True}]
     body = {
@@ -321,10 +330,14 @@ class Process:
 
 
 class Issuer:
-    def __init__(self, plane: ControlPlane, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, workers: int, log_path: Path, *, traced: bool = False
+    ) -> None:
         self.plane = plane
         self.workers = workers
         self.log_path = log_path
+        self.traced = traced
+        self.trace_path = log_path.with_name("issuer-trace.txt")
         self.port = 0
         self.popen: subprocess.Popen[bytes] | None = None
         self.http = urllib3.PoolManager(retries=False)
@@ -332,15 +345,29 @@ class Issuer:
     def start(self) -> Process:
         self.port = free_port()
         settings = Settings(health_port=self.port, workers=self.workers, leader_elect=False)
+        argv = issuer_argv(settings)
+        env = {**os.environ, **self.plane.env()}
+        if self.traced:  # the same command line, under tracemalloc (see traced_issuer.py)
+            argv = [sys.executable, str(Path(__file__).with_name("traced_issuer.py")), *argv[3:]]
+            env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+            env["PKIWARDEN_TRACE_OUT"] = str(self.trace_path)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                issuer_argv(settings),
-                stdout=log,
-                stderr=log,
-                env={**os.environ, **self.plane.env()},
-                start_new_session=True,
+                argv, stdout=log, stderr=log, env=env, start_new_session=True
             )
         return Process(self.popen.pid)
+
+    def print_trace(self, top: int = 25) -> None:
+        """The traced issuer's live allocations by source line, largest first."""
+        if not self.traced or self.popen is None:
+            return
+        self.trace_path.unlink(missing_ok=True)
+        os.kill(self.popen.pid, signal.SIGUSR1)
+        wait_for("the allocation trace", self.trace_path.exists, 120)
+        time.sleep(1.0)  # written in one go; let it finish
+        print("  live allocations by source line (tracemalloc):")
+        for line in self.trace_path.read_text().splitlines()[: top + 1]:
+            print(f"    {line}")
 
     def scrape(self) -> bytes | None:
         try:
@@ -504,7 +531,9 @@ def median(values: Iterable[float]) -> float:
 # --------------------------------------------------------------------------- the run
 
 
-def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path) -> None:
+def run(  # noqa: PLR0917 - the run's knobs, from the command line
+    plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path, traced: bool
+) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     prepare(plane, Settings())
     webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
@@ -519,7 +548,9 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
         # namespace: stopped, the API server's counters are the issuer's alone.
         for component in (controlplane.SCHEDULER, controlplane.CONTROLLER_MANAGER):
             print(f"  {controlplane.stop_process(plane.dir, component)}")
-        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook)
+        measure(
+            plane, kube, size, workers=workers, log_path=log_path, webhook=webhook, traced=traced
+        )
     finally:
         local_webhook.stop(plane)
 
@@ -532,10 +563,11 @@ def measure(
     workers: int,
     log_path: Path,
     webhook: local_webhook.LocalWebhook,
+    traced: bool = False,
 ) -> None:
     """The issuer's burst, one scrape, the restart."""
     counters = ApiServerCounters(plane)
-    issuer = Issuer(plane, workers, log_path)
+    issuer = Issuer(plane, workers, log_path, traced=traced)
     ready = ReadyCounter(kube)
     ready.cache.wait_synced(120)
     print(f"\n== issuer: {size.pkis} Pkis to issue, {workers} workers, {os.cpu_count()} cores")
@@ -548,6 +580,12 @@ def measure(
         time.sleep(2.0)  # let the last status writes and Events land
         burst = delta(counters.read(), before)
         print(f"  all {size.pkis} Ready after     {all_ready:8.1f} s (from process start)")
+        waits = sorted(at - started for at in ready.ready.values())
+        print(
+            f"  Ready after start p50/p99  {waits[len(waits) // 2]:8.1f} / "
+            f"{waits[min(len(waits) - 1, len(waits) * 99 // 100)]:.1f} s"
+            " (the Pkis were created before the issuer started)"
+        )
         print(f"  throughput                 {size.pkis / all_ready:8.1f} Pkis/s")
         print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
         print("  API requests of the run (all clients; the issuer is the only writer):")
@@ -591,6 +629,8 @@ def measure(
         print(f"  writes                     {writes(restart):8d}")
         print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
         print_requests(restart, size.pkis)
+        print(f"  issuer settled RSS         {process.rss_mib():8.1f} MiB")
+        issuer.print_trace()
     finally:
         ready.cache.stop()
         issuer.stop()
@@ -603,11 +643,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the control plane running")
     parser.add_argument("--workers", type=int, default=Settings().workers)
     parser.add_argument("--threads", type=int, default=32, help="concurrent creates")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the issuer under tracemalloc; print its live allocations by line when idle",
+    )
     args = parser.parse_args()
     size = Size.scaled(args.scale)
     plane = controlplane.up(args.dir)
     try:
-        run(plane, size, args.workers, args.threads, args.dir / "issuer-bench.log")
+        run(plane, size, args.workers, args.threads, args.dir / "issuer-bench.log", args.trace)
     finally:
         if args.keep:
             print(f"\ncontrol plane left running: pkiwarden local down --dir {args.dir}")
