@@ -27,7 +27,7 @@ from typing import Any
 from cryptography import x509
 from workload import open_namespace, pki_body
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
 from shared.kube.client import (

@@ -46,8 +46,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from workload import open_namespace, pki_body
 
-from issuer.reporting.recorder import COMPONENT
-from issuer.settings import Settings
+from issuer.runtime.events.recorder import COMPONENT
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane

@@ -30,8 +30,8 @@ from pathlib import Path
 from bench_issuer import ReadyWatch
 from workload import open_namespace, pki_body
 
-from issuer.ready import QueueOrder
-from issuer.settings import Settings
+from issuer.runtime.ready import QueueOrder
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from shared.kube.client import PKIS, Kube
 

@@ -29,7 +29,7 @@ from typing import Any
 import urllib3
 from workload import open_namespace, pki_body
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane

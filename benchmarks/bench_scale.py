@@ -41,7 +41,7 @@ from typing import Any
 
 import urllib3
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local import webhook_process as local_webhook
 from pkiwarden.local.controlplane import ControlPlane

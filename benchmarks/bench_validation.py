@@ -10,7 +10,7 @@ import statistics
 import time
 from typing import Any
 
-from shared.validation import Context, SecretInfo, validate_pki
+from shared.validation.pki import Context, SecretInfo, validate_pki
 
 CALLS = 5000
 WARMUP = 200

@@ -7,9 +7,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca, drop_binding
-from issuer.ready import QueueOrder
-from issuer.settings import Settings
+from issuer.controllers.authorities.effects.bootstrap_ca import (
+    bootstrap_authority,
+    bootstrap_ca,
+    drop_binding,
+)
+from issuer.runtime.ready import QueueOrder
+from issuer.runtime.settings import Settings
 from shared import logs
 from shared.backoff import Backoff
 from shared.clock import utc_now

@@ -5,7 +5,8 @@ caches (reading is safe for every replica), then — only for the leader — the
 workers that write. With ``--leader-elect`` the workers start only once this
 process holds the Lease; losing it ends the process (as controller-runtime
 does), and a graceful stop releases it so another replica takes over at once.
-Events (on the Pki and its consuming Pods) and metrics are wired here too.
+The runtime (caches, signers, re-issue pace, metrics, the Event recorder) is
+built here once and handed to every controller.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from issuer.authority.attach import attach_authority
-from issuer.authority.loop import AuthorityLoop
-from issuer.controller import Controller
-from issuer.health import HealthServer, text
-from issuer.leader import LeaderElector, default_identity
-from issuer.metrics import IssuerMetrics
-from issuer.metrics_tls import self_signed_context
-from issuer.reporting.event_reporter import EventReporter, PodWatch, event_reporter
-from issuer.reporting.reporter import FanOut, LoggingReporter, Reporter
-from issuer.settings import Settings
-from issuer.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
-from issuer.shards import LedShards, shard_of
+from issuer.registry import CONTROLLERS
+from issuer.runtime.caches import SharedCaches
+from issuer.runtime.context import Build, Controller, Runtime
+from issuer.runtime.events.recorder import EventRecorder, event_recorder
+from issuer.runtime.health import HealthServer, text
+from issuer.runtime.leader import LeaderElector, default_identity
+from issuer.runtime.metrics import IssuerMetrics
+from issuer.runtime.metrics_tls import self_signed_context
+from issuer.runtime.reissues import Reissues
+from issuer.runtime.settings import Settings
+from issuer.runtime.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
+from issuer.runtime.shards import LedShards
+from issuer.runtime.signers import Signers
 from shared.clock import utc_now
 from shared.kube.client import Kube
 from shared.logs import fields
@@ -45,75 +47,51 @@ LEASE_NAME = "pkiwarden-issuer"
 WATCH_CONNECTIONS = 64
 
 
-def run(
-    settings: Settings,
-    *,
-    reporter: Reporter | None = None,
-    stop: threading.Event | None = None,
-) -> int:
+def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 1 if never synced."""
     stop = stop or threading.Event()
     _stop_on_signals(stop)
     if settings.shards > 1 and not settings.leader_elect:
         log.error("--shards needs --leader-elect: a shard is worked by its Lease's holder")
         return 1
-    shards = LedShards(settings.shards)
-    admit = shards.owns if shards.sharded else None
     kube = Kube.from_environment(
         settings.kubeconfig, pool_size=settings.workers + WATCH_CONNECTIONS
     )
     metrics = IssuerMetrics(lease=LEASE_NAME)
-    pod_watch: PodWatch | None = None
-    events: EventReporter | None = None
-    if reporter is None:
-        events, pod_watch = event_reporter(
-            kube, event_ttl=settings.event_ttl, on_emitted=metrics.event_emitted, admit=admit
-        )
-        reporter = FanOut([LoggingReporter(), events])
-    controller, authority = assemble(kube, settings, reporter, metrics, owns=admit)
+    recorder = event_recorder(kube, on_emitted=metrics.event_emitted)
+    runtime = runtime_for(kube, settings, metrics, recorder)
+    controllers = assemble(runtime)
 
     def synced() -> bool:
-        return controller.synced() and authority.synced()
+        return runtime.caches.synced() and all(c.synced() for c in controllers)
+
+    shards = runtime.shards
 
     def start_writing() -> None:
-        """Only the leader writes: Secrets and status (the workers), the authority's
-        trust and rotation, Events (and the Pod watch)."""
+        """Only the leader writes: Secrets, status, trust, rotation, Events."""
         metrics.leading(True)
-        if events is not None:  # before any reconcile can resolve a failure
-            recalled = events.recall(controller.view.pkis.list())
-            log.info("failing Pkis recalled from status", extra=fields(pkis=recalled))
-        controller.start_workers()
-        if not shards.sharded:
-            authority.start()
-        if pod_watch is not None and events is not None:
-            pod_watch.start(events)
+        for controller in controllers:
+            if controller.sharded or not shards.sharded:
+                controller.start()
 
     writing = threading.Event()
 
     def shard_gained(shard: int) -> None:
         """A shard's namespaces are this replica's now: cache them, then work them.
 
-        The authority loop (the CA, its trust and rotation) is one for the
-        cluster: it runs with shard 0.
+        Cluster-wide work (the CAs) starts with shard 0.
         """
-        if not controller.watches.refill(settings.sync_timeout_seconds):
+        if not runtime.caches.refill(settings.sync_timeout_seconds):
             log.warning("caches did not list again in time", extra=fields(shard=shard))
-        if not writing.is_set():
-            writing.set()
+        first = not writing.is_set()
+        writing.set()
+        if first:
             start_writing()
-        else:
-            if pod_watch is not None:
-                pod_watch.cache.relist()
-            if events is not None:
-                gained = [
-                    pki
-                    for pki in controller.view.pkis.list()
-                    if shard_of(str((pki.get("metadata") or {}).get("namespace")), shards.count)
-                    == shard
-                ]
-                events.recall(gained)
-        if shard == 0:
-            authority.start()
+        for controller in controllers:
+            if not controller.sharded and shard == 0:
+                controller.start()
+            elif controller.sharded and not first:
+                controller.shard_gained(shard)
 
     elector: LeaderElector | None = None
     election: ShardElection | None = None
@@ -136,11 +114,10 @@ def run(
         secure.add_route("/metrics", metrics.response)
         secure.start()
     try:
-        controller.start_watching()
-        authority.start_watching()
-        if not controller.wait_synced(settings.sync_timeout_seconds) or not _wait(
-            authority.synced, settings.sync_timeout_seconds, stop
-        ):
+        runtime.caches.start()
+        for controller in controllers:
+            controller.start_watching()
+        if not _wait(synced, settings.sync_timeout_seconds, stop):
             if stop.is_set():
                 return 0
             log.error(
@@ -151,7 +128,8 @@ def run(
         log.info(
             "caches synced",
             extra=fields(
-                pkis=len(controller.view.pkis),
+                pkis=len(runtime.caches.view.pkis),
+                authorities=len(runtime.caches.authorities),
                 ca_secret=f"{settings.namespace}/{settings.ca_secret}",
             ),
         )
@@ -194,10 +172,9 @@ def run(
         log.info("stopping")
         return 1 if lost.is_set() else 0
     finally:
-        if pod_watch is not None:
-            pod_watch.stop()
-        authority.stop()
-        controller.stop()
+        for controller in reversed(controllers):
+            controller.stop()
+        runtime.caches.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
         if election is not None:
@@ -208,28 +185,26 @@ def run(
             secure.stop()
 
 
-def assemble(
+def runtime_for(
     kube: Kube,
     settings: Settings,
-    reporter: Reporter,
     metrics: IssuerMetrics,
-    *,
-    owns: Callable[[str], bool] | None = None,
-) -> tuple[Controller, AuthorityLoop]:
-    """The Pki reconciler and the CA's loop beside it, each feeding ``metrics``.
+    recorder: EventRecorder | None,
+) -> Runtime:
+    """The runtime every controller is built on; nothing here talks to the API server yet."""
+    shards = LedShards(settings.shards)
+    caches = SharedCaches(kube, settings.namespace, shards.owns if shards.sharded else None)
+    signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
+    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder, shards=shards)
+
+
+def assemble(runtime: Runtime, controllers: tuple[Build, ...] = CONTROLLERS) -> list[Controller]:
+    """Every registered controller, built on ``runtime``, each feeding its metrics.
 
     Apart from ``run`` so a test can build the registry exactly as a running
-    issuer has it and read ``/metrics`` without a cluster: nothing here
-    talks to the API server.
+    issuer has it and read ``/metrics`` without a cluster.
     """
-    controller = Controller(kube, settings, reporter, owns=owns)
-    controller.on_result = lambda result, seconds: metrics.observe_reconcile(
-        result.step, result.error, seconds
-    )
-    metrics.track_queue_depth(lambda: len(controller.queue))
-    controller.queue.observer = metrics.queue_observer()
-    metrics.track_certificates(controller.view.pkis)
-    return controller, attach_authority(kube, settings, controller, metrics.registry)
+    return [build(runtime) for build in controllers]
 
 
 def _metrics_names(settings: Settings) -> tuple[str, ...]:

@@ -21,10 +21,11 @@ from typing import Any, TextIO
 import yaml
 
 from shared import API_GROUP, API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
-from shared.authority_validation import validate_authority
 from shared.findings import Category, Finding, Severity, phrase
 from shared.suggest import did_you_mean
-from shared.validation import Context, SecretInfo, validate_pki, validate_policy
+from shared.validation.pki import Context, SecretInfo, validate_pki
+from shared.validation.pki_authority import validate_authority
+from shared.validation.pki_policy import validate_policy
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -33,6 +34,7 @@ STDIN = "-"
 DEFAULT_NAMESPACE = "default"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what `kubectl apply -f DIR` reads
 CHECKED_KINDS = ("Pki", "PkiPolicy", "PkiAuthority")
+_CONTEXT_KINDS = ("PkiPolicy", "PkiAuthority")  # what --policy files contribute
 _SKIPPED_SHOWN = 5
 
 
@@ -324,6 +326,9 @@ def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
     for document in inputs.policies.values():
         results += [(f.is_error, _line(document, None, f)) for f in validate_policy(document.body)]
     policies = [document.body for document in inputs.policies.values()]
+    # The PkiAuthorities given are taken as all there are; given none, lint cannot know
+    # which exist and checks only the policies' allowedAuthorities.
+    authorities = frozenset(inputs.authorities) or None
     for (namespace, _), document in inputs.pkis.items():
         context = Context(
             policies=policies,
@@ -335,6 +340,7 @@ def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
             ],
             secrets=inputs.secrets.get(namespace),
             unknown_labels_hint=_labels_hint(namespace),
+            authorities=authorities,
         )
         findings = validate_pki(document.body, namespace, context)
         results += [(f.is_error, _line(document, namespace, f)) for f in findings]
@@ -380,10 +386,11 @@ def run(
         for problem in problems:
             print(problem, file=err)
         return EXIT_UNREADABLE
-    # A policy file contributes its PkiPolicies only (unless it is also given as FILE).
+    # A policy file contributes its PkiPolicies and PkiAuthorities only (unless it is also
+    # given as FILE): what the cluster has that the Pkis are judged by.
     linted = {document.source for document in file_documents}
     documents = [
-        *(d for d in policy_documents if d.source not in linted and d.kind == "PkiPolicy"),
+        *(d for d in policy_documents if d.source not in linted and d.kind in _CONTEXT_KINDS),
         *file_documents,
     ]
     inputs = collect(documents, default_namespace)
@@ -415,8 +422,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="FILE",
-        help="PkiPolicy manifests (file or directory) to check against; "
-        "PkiPolicies among the FILEs count too",
+        help="PkiPolicy and PkiAuthority manifests (file or directory) to check against; "
+        "those among the FILEs count too (given PkiAuthorities, a Pki naming another is an "
+        "error)",
     )
     parser.add_argument(
         "--namespace",

@@ -222,12 +222,3 @@ DEFAULT_REISSUE_RATE: Final[int] = _ROTATION["properties"]["reissueRate"]["defau
 DEFAULT_CA_COMMON_NAME: Final[str] = _GENERATE["properties"]["commonName"]["default"]
 DEFAULT_CA_DURATION: Final[str] = _GENERATE["properties"]["duration"]["default"]
 MIN_CA_DURATION: Final[str] = _GENERATE["properties"]["duration"]["x-pkiwarden-minimum"]
-DEFAULT_AUTHORITY: Final = "default"
-
-AUTHORITY_COLUMNS: Final[list[JSON]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    # "string", not "date": kubectl renders a future date column as <invalid>.
-    {"name": "Active CA expires", "type": "string", "jsonPath": ".status.activeNotAfter"},
-    {"name": "Pending", "type": "integer", "jsonPath": ".status.pendingPkis"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]

@@ -25,6 +25,7 @@ class Category(StrEnum):
     INVALID_SPEC = "InvalidSpec"  # the object itself is malformed
     NOT_ALLOWED = "NotAllowed"  # well-formed, but no PkiPolicy allows it
     SECRET_CONFLICT = "SecretConflict"  # the target Secret is taken
+    UNKNOWN_AUTHORITY = "UnknownAuthority"  # spec.authority names no PkiAuthority
     ADVICE = "Advice"  # legal, but probably not what was meant
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from shared.findings import Category, Finding, Severity
 from shared.policy import policy_name, selecting
 from shared.suggest import did_you_mean
-from shared.validation import Context, validate_pki
+from shared.validation.pki import Context, validate_pki
 
 _SHOWN = 3
 # Re-checking a Pki costs ~0.1 ms; the API server waits 5 s for the webhook. Past this

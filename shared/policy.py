@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.durations import DurationError, parse_duration
 from shared.schema import (
+    DEFAULT_ALLOWED_AUTHORITIES,
     DEFAULT_ALLOWED_USAGES,
     DEFAULT_DNS_PATTERNS,
     DEFAULT_MIN_RSA_SIZE,
@@ -77,6 +78,7 @@ class CompiledPolicy:
     key_algorithms: tuple[str, ...]
     usages: tuple[str, ...] = DEFAULT_ALLOWED_USAGES
     min_rsa_size: int = DEFAULT_MIN_RSA_SIZE
+    authorities: tuple[str, ...] = DEFAULT_ALLOWED_AUTHORITIES
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if namespace in self.namespaces:
@@ -92,6 +94,9 @@ class CompiledPolicy:
 
     def allows_ip(self, address: IPAddress) -> bool:
         return any(address.version == net.version and address in net for net in self.ip_ranges)
+
+    def allows_authority(self, authority: str) -> bool:
+        return authority in self.authorities
 
 
 def expand(pattern: str, service_name: str, namespace: str) -> str:
@@ -182,6 +187,7 @@ def compile_policy(policy: object) -> CompiledPolicy:
         key_algorithms=_strings(algorithms),
         usages=_strings(spec.get("allowedUsages", DEFAULT_ALLOWED_USAGES)),
         min_rsa_size=_min_rsa_size(spec.get("minRSASize")),
+        authorities=_strings(spec.get("allowedAuthorities", DEFAULT_ALLOWED_AUTHORITIES)),
     )
 
 

@@ -18,7 +18,7 @@ renderer strips:
 
 Key sizes depend on the algorithm; that is said with ``if``/``then`` (which
 ``jsonschema`` checks). Value rules (``enum``, ``minimum``, ``minLength``,
-``minItems``, the sizes) are checked by ``shared.validation`` only: the CRD
+``minItems``, the sizes) are checked by the ``shared.validation`` modules only: the CRD
 leaves them out so that the API server never answers before pkiwarden can.
 """
 
@@ -91,6 +91,9 @@ _DEFAULT_ALLOWED_USAGES = [
     "key agreement",
 ]
 _RSA_SIZES = [2048, 3072, 4096]
+# The PkiAuthority a Pki uses when it names none, and so the one a PkiPolicy allows
+# when it says nothing: a cluster with one CA never writes either field.
+_DEFAULT_AUTHORITY = "default"
 
 _KEY_USAGES = ["server auth", "digital signature"]
 _DEFAULT_USAGES = {
@@ -242,6 +245,13 @@ PKI_SCHEMA: Final[JSON] = {
                     "maxItems": len(_USAGES),
                     "x-pkiwarden-default-by": ["algorithm", _DEFAULT_USAGES],
                 },
+                "authority": _string(
+                    "Name of the PkiAuthority that signs the certificate. It must exist and be "
+                    "allowed for the namespace by the PkiPolicy's allowedAuthorities.",
+                    minLength=1,
+                    maxLength=253,
+                    default=_DEFAULT_AUTHORITY,
+                ),
             },
         },
         "status": {
@@ -388,6 +398,13 @@ PKI_POLICY_SCHEMA: Final[JSON] = {
                     "maxItems": len(_USAGES),
                     "default": _DEFAULT_ALLOWED_USAGES,
                 },
+                "allowedAuthorities": _strings(
+                    "PkiAuthorities a Pki (or a Pod certificate) in the selected namespaces may "
+                    "name in spec.authority.",
+                    "One PkiAuthority name.",
+                    minItems=1,
+                    default=[_DEFAULT_AUTHORITY],
+                ),
             },
         },
     },
@@ -445,6 +462,12 @@ DEFAULT_ALLOWED_USAGES: Final[tuple[str, ...]] = tuple(
 )
 """The usages a PkiPolicy allows when it does not say."""
 DEFAULT_MIN_RSA_SIZE: Final[int] = POLICY_SPEC["properties"]["minRSASize"]["default"]
+DEFAULT_AUTHORITY: Final[str] = PKI_SPEC["properties"]["authority"]["default"]
+"""The PkiAuthority a Pki uses when its spec.authority is left out."""
+DEFAULT_ALLOWED_AUTHORITIES: Final[tuple[str, ...]] = tuple(
+    POLICY_SPEC["properties"]["allowedAuthorities"]["default"]
+)
+"""The PkiAuthorities a PkiPolicy allows when it does not say."""
 DEFAULT_DNS_PATTERNS: Final[tuple[str, ...]] = tuple(
     POLICY_SPEC["properties"]["allowedDNSNames"]["default"]
 )

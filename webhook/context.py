@@ -12,7 +12,7 @@ from typing import Protocol
 
 from shared.impact import PolicyContext
 from shared.kube.view import ClusterView
-from shared.validation import Context
+from shared.validation.pki import Context
 
 UNKNOWN_LABELS_HINT = "; the issuer checks again before issuing"
 

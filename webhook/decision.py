@@ -21,11 +21,13 @@ from enum import StrEnum
 from typing import Any
 
 from shared import API_GROUP
-from shared.authority_validation import authority_change_findings, validate_authority
 from shared.findings import Finding, errors, phrase, warnings
 from shared.impact import PolicyContext, policy_change_findings
 from shared.text import clip, one_line
-from shared.validation import Context, message_for_denial, validate_pki, validate_policy
+from shared.validation.common import message_for_denial
+from shared.validation.pki import Context, validate_pki
+from shared.validation.pki_authority import authority_change_findings, validate_authority
+from shared.validation.pki_policy import validate_policy
 from webhook.review import (
     API_VERSION,
     KIND,

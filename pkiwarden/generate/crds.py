@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from shared import API_GROUP, API_VERSION
-from shared.authority_schema import AUTHORITY_COLUMNS, PKI_AUTHORITY_SCHEMA
+from shared.authority_schema import PKI_AUTHORITY_SCHEMA
 from shared.schema import JSON, PKI_POLICY_SCHEMA, PKI_SCHEMA
 
 _KEPT = (
@@ -79,6 +79,20 @@ POLICY_COLUMNS: list[JSON] = [
     {"name": "DNS Names", "type": "string", "priority": 1, "jsonPath": ".spec.allowedDNSNames"},
     {"name": "IP Ranges", "type": "string", "priority": 1, "jsonPath": ".spec.allowedIPRanges"},
     {"name": "Max Duration", "type": "string", "priority": 1, "jsonPath": ".spec.maxDuration"},
+]
+
+AUTHORITY_COLUMNS: list[JSON] = [
+    # Ready first, as for a Pki: whether the CA can sign is the question asked most.
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    # "string", not "date": kubectl renders a future date column as <invalid>.
+    {"name": "Active CA expires", "type": "string", "jsonPath": ".status.activeNotAfter"},
+    {"name": "Pending", "type": "integer", "jsonPath": ".status.pendingPkis"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from issuer import cli as issuer_cli
-from issuer.act.bootstrap_ca import bootstrap_authority, bootstrap_ca
-from issuer.settings import Settings
+from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_authority, bootstrap_ca
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, install
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError

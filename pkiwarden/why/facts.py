@@ -16,8 +16,8 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer.authority.configmaps import TRUST_CONFIGMAP, TRUST_KEY
-from issuer.reporting.reasons import Reason, reason_for
+from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP, TRUST_KEY
+from issuer.controllers.pkis.reporting.reasons import Reason, reason_for
 from pkiwarden.why.chain import ChainFacts, check_chain
 from pkiwarden.why.secret_uses import Use
 from pkiwarden.why.targets import Target
@@ -26,7 +26,7 @@ from shared.defaults import apply_defaults, secret_name
 from shared.durations import format_duration
 from shared.findings import Category, phrase
 from shared.policy import selecting
-from shared.validation import Context, SecretInfo, validate_pki
+from shared.validation.pki import Context, SecretInfo, validate_pki
 
 EVENT_SOURCE_PREFIX = "pkiwarden"
 """Events whose source component starts with this are pkiwarden's (the issuer's, today)."""

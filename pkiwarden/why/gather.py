@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import urllib3
 
-from issuer.authority.configmaps import TRUST_CONFIGMAP
+from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP
 from pkiwarden.why.facts import (
     Facts,
     SecretFacts,
@@ -52,7 +52,7 @@ from shared.kube.client import (
     Kube,
     Resource,
 )
-from shared.validation import SecretInfo
+from shared.validation.pki import SecretInfo
 
 T = TypeVar("T")
 _UNREADABLE: JSON | None = {}

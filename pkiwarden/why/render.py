@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from issuer.authority.configmaps import TRUST_CONFIGMAP
-from issuer.reporting.reasons import Reason
+from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP
+from issuer.controllers.pkis.reporting.reasons import Reason
 from pkiwarden.why.chain import CHAIN_WHO, ChainFacts, chain_fix, chain_problem
 from pkiwarden.why.facts import (
     Facts,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from issuer.reporting.consumers import Consumption, spec_references
+from issuer.controllers.pkis.reporting.consumers import Consumption, spec_references
 
 
 class How(StrEnum):

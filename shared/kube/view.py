@@ -7,8 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.kube.cache import WatchCache
-from shared.kube.client import NAMESPACES, PKI_POLICIES, PKIS, ROLE_BINDINGS, Kube
-from shared.validation import Context
+from shared.kube.client import (
+    NAMESPACES,
+    PKI_AUTHORITIES,
+    PKI_POLICIES,
+    PKIS,
+    ROLE_BINDINGS,
+    Kube,
+)
+from shared.validation.pki import Context
 
 # What validation reads of a namespace: the labels.
 NAMESPACE_FIELDS = ("labels",)
@@ -37,6 +44,10 @@ class ClusterView:
     # RoleBindings (metadata only): which namespaces are onboarded. The issuer
     # has none: a namespace it may not write to is a refused write it reports.
     role_bindings: WatchCache | None = None
+    # PkiAuthorities (metadata only: their names are all validation reads), so that a
+    # Pki naming one that does not exist is told which it may use. None: not watched,
+    # and validation checks only the policies' allowedAuthorities.
+    authorities: WatchCache | None = None
 
     @classmethod
     def start(cls, kube: Kube) -> ClusterView:
@@ -47,11 +58,14 @@ class ClusterView:
             ).start(),
             pkis=WatchCache(kube, PKIS, keep_metadata=PKI_METADATA, keep_fields=PKI_FIELDS).start(),
             role_bindings=WatchCache(kube, ROLE_BINDINGS, metadata_only=True).start(),
+            authorities=WatchCache(kube, PKI_AUTHORITIES, metadata_only=True).start(),
         )
 
     @property
     def caches(self) -> list[WatchCache]:
-        return [self.policies, self.namespaces, self.pkis]
+        """The caches that must have listed before a review is answered."""
+        extra = [self.authorities] if self.authorities is not None else []
+        return [self.policies, self.namespaces, self.pkis, *extra]
 
     def synced(self) -> bool:
         return all(cache.synced.is_set() for cache in self.caches)
@@ -82,6 +96,16 @@ class ClusterView:
             other_pkis=self.pkis.list(namespace) if other_pkis is None else other_pkis,
             unknown_labels_hint=unknown_labels_hint,
             onboarded=self.onboarded(namespace),
+            authorities=self.authority_names(),
+        )
+
+    def authority_names(self) -> frozenset[str] | None:
+        """The names of the PkiAuthorities that exist; None: not watched or not listed yet."""
+        cache = self.authorities
+        if cache is None or not cache.synced.is_set():
+            return None
+        return frozenset(
+            str((found.get("metadata") or {}).get("name", "")) for found in cache.list()
         )
 
     def onboarded(self, namespace: str) -> bool | None:

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_authority
+from issuer.runtime.settings import Settings as IssuerSettings
 from pkiwarden.local import controlplane, node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.node import Node
@@ -153,8 +155,13 @@ def kube(control_plane: ControlPlane, crds: set[str]) -> Kube:
 
 @pytest.fixture(scope="module")
 def webhook(control_plane: ControlPlane, crds: set[str]) -> Iterator[LocalWebhook]:
-    """The example policy, namespaces app1/app2/lonely, and a running, registered webhook."""
+    """The example policy, namespaces app1/app2/lonely, the PkiAuthority ``default`` (created
+    if missing, as the issuer's start-up does) and a running, registered webhook."""
     control_plane.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
+    issuer = IssuerSettings()
+    bootstrap_authority(
+        Kube.from_environment(str(control_plane.kubeconfig)), issuer.authority, issuer.ca_secret
+    )
     for namespace in ("app1", "app2", "lonely"):
         control_plane.kubectl("create", "namespace", namespace, check=False)
     started = webhook_process.start(control_plane)

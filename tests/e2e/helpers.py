@@ -24,8 +24,8 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.reporting.recorder import COMPONENT
-from issuer.settings import Settings
+from issuer.runtime.events.recorder import COMPONENT
+from issuer.runtime.settings import Settings
 from pkiwarden.local import issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane

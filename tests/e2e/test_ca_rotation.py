@@ -32,10 +32,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer import issuance
-from issuer.act.bootstrap_ca import ca_secret_body
-from issuer.authority.cli import rotation_patch
-from issuer.settings import Settings
+from issuer.ca_cli import rotation_patch
+from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
+from issuer.runtime import issuance
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv
@@ -517,7 +517,7 @@ def test_metrics_show_the_ca_and_the_rotation(kube: Kube, issuer: Issuer) -> Non
         samples = issuer.metrics()
         return samples if key in samples else None
 
-    samples = wait_for("a pass of the authority loop", scraped)
+    samples = wait_for("a pass of the authority controller", scraped)
     expiry = samples[key]
     assert expiry == ca_certificate(kube).not_valid_after_utc.timestamp()
     stable = (("authority", AUTHORITY), ("phase", "Stable"))

@@ -152,6 +152,9 @@ def can_i(plane: ControlPlane, user: str, *args: str) -> bool:
         # It reads RoleBindings (which namespaces are onboarded), and changes none.
         (WEBHOOK, "watch", "rolebindings", "app2", True),
         (WEBHOOK, "create", "rolebindings", "app2", False),
+        # It lists PkiAuthorities (which exist, for spec.authority), and changes none.
+        (WEBHOOK, "watch", "pkiauthorities", "", True),
+        (WEBHOOK, "update", "pkiauthorities", "", False),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/pkiwarden", "", True),
         (WEBHOOK, "patch", "validatingwebhookconfigurations/other", "", False),
         # The issuer writes Secrets only where a tenant binding lets it.

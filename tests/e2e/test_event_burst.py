@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from issuer.reporting.recorder import COMPONENT
-from issuer.settings import Settings
+from issuer.runtime.events.recorder import COMPONENT
+from issuer.runtime.settings import Settings
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.kube.client import EVENTS, PKIS, SECRETS, Kube

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from issuer.act.bootstrap_ca import bootstrap_ca
-from issuer.reporting.recorder import COMPONENT
-from issuer.settings import Settings
+from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_ca
+from issuer.runtime.events.recorder import COMPONENT
+from issuer.runtime.settings import Settings
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from shared.clock import utc_now

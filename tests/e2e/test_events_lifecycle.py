@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer

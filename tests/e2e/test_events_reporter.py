@@ -1,6 +1,6 @@
 """Events reach ``kubectl describe`` on the real API server: the Pki and every consuming Pod.
 
-These drive the issuer's EventReporter directly, as the reconcile loop does at
+These drive the issuer's PkiEventRecorder directly, as the reconcile loop does at
 every outcome, so each property (aggregation on one object, every way of
 consuming, namespaces kept apart, expiry, restarts) is checked against the
 API server's own Event handling.
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from issuer.reporting.correlator import COMBINED_PREFIX
-from issuer.reporting.event_reporter import EventReporter
-from issuer.reporting.pod_sources import ListedPods
-from issuer.reporting.reasons import Reason
-from issuer.reporting.recorder import COMPONENT, EventRecorder, EventSink
+from issuer.controllers.pkis.reporting.pki_events import PkiEventRecorder
+from issuer.controllers.pkis.reporting.pod_sources import ListedPods
+from issuer.controllers.pkis.reporting.reasons import Reason
+from issuer.runtime.events.correlator import COMBINED_PREFIX
+from issuer.runtime.events.recorder import COMPONENT, EventRecorder, EventSink
 from pkiwarden.local.controlplane import ControlPlane
 from shared.kube.client import Kube
 from tests.e2e.helpers import container, create_pki, create_pod, delete_namespace, events_on, volume
@@ -40,8 +40,8 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     delete_namespace(control_plane, name)
 
 
-def reporter(kube: Kube, instance: str = "e2e-issuer") -> EventReporter:
-    return EventReporter(EventRecorder(EventSink(kube, instance=instance)), ListedPods(kube))
+def reporter(kube: Kube, instance: str = "e2e-issuer") -> PkiEventRecorder:
+    return PkiEventRecorder(EventRecorder(EventSink(kube, instance=instance)), ListedPods(kube))
 
 
 def denied_pki(kube: Kube, namespace: str, name: str = "app1-pki") -> dict[str, Any]:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from issuer.leader import LEASE_DURATION, LeaseRecord
 from issuer.run import LEASE_NAME
-from issuer.settings import Settings
+from issuer.runtime.leader import LEASE_DURATION, LeaseRecord
+from issuer.runtime.settings import Settings
 from pkiwarden.local import issuer_process
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer

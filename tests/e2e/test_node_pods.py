@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import node
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer

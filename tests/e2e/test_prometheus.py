@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from issuer.settings import Settings as IssuerSettings
+from issuer.runtime.settings import Settings as IssuerSettings
 from pkiwarden.local import controlplane, issuer_process, webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from issuer.settings import Settings
+from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process, webhook_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane

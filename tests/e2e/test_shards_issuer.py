@@ -14,11 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from issuer.leader import LeaseRecord
 from issuer.run import LEASE_NAME
-from issuer.settings import Settings
-from issuer.shard_election import RETRY_FRACTION
-from issuer.shards import lease_name, patience, shard_of
+from issuer.runtime.leader import LeaseRecord
+from issuer.runtime.settings import Settings
+from issuer.runtime.shard_election import RETRY_FRACTION
+from issuer.runtime.shards import lease_name, patience, shard_of
 from pkiwarden.local import issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane

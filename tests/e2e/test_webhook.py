@@ -9,7 +9,7 @@ import yaml
 
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
-from tests.e2e.helpers import TYPO_DENIAL, one_line
+from tests.e2e.helpers import TIMEOUT, TYPO_DENIAL, delete_namespace, eventually, one_line
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 
@@ -153,3 +153,55 @@ def test_second_pki_with_the_same_secret_is_denied_naming_the_first(
         control_plane.kubectl(
             "delete", "pki", "-n", "app2", "first", "second", "--ignore-not-found"
         )
+
+
+def authority(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": name},
+        "spec": {"secretName": f"{name}-ca", "generate": {}},
+    }
+
+
+def test_a_pki_is_told_which_authorities_its_namespace_may_use(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    """Denied at apply time: an authority that does not exist, with those the namespace may
+    use and did you mean; one that exists but the policy does not allow, naming the policy."""
+    namespace = "authorities"
+    control_plane.kubectl("create", "namespace", namespace, check=False)
+    policy = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiPolicy",
+        "metadata": {"name": namespace},
+        "spec": {
+            "namespaces": [namespace],
+            "allowedServiceNames": ["web"],
+            "allowedAuthorities": ["default", "platform"],
+        },
+    }
+
+    def told(name: str) -> str:
+        result = apply(control_plane, pki("web", namespace, serviceName="web", authority=name))
+        return one_line(result.stderr) if result.returncode else "admitted"
+
+    try:
+        created = apply(control_plane, authority("platform"), authority("internal"), policy)
+        assert created.returncode == 0, created.stderr
+        # The webhook learns of new objects through its watches, a moment later.
+        eventually(lambda: "not allowed" in told("internal"), TIMEOUT, "the webhook to know them")
+        assert (
+            'admission webhook "pkis.pkiwarden.dev" denied the request: spec.authority: '
+            '"internal" is not allowed by PkiPolicy "authorities" (allowed: default, platform)'
+        ) in told("internal")
+        assert (
+            'denied the request: spec.authority: "platfrom" is not a PkiAuthority (this '
+            'namespace may use: default, platform); did you mean "platform"?'
+        ) in told("platfrom")
+        assert told("platform") == "admitted"
+    finally:
+        control_plane.kubectl("delete", "pkipolicy", namespace, "--ignore-not-found")
+        for name in ("platform", "internal"):
+            control_plane.kubectl("delete", "pkiauthority", name, "--ignore-not-found")
+        delete_namespace(control_plane, namespace)

@@ -13,7 +13,7 @@ from pkiwarden.local import webhook_process
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.readiness import free_port
 from shared.kube.client import Kube
-from shared.validation import Context
+from shared.validation.pki import Context
 from webhook.app import create_app
 from webhook.context import StaticContext
 from webhook.protocol import AdmissionHttpProtocol

@@ -9,11 +9,11 @@ from typing import Any
 
 from cryptography import x509
 
-from issuer import issuance
-from issuer.act.bootstrap_ca import ca_secret_body
-from issuer.decide.secret_body import secret_body
-from issuer.decide.verdict import desired_of
-from issuer.inputs.ca import load_ca
+from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
+from issuer.controllers.pkis.decisions.secret_body import secret_body
+from issuer.controllers.pkis.decisions.verdict import desired_of
+from issuer.runtime import issuance
+from issuer.runtime.signers import load_ca
 from shared.certificates import serial_hex
 from shared.defaults import apply_defaults
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.validation import Context
+from shared.validation.pki import Context
 
 POLICY: dict[str, Any] = {
     "apiVersion": "pkiwarden.dev/v1alpha1",

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from issuer.authority.phases import (
+from issuer.controllers.authorities.decisions.phases import (
     Move,
     Observed,
     Phase,
     Request,
+    RotationCause,
     RotationState,
-    Step,
-    Trigger,
+    Transition,
     advance,
-    decide,
+    next_transition,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -39,7 +39,7 @@ CASES = [
         STABLE,
         seen(renewal_due=True, can_generate=True),
         Move.BEGIN,
-        Trigger.RENEWAL_DUE,
+        RotationCause.RENEWAL_DUE,
     ),
     (
         "renewal due, supplied CA: no rotation without a next CA",
@@ -53,14 +53,14 @@ CASES = [
         STABLE,
         seen(supplied_next=True),
         Move.BEGIN,
-        Trigger.NEXT_SECRET,
+        RotationCause.NEXT_SECRET,
     ),
     (
         "rotate requested",
         STABLE,
         seen(request=Request("r2"), can_generate=True),
         Move.BEGIN,
-        Trigger.REQUESTED,
+        RotationCause.REQUESTED,
     ),
     (
         "rotate request already handled",
@@ -81,7 +81,7 @@ CASES = [
         STABLE,
         seen(request=Request("r2", True), can_generate=True),
         Move.EMERGENCY,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
     (
         "emergency with no next CA",
@@ -130,7 +130,7 @@ CASES = [
         PROPAGATING,
         seen(request=Request("r2", True), trust_current=False),
         Move.EMERGENCY,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
     ("reissuing, Pkis pending", REISSUING, seen(pending=3), Move.NONE, None),
     (
@@ -153,7 +153,7 @@ CASES = [
         REISSUING,
         seen(request=Request("r2", True), pending=5),
         Move.EMERGENCY,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
     ("retiring, waiting", replace(RETIRING, phase_start=NOW - HOUR / 2), seen(), Move.NONE, None),
     ("retiring, waited", RETIRING, seen(), Move.FORGET, None),
@@ -163,7 +163,7 @@ CASES = [
         replace(RETIRING, phase_start=NOW),
         seen(request=Request("r2", True)),
         Move.FORGET,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
     (
         "emergency asked while the CA Secret was missing: not applied to the restored CA",
@@ -188,14 +188,14 @@ CASES = [
             can_generate=True,
         ),
         Move.EMERGENCY,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
     (
         "emergency asked about the CA there is: applied",
         STABLE,
         seen(request=Request("r2", True, NOW - HOUR), ca_since=NOW - 2 * HOUR, can_generate=True),
         Move.EMERGENCY,
-        Trigger.EMERGENCY,
+        RotationCause.EMERGENCY,
     ),
 ]
 
@@ -206,17 +206,17 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_decide(
-    state: RotationState, observed: Observed, move: Move, trigger: Trigger | None
+    state: RotationState, observed: Observed, move: Move, trigger: RotationCause | None
 ) -> None:
-    step = decide(state, observed)
-    assert (step.move, step.trigger) == (move, trigger)
+    step = next_transition(state, observed)
+    assert (step.move, step.cause) == (move, trigger)
     assert step.message or move is Move.NONE
 
 
 def test_waits_say_when_to_look_again() -> None:
     waiting = replace(PROPAGATING, trust_synced_at=NOW - HOUR / 4)
-    assert decide(waiting, seen()).recheck_at == NOW + HOUR * 3 / 4
-    assert decide(PROPAGATING, seen()).recheck_at == NOW + HOUR
+    assert next_transition(waiting, seen()).recheck_at == NOW + HOUR * 3 / 4
+    assert next_transition(PROPAGATING, seen()).recheck_at == NOW + HOUR
 
 
 def test_a_whole_rotation_walks_every_phase_and_back() -> None:
@@ -226,7 +226,7 @@ def test_a_whole_rotation_walks_every_phase_and_back() -> None:
     pending = 0
     for _ in range(10):
         observed = seen(now=clock, request=Request("r2"), can_generate=True, pending=pending)
-        step = decide(state, observed)
+        step = next_transition(state, observed)
         state = advance(state, step, clock)
         if phases[-1] != state.phase:
             phases.append(state.phase)
@@ -266,19 +266,19 @@ def test_a_whole_rotation_walks_every_phase_and_back() -> None:
     ],
 )
 def test_advance(state: RotationState, move: Move, expected: dict[str, object]) -> None:
-    after = advance(state, Step(move, "m", request="r9"), NOW)
+    after = advance(state, Transition(move, "m", request="r9"), NOW)
     assert {name: getattr(after, name) for name in expected} == expected
 
 
 def test_a_handled_request_is_recorded_by_any_move_that_handles_it() -> None:
-    step = decide(PROPAGATING, seen(request=Request("r2")))
+    step = next_transition(PROPAGATING, seen(request=Request("r2")))
     assert advance(PROPAGATING, step, NOW).handled_request == "r2"
     assert advance(PROPAGATING, step, NOW).phase is Phase.PROPAGATING
 
 
 def test_a_request_for_a_ca_that_was_not_there_says_how_to_ask_again() -> None:
     observed = seen(request=Request("r2", True, NOW - HOUR), ca_since=NOW, can_generate=True)
-    step = decide(STABLE, observed)
+    step = next_transition(STABLE, observed)
     assert "before the CA Secret was created" in step.message
     assert "run `pkiwarden ca rotate` again" in step.message
     assert advance(STABLE, step, NOW).handled_request == "r2"

@@ -8,14 +8,25 @@ from typing import Any
 
 import pytest
 
-from issuer import issuance
-from issuer.act.bootstrap_ca import ca_secret_body
-from issuer.authority import configmaps
-from issuer.authority.authority_status import Standing, authority_status, missing_ca_problem
-from issuer.authority.cli import render_status, rotation_patch, rotation_refusal, unavailable
-from issuer.authority.phases import Move, Phase, RotationState, Step, advance
-from issuer.authority.spec import authority_spec, renewal_due, rotation_request
-from issuer.authority.state import (
+from issuer.ca_cli import render_status, rotation_patch, rotation_refusal, unavailable
+from issuer.controllers.authorities.decisions.authority_status import (
+    Standing,
+    authority_status,
+    missing_ca_problem,
+)
+from issuer.controllers.authorities.decisions.namespace_trust import namespace_trust
+from issuer.controllers.authorities.decisions.phases import (
+    Move,
+    Phase,
+    RotationState,
+    Transition,
+    advance,
+)
+from issuer.controllers.authorities.decisions.trust import bundle_certificates
+from issuer.controllers.authorities.effects import configmaps
+from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
+from issuer.controllers.authorities.inputs.spec import authority_spec, renewal_due, rotation_request
+from issuer.controllers.authorities.inputs.state import (
     NEXT_CRT,
     Material,
     material_after,
@@ -23,7 +34,7 @@ from issuer.authority.state import (
     read_state,
     render,
 )
-from issuer.authority.trust import bundle_certificates
+from issuer.runtime import issuance
 from shared.clock import rfc3339
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -57,7 +68,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
     assert material is not None
     state = RotationState()
     for move, fresh in [(Move.BEGIN, NEW), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
-        step = Step(move, "m", request="r1" if move is Move.BEGIN else "")
+        step = Transition(move, "m", request="r1" if move is Move.BEGIN else "")
         material = material_after(material, state, move, fresh)
         state = advance(state, step, NOW)
         secret = render(secret, state, material, NOW)
@@ -81,7 +92,7 @@ def test_emergency_from_stable_trusts_only_the_new_ca() -> None:
     material = Material(OLD[0], OLD[1])
     state = RotationState()
     after_material = material_after(material, state, Move.EMERGENCY, NEW)
-    after = advance(state, Step(Move.EMERGENCY, "m"), NOW)
+    after = advance(state, Transition(Move.EMERGENCY, "m"), NOW)
     secret = render(_secret(), after, after_material, NOW)
     bundle = base64.b64decode(secret["data"]["ca.crt"])
     assert list(bundle_certificates(bundle)) == [NEW[0]]
@@ -122,7 +133,7 @@ def _cm(namespace: str, bundle: str, ours: bool = True) -> dict[str, Any]:
 def test_trust_changes(
     selected: set[str], existing: list[dict[str, Any]], expected: list[tuple[str, str]]
 ) -> None:
-    changes = configmaps.trust_changes(selected, existing, "B")
+    changes = configmaps.trust_changes({ns: {"ca.crt": "B"} for ns in selected}, existing)
     assert [(c.verb.value, c.namespace) for c in changes] == expected
 
 
@@ -146,7 +157,7 @@ def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
         {"metadata": {"name": "c"}},
         {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
     ]
-    assert configmaps.selected_namespaces(policies, namespaces) == {"a", "b"}
+    assert set(namespace_trust(policies, namespaces, {}, "default")) == {"a", "b"}
 
 
 def test_spec_defaults_and_the_rotation_request() -> None:
@@ -255,7 +266,7 @@ def test_a_rotation_of_a_missing_ca_is_refused_with_the_way_out(
 
 def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
     """A CA Secret deleted later is reported, not replaced by a new CA."""
-    from issuer.authority.loop import had_a_ca  # noqa: PLC0415
+    from issuer.controllers.authorities.controller import had_a_ca  # noqa: PLC0415
 
     assert not had_a_ca({"spec": {"generate": {}}})
     assert not had_a_ca({"status": {"trusted": []}})
@@ -265,7 +276,7 @@ def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
 
 def test_a_lost_ca_is_never_taken_for_a_first_one() -> None:
     """The missing-CA status drops activeCA and trusted; caEstablishedTime stays."""
-    from issuer.authority.loop import had_a_ca  # noqa: PLC0415
+    from issuer.controllers.authorities.controller import had_a_ca  # noqa: PLC0415
 
     state = RotationState()
     signing = Standing(state, Material(OLD[0], OLD[1]).trusted(state, NOW), "", "", 0, [], 1)

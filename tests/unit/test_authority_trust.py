@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
-from issuer.authority.pacing import Bucket, Pending, reissue_order, take
-from issuer.authority.trust import Role, bundle_certificates, bundle_pem, trust_set
+from issuer.controllers.authorities.decisions.reissue_order import Pending, reissue_order
+from issuer.controllers.authorities.decisions.trust import (
+    Role,
+    bundle_certificates,
+    bundle_pem,
+    trust_set,
+)
+from issuer.runtime.reissues import Bucket, take
 from shared.certificates import common_name, new_ec_key, self_signed_ca
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

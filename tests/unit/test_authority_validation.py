@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pkiwarden.generate.crds import rendered_files
-from shared.authority_validation import validate_authority
 from shared.findings import phrase
+from shared.validation.pki_authority import validate_authority
 from webhook.decision import decide
 
 
@@ -30,7 +30,7 @@ def test_crd_is_cluster_scoped_with_status_and_the_rotation_columns() -> None:
     (version,) = spec["versions"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Active CA expires", "Pending", "Age"]
+    assert columns == ["Ready", "Phase", "Active CA expires", "Pending", "Age"]
     properties = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert "Default: 1h." in properties["rotation"]["properties"]["trustPropagation"]["description"]
     assert "default" not in properties["rotation"]["properties"]["reissueRate"]

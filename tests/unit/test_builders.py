@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from issuer.decide.verdict import Step, decide_issuance
+from issuer.controllers.pkis.decisions.verdict import Step, decide_issuance
 from tests.unit.builders import NOW, issued_secret, make_ca, make_pki
 
 

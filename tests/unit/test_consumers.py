@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from issuer.reporting.consumers import (
+from issuer.controllers.pkis.reporting.consumers import (
     Consumption,
     consuming_pods,
     consumptions,

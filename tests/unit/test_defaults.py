@@ -19,6 +19,7 @@ def test_all_defaults_of_the_design() -> None:
         "renewBefore": "720h",
         "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         "usages": ["server auth", "digital signature"],
+        "authority": "default",
     }
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from shared.defaults import apply_defaults
 from shared.findings import Finding, phrase
-from shared.validation import Context, validate_pki, validate_policy
+from shared.validation.pki import Context, validate_pki
+from shared.validation.pki_policy import validate_policy
 
 POLICY: dict[str, Any] = {
     "apiVersion": "pkiwarden.dev/v1alpha1",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from issuer.reporting.correlator import (
+from issuer.runtime.events.correlator import (
     COMBINED_PREFIX,
     MAX_MESSAGE_BYTES,
     Aggregator,

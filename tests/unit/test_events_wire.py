@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from issuer.reporting.correlator import Correlator, Draft, EventType, ObjectRef
-from issuer.reporting.event_reporter import pki_ref
-from issuer.reporting.recorder import EventSink
+from issuer.controllers.pkis.reporting.pki_events import pki_ref
+from issuer.runtime.events.correlator import Correlator, Draft, EventType, ObjectRef
+from issuer.runtime.events.recorder import EventSink
 from shared.defaults import secret_name
 from shared.kube.client import Kube
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from issuer import issuance
-from issuer.act.bootstrap_ca import ca_secret_body
-from issuer.inputs.ca import CAProblem, load_ca
+from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
+from issuer.runtime import issuance
+from issuer.runtime.signers import CAProblem, load_ca
 from tests.unit.builders import NOW, data_of, with_data
 
 NS, NAME = "pkiwarden-system", "pkiwarden-ca"

@@ -16,16 +16,20 @@ from typing import Any
 
 import pytest
 
-from issuer import issuance
-from issuer.decide.conclusion import conclude
-from issuer.decide.key_reuse import reusable_key
-from issuer.decide.messages import api_refusal_message
-from issuer.decide.secret_body import secret_body
-from issuer.decide.status import next_status
-from issuer.decide.verdict import Step, Trigger, decide_issuance, refused
-from issuer.inputs.ca import CAProblem
-from issuer.inputs.stored import SERIAL_ANNOTATION, SPEC_HASH_ANNOTATION, read_stored
-from issuer.reporting.reasons import Reason
+from issuer.controllers.pkis.decisions.conclusion import conclude
+from issuer.controllers.pkis.decisions.key_reuse import reusable_key
+from issuer.controllers.pkis.decisions.messages import api_refusal_message
+from issuer.controllers.pkis.decisions.secret_body import secret_body
+from issuer.controllers.pkis.decisions.status import next_status
+from issuer.controllers.pkis.decisions.verdict import Step, Trigger, decide_issuance, refused
+from issuer.controllers.pkis.inputs.stored import (
+    SERIAL_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    read_stored,
+)
+from issuer.controllers.pkis.reporting.reasons import Reason
+from issuer.runtime import issuance
+from issuer.runtime.signers import CAProblem
 from shared.certificates import serial_hex
 from shared.clock import rfc3339
 from shared.findings import Category, Finding, Severity
@@ -282,7 +286,7 @@ def test_what_the_reconcile_writes(row: Row) -> None:
         key = reusable_key(verdict) or issuance.generate_key(verdict.desired.key)
         issued = issuance.issue_leaf(verdict.desired.request, key, row.ca, row.now)
     conclusion = conclude(row.pki, verdict, issued, row.now)
-    said = conclusion.announcement
+    said = conclusion.event
     if row.event is None:
         assert said is None
     else:
@@ -318,8 +322,8 @@ def test_a_refused_write_is_a_failure_worded_for_the_application_owner() -> None
     )
     verdict = refused(PKI, message, NOW)
     conclusion = conclude(PKI, verdict, None, NOW)
-    assert conclusion.announcement is not None
-    assert conclusion.announcement.reason is Reason.ISSUANCE_FAILED
+    assert conclusion.event is not None
+    assert conclusion.event.reason is Reason.ISSUANCE_FAILED
     assert conclusion.requeue_at == NOW + timedelta(seconds=2)
 
 

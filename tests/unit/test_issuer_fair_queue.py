@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from issuer.queue import WorkQueue
-from issuer.ready import FairKeys, FifoKeys, QueueOrder
+from issuer.runtime.queue import WorkQueue
+from issuer.runtime.ready import FairKeys, FifoKeys, QueueOrder
 
 
 def drain(queue: WorkQueue) -> list[str]:

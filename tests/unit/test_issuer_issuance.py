@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from issuer import issuance
+from issuer.runtime import issuance
 from shared.certificates import serial_hex
 from tests.unit.builders import NOW, issued_secret, leaf_of, make_ca, make_pki
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from issuer.queue import WorkQueue
+from issuer.runtime.queue import WorkQueue
 from shared.backoff import Backoff
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from issuer.decide.verdict import Step, decide_issuance
-from issuer.reporting.reasons import Reason
-from shared.validation import Context, message_for_denial, validate_pki
+from issuer.controllers.pkis.decisions.verdict import Step, decide_issuance
+from issuer.controllers.pkis.reporting.reasons import Reason
+from shared.validation.common import message_for_denial
+from shared.validation.pki import Context, validate_pki
 from tests.unit.builders import NOW, make_ca, make_pki
 
 CA = make_ca()

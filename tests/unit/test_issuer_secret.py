@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from issuer import issuance
-from issuer.decide.ownership import Ownership, ownership
-from issuer.inputs.stored import (
+from issuer.controllers.pkis.inputs.stored import (
     NOT_AFTER_ANNOTATION,
     SERIAL_ANNOTATION,
     SPEC_HASH_ANNOTATION,
     StoredCertificate,
     read_stored,
 )
+from issuer.runtime import issuance
+from issuer.runtime.ownership import Ownership, ownership
 from shared.certificates import serial_hex
 from tests.unit.builders import NOW, data_of, issued_secret, make_ca, make_pki
 
@@ -134,8 +134,8 @@ def test_intermediate_signer_goes_into_the_chain_root_into_ca_crt() -> None:
 
 
 def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
-    from issuer.decide.secret_body import secret_body  # noqa: PLC0415
-    from issuer.decide.verdict import desired_of  # noqa: PLC0415
+    from issuer.controllers.pkis.decisions.secret_body import secret_body  # noqa: PLC0415
+    from issuer.controllers.pkis.decisions.verdict import desired_of  # noqa: PLC0415
     from shared.defaults import apply_defaults  # noqa: PLC0415
 
     existing = copy.deepcopy(SECRET)
@@ -152,9 +152,9 @@ def test_foreign_labels_and_annotations_survive_a_rewrite() -> None:
 
 
 def test_a_rewrite_drops_an_earlier_releases_owner_reference() -> None:
-    from issuer.decide.ownership import legacy_owner_references  # noqa: PLC0415
-    from issuer.decide.secret_body import secret_body  # noqa: PLC0415
-    from issuer.decide.verdict import desired_of  # noqa: PLC0415
+    from issuer.controllers.pkis.decisions.secret_body import secret_body  # noqa: PLC0415
+    from issuer.controllers.pkis.decisions.verdict import desired_of  # noqa: PLC0415
+    from issuer.runtime.ownership import legacy_owner_references  # noqa: PLC0415
     from shared.defaults import apply_defaults  # noqa: PLC0415
 
     existing = copy.deepcopy(SECRET)

@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from issuer.decide.status import CertificateFacts, Outcome, next_status, status_patch
-from issuer.decide.verdict import Trigger
+from issuer.controllers.pkis.decisions.status import (
+    CertificateFacts,
+    Outcome,
+    next_status,
+    status_patch,
+)
+from issuer.controllers.pkis.decisions.verdict import Trigger
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=3)

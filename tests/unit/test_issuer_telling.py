@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from issuer.reporting.consumers import secrets_read
-from issuer.reporting.correlator import ObjectRef
-from issuer.reporting.failures import FailingPkis
-from issuer.reporting.reasons import Reason
-from issuer.reporting.telling import (
+from issuer.controllers.pkis.reporting.consumers import secrets_read
+from issuer.controllers.pkis.reporting.failures import FailingPkis
+from issuer.controllers.pkis.reporting.pod_warnings import (
     Failure,
     Recorded,
     Told,
-    must_tell,
+    pod_lacks_event,
     recorded_failure,
     refresh_check_interval,
     refresh_due,
     resolution_message,
 )
+from issuer.controllers.pkis.reporting.reasons import Reason
+from issuer.runtime.events.correlator import ObjectRef
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -64,7 +64,7 @@ TELL = [
 
 @pytest.mark.parametrize("case", TELL, ids=[case.name for case in TELL])
 def test_who_is_told(case: TellCase) -> None:
-    assert must_tell(case.failure, case.pod_uid) is case.told
+    assert pod_lacks_event(case.failure, case.pod_uid) is case.told
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_told_pods_are_kept_across_retries_and_handed_over_on_resolution() -> No
     failing.told(failure, WEB)
     again = failing.failed(replace(FAILURE, said_at=T0 + HOUR))  # the next retry
     assert set(again.told) == {"uid-web-0"}
-    assert not must_tell(again, "uid-web-0")
+    assert not pod_lacks_event(again, "uid-web-0")
     resolved = failing.resolved("app2", "app2-pki")
     assert resolved is not None and [told.pod for told in resolved.told.values()] == [WEB]
     assert failing.reading("app2", {"app2-pki-tls"}) == []

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from issuer import issuance
-from issuer.decide.verdict import Step, Trigger, decide_issuance, retry_delay
-from issuer.inputs.ca import CAProblem
-from issuer.reporting.reasons import Reason
+from issuer.controllers.pkis.decisions.verdict import Step, Trigger, decide_issuance, retry_delay
+from issuer.controllers.pkis.reporting.reasons import Reason
+from issuer.runtime import issuance
+from issuer.runtime.signers import CAProblem
 from shared.findings import Category, Finding, Severity
-from shared.validation import Context, validate_pki
+from shared.validation.pki import Context, validate_pki
 from tests.unit.builders import (
     NAMESPACE,
     NOW,

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from issuer.leader import (
-    Decision,
+from issuer.runtime.leader import (
     LeaderElector,
+    LeaseDecision,
     LeaseRecord,
     claim,
-    decide,
+    lease_decision,
     must_step_down,
     released,
 )
@@ -31,15 +31,20 @@ def lease(holder: str, duration: int = 15, transitions: int = 2) -> LeaseRecord:
 @pytest.mark.parametrize(
     ("record", "observed_at", "now", "expected"),
     [
-        (None, 0.0, 0.0, Decision.ACQUIRE),  # no Lease yet
-        (lease(""), 100.0, 100.0, Decision.ACQUIRE),  # released by a graceful shutdown
-        (lease(ME), 100.0, 100.0, Decision.RENEW),
-        (lease(ME), 0.0, 1000.0, Decision.RENEW),  # ours, even if we were slow
-        (lease(OTHER), 100.0, 100.0, Decision.WAIT),  # just seen: live
-        (lease(OTHER), 100.0, 114.9, Decision.WAIT),  # within the duration
-        (lease(OTHER), 100.0, 115.0, Decision.ACQUIRE),  # unchanged for the whole duration
-        (lease(OTHER, duration=1), 100.0, 101.0, Decision.ACQUIRE),  # released with 1 s
-        (lease(OTHER, duration=60), 100.0, 130.0, Decision.WAIT),  # the holder's duration rules
+        (None, 0.0, 0.0, LeaseDecision.ACQUIRE),  # no Lease yet
+        (lease(""), 100.0, 100.0, LeaseDecision.ACQUIRE),  # released by a graceful shutdown
+        (lease(ME), 100.0, 100.0, LeaseDecision.RENEW),
+        (lease(ME), 0.0, 1000.0, LeaseDecision.RENEW),  # ours, even if we were slow
+        (lease(OTHER), 100.0, 100.0, LeaseDecision.WAIT),  # just seen: live
+        (lease(OTHER), 100.0, 114.9, LeaseDecision.WAIT),  # within the duration
+        (lease(OTHER), 100.0, 115.0, LeaseDecision.ACQUIRE),  # unchanged for the whole duration
+        (lease(OTHER, duration=1), 100.0, 101.0, LeaseDecision.ACQUIRE),  # released with 1 s
+        (
+            lease(OTHER, duration=60),
+            100.0,
+            130.0,
+            LeaseDecision.WAIT,
+        ),  # the holder's duration rules
     ],
     ids=[
         "absent",
@@ -54,28 +59,28 @@ def lease(holder: str, duration: int = 15, transitions: int = 2) -> LeaseRecord:
     ],
 )
 def test_decide(
-    record: LeaseRecord | None, observed_at: float, now: float, expected: Decision
+    record: LeaseRecord | None, observed_at: float, now: float, expected: LeaseDecision
 ) -> None:
-    assert decide(record, ME, observed_at=observed_at, now=now) is expected
+    assert lease_decision(record, ME, observed_at=observed_at, now=now) is expected
 
 
 @pytest.mark.parametrize(
     ("record", "decision", "expected"),
     [
-        (None, Decision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 0)),
-        (lease(OTHER), Decision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 3)),
-        (lease(""), Decision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 2)),
-        (lease(ME), Decision.RENEW, LeaseRecord(ME, 15, EARLIER, STAMP, 2)),
+        (None, LeaseDecision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 0)),
+        (lease(OTHER), LeaseDecision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 3)),
+        (lease(""), LeaseDecision.ACQUIRE, LeaseRecord(ME, 15, STAMP, STAMP, 2)),
+        (lease(ME), LeaseDecision.RENEW, LeaseRecord(ME, 15, EARLIER, STAMP, 2)),
     ],
     ids=["create", "take over", "after release", "renew keeps acquireTime"],
 )
-def test_claim(record: LeaseRecord | None, decision: Decision, expected: LeaseRecord) -> None:
+def test_claim(record: LeaseRecord | None, decision: LeaseDecision, expected: LeaseRecord) -> None:
     assert claim(record, ME, decision, now=NOW, duration_seconds=15) == expected
 
 
 def test_nothing_is_claimed_while_waiting() -> None:
     with pytest.raises(ValueError):
-        claim(lease(OTHER), ME, Decision.WAIT, now=NOW, duration_seconds=15)
+        claim(lease(OTHER), ME, LeaseDecision.WAIT, now=NOW, duration_seconds=15)
 
 
 def test_release_empties_the_holder_and_shortens_the_lease() -> None:

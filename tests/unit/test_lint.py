@@ -327,3 +327,43 @@ def test_a_renewal_every_second_is_an_error_in_ci_too() -> None:
         "certificate 1s after issuing it (spec.duration 1h); at least 30m must lie between; "
         'try "20m"\n'
     )
+
+
+AUTHORITIES = """\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: pkiwarden.dev/v1alpha1, kind: PkiAuthority, metadata: {name: default},
+   spec: {secretName: pkiwarden-ca}}
+- {apiVersion: pkiwarden.dev/v1alpha1, kind: PkiAuthority, metadata: {name: platform},
+   spec: {secretName: platform-ca}}
+"""
+
+
+def test_given_the_authorities_a_pki_naming_another_lists_those_it_may_use(
+    tmp_path: Path,
+) -> None:
+    policy = POLICY.replace("app2]}", "app2], allowedAuthorities: [default, platform]}")
+    typo = GOOD.replace("{serviceName: app1}", "{serviceName: app1, authority: platfrom}")
+    pki = write(tmp_path, "pki.yaml", typo)
+    code, out, _ = lint(
+        "--policy", write(tmp_path, "policy.yaml", policy),
+        "--policy", write(tmp_path, "authorities.yaml", AUTHORITIES),
+        pki,
+    )  # fmt: skip
+    assert code == 1
+    assert out.splitlines() == [
+        f'{pki}:1: Pki/app1/app1-pki: error: spec.authority: "platfrom" is not a PkiAuthority '
+        '(this namespace may use: default, platform); did you mean "platform"?'
+    ]
+
+
+def test_without_authorities_lint_checks_the_policys_allowed_list_only(tmp_path: Path) -> None:
+    named = GOOD.replace("{serviceName: app1}", "{serviceName: app1, authority: platform}")
+    pki = write(tmp_path, "pki.yaml", named)
+    code, out, _ = lint("--policy", write(tmp_path, "policy.yaml", POLICY), pki)
+    assert code == 1
+    assert out.splitlines() == [
+        f'{pki}:1: Pki/app1/app1-pki: error: spec.authority: "platform" is not allowed by '
+        'PkiPolicy "app-teams" (allowed: default)'
+    ]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from issuer.health import HealthServer
-from issuer.metrics_tls import self_signed_context
+from issuer.runtime.health import HealthServer
+from issuer.runtime.metrics_tls import self_signed_context
 from shared.clock import utc_now
 from shared.metrics_access import Access, access_review, bearer_token, user_of, verdict
 from tests.unit.test_webhook_http import Source

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from kubernetes.client import Configuration
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.authority.loop import Pass
-from issuer.authority.phases import Phase
-from issuer.metrics import IssuerMetrics
-from issuer.reporting.reporter import LoggingReporter
-from issuer.run import LEASE_NAME, assemble
-from issuer.settings import Settings
+from issuer.controllers.authorities.controller import AuthorityController
+from issuer.controllers.authorities.decisions.phases import Phase
+from issuer.controllers.authorities.reporting.summary import Pass
+from issuer.controllers.pkis.controller import PkiController, reconcile_result
+from issuer.run import LEASE_NAME, assemble, runtime_for
+from issuer.runtime.metrics import IssuerMetrics
+from issuer.runtime.settings import Settings
 from shared.kube.client import Kube
 from webhook.metrics import WebhookMetrics
 
@@ -52,10 +53,12 @@ def test_repeated_families_are_found_apart_and_in_a_row() -> None:
 def test_the_issuers_metrics_have_no_repeated_family() -> None:
     metrics = IssuerMetrics(lease=LEASE_NAME)
     kube = Kube(Configuration())  # never called: nothing is started
-    controller, authority = assemble(kube, Settings(), LoggingReporter(), metrics)
-    assert authority.on_pass is not None
-    authority.on_pass(Pass(phase=Phase.STABLE, active_not_after=datetime(2036, 1, 1, tzinfo=UTC)))
-    metrics.observe_reconcile(None, None, 0.01)
+    controller, authority = assemble(runtime_for(kube, Settings(), metrics, None))
+    assert isinstance(controller, PkiController)
+    assert isinstance(authority, AuthorityController)
+    last = Pass(phase=Phase.STABLE, active_not_after=datetime(2036, 1, 1, tzinfo=UTC))
+    authority.metrics.observe("default", last)
+    metrics.observe_reconcile(reconcile_result(None, None), 0.01)
     metrics.event_emitted("Normal", "Issued")
     metrics.leading(True)
     controller.queue.add("app1/app1-pki")

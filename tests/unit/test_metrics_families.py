@@ -7,11 +7,13 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.authority.loop import Pass
-from issuer.authority.metrics import AuthorityMetrics
-from issuer.authority.phases import Phase
-from issuer.metrics import IssuerMetrics, ReconcileResult
-from issuer.queue import WorkQueue
+from issuer.controllers.authorities.decisions.phases import Phase
+from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
+from issuer.controllers.authorities.reporting.summary import Pass
+from issuer.controllers.pkis.controller import reconcile_result
+from issuer.controllers.pkis.reporting.metrics import certificate_series
+from issuer.runtime.metrics import IssuerMetrics, ReconcileResult
+from issuer.runtime.queue import WorkQueue
 from shared.kube.cache import ChangeHandler
 from webhook.metrics import WebhookMetrics
 
@@ -48,7 +50,7 @@ def test_issuer_exports_controller_runtime_and_process_families_without_created(
     key = queue.get(timeout=1)
     assert key == "ns/a"
     queue.done(key)
-    metrics.observe_reconcile(None, "boom", 0.01)
+    metrics.observe_reconcile(reconcile_result(None, "boom"), 0.01)
     text, _ = metrics.exposition()
     found = samples(text)
     assert not any(name.endswith("_created") for name, _ in found)
@@ -106,7 +108,7 @@ def test_certificate_families_come_from_the_cached_pkis() -> None:
         },
     }
     cache = AddedObjects()
-    metrics.track_certificates(cache)
+    metrics.add_series(certificate_series(cache))
     cache.add(failing, fine, blocked)
     found = samples(metrics.exposition()[0])
     where = {("namespace", "app2"), ("name", "app2-pki")}
@@ -128,16 +130,17 @@ def test_certificate_families_come_from_the_cached_pkis() -> None:
 
 def test_ca_families_show_the_authority_loops_last_pass() -> None:
     metrics = IssuerMetrics()
-    ca = AuthorityMetrics(metrics.registry, "default")
+    ca = AuthorityMetrics(metrics.registry)
     ca_expiry = datetime(2030, 1, 1, tzinfo=UTC)
     ca.observe(
+        "default",
         Pass(
             phase=Phase.REISSUING,
             phase_start=ca_expiry - timedelta(days=3000),
             pending=3,
             blocked=["app2/app2-pki"],
             active_not_after=ca_expiry,
-        )
+        ),
     )
     found = samples(metrics.exposition()[0])
     authority = frozenset({("authority", "default")})
@@ -146,7 +149,7 @@ def test_ca_families_show_the_authority_loops_last_pass() -> None:
     assert found[("pkiwarden_ca_blocked_reissue", authority)] == 1
     start = found[("pkiwarden_ca_rotation_phase_start_timestamp_seconds", authority)]
     assert start == (ca_expiry - timedelta(days=3000)).timestamp()
-    ca.observe(Pass())  # Stable with no recorded start: 0, which the alert skips
+    ca.observe("default", Pass())  # Stable with no recorded start: 0, which the alert skips
     start = samples(metrics.exposition()[0])[
         ("pkiwarden_ca_rotation_phase_start_timestamp_seconds", authority)
     ]

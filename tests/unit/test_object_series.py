@@ -9,8 +9,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.metrics import CERTIFICATE_FAMILIES, IssuerMetrics, certificate_samples
-from issuer.object_series import ObjectSeries
+from issuer.controllers.pkis.reporting.metrics import (
+    CERTIFICATE_FAMILIES,
+    certificate_samples,
+    certificate_series,
+)
+from issuer.runtime.metrics import IssuerMetrics
+from issuer.runtime.object_series import ObjectSeries
 from shared.kube.cache import ChangeHandler
 
 
@@ -88,7 +93,7 @@ def test_issuer_exposition_carries_the_certificate_families_once() -> None:
             handlers.append(handler)
 
     metrics = IssuerMetrics(CollectorRegistry())
-    metrics.track_certificates(Cache())
+    metrics.add_series(certificate_series(Cache()))
     for handler in handlers:
         handler("ADDED", pki("apps", "web", "True"))
     text = metrics.exposition()[0].decode()

@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 
-from issuer.leader import Decision, LeaseRecord, decide
-from issuer.shards import LedShards, lease_name, patience, shard_of
+from issuer.runtime.leader import LeaseDecision as Decision
+from issuer.runtime.leader import LeaseRecord
+from issuer.runtime.leader import lease_decision as decide
+from issuer.runtime.shards import LedShards, lease_name, patience, shard_of
 
 
 def test_a_namespace_has_one_shard_the_same_in_every_process() -> None:

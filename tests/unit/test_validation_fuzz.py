@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from shared.defaults import apply_defaults
 from shared.findings import Finding, phrase
 from shared.schema import PKI_SCHEMA, POLICY_SPEC
-from shared.validation import Context, SecretInfo, message_for_denial, validate_pki, validate_policy
+from shared.validation.common import message_for_denial
+from shared.validation.pki import Context, SecretInfo, validate_pki
+from shared.validation.pki_policy import validate_policy
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),

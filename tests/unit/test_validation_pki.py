@@ -6,14 +6,8 @@ import pytest
 
 from shared.defaults import apply_defaults
 from shared.findings import Category, Finding, Severity, phrase
-from shared.validation import (
-    Context,
-    SecretInfo,
-    message_for_denial,
-    policy_defaulted,
-    validate_pki,
-    warning_messages,
-)
+from shared.validation.common import message_for_denial, warning_messages
+from shared.validation.pki import Context, SecretInfo, policy_defaulted, validate_pki
 
 E, W = Severity.ERROR, Severity.WARNING
 

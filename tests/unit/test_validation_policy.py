@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from shared.findings import Category, Severity, phrase
-from shared.validation import cidr_problem, dns_pattern_problem, validate_policy
+from shared.validation.pki_policy import cidr_problem, dns_pattern_problem, validate_policy
 
 E = Severity.ERROR
 

@@ -10,7 +10,7 @@ import pytest
 
 from shared.findings import Category, Finding, Severity
 from shared.text import clip, one_line
-from shared.validation import Context
+from shared.validation.pki import Context
 from webhook.decision import (
     MAX_WARNING_CHARS,
     MAX_WARNINGS_TOTAL_CHARS,

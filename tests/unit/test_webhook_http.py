@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shared.impact import PolicyContext
 from shared.logs import JsonFormatter
-from shared.validation import Context
+from shared.validation.pki import Context
 from tests.unit.reviews import CONTEXT, review_body
 from webhook.app import create_app
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.validation import Context
+from shared.validation.pki import Context
 from tests.unit.reviews import CONTEXT, review_body
 from tests.unit.served import Reader, post, request, serving
 from webhook.app import RETRY_AFTER_SECONDS, create_app, overload

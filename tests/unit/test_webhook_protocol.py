@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.impact import PolicyContext
-from shared.validation import Context
+from shared.validation.pki import Context
 from tests.unit.reviews import CONTEXT, review_body
 from tests.unit.served import Reader, request, server_of, serving
 from webhook.app import AdmissionEndpoint, create_app

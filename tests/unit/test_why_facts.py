@@ -20,7 +20,7 @@ from pkiwarden.why.facts import (
     writers,
 )
 from shared.certificates import common_name, self_signed_ca
-from shared.validation import SecretInfo
+from shared.validation.pki import SecretInfo
 
 
 def pki(name: str = "app2-pki", service: str = "app2", **spec: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from issuer.reporting.consumers import Consumption, consumptions
+from issuer.controllers.pkis.reporting.consumers import Consumption, consumptions
 from pkiwarden.why.secret_uses import How, Use, secret_uses
 from pkiwarden.why.targets import Kind, Target, TargetError, parse_target, pod_spec
 

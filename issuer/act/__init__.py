@@ -1,1 +1,0 @@
-"""The issuer's writes, each thin: the Secret, the Pki's status, a development CA."""

@@ -1,0 +1,1 @@
+"""The authority controller's writes: trust ConfigMaps and a first CA."""

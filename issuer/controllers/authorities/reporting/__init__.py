@@ -1,0 +1,1 @@
+"""What the authority controller tells: the CA's gauges."""

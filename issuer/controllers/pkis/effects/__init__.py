@@ -1,0 +1,1 @@
+"""The Pki controller's writes, each thin: the Secret and the Pki's status."""

@@ -1,1 +1,0 @@
-"""The issuer's pure decisions: what to do, with which key, what Secret, status and Events say."""

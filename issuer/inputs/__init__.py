@@ -1,1 +1,0 @@
-"""What a reconcile reads: the caches that feed the work queue, the Pki's Secret, the CA."""

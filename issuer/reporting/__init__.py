@@ -1,1 +1,0 @@
-"""Telling people: reason codes, the Reporter seam, Events on the Pki and on its consuming Pods."""

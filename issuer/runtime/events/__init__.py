@@ -1,0 +1,1 @@
+"""Writing Events: the correlator (aggregation, de-duplication, spam filter) and the recorder."""
