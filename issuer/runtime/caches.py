@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import urllib3
 
+from issuer.runtime.issued_facts import keep_facts
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from shared.kube.cache import ChangeHandler, WatchCache
 from shared.kube.client import (
@@ -29,6 +30,7 @@ from shared.kube.namespaced import PerNamespaceCaches
 from shared.kube.view import NAMESPACE_FIELDS, ClusterView
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+ISSUED_SECRET_METADATA = ("uid", "labels", "annotations", "ownerReferences")
 
 
 class Listeners:
@@ -127,6 +129,11 @@ class SharedCaches:
             SECRETS,
             label_selector=OWNED_SELECTOR,
             admit=admit,
+            # Their facts, not their PEM: the certificate parsed once, the key not kept;
+            # of the metadata what ownership, a rewrite and a delete read.
+            keep_metadata=ISSUED_SECRET_METADATA,
+            keep_fields=("data", "type"),
+            reduce=keep_facts,
             on_change=self.issued_secrets_changed,
         )
         self.ca_secrets = CASecrets(kube, namespace)

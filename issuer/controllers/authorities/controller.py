@@ -58,6 +58,7 @@ from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime import issuance
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
+from issuer.runtime.issued_facts import cached_facts
 from issuer.runtime.ownership import Ownership, ownership
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
@@ -94,11 +95,7 @@ def had_a_ca(authority: Mapping[str, Any]) -> bool:
 
 
 def key_id(certificate: x509.Certificate) -> bytes:
-    try:
-        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
-    return ski.digest
+    return issuance.subject_key_id(certificate)
 
 
 def _leaf(secret: Mapping[str, Any]) -> Leaf:
@@ -106,6 +103,12 @@ def _leaf(secret: Mapping[str, Any]) -> Leaf:
     data = secret.get("data") or {}
     issuer_key_id: bytes | None = None
     not_after: datetime | None = None
+    facts = cached_facts(secret)  # the issued-Secret cache's form: parsed already
+    if facts is not None:
+        if not isinstance(facts, str):
+            issuer_key_id, not_after = facts.issuer_key_id, facts.not_after
+        bundle = str(data.get("ca.crt", ""))
+        return Leaf(str(metadata.get("resourceVersion")), issuer_key_id, not_after, bundle)
     try:
         certificate = issuance.load_certificates(base64.b64decode(data.get("tls.crt") or ""))[0]
         aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
