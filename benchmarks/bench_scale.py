@@ -41,6 +41,7 @@ from typing import Any
 
 import urllib3
 
+from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local import webhook_process as local_webhook
@@ -48,10 +49,22 @@ from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
 from pkiwarden.local.readiness import free_port
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.authority_schema import DEFAULT_REISSUE_RATE
 from shared.kube.cache import WatchCache
-from shared.kube.client import EVENTS, NAMESPACES, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
+from shared.kube.client import (
+    EVENTS,
+    NAMESPACES,
+    PKI_AUTHORITIES,
+    PKI_POLICIES,
+    PKIS,
+    PODS,
+    SECRETS,
+    ApiError,
+    Kube,
+)
 
 GROUP_LABEL = "bench.pkiwarden.dev/group"
+AUTHORITY = Settings().authority
 SEED_CONFIGMAP = "bench-scale-seed"
 POLICY_GROUPS = 10
 SECRET_BYTES = 2048
@@ -268,7 +281,7 @@ class ApiServerCounters:
         self._url = f"{plane.server}/metrics"
 
     def read(self) -> Counter[tuple[str, str]]:
-        """(verb, resource[/subresource]) -> requests so far."""
+        """(verb, resource[/subresource]) -> requests so far; ("429", "") counts refusals."""
         text = self._pool.request("GET", self._url, timeout=30).data.decode()
         counts: Counter[tuple[str, str]] = Counter()
         for labels_text, value in self._LINE.findall(text):
@@ -277,6 +290,8 @@ class ApiServerCounters:
             if labels.get("subresource"):
                 resource += "/" + labels["subresource"]
             counts[(labels.get("verb", ""), resource)] += int(float(value))
+            if labels.get("code") == "429":
+                counts[("429", "")] += int(float(value))
         return counts
 
 
@@ -523,6 +538,57 @@ def admission_review(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
+ROTATION_PROPAGATION = "5s"  # trust spread to every namespace: not what is measured here
+
+
+def rotate_all(
+    plane: ControlPlane, kube: Kube, counters: ApiServerCounters, size: Size, rate: int | None
+) -> None:
+    """``pkiwarden ca rotate`` over every Pki: each phase's duration, the re-issue rate, 429s.
+
+    ``rate`` None: the PkiAuthority's default reissueRate.
+    """
+    path = PKI_AUTHORITIES.path(name=AUTHORITY)
+    rotation: dict[str, object] = {"trustPropagation": ROTATION_PROPAGATION}
+    rotation["reissueRate"] = rate if rate is not None else DEFAULT_REISSUE_RATE
+    kube.patch(path, {"spec": {"rotation": rotation}}, "merge")
+    before = counters.read()
+    subprocess.run(
+        controlplane.pkiwarden_argv("ca", "rotate", "--authority", AUTHORITY),
+        env={**os.environ, **plane.env()},
+        check=True,
+        capture_output=True,
+    )
+    request = (kube.get(path).get("metadata") or {}).get("annotations", {}).get(ROTATE_ANNOTATION)
+    started = time.monotonic()
+    phases: list[tuple[str, float]] = [("Stable", started)]
+    while True:
+        status = kube.get(path).get("status") or {}
+        phase = str(status.get("phase"))
+        if phase != phases[-1][0]:
+            phases.append((phase, time.monotonic()))
+        if phase == "Stable" and status.get("lastRotationRequest") == request:
+            break
+        if time.monotonic() - started > 6 * 3600:
+            raise SystemExit(f"rotation not done in 6 h; phase {phase}")
+        time.sleep(0.5)
+    ended = time.monotonic()
+    spent = delta(counters.read(), before)
+    print(
+        f"\n== CA rotation of all {size.pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
+        f" trustPropagation {ROTATION_PROPAGATION})"
+    )
+    for (name, at), (_, until) in zip(phases[1:], [*phases[2:], ("", ended)], strict=True):
+        if name == "Stable":
+            continue
+        print(f"  {name:<24} {until - at:8.1f} s")
+        if name == "Reissuing":
+            print(f"  re-issued per second     {size.pkis / max(until - at, 0.001):8.1f}")
+    print(f"  total                    {ended - started:8.1f} s")
+    print(f"  refused with 429         {spent[('429', '')]:8d}")
+    print(f"  writes per Pki           {writes(spent) / size.pkis:8.2f}")
+
+
 def median(values: Iterable[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -532,7 +598,13 @@ def median(values: Iterable[float]) -> float:
 
 
 def run(  # noqa: PLR0917 - the run's knobs, from the command line
-    plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path, traced: bool
+    plane: ControlPlane,
+    size: Size,
+    workers: int,
+    threads: int,
+    log_path: Path,
+    traced: bool,
+    rotation_rates: tuple[int | None, ...] = (),
 ) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     prepare(plane, Settings())
@@ -549,7 +621,14 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
         for component in (controlplane.SCHEDULER, controlplane.CONTROLLER_MANAGER):
             print(f"  {controlplane.stop_process(plane.dir, component)}")
         measure(
-            plane, kube, size, workers=workers, log_path=log_path, webhook=webhook, traced=traced
+            plane,
+            kube,
+            size,
+            workers=workers,
+            log_path=log_path,
+            webhook=webhook,
+            traced=traced,
+            rotation_rates=rotation_rates,
         )
     finally:
         local_webhook.stop(plane)
@@ -564,6 +643,7 @@ def measure(
     log_path: Path,
     webhook: local_webhook.LocalWebhook,
     traced: bool = False,
+    rotation_rates: tuple[int | None, ...] = (),
 ) -> None:
     """The issuer's burst, one scrape, the restart."""
     counters = ApiServerCounters(plane)
@@ -631,9 +711,18 @@ def measure(
         print_requests(restart, size.pkis)
         print(f"  issuer settled RSS         {process.rss_mib():8.1f} MiB")
         issuer.print_trace()
+        for rate in rotation_rates:
+            rotate_all(plane, kube, counters, size, rate)
     finally:
         ready.cache.stop()
         issuer.stop()
+
+
+def rotation_rates(text: str) -> tuple[int | None, ...]:
+    """``--rotate``: "default,500" -> (None, 500)."""
+    return tuple(
+        None if part.strip() == "default" else int(part) for part in text.split(",") if part.strip()
+    )
 
 
 def main() -> int:
@@ -644,6 +733,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=Settings().workers)
     parser.add_argument("--threads", type=int, default=32, help="concurrent creates")
     parser.add_argument(
+        "--rotate",
+        default="default,500",
+        help="CA rotations of every Pki to run at the end, one per reissueRate given"
+        ' ("default": the PkiAuthority\'s default; "" for none; default %(default)s)',
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="run the issuer under tracemalloc; print its live allocations by line when idle",
@@ -652,7 +747,15 @@ def main() -> int:
     size = Size.scaled(args.scale)
     plane = controlplane.up(args.dir)
     try:
-        run(plane, size, args.workers, args.threads, args.dir / "issuer-bench.log", args.trace)
+        run(
+            plane,
+            size,
+            args.workers,
+            args.threads,
+            args.dir / "issuer-bench.log",
+            args.trace,
+            rotation_rates(args.rotate),
+        )
     finally:
         if args.keep:
             print(f"\ncontrol plane left running: pkiwarden local down --dir {args.dir}")

@@ -58,7 +58,7 @@ from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime import issuance
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
-from issuer.runtime.issued_facts import cached_facts
+from issuer.runtime.issued_facts import cached_facts, parse_issued
 from issuer.runtime.ownership import Ownership, ownership
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
@@ -99,25 +99,21 @@ def key_id(certificate: x509.Certificate) -> bytes:
 
 
 def _leaf(secret: Mapping[str, Any]) -> Leaf:
+    """From the issued-Secret cache's facts (a Secret read whole is parsed the same way)."""
     metadata = secret.get("metadata") or {}
-    data = secret.get("data") or {}
-    issuer_key_id: bytes | None = None
-    not_after: datetime | None = None
-    facts = cached_facts(secret)  # the issued-Secret cache's form: parsed already
-    if facts is not None:
-        if not isinstance(facts, str):
-            issuer_key_id, not_after = facts.issuer_key_id, facts.not_after
-        bundle = str(data.get("ca.crt", ""))
-        return Leaf(str(metadata.get("resourceVersion")), issuer_key_id, not_after, bundle)
-    try:
-        certificate = issuance.load_certificates(base64.b64decode(data.get("tls.crt") or ""))[0]
-        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-        issuer_key_id, not_after = aki.key_identifier, certificate.not_valid_after_utc
-    except (ValueError, IndexError, x509.ExtensionNotFound):
-        pass
-    return Leaf(
-        str(metadata.get("resourceVersion")), issuer_key_id, not_after, str(data.get("ca.crt", ""))
+    facts = cached_facts(secret)
+    if facts is None:
+        facts = parse_issued(secret)
+    issuer_key_id, not_after = (
+        (None, None)
+        if isinstance(facts, str)
+        else (
+            facts.issuer_key_id,
+            facts.not_after,
+        )
     )
+    bundle = str((secret.get("data") or {}).get("ca.crt", ""))
+    return Leaf(str(metadata.get("resourceVersion")), issuer_key_id, not_after, bundle)
 
 
 class AuthorityController:
