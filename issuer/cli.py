@@ -182,7 +182,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--authority",
         default=DEFAULTS.authority,
-        help=f"the PkiAuthority: trust set, rotation and status (default {DEFAULTS.authority})",
+        help="the issuer's own PkiAuthority, whose CA is --ca-secret and which Pkis and"
+        " policies naming no authority use; every other PkiAuthority is served too"
+        f" (default {DEFAULTS.authority})",
     )
 
 

@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("why", "pkiwarden.why.cli"),
     ("webhook", "webhook.cli"),
     ("issuer", "issuer.cli"),
-    ("ca", "issuer.ca_cli"),
+    ("ca", "pkiwarden.ca.cli"),
     ("completion", "pkiwarden.completion"),
 )
 # What `pkiwarden webhook serve` and `pkiwarden issuer run` need beyond the

@@ -21,7 +21,8 @@ from typing import Any, TextIO
 import yaml
 
 from shared import API_GROUP, API_GROUP_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PKI_LABEL
-from shared.findings import Category, Finding, Severity, phrase
+from shared.findings import Category, Finding, Severity, errors, phrase
+from shared.impact import unknown_authorities
 from shared.suggest import did_you_mean
 from shared.validation.pki import Context, SecretInfo, validate_pki
 from shared.validation.pki_authority import validate_authority
@@ -323,12 +324,15 @@ def lint(inputs: Inputs, default_namespace: str) -> list[tuple[bool, str]]:
     for document in inputs.authorities.values():
         findings = validate_authority(document.body)
         results += [(f.is_error, _line(document, None, f)) for f in findings]
-    for document in inputs.policies.values():
-        results += [(f.is_error, _line(document, None, f)) for f in validate_policy(document.body)]
-    policies = [document.body for document in inputs.policies.values()]
     # The PkiAuthorities given are taken as all there are; given none, lint cannot know
     # which exist and checks only the policies' allowedAuthorities.
     authorities = frozenset(inputs.authorities) or None
+    for document in inputs.policies.values():
+        findings = validate_policy(document.body)
+        if not errors(findings) and isinstance(document.body, Mapping):
+            findings += unknown_authorities(document.body, authorities)
+        results += [(f.is_error, _line(document, None, f)) for f in findings]
+    policies = [document.body for document in inputs.policies.values()]
     for (namespace, _), document in inputs.pkis.items():
         context = Context(
             policies=policies,

@@ -33,6 +33,8 @@ class PolicyContext:
     # True when namespace_labels holds every namespace of the cluster (the webhook's
     # synced cache), so a namespace missing from it does not exist.
     namespaces_known: bool = False
+    # The names of the PkiAuthorities that exist; None: unknown.
+    authorities: frozenset[str] | None = None
 
 
 def _namespace(pki: Mapping[str, Any]) -> str:
@@ -94,7 +96,10 @@ def policy_change_findings(
 ) -> list[Finding]:
     """A warning for each listed namespace that does not exist, and one naming the Pkis
     ``policy`` would stop allowing (the first few, then a count)."""
-    missing = list(_missing_namespaces(policy, context))
+    missing = [
+        *_missing_namespaces(policy, context),
+        *unknown_authorities(policy, context.authorities),
+    ]
     broken, unchecked = _impact(policy, context, limit)
     if not broken:
         return missing
@@ -133,3 +138,27 @@ def _missing_namespaces(policy: Mapping[str, Any], context: PolicyContext) -> It
                 + did_you_mean(namespace, existing),
                 namespace,
             )
+
+
+def unknown_authorities(policy: Mapping[str, Any], known: frozenset[str] | None) -> list[Finding]:
+    """A warning for each spec.allowedAuthorities entry that names no PkiAuthority, with
+    the likely name: a typo there would leave the namespaces' Pkis refused, silently.
+
+    A warning, not an error: an authority may well be created after its policy.
+    """
+    spec = policy.get("spec")
+    listed = spec.get("allowedAuthorities") if isinstance(spec, Mapping) else None
+    if known is None or not isinstance(listed, list):
+        return []
+    existing = sorted(known)
+    return [
+        Finding(
+            Severity.WARNING,
+            Category.ADVICE,
+            f"spec.allowedAuthorities[{index}]",
+            "is not a PkiAuthority (yet), so no Pki can use it" + did_you_mean(name, existing),
+            name,
+        )
+        for index, name in enumerate(listed)
+        if isinstance(name, str) and name and name not in known
+    ]

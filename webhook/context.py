@@ -54,6 +54,7 @@ class ClusterViewSource:
             pkis=self.view.pkis.list(),
             namespace_labels=labels,
             namespaces_known=self.view.namespaces.synced.is_set(),
+            authorities=self.view.authority_names(),
         )
 
     def cache_status(self) -> Mapping[str, bool]:

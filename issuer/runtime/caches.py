@@ -52,8 +52,11 @@ class CASecrets:
 
     One per name, not one for the namespace: the issuer's Role names the CA
     Secrets it may read (``resourceNames``), and a list of every Secret in its
-    namespace would be refused. A name asked for first after ``start`` is
-    watched from then on.
+    namespace would be refused. A name asked for first after ``start`` (a
+    PkiAuthority created later) is watched from then on; readiness waits only
+    for the names known at start, so an authority whose Secret the issuer may
+    not read is reported on that authority and its Pkis, and never makes the
+    whole issuer unready.
     """
 
     def __init__(self, kube: Kube, namespace: str) -> None:
@@ -62,6 +65,7 @@ class CASecrets:
         self.listeners = Listeners()
         self._caches: dict[str, WatchCache] = {}
         self._started = False
+        self._initial: list[WatchCache] = []
         self._lock = threading.Lock()
 
     def cache(self, name: str) -> WatchCache:
@@ -87,14 +91,19 @@ class CASecrets:
         with self._lock:
             return iter(list(self._caches.values()))
 
+    def denied(self, name: str) -> bool:
+        """The API server refuses the issuer this Secret (it is not among its resourceNames)."""
+        return self.cache(name).denied.is_set()
+
     def start(self) -> None:
         with self._lock:
             self._started = True
-            for cache in self._caches.values():
+            self._initial = list(self._caches.values())
+            for cache in self._initial:
                 cache.start()
 
     def synced(self) -> bool:
-        return all(cache.synced.is_set() for cache in self)
+        return all(cache.synced.is_set() for cache in self._initial)
 
     def stop(self) -> None:
         for cache in self:
@@ -111,6 +120,9 @@ class SharedCaches:
         self.policies = Listeners()
         self.namespaces = Listeners()
         self.issued_secrets_changed = Listeners()
+        # Every PkiAuthority: the authority controller serves each, and validation's
+        # re-check tells a Pki naming one that does not exist which it may use.
+        self.authorities = WatchCache(kube, PKI_AUTHORITIES)
         self.view = ClusterView(
             policies=WatchCache(kube, PKI_POLICIES, on_change=self.policies),
             namespaces=WatchCache(
@@ -121,8 +133,8 @@ class SharedCaches:
                 on_change=self.namespaces,
             ),
             pkis=WatchCache(kube, PKIS, admit=admit),
+            authorities=self.authorities,
         )
-        self.authorities = WatchCache(kube, PKI_AUTHORITIES)
         # Every Secret pkiwarden wrote (by label), per namespace or cluster-wide.
         self.issued_secrets = PerNamespaceCaches(
             kube,
@@ -146,7 +158,7 @@ class SharedCaches:
         starts now and counts for readiness, so the first reconciles find
         their Secrets cached instead of reading each directly.
         """
-        for cache in (*self.view.caches, self.authorities):
+        for cache in self.view.caches:  # the authorities' among them
             cache.start()
         self.ca_secrets.start()
         try:
@@ -158,7 +170,6 @@ class SharedCaches:
         owned = self._cluster_secrets
         return (
             self.view.synced()
-            and self.authorities.synced.is_set()
             and self.ca_secrets.synced()
             and (owned is None or owned.synced.is_set())
         )
@@ -175,6 +186,5 @@ class SharedCaches:
 
     def stop(self) -> None:
         self.view.stop()
-        self.authorities.stop()
         self.issued_secrets.stop()
         self.ca_secrets.stop()

@@ -12,7 +12,7 @@ from shared.backoff import Backoff
 @dataclass(frozen=True)
 class Settings:
     namespace: str = "pkiwarden-system"  # the issuer's own namespace, home of the CA
-    ca_secret: str = "pkiwarden-ca"
+    ca_secret: str = "pkiwarden-ca"  # the CA Secret of ``authority``
     # A reconcile mostly waits on the API server (its crypto is well under a
     # millisecond for ECDSA), so workers overlap requests rather than compete
     # for the GIL: 8 went from ~70 to ~90 Pkis/s in a 1,000-Pki burst over 4.
@@ -26,7 +26,9 @@ class Settings:
     # failure's Events are written again before that, whatever the retry backoff.
     event_ttl: timedelta = timedelta(hours=1)
     retry: Backoff = field(default_factory=Backoff)  # after a failed issuance
-    authority: str = "default"  # the PkiAuthority this issuer serves (one per issuer)
+    # The issuer's own authority: its CA is ``ca_secret``, and the API's default
+    # authority name ("default") stands for it. Every other PkiAuthority is served too.
+    authority: str = "default"
     # How often the authority controller looks again when no watch wakes it: rotation
     # progress is read from the Pkis' Secrets, which it does not watch itself.
     authority_tick_seconds: float = 1.0

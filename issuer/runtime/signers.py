@@ -20,6 +20,7 @@ from issuer.runtime import issuance
 from issuer.runtime.caches import CASecrets
 from shared.clock import rfc3339
 from shared.kube.cache import WatchCache
+from shared.schema import DEFAULT_AUTHORITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +130,24 @@ class CASource:
         return loaded
 
 
+def unreadable_ca_problem(namespace: str, name: str) -> str:
+    """What to do when the issuer may not read a CA Secret (the Role lists the ones it may)."""
+    return (
+        f'CA Secret "{namespace}/{name}" may not be read by the issuer; a cluster'
+        " administrator must add it to the resourceNames of the issuer's Role in that namespace"
+    )
+
+
 class Signers:
     """Every authority's signing CA, for the controllers that sign.
 
     The authority the issuer was started with (``--authority``, ``default``)
     signs with ``--ca-secret`` whether or not its PkiAuthority exists, as a
     single-CA issuer always has; any other authority with the Secret its
-    PkiAuthority names in ``spec.secretName``.
+    PkiAuthority names in ``spec.secretName``. The API's default authority
+    name (``default``: a Pki's spec.authority, a policy's allowedAuthorities)
+    stands for the issuer's own authority, which is the same one unless the
+    issuer was started with another ``--authority``.
     """
 
     def __init__(
@@ -148,10 +160,14 @@ class Signers:
         self._sources: dict[str, CASource] = {}
         self._lock = threading.Lock()
 
+    def resolve(self, authority: str) -> str:
+        """The authority a name in the API stands for: ``default`` is the issuer's own."""
+        return self.default if authority == DEFAULT_AUTHORITY else authority
+
     def authority_of(self, pki: Mapping[str, Any]) -> str:
-        """spec.authority; a Pki that names none is signed by the default authority."""
+        """The authority that signs ``pki``: its spec.authority, else the default one."""
         named = (pki.get("spec") or {}).get("authority")
-        return named if isinstance(named, str) and named else self.default
+        return self.resolve(named if isinstance(named, str) and named else DEFAULT_AUTHORITY)
 
     def secret_name(self, authority: str) -> str | None:
         """The CA Secret of ``authority``; None: no such PkiAuthority (or it names none)."""
@@ -182,4 +198,6 @@ class Signers:
             if source is None or source.name != name:
                 source = CASource(self._secrets.cache(name), self._secrets.namespace, name)
                 self._sources[authority] = source
+        if self._secrets.denied(name):
+            return CAProblem(unreadable_ca_problem(self._secrets.namespace, name))
         return source.current(now)

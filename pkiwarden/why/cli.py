@@ -22,11 +22,11 @@ from kubernetes import config as k8s_config
 from pkiwarden.why.gather import UnreadableTargetError, gather
 from pkiwarden.why.render import (
     Exit,
+    headline,
     render_json,
     render_text,
     render_unreadable_json,
     render_unreadable_text,
-    verdict,
 )
 from pkiwarden.why.targets import USAGE, Target, TargetError, parse_target
 from shared.kube.client import Kube
@@ -105,4 +105,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(render_json(facts), indent=2))
     else:
         print(render_text(facts), end="")
-    return int(verdict(facts).exit)
+    return int(headline(facts).exit)

@@ -77,6 +77,17 @@ class PolicyFacts:
 
 
 @dataclass(frozen=True)
+class AuthorityFacts:
+    """The PkiAuthority a Pki names; ``exists`` None: the PkiAuthorities could not be read."""
+
+    name: str
+    exists: bool | None = None
+    ready: bool | None = None  # None: no Ready condition yet (nothing has served it)
+    phase: str | None = None
+    message: str | None = None  # why it is not Ready
+
+
+@dataclass(frozen=True)
 class PkiFacts:
     name: str
     service_name: str
@@ -95,6 +106,7 @@ class PkiFacts:
     findings: tuple[str, ...] | None = None  # re-checked now; None when policies were unreadable
     findings_reason: str | None = None  # the Event reason the issuer gives the first finding
     policy: PolicyFacts = field(default_factory=lambda: PolicyFacts(readable=False))
+    authority: AuthorityFacts | None = None  # None: not looked at
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,26 @@ def policy_facts(
     return PolicyFacts(readable=True, selecting=rules, deciding=deciding)
 
 
+def authority_facts(
+    name: str, authorities: Mapping[str, Mapping[str, Any]] | None
+) -> AuthorityFacts:
+    """The PkiAuthority ``name`` among ``authorities`` (by name; None: not readable)."""
+    if authorities is None:
+        return AuthorityFacts(name)
+    found = authorities.get(name)
+    if found is None:
+        return AuthorityFacts(name, exists=False)
+    status = _mapping(found, "status")
+    ready = _condition(status, "Ready")
+    return AuthorityFacts(
+        name,
+        exists=True,
+        ready={"True": True, "False": False}.get(str(ready.get("status"))),
+        phase=_text(status, "phase"),
+        message=_text(ready, "message") or _text(ready, "reason"),
+    )
+
+
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     for condition in status.get("conditions") or []:
         if isinstance(condition, Mapping) and condition.get("type") == kind:
@@ -230,6 +262,7 @@ def pki_facts(
     other_pkis: Sequence[Mapping[str, Any]] = (),
     secrets: Mapping[str, SecretInfo] | None = None,
     issued_before: bool = False,
+    authorities: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PkiFacts:
     """A Pki's status as facts, re-checked now against the policies when they could be read.
 
@@ -255,6 +288,7 @@ def pki_facts(
             # refusal now is a policy change, said as the issuer's Events say it,
             # never "did you mean". One never issued may well hold a typo.
             at_run_time=issued_before,
+            authorities=frozenset(authorities) if authorities is not None else None,
         )
         blocking = [
             finding
@@ -282,6 +316,7 @@ def pki_facts(
         findings=findings,
         findings_reason=reason,
         policy=policy_facts(service, namespace, policies, namespace_labels),
+        authority=authority_facts(str(spec.get("authority") or ""), authorities),
     )
 
 

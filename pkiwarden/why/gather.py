@@ -43,7 +43,9 @@ from shared.defaults import secret_name
 from shared.kube.client import (
     EVENTS,
     JSON,
+    METADATA_ONLY_OBJECT,
     NAMESPACES,
+    PKI_AUTHORITIES,
     PKI_POLICIES,
     PKIS,
     PODS,
@@ -60,9 +62,6 @@ _UNREADABLE: JSON | None = {}
 
 CERTIFICATE_KEY = "tls.crt"
 CONFIG_MAPS = Resource("v1", "configmaps")
-METADATA_ONLY_OBJECT = (
-    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-)
 POLICY_READER = "the pkiwarden policy-reader component grants it to every signed-in user"
 PKI_NOT_FOUND_HINT = (
     "; if kubectl apply refused it, the refusal names the fix,"
@@ -284,6 +283,17 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
             None,
         )
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {} if ns else None
+    authorities: dict[str, JSON] | None = None
+    if chosen:
+        # After the policies: a refusal of both is said in that order.
+        found_authorities = attempt(
+            "the PkiAuthorities (which one signs, its phase)",
+            lambda: reader.list(PKI_AUTHORITIES, None),
+            None,
+            POLICY_READER,
+        )
+        if found_authorities is not None:
+            authorities = {name_of(authority): authority for authority in found_authorities}
 
     trust = None
     if chosen:
@@ -322,6 +332,7 @@ def _gather(reader: Reader, target: Target, now: dt.datetime) -> Facts:
             other_pkis=pkis,
             secrets=infos,
             issued_before=was_issued(pki, events_of.get(_uid(pki) or "", [])),
+            authorities=authorities,
         )
         for pki in chosen
     )

@@ -18,6 +18,7 @@ from issuer.controllers.authorities.effects.configmaps import TRUST_CONFIGMAP
 from issuer.controllers.pkis.reporting.reasons import Reason
 from pkiwarden.why.chain import CHAIN_WHO, ChainFacts, chain_fix, chain_problem
 from pkiwarden.why.facts import (
+    AuthorityFacts,
     Facts,
     PkiFacts,
     PolicyFacts,
@@ -56,7 +57,7 @@ _HOW_WORDS = {
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Headline:
     exit: Exit
     line: str  # the first line of the text output
     fix: str | None  # the product's own sentence for the first problem
@@ -108,7 +109,7 @@ def _reason(text: str | None) -> Reason | None:
         return None
 
 
-def verdict(facts: Facts) -> Verdict:
+def headline(facts: Facts) -> Headline:
     """READY or NOT READY, with the problems in the order of the chain."""
     failing = {pki.name for pki in facts.pkis if _pki_problem(pki)}
     problems = [p for s in facts.secrets if (p := _secret_problem(s, failing))]
@@ -137,8 +138,8 @@ def verdict(facts: Facts) -> Verdict:
         if missing is not None:
             fix = f"create Secret {missing.name}, or a Pki with spec.secretName: {missing.name}"
     if problems:
-        return Verdict(Exit.NOT_READY, f"NOT READY: {where}: " + "; ".join(problems), fix, who)
-    return Verdict(Exit.READY, f"READY: {where}: {_summary(facts)}", None, None)
+        return Headline(Exit.NOT_READY, f"NOT READY: {where}: " + "; ".join(problems), fix, who)
+    return Headline(Exit.READY, f"READY: {where}: {_summary(facts)}", None, None)
 
 
 def _summary(facts: Facts) -> str:
@@ -210,6 +211,21 @@ def _certificate_lines(chain: ChainFacts) -> Iterator[str]:
         yield f"    whether it chains to the trust bundle is not checked: {chain.problem}"
 
 
+def _authority_words(authority: AuthorityFacts) -> str:
+    """Which CA signs, and whether it can: a Pki waiting on its CA is not the Pki's fault."""
+    name = f"PkiAuthority {authority.name}"
+    if authority.exists is None:
+        return f"{name} (signs it): not readable with these permissions"
+    if not authority.exists:
+        return f"{name} (signs it): does not exist"
+    phase = f"phase {authority.phase}" if authority.phase else "no phase yet"
+    if authority.ready is True:
+        return f"{name} (signs it): Ready, {phase}"
+    if authority.ready is False:
+        return f"{name} (signs it): NOT Ready, {phase}: {authority.message or 'no message'}"
+    return f"{name} (signs it): no status yet, no issuer has taken it up; {phase}"
+
+
 def _pki_lines(pki: PkiFacts, namespace: str) -> Iterator[str]:
     state = {True: "Ready", False: "not Ready", None: NOT_SEEN}[pki.ready]
     reason = f" ({pki.reason})" if pki.reason and pki.ready is not None else ""
@@ -222,6 +238,8 @@ def _pki_lines(pki: PkiFacts, namespace: str) -> Iterator[str]:
             f" {pki.renewal_time}"
         )
     yield f"    DNS names {', '.join(pki.dns_names) or 'none'}"
+    if pki.authority is not None:
+        yield "    " + _authority_words(pki.authority)
     if pki.ready is False:
         yield f"    message: {pki.message or 'none'}"
         yield (
@@ -250,7 +268,7 @@ def _trust_lines(trust: TrustFacts, namespace: str) -> list[str]:
 
 
 def render_text(facts: Facts) -> str:
-    result = verdict(facts)
+    result = headline(facts)
     lines = [result.line]
     if facts.secrets:
         lines.append("Secrets:")
@@ -324,12 +342,23 @@ def _pki_json(pki: PkiFacts) -> dict[str, Any]:
                 for rule in pki.policy.selecting
             ],
         },
+        "authority": (
+            {
+                "name": pki.authority.name,
+                "exists": pki.authority.exists,
+                "ready": pki.authority.ready,
+                "phase": pki.authority.phase,
+                "message": pki.authority.message,
+            }
+            if pki.authority is not None
+            else None
+        ),
     }
 
 
 def render_json(facts: Facts) -> dict[str, Any]:
     """The ``-o json`` document; its field names are documented in the README."""
-    result = verdict(facts)
+    result = headline(facts)
     return {
         "target": _target_json(facts.target),
         "exitCode": int(result.exit),

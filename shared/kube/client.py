@@ -32,6 +32,10 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
 }
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+# The same for one object: a Secret read this way carries no data, so no key crosses the wire.
+METADATA_ONLY_OBJECT = (
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+)
 
 
 class ApiError(Exception):

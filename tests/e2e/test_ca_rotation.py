@@ -32,10 +32,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from prometheus_client.parser import text_string_to_metric_families
 
-from issuer.ca_cli import rotation_patch
 from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
 from issuer.runtime import issuance
 from issuer.runtime.settings import Settings
+from pkiwarden.ca.render import rotation_patch
 from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv

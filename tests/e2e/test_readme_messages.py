@@ -65,6 +65,7 @@ MANIFESTS: list[dict[str, Any]] = [
     pki("field", serviceNmae="app1"),
     pki("soft", renewBefore="1h"),
     pki("cn", dnsNames=["app1.app1.svc"], commonName="app1.app1.svc.cluster.local"),
+    pki("authority", authority="defualt"),  # the webhook fixture makes "default"
     policy(
         "bad-cidr", namespaces=["app1"], allowedServiceNames=["x"], allowedIPRanges=["10.0.0.0/33"]
     ),
@@ -73,6 +74,12 @@ MANIFESTS: list[dict[str, Any]] = [
     policy("typo", namespaces=["paymnets"], allowedServiceNames=["x"]),
     policy(
         "everyone", namespaceSelector={}, allowedServiceNames=["x"], allowedIPRanges=["0.0.0.0/0"]
+    ),
+    policy(
+        "authorities",
+        namespaces=["app1"],
+        allowedServiceNames=["x"],
+        allowedAuthorities=["defualt"],
     ),
 ]
 
@@ -127,6 +134,27 @@ def policy_change_warning(plane: ControlPlane) -> str:
         plane.kubectl("delete", "pki", "-n", "app2", "app2-pki", "--ignore-not-found")
 
 
+def authority_not_allowed(plane: ControlPlane) -> str:
+    """A dry run of a Pki naming an authority that exists but app-teams does not allow; the
+    webhook learns of the new PkiAuthority through its watch, so the denial is polled for."""
+    authority = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": "platform"},
+        "spec": {"secretName": "platform-ca", "generate": {}},
+    }
+    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(authority))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            printed = dry_run(plane, pki("platform", authority="platform"))
+            if "is not allowed by" in printed or time.monotonic() > deadline:
+                return printed
+            time.sleep(0.5)
+    finally:
+        plane.kubectl("delete", "pkiauthority", "platform", "--ignore-not-found")
+
+
 def test_the_readme_table_is_what_kubectl_prints(
     control_plane: ControlPlane, webhook: LocalWebhook
 ) -> None:
@@ -141,6 +169,7 @@ def test_the_readme_table_is_what_kubectl_prints(
     finally:
         control_plane.kubectl("delete", "pkipolicy", "team-new", "--ignore-not-found")
     printed.append(policy_change_warning(control_plane))
+    printed.append(authority_not_allowed(control_plane))
     examples = readme_examples()
     assert len(examples) >= 20
     missing = [example for example in examples if not any(example in p for p in printed)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
 import yaml
 
+from pkiwarden.local import controlplane
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane
 from pkiwarden.local.webhook_process import LocalWebhook
 from tests.e2e.helpers import TIMEOUT, TYPO_DENIAL, delete_namespace, eventually, one_line
@@ -205,3 +207,43 @@ def test_a_pki_is_told_which_authorities_its_namespace_may_use(
         for name in ("platform", "internal"):
             control_plane.kubectl("delete", "pkiauthority", name, "--ignore-not-found")
         delete_namespace(control_plane, namespace)
+
+
+def test_ca_status_lists_every_authority_and_rotate_names_the_ones_there_are(
+    control_plane: ControlPlane, webhook: LocalWebhook
+) -> None:
+    """No issuer runs in this module: an authority it never served is not Ready."""
+
+    def ca(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = controlplane.pkiwarden_argv("ca", *args)
+        return subprocess.run(
+            argv, env=control_plane.env(), capture_output=True, text=True, check=False, timeout=60
+        )
+
+    created = apply(control_plane, authority("unserved"))
+    assert created.returncode == 0, created.stderr
+    try:
+        status = ca("status")
+        assert status.returncode == 1, status
+        assert (
+            "NOT READY: PkiAuthority unserved is not Ready: it has no status: no issuer has "
+            "taken it up yet"
+        ) in status.stdout
+        assert any(line.split()[:1] == ["unserved"] for line in status.stdout.splitlines())
+        # Asked to look, it finds the CA Secret missing (as metadata only) and says so.
+        looked = ca("status", "--authority", "unserved", "--namespace", "pkiwarden-system")
+        assert looked.returncode == 1, looked
+        assert looked.stdout.splitlines()[0] == (
+            'NOT READY: PkiAuthority unserved cannot sign: its CA Secret "pkiwarden-system/'
+            'unserved-ca" does not exist, so nothing can be signed; restore it from a backup, '
+            "or create it (type kubernetes.io/tls)"
+        )
+        # kubectl shows the same Ready column (empty: no condition yet).
+        table = control_plane.kubectl("get", "pkica", "unserved").stdout.splitlines()
+        assert table[0].split()[:3] == ["NAME", "READY", "PHASE"], table
+        rotate = ca("rotate", "--authority", "unservd")
+        assert rotate.returncode == 1
+        assert 'there is no PkiAuthority "unservd" (there are: ' in rotate.stderr
+        assert rotate.stderr.rstrip().endswith('did you mean "unserved"?'), rotate.stderr
+    finally:
+        control_plane.kubectl("delete", "pkiauthority", "unserved", "--ignore-not-found")

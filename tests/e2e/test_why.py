@@ -176,6 +176,8 @@ def test_app1_gets_the_typo_fix_before_any_pod_exists(app1: Story) -> None:
     )
     assert APP1_FIX in lines
     assert "    PkiPolicy app-teams: service names app1, app2" in lines
+    # Which CA signs it, read with the policy-reader component like the policies.
+    assert "    PkiAuthority default (signs it): Ready, phase Stable" in lines
     assert any(line.startswith("Trust bundle: ") for line in lines)
     assert "Not checked:" not in output, output
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
 
 from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
 from issuer.controllers.pkis.decisions.secret_body import secret_body
@@ -98,3 +100,71 @@ def leaf_of(secret: dict[str, Any]) -> x509.Certificate:
 def serial_of(secret: dict[str, Any]) -> str:
     """The serial of the Secret's certificate, spelled as status and annotations spell it."""
     return serial_hex(leaf_of(secret).serial_number)
+
+
+def intermediate_ca(
+    root: x509.Certificate,
+    root_key: issuance.PrivateKey,
+    common_name: str,
+    now: datetime = NOW,
+    lifetime: timedelta = timedelta(days=365),
+) -> tuple[x509.Certificate, issuance.PrivateKey]:
+    """A CA signed by ``root`` (an offline root's intermediate), with its own fresh key."""
+    key = issuance.generate_key(issuance.KeySpec(issuance.KeyAlgorithm.ECDSA, 256))
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(root.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + lifetime, root.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def supplied_ca_secret(
+    namespace: str,
+    name: str,
+    certificate: x509.Certificate,
+    key: issuance.PrivateKey,
+    chain: tuple[x509.Certificate, ...] = (),
+    roots: tuple[x509.Certificate, ...] = (),
+) -> dict[str, Any]:
+    """A platform team's CA Secret: tls.crt the CA then its chain, tls.key, ca.crt the roots."""
+    pem = b"".join(issuance.certificate_to_pem(c) for c in (certificate, *chain))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {
+            "tls.crt": base64.b64encode(pem).decode(),
+            "tls.key": base64.b64encode(issuance.key_to_pem(key)).decode(),
+            "ca.crt": base64.b64encode(
+                b"".join(issuance.certificate_to_pem(c) for c in roots)
+            ).decode(),
+        },
+    }

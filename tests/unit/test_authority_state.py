@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from issuer.ca_cli import render_status, rotation_patch, rotation_refusal, unavailable
 from issuer.controllers.authorities.decisions.authority_status import (
     Standing,
     authority_status,
@@ -29,12 +28,14 @@ from issuer.controllers.authorities.inputs.spec import authority_spec, renewal_d
 from issuer.controllers.authorities.inputs.state import (
     NEXT_CRT,
     Material,
+    NewCA,
     material_after,
     read_material,
     read_state,
     render,
 )
 from issuer.runtime import issuance
+from pkiwarden.ca.render import render_status, rotation_patch, rotation_refusal, unavailable
 from shared.clock import rfc3339
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -67,7 +68,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
     material = read_material(secret)
     assert material is not None
     state = RotationState()
-    for move, fresh in [(Move.BEGIN, NEW), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
+    for move, fresh in [(Move.BEGIN, NewCA(*NEW)), (Move.TRUST_SYNCED, None), (Move.PROMOTE, None)]:
         step = Transition(move, "m", request="r1" if move is Move.BEGIN else "")
         material = material_after(material, state, move, fresh)
         state = advance(state, step, NOW)
@@ -91,7 +92,7 @@ def test_each_move_survives_a_write_and_a_read_back() -> None:
 def test_emergency_from_stable_trusts_only_the_new_ca() -> None:
     material = Material(OLD[0], OLD[1])
     state = RotationState()
-    after_material = material_after(material, state, Move.EMERGENCY, NEW)
+    after_material = material_after(material, state, Move.EMERGENCY, NewCA(*NEW))
     after = advance(state, Transition(Move.EMERGENCY, "m"), NOW)
     secret = render(_secret(), after, after_material, NOW)
     bundle = base64.b64decode(secret["data"]["ca.crt"])
@@ -157,7 +158,7 @@ def test_selected_namespaces_by_name_and_label_and_not_terminating() -> None:
         {"metadata": {"name": "c"}},
         {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
     ]
-    assert set(namespace_trust(policies, namespaces, {}, "default")) == {"a", "b"}
+    assert set(namespace_trust(policies, namespaces, {}, str)) == {"a", "b"}
 
 
 def test_spec_defaults_and_the_rotation_request() -> None:
@@ -193,8 +194,8 @@ def test_status_and_the_cli_show_the_same_columns() -> None:
     authority = {"metadata": {"name": "default", "creationTimestamp": "2026-01-01T11:00:00Z"}}
     text = render_status({**authority, "status": status}, NOW)
     first, values = text.splitlines()[:2]
-    assert first.split() == ["NAME", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
-    assert values.split() == ["default", "Reissuing", status["activeNotAfter"], "3", "1h"]
+    assert first.split() == ["NAME", "READY", "PHASE", "ACTIVE", "CA", "EXPIRES", "PENDING", "AGE"]
+    assert values.split() == ["default", "True", "Reissuing", status["activeNotAfter"], "3", "1h"]
     assert "Previous" in text and "a/x" in text
 
 

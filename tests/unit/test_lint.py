@@ -367,3 +367,14 @@ def test_without_authorities_lint_checks_the_policys_allowed_list_only(tmp_path:
         f'{pki}:1: Pki/app1/app1-pki: error: spec.authority: "platform" is not allowed by '
         'PkiPolicy "app-teams" (allowed: default)'
     ]
+
+
+def test_given_the_authorities_a_policy_allowing_a_missing_one_is_warned(tmp_path: Path) -> None:
+    policy = POLICY.replace("app2]}", "app2], allowedAuthorities: [default, platfrom]}")
+    source = write(tmp_path, "policy.yaml", policy)
+    code, out, _ = lint(source, write(tmp_path, "authorities.yaml", AUTHORITIES))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{source}:1: PkiPolicy/app-teams: warning: spec.allowedAuthorities[1]: "
+        '"platfrom" is not a PkiAuthority (yet), so no Pki can use it; did you mean "platform"?'
+    ]

@@ -170,3 +170,16 @@ def test_webhook_exports_process_families_without_created() -> None:
     assert "pkiwarden_admission_requests_total" in found
     assert any(name.startswith("process_") for name in found)
     assert not any(name.endswith("_created") for name in found)
+
+
+def test_a_deleted_authoritys_ca_series_go_with_it() -> None:
+    metrics = IssuerMetrics()
+    ca = AuthorityMetrics(metrics.registry)
+    stuck = Pass(phase=Phase.REISSUING, active_not_after=datetime(2030, 1, 1, tzinfo=UTC))
+    ca.observe("gone", stuck)
+    ca.observe("kept", Pass())
+    ca.forget("gone")
+    ca.forget("never-seen")
+    found = samples(metrics.exposition()[0])
+    assert not any(("authority", "gone") in labels for _, labels in found)
+    assert any(("authority", "kept") in labels for _, labels in found)

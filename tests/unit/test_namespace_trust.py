@@ -18,6 +18,11 @@ from issuer.runtime import issuance
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def same(authority: str) -> str:
+    """Names as they are: the issuer's own authority is ``default``."""
+    return authority
+
+
 def _pem(name: str) -> str:
     certificate, _ = issuance.self_signed_ca(name, NOW, timedelta(days=30))
     return issuance.certificate_to_pem(certificate).decode()
@@ -54,11 +59,17 @@ NAMESPACES = [{"metadata": {"name": n}} for n in ("app1", "app2", "app3", "app4"
     ],
 )
 def test_allowed_authorities(namespace: str, expected: set[str]) -> None:
-    assert allowed_authorities(POLICIES, namespace, {}, "default") == expected
+    assert allowed_authorities(POLICIES, namespace, {}, same) == expected
+
+
+def test_the_default_name_stands_for_the_issuers_own_authority() -> None:
+    own = {"default": "e2e"}.get
+    assert allowed_authorities(POLICIES, "app1", {}, lambda a: own(a, a)) == {"e2e"}
+    assert allowed_authorities(POLICIES, "app3", {}, lambda a: own(a, a)) == {"e2e", "platform"}
 
 
 def test_each_namespace_holds_the_union_and_one_key_per_authority_it_may_use() -> None:
-    wanted = namespace_trust(POLICIES, NAMESPACES, BUNDLES, "default")
+    wanted = namespace_trust(POLICIES, NAMESPACES, BUNDLES, same)
     assert set(wanted) == {"app1", "app2", "app3", "app4"}  # "other": no policy selects it
     assert wanted["app1"] == {"ca.crt": DEFAULT, "default.crt": DEFAULT}
     assert wanted["app2"] == {"ca.crt": PLATFORM, "platform.crt": PLATFORM}
@@ -75,7 +86,7 @@ def test_the_union_holds_a_shared_root_once() -> None:
 
 
 def test_a_rotation_of_one_authority_changes_only_the_namespaces_that_use_it() -> None:
-    before = namespace_trust(POLICIES, NAMESPACES, BUNDLES, "default")
+    before = namespace_trust(POLICIES, NAMESPACES, BUNDLES, same)
     existing = [
         {
             "metadata": {
@@ -89,7 +100,7 @@ def test_a_rotation_of_one_authority_changes_only_the_namespaces_that_use_it() -
         for ns, data in before.items()
     ]
     rotated = {**BUNDLES, "platform": PLATFORM + _pem("platform CA 2")}
-    after = namespace_trust(POLICIES, NAMESPACES, rotated, "default")
+    after = namespace_trust(POLICIES, NAMESPACES, rotated, same)
     changes = configmaps.trust_changes(after, existing)
     assert [(c.verb.value, c.namespace) for c in changes] == [
         ("update", "app2"),

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from shared.findings import Category, Severity, phrase
+from shared.impact import PolicyContext, policy_change_findings, unknown_authorities
 from shared.policy import compile_policy
 from shared.validation.common import message_for_denial, warning_messages
 from shared.validation.pki import Context, usable_authorities, validate_pki
@@ -248,3 +249,25 @@ def test_policy_allowed_authorities(authorities: list[str], expected: list[str])
     body = {"apiVersion": "pkiwarden.dev/v1alpha1", **policy("p", ["x"], authorities)}
     body["kind"] = "PkiPolicy"
     assert [phrase(f) for f in validate_policy(body)] == expected
+
+
+def test_a_policy_naming_an_authority_that_does_not_exist_is_warned() -> None:
+    typo = policy("app-teams", ["app1"], ["default", "platfrom"])
+    found = policy_change_findings(typo, PolicyContext(authorities=KNOWN))
+    assert [(f.severity, phrase(f)) for f in found] == [
+        (
+            W,
+            'spec.allowedAuthorities[1]: "platfrom" is not a PkiAuthority (yet), so no Pki can '
+            'use it; did you mean "platform"?',
+        )
+    ]
+    assert unknown_authorities(typo, None) == []  # unknown: nothing said
+
+
+def test_a_policy_dropping_an_authority_names_the_pkis_it_stops_allowing() -> None:
+    using = pki("platform")
+    tightened = policy("app-teams", ["app1"], ["default"])
+    context = PolicyContext(policies=[APP_TEAMS], pkis=[using], authorities=KNOWN)
+    (warning,) = policy_change_findings(tightened, context)
+    assert warning.problem.startswith("no longer allows 1 existing Pki")
+    assert warning.problem.endswith(": app1/app1-pki")

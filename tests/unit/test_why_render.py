@@ -18,7 +18,7 @@ from pkiwarden.why.facts import (
     TrustFacts,
     Unchecked,
 )
-from pkiwarden.why.render import Exit, render_json, render_text, verdict
+from pkiwarden.why.render import Exit, headline, render_json, render_text
 from pkiwarden.why.secret_uses import How, Use
 from pkiwarden.why.targets import Kind, Target
 
@@ -250,7 +250,7 @@ CASES = [
 def test_verdict(
     case: str, given: Facts, exit: Exit, first_line: str, fix: str | None, who: str | None
 ) -> None:
-    result = verdict(given)
+    result = headline(given)
     assert (result.exit, result.line, result.fix, result.who) == (exit, first_line, fix, who)
     text = render_text(given)
     assert text.splitlines()[0] == first_line
@@ -344,7 +344,7 @@ def test_json_field_names_are_the_documented_ones() -> None:
     assert list(document["pkis"][0]) == [
         "name", "serviceName", "secretName", "dnsNames", "ready", "reason", "message",
         "serialNumber", "notAfter", "renewalTime", "lastFailureTime", "nextRetryTime",
-        "failedIssuanceAttempts", "upToDate", "findings", "policy",
+        "failedIssuanceAttempts", "upToDate", "findings", "policy", "authority",
     ]  # fmt: skip
     assert list(document["pkis"][0]["policy"]) == ["readable", "deciding", "selecting"]
     assert list(document["pkis"][0]["policy"]["selecting"][0]) == [
@@ -369,7 +369,7 @@ def test_a_foreign_secret_is_named_as_such() -> None:
     expected = "  Secret app2-pki-tls (volume tls): exists, not managed by pkiwarden;"
     assert expected + " taken: Pki app2-pki names it in spec.secretName and cannot write it" in text
     assert "written by Pki" not in text
-    assert verdict(given).line == (
+    assert headline(given).line == (
         "NOT READY: pod/app2-0 in namespace app2: Pki app2-pki is not Ready (SecretConflict)"
     )
     document = render_json(given)["secrets"][0]
@@ -509,7 +509,7 @@ def test_the_certificate_against_the_trust_bundle(
     at = text.index("  Secret app2-pki-tls (volume tls): exists; written by Pki app2-pki")
     assert text[at + 1 : at + 1 + len(lines)] == lines
     assert text[at + 1 + len(lines)] == "Pki:"
-    result = verdict(given)
+    result = headline(given)
     assert result.exit is exit
     if fix is None:
         assert result.fix is None

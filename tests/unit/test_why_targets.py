@@ -145,7 +145,7 @@ def test_policy_reader_is_a_component_for_every_signed_in_user() -> None:
     assert rules == [
         {
             "apiGroups": ["pkiwarden.dev"],
-            "resources": ["pkipolicies"],
+            "resources": ["pkipolicies", "pkiauthorities"],
             "verbs": ["get", "list", "watch"],
         }
     ]

@@ -60,13 +60,14 @@ from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.issued_facts import cached_facts, parse_issued
 from issuer.runtime.ownership import Ownership, ownership
+from issuer.runtime.signers import unreadable_ca_problem
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
 from shared.kube.cache import WatchCache
 from shared.kube.client import CONFIG_MAPS, PKI_AUTHORITIES, SECRETS, ApiError
 from shared.logs import fields
 
-log = logging.getLogger("issuer.authority")
+log = logging.getLogger("issuer.authorities")
 
 JSON = dict[str, Any]
 # Parallel ca.crt writes into issued Secrets (each a small PATCH).
@@ -187,9 +188,11 @@ class AuthorityController:
         while not self._stopped.is_set():
             self._wake.clear()
             try:
-                self.last = self.run_once()
+                before, self.last = self.last, self.run_once()
                 for authority, result in self.last.items():
                     self.metrics.observe(authority, result)
+                for gone in before.keys() - self.last.keys():
+                    self.metrics.forget(gone)
             except Exception:  # an API outage or a bug: log, look again next tick
                 log.exception("authority pass failed")
             self._wake.wait(self.tick_seconds)
@@ -227,7 +230,7 @@ class AuthorityController:
 
     def _supplied(
         self, spec: AuthoritySpec, material: state.Material, now: datetime
-    ) -> tuple[x509.Certificate, issuance.PrivateKey] | None:
+    ) -> state.NewCA | None:
         """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
@@ -245,7 +248,7 @@ class AuthorityController:
         # after a later rotation must not start a rotation back to it.
         if supplied.active.not_valid_before_utc <= material.active.not_valid_before_utc:
             return None
-        return supplied.active, supplied.active_key
+        return state.new_ca_of(supplied)
 
     def _leaf_of(self, namespace: str, secret: Mapping[str, Any]) -> Leaf:
         name = str((secret.get("metadata") or {}).get("name"))
@@ -288,6 +291,8 @@ class AuthorityController:
                 f'spec.secretName "{spec.secret_name}" is not the CA Secret this issuer was'
                 f' started with ("{expected}"); restart the issuer to use it'
             )
+        elif secret is None and expected and self.ca_secrets.denied(expected):
+            result.problem = unreadable_ca_problem(self.namespace, expected)
         elif (
             secret is None
             and spec.generate is not None
@@ -325,6 +330,7 @@ class AuthorityController:
             supplied_next=supplied is not None,
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
+            trust_unchanged=material.adds_no_trust(current, now),
             pending=len(pending),
             blocked=len(blocked),
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
@@ -354,7 +360,7 @@ class AuthorityController:
             self.view.policies.list(),
             self.view.namespaces.list(),
             bundles,
-            self.signers.default,
+            self.signers.resolve,
         )
         changes = configmaps.trust_changes(wanted, self.configmaps.list())
         for change in changes:
@@ -469,7 +475,7 @@ class AuthorityController:
         material: state.Material,
         step: Transition,
         spec: AuthoritySpec,
-        supplied: tuple[x509.Certificate, issuance.PrivateKey] | None,
+        supplied: state.NewCA | None,
         now: datetime,
     ) -> tuple[RotationState, state.Material] | None:
         """Write ``step``'s state and certificates to the CA Secret in one request."""
@@ -478,7 +484,7 @@ class AuthorityController:
             needs_new = step.move is Move.BEGIN or (
                 current.phase is Phase.STABLE and material.next is None
             )
-            fresh = new_ca(spec.generate, now) if needs_new else None
+            fresh = state.NewCA(*new_ca(spec.generate, now)) if needs_new else None
         after = advance(current, step, now)
         changed = state.material_after(material, current, step.move, fresh)
         if fresh is None and (

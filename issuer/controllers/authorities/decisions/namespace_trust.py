@@ -1,7 +1,8 @@
 """What each namespace's trust ConfigMap holds: the authorities its policies let it use. Pure.
 
 A namespace may use the authorities that the PkiPolicies selecting it allow
-(``spec.allowedAuthorities``, default: the issuer's default authority). Its
+(``spec.allowedAuthorities``, read by the shared policy rule; its default,
+``default``, stands for the issuer's own authority). Its
 ``pkiwarden-ca.crt`` holds under ``ca.crt`` the union of those authorities'
 trust sets, and one key per authority (``<authority>.crt``) for an app that
 trusts one CA only. An authority that does not exist (or has no CA yet)
@@ -11,7 +12,7 @@ name it, not guessed at here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from issuer.controllers.authorities.decisions.trust import union_bundle
@@ -29,26 +30,21 @@ def allowed_authorities(
     policies: Sequence[Mapping[str, Any]],
     namespace: str,
     labels: Mapping[str, str] | None,
-    default: str,
+    resolve: Callable[[str], str],
 ) -> set[str]:
     """The authorities the policies selecting ``namespace`` allow; empty if none selects it."""
-    by_name = {str((p.get("metadata") or {}).get("name")): p for p in policies}
-    allowed: set[str] = set()
-    for compiled in selecting(policies, namespace, labels):
-        spec = (by_name.get(compiled.name) or {}).get("spec") or {}
-        named = spec.get("allowedAuthorities")
-        if isinstance(named, list):
-            allowed.update(a for a in named if isinstance(a, str) and a)
-        else:
-            allowed.add(default)
-    return allowed
+    return {
+        resolve(authority)
+        for policy in selecting(policies, namespace, labels)
+        for authority in policy.authorities
+    }
 
 
 def namespace_trust(
     policies: Sequence[Mapping[str, Any]],
     namespaces: Iterable[Mapping[str, Any]],
     bundles: Mapping[str, str],
-    default: str,
+    resolve: Callable[[str], str],
 ) -> dict[str, dict[str, str]]:
     """Namespace -> the trust ConfigMap's data, for every namespace a policy selects.
 
@@ -66,7 +62,7 @@ def namespace_trust(
             continue
         allowed = sorted(
             a
-            for a in allowed_authorities(policies, name, metadata.get("labels"), default)
+            for a in allowed_authorities(policies, name, metadata.get("labels"), resolve)
             if a in bundles
         )
         data = {authority_key(a): bundles[a] for a in allowed}

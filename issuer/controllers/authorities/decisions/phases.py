@@ -83,6 +83,9 @@ class Observed:
     supplied_next: bool = False  # spec.nextSecretName holds a usable CA other than the active
     renewal_due: bool = False  # a self-managed CA at its renewal time
     trust_current: bool = True  # every ConfigMap and issued Secret holds the trust set
+    # Next and Previous chain to the active CA's root: trusting or dropping them changes
+    # nothing a consumer loads (a new intermediate under the same root).
+    trust_unchanged: bool = False
     pending: int = 0  # valid certificates not signed by the active CA
     blocked: int = 0  # of those, the ones whose re-issue failed
     ca_since: datetime | None = None  # when the CA Secret was created (whole seconds)
@@ -215,6 +218,12 @@ def _emergency(state: RotationState, seen: Observed, request: Request) -> Transi
 
 
 def _propagating(state: RotationState, seen: Observed) -> Transition:
+    if seen.trust_unchanged and seen.trust_current:
+        return Transition(
+            Move.PROMOTE,
+            "the next CA chains to a root already trusted: no trust change to propagate;"
+            " the next CA signs now and every Pki is re-issued",
+        )
     if not seen.trust_current:
         return Transition(
             Move.NONE, "waiting for the trust set to reach every namespace and Secret"
@@ -249,6 +258,12 @@ def _reissuing(state: RotationState, seen: Observed) -> Transition:
 def _retiring(state: RotationState, seen: Observed) -> Transition:
     if seen.pending:
         return Transition(Move.NONE, f"{seen.pending} Pkis still depend on the previous CA")
+    if seen.trust_unchanged:
+        return Transition(
+            Move.FORGET,
+            "the previous CA chains to a root still trusted: nothing leaves the trust set;"
+            " rotation complete",
+        )
     due = (state.phase_start or seen.now) + seen.trust_propagation
     if seen.now < due:
         return Transition(

@@ -1,19 +1,25 @@
-"""The trust set: every CA certificate a valid leaf may chain to, in a stable order.
+"""The trust set: every trust anchor a valid leaf may chain to, in a stable order.
 
-The bundle's bytes depend on which certificates are trusted, not on their
-roles: promoting Next to Active changes nothing any consumer has to reload,
-so a phase change that keeps the set writes no ConfigMap and no Secret.
+The anchor of a self-signed CA is the CA itself; of an intermediate (a
+supplied CA under an offline root), the root it chains up to, as given in its
+Secret's ``ca.crt``: apps trust the root, and leaves carry the chain. The
+bundle's bytes depend on which anchors are trusted, not on their roles:
+promoting Next to Active changes nothing any consumer has to reload, so a
+phase change that keeps the set writes no ConfigMap and no Secret, and a new
+intermediate under the same root needs no trust change at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+
+from issuer.runtime import issuance
 
 
 class Role(StrEnum):
@@ -32,6 +38,34 @@ def fingerprint(certificate: x509.Certificate) -> bytes:
     return certificate.fingerprint(hashes.SHA256())
 
 
+def anchor(
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+    roots: Sequence[x509.Certificate] = (),
+) -> x509.Certificate:
+    """What ``certificate`` chains up to through ``chain``: a root of ``roots``, or itself.
+
+    A self-signed CA is its own anchor. An intermediate whose issuer is
+    nowhere to be found stays its own anchor (a consumer then needs it as a
+    partial chain), rather than trusting a root that did not sign it.
+    """
+    current = certificate
+    for _ in range(len(chain) + 1):
+        if issuance.is_self_signed(current):
+            return current
+        for root in roots:
+            if root.subject == current.issuer and issuance.signed_by(current, root):
+                return root
+        above = next(
+            (c for c in chain if c.subject == current.issuer and issuance.signed_by(current, c)),
+            None,
+        )
+        if above is None:
+            return current
+        current = above
+    return current
+
+
 def trust_set(
     active: x509.Certificate,
     next_ca: x509.Certificate | None,
@@ -39,16 +73,21 @@ def trust_set(
     *,
     previous_trusted: bool,
     now: datetime,
+    anchor_of: Callable[[x509.Certificate], x509.Certificate] = lambda c: c,
 ) -> tuple[Trusted, ...]:
-    """Active, Next, then Previous (unless dropped); expired and repeated ones left out.
+    """The anchors of Active, Next, then Previous (unless dropped); expired and repeated ones out.
 
     An expired CA validates nothing, so keeping it would only make bundles
     grow; the active one stays even when expired, since leaving it out would
-    hide the problem rather than report it.
+    hide the problem rather than report it. Two CAs under one root are one
+    entry, in the role of the first.
     """
-    candidates = [(active, Role.ACTIVE), (next_ca, Role.NEXT)]
+    candidates: list[tuple[x509.Certificate | None, Role]] = [
+        (None if c is None else anchor_of(c), role)
+        for c, role in ((active, Role.ACTIVE), (next_ca, Role.NEXT))
+    ]
     if previous_trusted:
-        candidates.append((previous, Role.PREVIOUS))
+        candidates.append((None if previous is None else anchor_of(previous), Role.PREVIOUS))
     chosen: list[Trusted] = []
     seen: set[bytes] = set()
     for certificate, role in candidates:

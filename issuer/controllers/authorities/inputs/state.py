@@ -4,7 +4,9 @@ Everything a rotation needs to resume lives in the one Secret that holds the
 signing CA, so each move is a single write (with the resourceVersion read):
 ``tls.crt``/``tls.key`` sign, ``next.crt``/``next.key`` wait to sign,
 ``previous.crt`` is what signed before, ``ca.crt`` is the trust bundle, and
-annotations say the phase. Keys never leave the issuer's namespace; nothing
+annotations say the phase. A CA may be an intermediate: ``tls.crt`` (and
+``next.crt``) then hold it followed by its chain, kept as they are through
+every move, and ``ca.crt`` the roots it chains to. Keys never leave the issuer's namespace; nothing
 here logs or phrases key material.
 """
 
@@ -22,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from issuer.controllers.authorities.decisions.phases import Move, Phase, RotationState
-from issuer.controllers.authorities.decisions.trust import Trusted, bundle_pem, trust_set
+from issuer.controllers.authorities.decisions.trust import Trusted, anchor, bundle_pem, trust_set
 from issuer.runtime import issuance
 from shared.clock import parse_rfc3339, rfc3339
 
@@ -35,6 +37,16 @@ NEXT_CRT, NEXT_KEY, PREVIOUS_CRT, BUNDLE = "next.crt", "next.key", "previous.crt
 
 
 @dataclass(frozen=True)
+class NewCA:
+    """A CA about to join: generated (self-signed) or supplied (maybe an intermediate)."""
+
+    certificate: x509.Certificate
+    key: issuance.PrivateKey
+    chain: tuple[x509.Certificate, ...] = ()  # above the CA, below its root
+    roots: tuple[x509.Certificate, ...] = ()  # what it chains to (its Secret's ca.crt)
+
+
+@dataclass(frozen=True)
 class Material:
     """The CA Secret's certificates and keys, parsed."""
 
@@ -43,6 +55,13 @@ class Material:
     next: x509.Certificate | None = None
     next_key: issuance.PrivateKey | None = None
     previous: x509.Certificate | None = None
+    active_chain: tuple[x509.Certificate, ...] = ()
+    next_chain: tuple[x509.Certificate, ...] = ()
+    # Trust anchors known for these CAs: the Secret's ca.crt (and a next CA's roots).
+    roots: tuple[x509.Certificate, ...] = ()
+
+    def anchor_of(self, certificate: x509.Certificate) -> x509.Certificate:
+        return anchor(certificate, (*self.active_chain, *self.next_chain), self.roots)
 
     def trusted(self, state: RotationState, now: datetime) -> tuple[Trusted, ...]:
         return trust_set(
@@ -51,7 +70,19 @@ class Material:
             self.previous,
             previous_trusted=state.previous_trusted,
             now=now,
+            anchor_of=self.anchor_of,
         )
+
+    def adds_no_trust(self, state: RotationState, now: datetime) -> bool:
+        """Next and Previous chain to the active CA's anchor: they change no consumer's trust.
+
+        A new intermediate under the same root: trusting it ahead of signing,
+        or forgetting the one before, is nothing any consumer has to load.
+        """
+        alone = trust_set(
+            self.active, None, None, previous_trusted=False, now=now, anchor_of=self.anchor_of
+        )
+        return bundle_pem(alone) == bundle_pem(self.trusted(state, now))
 
 
 def _field(data: Mapping[str, Any], key: str) -> bytes | None:
@@ -64,14 +95,24 @@ def _field(data: Mapping[str, Any], key: str) -> bytes | None:
         return None
 
 
-def _certificate(data: Mapping[str, Any], key: str) -> x509.Certificate | None:
+def _certificates(data: Mapping[str, Any], key: str) -> list[x509.Certificate]:
     pem = _field(data, key)
     if pem is None:
-        return None
+        return []
     try:
-        return issuance.load_certificates(pem)[0]
-    except (ValueError, IndexError):
-        return None
+        return issuance.load_certificates(pem)
+    except ValueError:
+        return []
+
+
+def _certificate(data: Mapping[str, Any], key: str) -> x509.Certificate | None:
+    found = _certificates(data, key)
+    return found[0] if found else None
+
+
+def _chain(data: Mapping[str, Any], key: str) -> tuple[x509.Certificate, ...]:
+    """The certificates after the first in ``key``, without a root left in the chain."""
+    return tuple(c for c in _certificates(data, key)[1:] if not issuance.is_self_signed(c))
 
 
 def _key(data: Mapping[str, Any], key: str) -> issuance.PrivateKey | None:
@@ -95,9 +136,24 @@ def read_material(secret: Mapping[str, Any] | None) -> Material | None:
     if active is None or active_key is None:
         return None
     next_ca, next_key = _certificate(data, NEXT_CRT), _key(data, NEXT_KEY)
+    next_chain = _chain(data, NEXT_CRT)
     if next_ca is None or next_key is None:
-        next_ca, next_key = None, None
-    return Material(active, active_key, next_ca, next_key, _certificate(data, PREVIOUS_CRT))
+        next_ca, next_key, next_chain = None, None, ()
+    return Material(
+        active,
+        active_key,
+        next_ca,
+        next_key,
+        _certificate(data, PREVIOUS_CRT),
+        active_chain=_chain(data, "tls.crt"),
+        next_chain=next_chain,
+        roots=tuple(_certificates(data, BUNDLE)),
+    )
+
+
+def new_ca_of(material: Material) -> NewCA:
+    """A supplied Secret's CA as the next one: with its chain and the roots it names."""
+    return NewCA(material.active, material.active_key, material.active_chain, material.roots)
 
 
 def _stamp(moment: datetime | None) -> str | None:
@@ -132,8 +188,8 @@ def _key_pem(key: issuance.PrivateKey) -> bytes:
     )
 
 
-def _cert_pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
+def _cert_pem(certificate: x509.Certificate, *chain: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (certificate, *chain))
 
 
 def render(
@@ -146,13 +202,13 @@ def render(
     """
     body = copy.deepcopy(dict(secret))
     data: dict[str, Any] = dict(body.get("data") or {})
-    data["tls.crt"] = _b64(_cert_pem(material.active))
+    data["tls.crt"] = _b64(_cert_pem(material.active, *material.active_chain))
     data["tls.key"] = _b64(_key_pem(material.active_key))
     data[BUNDLE] = _b64(bundle_pem(material.trusted(state, now)))
     for key in (NEXT_CRT, NEXT_KEY, PREVIOUS_CRT):
         data.pop(key, None)
     if material.next is not None and material.next_key is not None:
-        data[NEXT_CRT] = _b64(_cert_pem(material.next))
+        data[NEXT_CRT] = _b64(_cert_pem(material.next, *material.next_chain))
         data[NEXT_KEY] = _b64(_key_pem(material.next_key))
     if material.previous is not None:
         data[PREVIOUS_CRT] = _b64(_cert_pem(material.previous))
@@ -179,18 +235,41 @@ def material_after(
     material: Material,
     state: RotationState,
     move: Move,
-    fresh: tuple[x509.Certificate, issuance.PrivateKey] | None,
+    fresh: NewCA | None,
 ) -> Material:
-    """The certificates after ``move``; ``fresh`` is the new CA a BEGIN or EMERGENCY brings."""
+    """The certificates after ``move``; ``fresh`` is the new CA a BEGIN or EMERGENCY brings.
+
+    A CA keeps its chain through every move; the roots a new CA brings are
+    known from then on (they become trust anchors through ``ca.crt``).
+    """
+    roots = material.roots if fresh is None else (*material.roots, *fresh.roots)
+
+    def signing(ca: NewCA) -> Material:
+        """``ca`` signs from now on; the active one becomes Previous."""
+        return Material(
+            ca.certificate, ca.key, previous=material.active, active_chain=ca.chain, roots=roots
+        )
+
     if move is Move.BEGIN and fresh is not None:
-        return replace(material, next=fresh[0], next_key=fresh[1])
-    if move is Move.PROMOTE and material.next is not None and material.next_key is not None:
-        return Material(material.next, material.next_key, None, None, material.active)
+        return replace(
+            material,
+            next=fresh.certificate,
+            next_key=fresh.key,
+            next_chain=fresh.chain,
+            roots=roots,
+        )
+    waiting = (
+        NewCA(material.next, material.next_key, material.next_chain)
+        if material.next is not None and material.next_key is not None
+        else None
+    )
+    if move is Move.PROMOTE and waiting is not None:
+        return signing(waiting)
     if move is Move.EMERGENCY and state.phase is not Phase.REISSUING:
-        if material.next is not None and material.next_key is not None:
-            return Material(material.next, material.next_key, None, None, material.active)
+        if waiting is not None:
+            return signing(waiting)
         if fresh is not None:
-            return Material(fresh[0], fresh[1], None, None, material.active)
+            return signing(fresh)
     if move is Move.FORGET:
         return replace(material, previous=None)
     return material

@@ -6,6 +6,8 @@ of the authority controller, so a scrape shows what the PkiAuthority's status sh
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Gauge
 
 from issuer.controllers.authorities.decisions.phases import Phase
@@ -55,3 +57,12 @@ class AuthorityMetrics:
         self._phase_start.labels(authority).set(start)
         self._pending.labels(authority).set(result.pending)
         self._blocked.labels(authority).set(len(result.blocked))
+
+    def forget(self, authority: str) -> None:
+        """A deleted PkiAuthority's series go with it: no alert about a CA that is gone."""
+        for gauge in (self._expiry, self._phase_start, self._pending, self._blocked):
+            with contextlib.suppress(KeyError):
+                gauge.remove(authority)
+        for phase in Phase:
+            with contextlib.suppress(KeyError):
+                self._phase.remove(authority, phase.value)

@@ -26,6 +26,7 @@ from issuer.runtime.caches import SharedCaches
 from shared import PKI_LABEL, defaults
 from shared.kube.cache import object_key
 from shared.kube.client import JSON, Kube
+from shared.schema import DEFAULT_AUTHORITY
 from shared.validation.pki import Context
 
 Wake = Callable[[str], None]
@@ -102,8 +103,16 @@ class Watches:
         return self.view.context_for(namespace, other_pkis=candidates)
 
     def run_time_context(self, namespace: str, secret_name: str) -> Context:
-        """``context`` for the issuer's re-check: policy findings say what changed, not a guess."""
-        return replace(self.context(namespace, secret_name), at_run_time=True)
+        """``context`` for the issuer's re-check: policy findings say what changed, not a guess.
+
+        The default authority always exists for the issuer: it signs with the CA
+        Secret it was started with, whether or not a PkiAuthority names it.
+        """
+        context = self.context(namespace, secret_name)
+        known = context.authorities
+        if known is not None:
+            known = known | {DEFAULT_AUTHORITY}
+        return replace(context, at_run_time=True, authorities=known)
 
     def wrote(self, namespace: str, secret_name: str, resource_version: str) -> None:
         """Remember the issuer's own write, so its echo from the watch wakes nobody."""

@@ -1,4 +1,4 @@
-"""The seam between reconciling and telling people, and two simple Reporters.
+"""The seam between reconciling and recording what happened, and two simple PkiRecorders.
 
 Reconcile decides *what happened*; a PkiRecorder decides *who is told*: Events on
 the Pki and on consuming Pods (``pki_event_recorder``), log lines

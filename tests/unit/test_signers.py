@@ -1,0 +1,44 @@
+"""Which authority signs a Pki: its spec.authority, the API's "default" being the issuer's own."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes.client import Configuration
+
+from issuer.runtime.caches import SharedCaches
+from issuer.runtime.signers import CAProblem, Signers
+from shared.clock import utc_now
+from shared.kube.client import Kube
+
+
+def signers(own: str) -> Signers:
+    caches = SharedCaches(Kube(Configuration()), "pkiwarden-system")  # never started
+    return Signers(caches.authorities, caches.ca_secrets, own, "pkiwarden-ca")
+
+
+@pytest.mark.parametrize(
+    ("own", "spec", "expected"),
+    [
+        ("default", {}, "default"),
+        ("default", {"authority": "platform"}, "platform"),
+        ("e2e", {}, "e2e"),  # an issuer started with --authority=e2e: Pkis naming none
+        ("e2e", {"authority": "default"}, "e2e"),  # "default" is the issuer's own
+        ("e2e", {"authority": "platform"}, "platform"),
+        ("default", {"authority": ""}, "default"),
+    ],
+)
+def test_the_authority_of_a_pki(own: str, spec: dict[str, str], expected: str) -> None:
+    assert signers(own).authority_of({"spec": spec}) == expected
+
+
+def test_the_issuers_own_authority_signs_with_its_ca_secret_even_without_a_pkiauthority() -> None:
+    found = signers("e2e")
+    assert found.secret_name("e2e") == "pkiwarden-ca"
+    assert found.secret_name("platform") is None  # no such PkiAuthority (cache empty)
+    assert found.names() == ["e2e"]
+
+
+def test_a_pki_naming_an_authority_that_does_not_exist_is_told_so() -> None:
+    problem = signers("default").current("platform", utc_now())
+    assert isinstance(problem, CAProblem)
+    assert problem.message.startswith('PkiAuthority "platform" does not exist')
