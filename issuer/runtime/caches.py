@@ -31,6 +31,10 @@ from shared.kube.view import NAMESPACE_FIELDS, ClusterView
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 ISSUED_SECRET_METADATA = ("uid", "labels", "annotations", "ownerReferences")
+# What the controllers read of a Pki's metadata besides its name: not its labels,
+# annotations (kubectl's last-applied-configuration repeats the whole object) or
+# creationTimestamp.
+PKI_METADATA = ("uid", "generation", "deletionTimestamp")
 
 
 class Listeners:
@@ -132,7 +136,13 @@ class SharedCaches:
                 keep_metadata=NAMESPACE_FIELDS,
                 on_change=self.namespaces,
             ),
-            pkis=WatchCache(kube, PKIS, admit=admit),
+            pkis=WatchCache(
+                kube,
+                PKIS,
+                keep_metadata=PKI_METADATA,
+                keep_fields=("apiVersion", "kind", "spec", "status"),
+                admit=admit,
+            ),
             authorities=self.authorities,
         )
         # Every Secret pkiwarden wrote (by label), per namespace or cluster-wide.
