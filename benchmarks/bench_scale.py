@@ -41,6 +41,7 @@ from typing import Any
 
 import urllib3
 
+from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
 from pkiwarden.local import webhook_process as local_webhook
@@ -48,10 +49,22 @@ from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
 from pkiwarden.local.readiness import free_port
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.authority_schema import DEFAULT_REISSUE_RATE
 from shared.kube.cache import WatchCache
-from shared.kube.client import EVENTS, NAMESPACES, PKI_POLICIES, PKIS, PODS, SECRETS, ApiError, Kube
+from shared.kube.client import (
+    EVENTS,
+    NAMESPACES,
+    PKI_AUTHORITIES,
+    PKI_POLICIES,
+    PKIS,
+    PODS,
+    SECRETS,
+    ApiError,
+    Kube,
+)
 
 GROUP_LABEL = "bench.pkiwarden.dev/group"
+AUTHORITY = Settings().authority
 SEED_CONFIGMAP = "bench-scale-seed"
 POLICY_GROUPS = 10
 SECRET_BYTES = 2048
@@ -67,13 +80,20 @@ class Size:
 
     @classmethod
     def scaled(cls, factor: float) -> Size:
-        namespaces = max(1, round(1000 * factor))
+        """Up to 1: everything in proportion. Beyond, 1,000 namespaces stay and the rest
+        grows towards SCALE=10: 100,000 Pkis, 200,000 foreign Secrets, 100,000 Pods."""
+        namespaces = max(1, round(1000 * min(factor, 1.0)))
+        beyond = max(0.0, factor - 1.0) / 9
         return cls(
             namespaces=namespaces,
-            secrets=max(namespaces, round(50_000 * factor)),
-            pods=max(2 * namespaces, round(20_000 * factor)),
+            secrets=max(namespaces, round(50_000 * min(factor, 1.0) + 150_000 * beyond)),
+            pods=max(2 * namespaces, round(20_000 * min(factor, 1.0) + 80_000 * beyond)),
             pkis=max(namespaces, round(10_000 * factor)),
         )
+
+    def mounts(self, pod_number: int) -> bool:
+        """Half the Pods mount a Pki's Secret; all of them once there are as many Pods as Pkis."""
+        return pod_number % 2 == 0 or self.pods >= self.pkis
 
     def namespace(self, number: int) -> str:
         return f"scale-{number % self.namespaces:04d}"
@@ -186,8 +206,10 @@ def pod(size: Size, number: int) -> tuple[str, dict[str, object]]:
     index = number // size.namespaces
     volumes: list[dict[str, object]] = []
     mounts: list[dict[str, object]] = []
-    if number % 2 == 0:
-        _, pki_name = size.pki((index // 2) * size.namespaces + number % size.namespaces)
+    if size.mounts(number):
+        # The Pod's own namespace's Pki: every Pki once, then round again.
+        mounted = (index // 2) * size.namespaces + number % size.namespaces
+        _, pki_name = size.pki(number if size.pods >= size.pkis else mounted)
         volumes = [{"name": "tls", "secret": {"secretName": f"{pki_name}-tls"}}]
         mounts = [{"name": "tls", "mountPath": "/tls", "readOnly": True}]
     body = {
@@ -259,7 +281,7 @@ class ApiServerCounters:
         self._url = f"{plane.server}/metrics"
 
     def read(self) -> Counter[tuple[str, str]]:
-        """(verb, resource[/subresource]) -> requests so far."""
+        """(verb, resource[/subresource]) -> requests so far; ("429", "") counts refusals."""
         text = self._pool.request("GET", self._url, timeout=30).data.decode()
         counts: Counter[tuple[str, str]] = Counter()
         for labels_text, value in self._LINE.findall(text):
@@ -268,6 +290,8 @@ class ApiServerCounters:
             if labels.get("subresource"):
                 resource += "/" + labels["subresource"]
             counts[(labels.get("verb", ""), resource)] += int(float(value))
+            if labels.get("code") == "429":
+                counts[("429", "")] += int(float(value))
         return counts
 
 
@@ -321,10 +345,14 @@ class Process:
 
 
 class Issuer:
-    def __init__(self, plane: ControlPlane, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, workers: int, log_path: Path, *, traced: bool = False
+    ) -> None:
         self.plane = plane
         self.workers = workers
         self.log_path = log_path
+        self.traced = traced
+        self.trace_path = log_path.with_name("issuer-trace.txt")
         self.port = 0
         self.popen: subprocess.Popen[bytes] | None = None
         self.http = urllib3.PoolManager(retries=False)
@@ -332,15 +360,29 @@ class Issuer:
     def start(self) -> Process:
         self.port = free_port()
         settings = Settings(health_port=self.port, workers=self.workers, leader_elect=False)
+        argv = issuer_argv(settings)
+        env = {**os.environ, **self.plane.env()}
+        if self.traced:  # the same command line, under tracemalloc (see traced_issuer.py)
+            argv = [sys.executable, str(Path(__file__).with_name("traced_issuer.py")), *argv[3:]]
+            env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+            env["PKIWARDEN_TRACE_OUT"] = str(self.trace_path)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                issuer_argv(settings),
-                stdout=log,
-                stderr=log,
-                env={**os.environ, **self.plane.env()},
-                start_new_session=True,
+                argv, stdout=log, stderr=log, env=env, start_new_session=True
             )
         return Process(self.popen.pid)
+
+    def print_trace(self, top: int = 25) -> None:
+        """The traced issuer's live allocations by source line, largest first."""
+        if not self.traced or self.popen is None:
+            return
+        self.trace_path.unlink(missing_ok=True)
+        os.kill(self.popen.pid, signal.SIGUSR1)
+        wait_for("the allocation trace", self.trace_path.exists, 120)
+        time.sleep(1.0)  # written in one go; let it finish
+        print("  live allocations by source line (tracemalloc):")
+        for line in self.trace_path.read_text().splitlines()[: top + 1]:
+            print(f"    {line}")
 
     def scrape(self) -> bytes | None:
         try:
@@ -496,6 +538,57 @@ def admission_review(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
+ROTATION_PROPAGATION = "5s"  # trust spread to every namespace: not what is measured here
+
+
+def rotate_all(
+    plane: ControlPlane, kube: Kube, counters: ApiServerCounters, size: Size, rate: int | None
+) -> None:
+    """``pkiwarden ca rotate`` over every Pki: each phase's duration, the re-issue rate, 429s.
+
+    ``rate`` None: the PkiAuthority's default reissueRate.
+    """
+    path = PKI_AUTHORITIES.path(name=AUTHORITY)
+    rotation: dict[str, object] = {"trustPropagation": ROTATION_PROPAGATION}
+    rotation["reissueRate"] = rate if rate is not None else DEFAULT_REISSUE_RATE
+    kube.patch(path, {"spec": {"rotation": rotation}}, "merge")
+    before = counters.read()
+    subprocess.run(
+        controlplane.pkiwarden_argv("ca", "rotate", "--authority", AUTHORITY),
+        env={**os.environ, **plane.env()},
+        check=True,
+        capture_output=True,
+    )
+    request = (kube.get(path).get("metadata") or {}).get("annotations", {}).get(ROTATE_ANNOTATION)
+    started = time.monotonic()
+    phases: list[tuple[str, float]] = [("Stable", started)]
+    while True:
+        status = kube.get(path).get("status") or {}
+        phase = str(status.get("phase"))
+        if phase != phases[-1][0]:
+            phases.append((phase, time.monotonic()))
+        if phase == "Stable" and status.get("lastRotationRequest") == request:
+            break
+        if time.monotonic() - started > 6 * 3600:
+            raise SystemExit(f"rotation not done in 6 h; phase {phase}")
+        time.sleep(0.5)
+    ended = time.monotonic()
+    spent = delta(counters.read(), before)
+    print(
+        f"\n== CA rotation of all {size.pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
+        f" trustPropagation {ROTATION_PROPAGATION})"
+    )
+    for (name, at), (_, until) in zip(phases[1:], [*phases[2:], ("", ended)], strict=True):
+        if name == "Stable":
+            continue
+        print(f"  {name:<24} {until - at:8.1f} s")
+        if name == "Reissuing":
+            print(f"  re-issued per second     {size.pkis / max(until - at, 0.001):8.1f}")
+    print(f"  total                    {ended - started:8.1f} s")
+    print(f"  refused with 429         {spent[('429', '')]:8d}")
+    print(f"  writes per Pki           {writes(spent) / size.pkis:8.2f}")
+
+
 def median(values: Iterable[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -504,7 +597,15 @@ def median(values: Iterable[float]) -> float:
 # --------------------------------------------------------------------------- the run
 
 
-def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: Path) -> None:
+def run(  # noqa: PLR0917 - the run's knobs, from the command line
+    plane: ControlPlane,
+    size: Size,
+    workers: int,
+    threads: int,
+    log_path: Path,
+    traced: bool,
+    rotation_rates: tuple[int | None, ...] = (),
+) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     prepare(plane, Settings())
     webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
@@ -519,7 +620,16 @@ def run(plane: ControlPlane, size: Size, workers: int, threads: int, log_path: P
         # namespace: stopped, the API server's counters are the issuer's alone.
         for component in (controlplane.SCHEDULER, controlplane.CONTROLLER_MANAGER):
             print(f"  {controlplane.stop_process(plane.dir, component)}")
-        measure(plane, kube, size, workers=workers, log_path=log_path, webhook=webhook)
+        measure(
+            plane,
+            kube,
+            size,
+            workers=workers,
+            log_path=log_path,
+            webhook=webhook,
+            traced=traced,
+            rotation_rates=rotation_rates,
+        )
     finally:
         local_webhook.stop(plane)
 
@@ -532,10 +642,12 @@ def measure(
     workers: int,
     log_path: Path,
     webhook: local_webhook.LocalWebhook,
+    traced: bool = False,
+    rotation_rates: tuple[int | None, ...] = (),
 ) -> None:
     """The issuer's burst, one scrape, the restart."""
     counters = ApiServerCounters(plane)
-    issuer = Issuer(plane, workers, log_path)
+    issuer = Issuer(plane, workers, log_path, traced=traced)
     ready = ReadyCounter(kube)
     ready.cache.wait_synced(120)
     print(f"\n== issuer: {size.pkis} Pkis to issue, {workers} workers, {os.cpu_count()} cores")
@@ -548,6 +660,12 @@ def measure(
         time.sleep(2.0)  # let the last status writes and Events land
         burst = delta(counters.read(), before)
         print(f"  all {size.pkis} Ready after     {all_ready:8.1f} s (from process start)")
+        waits = sorted(at - started for at in ready.ready.values())
+        print(
+            f"  Ready after start p50/p99  {waits[len(waits) // 2]:8.1f} / "
+            f"{waits[min(len(waits) - 1, len(waits) * 99 // 100)]:.1f} s"
+            " (the Pkis were created before the issuer started)"
+        )
         print(f"  throughput                 {size.pkis / all_ready:8.1f} Pkis/s")
         print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
         print("  API requests of the run (all clients; the issuer is the only writer):")
@@ -591,9 +709,20 @@ def measure(
         print(f"  writes                     {writes(restart):8d}")
         print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
         print_requests(restart, size.pkis)
+        print(f"  issuer settled RSS         {process.rss_mib():8.1f} MiB")
+        issuer.print_trace()
+        for rate in rotation_rates:
+            rotate_all(plane, kube, counters, size, rate)
     finally:
         ready.cache.stop()
         issuer.stop()
+
+
+def rotation_rates(text: str) -> tuple[int | None, ...]:
+    """``--rotate``: "default,500" -> (None, 500)."""
+    return tuple(
+        None if part.strip() == "default" else int(part) for part in text.split(",") if part.strip()
+    )
 
 
 def main() -> int:
@@ -603,11 +732,30 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the control plane running")
     parser.add_argument("--workers", type=int, default=Settings().workers)
     parser.add_argument("--threads", type=int, default=32, help="concurrent creates")
+    parser.add_argument(
+        "--rotate",
+        default="default,500",
+        help="CA rotations of every Pki to run at the end, one per reissueRate given"
+        ' ("default": the PkiAuthority\'s default; "" for none; default %(default)s)',
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the issuer under tracemalloc; print its live allocations by line when idle",
+    )
     args = parser.parse_args()
     size = Size.scaled(args.scale)
     plane = controlplane.up(args.dir)
     try:
-        run(plane, size, args.workers, args.threads, args.dir / "issuer-bench.log")
+        run(
+            plane,
+            size,
+            args.workers,
+            args.threads,
+            args.dir / "issuer-bench.log",
+            args.trace,
+            rotation_rates(args.rotate),
+        )
     finally:
         if args.keep:
             print(f"\ncontrol plane left running: pkiwarden local down --dir {args.dir}")

@@ -102,6 +102,21 @@ def register(subparsers: Any) -> None:
         " burst delays no other; fifo: first come, first served, for comparison"
         " (default %(default)s)",
     )
+    run.add_argument(
+        "--shards",
+        type=_positive,
+        default=DEFAULTS.shards,
+        help="split the namespaces into N shards, one Lease each: each replica caches and"
+        " works only the shards it leads, and takes over a dead replica's when its Lease"
+        " expires (needs --leader-elect; default %(default)s: one Lease, as before)",
+    )
+    run.add_argument(
+        "--lease-duration",
+        type=_duration,
+        default=f"{DEFAULTS.lease_duration_seconds:g}s",
+        help="how long a Lease holds without renewal before another replica takes it"
+        " (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
 
@@ -127,6 +142,17 @@ def register(subparsers: Any) -> None:
         " permission used only at bootstrap outlives it",
     )
     bootstrap.set_defaults(handler=_bootstrap)
+
+
+def _positive(text: str) -> int:
+    """A count of at least 1 for a flag."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a whole number') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'"{text}" must be 1 or more')
+    return value
 
 
 def _duration(text: str) -> timedelta:
@@ -176,6 +202,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         authority=args.authority,
         queue_order=args.queue_order,
         metrics_port=args.metrics_port,
+        shards=args.shards,
+        lease_duration_seconds=args.lease_duration.total_seconds(),
     )
 
 

@@ -28,6 +28,8 @@ from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.metrics_tls import self_signed_context
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
+from issuer.runtime.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
+from issuer.runtime.shards import LedShards
 from issuer.runtime.signers import Signers
 from shared.clock import utc_now
 from shared.kube.client import Kube
@@ -49,6 +51,9 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 1 if never synced."""
     stop = stop or threading.Event()
     _stop_on_signals(stop)
+    if settings.shards > 1 and not settings.leader_elect:
+        log.error("--shards needs --leader-elect: a shard is worked by its Lease's holder")
+        return 1
     kube = Kube.from_environment(
         settings.kubeconfig, pool_size=settings.workers + WATCH_CONNECTIONS
     )
@@ -60,13 +65,36 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
     def synced() -> bool:
         return runtime.caches.synced() and all(c.synced() for c in controllers)
 
+    shards = runtime.shards
+
     def start_writing() -> None:
         """Only the leader writes: Secrets, status, trust, rotation, Events."""
         metrics.leading(True)
         for controller in controllers:
-            controller.start()
+            if controller.sharded or not shards.sharded:
+                controller.start()
+
+    writing = threading.Event()
+
+    def shard_gained(shard: int) -> None:
+        """A shard's namespaces are this replica's now: cache them, then work them.
+
+        Cluster-wide work (the CAs) starts with shard 0.
+        """
+        if not runtime.caches.refill(settings.sync_timeout_seconds):
+            log.warning("caches did not list again in time", extra=fields(shard=shard))
+        first = not writing.is_set()
+        writing.set()
+        if first:
+            start_writing()
+        for controller in controllers:
+            if not controller.sharded and shard == 0:
+                controller.start()
+            elif controller.sharded and not first:
+                controller.shard_gained(shard)
 
     elector: LeaderElector | None = None
+    election: ShardElection | None = None
     lost = threading.Event()
     health = None
     if settings.health_port >= 0:
@@ -105,16 +133,38 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 ca_secret=f"{settings.namespace}/{settings.ca_secret}",
             ),
         )
-        if settings.leader_elect:
-            elector = LeaderElector(kube, settings.namespace, LEASE_NAME, default_identity())
+        identity = default_identity()
+        duration = settings.lease_duration_seconds
 
-            def stopped_leading() -> None:
-                metrics.leading(False)
-                if not stop.is_set():  # lost, not released: stop writing now, exit non-zero
-                    log.error("leader election lost; stopping", extra=fields(lease=LEASE_NAME))
-                    lost.set()
-                    stop.set()
+        def stopped_leading() -> None:
+            metrics.leading(False)
+            if not stop.is_set():  # lost, not released: stop writing now, exit non-zero
+                log.error("leader election lost; stopping", extra=fields(lease=LEASE_NAME))
+                lost.set()
+                stop.set()
 
+        if shards.sharded:
+            election = ShardElection(
+                lambda name, **timing: LeaderElector(
+                    kube, settings.namespace, name, identity, **timing
+                ),
+                shards,
+                LEASE_NAME,
+                duration,
+                gained=shard_gained,
+                lost=lambda shard: stopped_leading(),
+            )
+            election.start()
+        elif settings.leader_elect:
+            elector = LeaderElector(
+                kube,
+                settings.namespace,
+                LEASE_NAME,
+                identity,
+                lease_duration=duration,
+                renew_deadline=duration * RENEW_FRACTION,
+                retry_period=duration * RETRY_FRACTION,
+            )
             elector.start(start_writing, stopped_leading)
         else:
             start_writing()
@@ -127,6 +177,8 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         runtime.caches.stop()
         if elector is not None:
             elector.release()  # after the workers stopped: the successor starts clean
+        if election is not None:
+            election.release()
         if health is not None:
             health.stop()
         if secure is not None:
@@ -140,9 +192,10 @@ def runtime_for(
     recorder: EventRecorder | None,
 ) -> Runtime:
     """The runtime every controller is built on; nothing here talks to the API server yet."""
-    caches = SharedCaches(kube, settings.namespace)
+    shards = LedShards(settings.shards)
+    caches = SharedCaches(kube, settings.namespace, shards.owns if shards.sharded else None)
     signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
-    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder)
+    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder, shards=shards)
 
 
 def assemble(runtime: Runtime, controllers: tuple[Build, ...] = CONTROLLERS) -> list[Controller]:

@@ -9,10 +9,11 @@ Secrets) it may still cache itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import urllib3
 
+from issuer.runtime.issued_facts import keep_facts
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from shared.kube.cache import ChangeHandler, WatchCache
 from shared.kube.client import (
@@ -29,6 +30,11 @@ from shared.kube.namespaced import PerNamespaceCaches
 from shared.kube.view import NAMESPACE_FIELDS, ClusterView
 
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+ISSUED_SECRET_METADATA = ("uid", "labels", "annotations", "ownerReferences")
+# What the controllers read of a Pki's metadata besides its name: not its labels,
+# annotations (kubectl's last-applied-configuration repeats the whole object) or
+# creationTimestamp.
+PKI_METADATA = ("uid", "generation", "deletionTimestamp")
 
 
 class Listeners:
@@ -111,7 +117,10 @@ class CASecrets:
 class SharedCaches:
     """Policies, namespaces, Pkis, PkiAuthorities, pkiwarden's Secrets and the CA Secrets."""
 
-    def __init__(self, kube: Kube, namespace: str) -> None:
+    def __init__(
+        self, kube: Kube, namespace: str, admit: Callable[[str], bool] | None = None
+    ) -> None:
+        """``admit``: the namespaces whose Pkis and Secrets to keep (a sharded replica's)."""
         self.policies = Listeners()
         self.namespaces = Listeners()
         self.issued_secrets_changed = Listeners()
@@ -127,12 +136,27 @@ class SharedCaches:
                 keep_metadata=NAMESPACE_FIELDS,
                 on_change=self.namespaces,
             ),
-            pkis=WatchCache(kube, PKIS),
+            pkis=WatchCache(
+                kube,
+                PKIS,
+                keep_metadata=PKI_METADATA,
+                keep_fields=("apiVersion", "kind", "spec", "status"),
+                admit=admit,
+            ),
             authorities=self.authorities,
         )
         # Every Secret pkiwarden wrote (by label), per namespace or cluster-wide.
         self.issued_secrets = PerNamespaceCaches(
-            kube, SECRETS, label_selector=OWNED_SELECTOR, on_change=self.issued_secrets_changed
+            kube,
+            SECRETS,
+            label_selector=OWNED_SELECTOR,
+            admit=admit,
+            # Their facts, not their PEM: the certificate parsed once, the key not kept;
+            # of the metadata what ownership, a rewrite and a delete read.
+            keep_metadata=ISSUED_SECRET_METADATA,
+            keep_fields=("data", "type"),
+            reduce=keep_facts,
+            on_change=self.issued_secrets_changed,
         )
         self.ca_secrets = CASecrets(kube, namespace)
         self._cluster_secrets: WatchCache | None = None
@@ -159,6 +183,16 @@ class SharedCaches:
             and self.ca_secrets.synced()
             and (owned is None or owned.synced.is_set())
         )
+
+    def refill(self, timeout: float) -> bool:
+        """List pkiwarden's Secrets, then the Pkis, again: ``admit`` admits more namespaces.
+
+        The Secrets first, so that no Pki of a new namespace is reconciled
+        before its Secret is cached (it would look missing and be issued again).
+        """
+        owned = self._cluster_secrets
+        secrets_listed = owned is None or owned.relist(timeout)
+        return secrets_listed and self.view.pkis.relist(timeout)
 
     def stop(self) -> None:
         self.view.stop()

@@ -18,6 +18,7 @@ from issuer.runtime.events.recorder import EventRecorder
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
+from issuer.runtime.shards import LedShards
 from issuer.runtime.signers import Signers
 from shared.clock import Clock, utc_now
 from shared.kube.client import Kube
@@ -36,12 +37,17 @@ class Runtime:
     clock: Clock = utc_now
     # Certificates other than Pkis' that keep a previous CA trusted (Pod certificates).
     dependents: Dependents = field(default_factory=Dependents)
+    # The shards this replica leads (``--shards``); unsharded, it owns every namespace.
+    shards: LedShards = field(default_factory=lambda: LedShards(1))
 
 
 class Controller(Protocol):
     """A controller as the runtime runs it: read first, write only once leading."""
 
     name: str
+    # True: its work is per namespace, and a sharded replica does its shards' part.
+    # False: cluster-wide work (the CAs), done by the holder of shard 0.
+    sharded: bool
 
     def start_watching(self) -> None:
         """Start what this controller alone watches (the shared caches are the runtime's)."""
@@ -54,6 +60,9 @@ class Controller(Protocol):
 
     def stop(self) -> None:
         """Stop its threads and watches; called once, whether it started or not."""
+
+    def shard_gained(self, shard: int) -> None:
+        """After ``start``, one more shard's namespaces are this replica's (caches refilled)."""
 
 
 Build = Callable[[Runtime], Controller]

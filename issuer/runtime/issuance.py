@@ -157,6 +157,15 @@ def _spki(public: CertificatePublicKeyTypes) -> bytes:
     return der
 
 
+def subject_key_id(certificate: x509.Certificate) -> bytes:
+    """The key id a certificate's subject key is known by: what its leaves name as issuer."""
+    try:
+        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
+    return ski.digest
+
+
 def key_matches_certificate(key: PrivateKey, certificate: x509.Certificate) -> bool:
     return _spki(key.public_key()) == _spki(certificate.public_key())
 

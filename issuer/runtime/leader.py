@@ -87,18 +87,26 @@ class LeaseRecord:
 
 
 def lease_decision(
-    record: LeaseRecord | None, identity: str, *, observed_at: float, now: float
+    record: LeaseRecord | None,
+    identity: str,
+    *,
+    observed_at: float,
+    now: float,
+    patience: float = 0.0,
 ) -> LeaseDecision:
     """What a candidate does with the Lease it just read.
 
-    ``observed_at`` is the monotonic time at which this exact record was first
-    seen; ``now`` is the monotonic time of the decision.
+    ``observed_at`` is the monotonic time at which this exact record (or its
+    absence) was first seen; ``now`` is the monotonic time of the decision.
+    ``patience``: how long a free or expired Lease must have stayed so before
+    this candidate takes it (a sharded replica that already leads shards
+    leaves free ones to those that lead fewer; see ``issuer.runtime.shards``).
     """
-    if record is None or not record.holder:
-        return LeaseDecision.ACQUIRE
-    if record.holder == identity:
+    if record is not None and record.holder == identity:
         return LeaseDecision.RENEW
-    if now - observed_at >= record.duration_seconds:
+    if record is None or not record.holder:
+        return LeaseDecision.ACQUIRE if now - observed_at >= patience else LeaseDecision.WAIT
+    if now - observed_at >= record.duration_seconds + patience:
         return LeaseDecision.ACQUIRE
     return LeaseDecision.WAIT
 
@@ -165,7 +173,12 @@ class LeaderElector:
         retry_period: float = RETRY_PERIOD,
         monotonic: Monotonic = time.monotonic,
         wall_clock: WallClock = utc_now,
+        patience: Callable[[bool], float] = lambda free: 0.0,
+        lock: threading.Lock | None = None,
     ) -> None:
+        """``patience(free)``: see ``lease_decision`` (``free``: nobody holds the Lease, else it
+        expired); electors of one replica's shards share ``lock``, so each decides
+        knowing what the others just took."""
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
         self._kube = kube
@@ -179,14 +192,21 @@ class LeaderElector:
         self._retry_period = retry_period
         self._monotonic = monotonic
         self._wall_clock = wall_clock
+        self._patience = patience
+        self._absent_since: float | None = None  # when the Lease was first found missing
         self._leading = threading.Event()
         self._stopped = threading.Event()
-        self._lock = threading.Lock()  # serialises lease writes (loop vs. release)
+        self._lock = lock or threading.Lock()  # serialises lease writes (loop vs. release)
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._resource_version = ""
         self._on_stopped: Callback | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def holds(self) -> bool:
+        """The last record this elector read or wrote names it holder (set at once on a write)."""
+        return self._observed is not None and self._observed.holder == self.identity
 
     @property
     def is_leader(self) -> bool:
@@ -271,16 +291,33 @@ class LeaderElector:
             if not error.not_found:
                 log.warning("leader election: reading the Lease failed: %s", error)
                 return False
-            return self._create()
+            now = self._monotonic()
+            if self._absent_since is None:
+                self._absent_since = now
+            decision = lease_decision(
+                None,
+                self.identity,
+                observed_at=self._absent_since,
+                now=now,
+                patience=self._patience(True),
+            )
+            return decision is LeaseDecision.ACQUIRE and self._create()
         except (urllib3.exceptions.HTTPError, OSError) as error:
             log.warning("leader election: reading the Lease failed: %s", error)
             return False
+        self._absent_since = None
         record = LeaseRecord.of(lease)
         self._resource_version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
         now = self._monotonic()
         if record != self._observed:
             self._observed, self._observed_at = record, now
-        decision = lease_decision(record, self.identity, observed_at=self._observed_at, now=now)
+        decision = lease_decision(
+            record,
+            self.identity,
+            observed_at=self._observed_at,
+            now=now,
+            patience=self._patience(not record.holder),
+        )
         if decision is LeaseDecision.WAIT:
             return False
         wanted = claim(

@@ -39,3 +39,9 @@ class Settings:
     # get on /metrics (TokenReview + SubjectAccessReview), and no longer on the
     # plain health port; -1: on the plain health port, for local development.
     metrics_port: int = -1
+    # > 1: namespaces are split into this many shards, one Lease each; a replica
+    # caches and works only the shards it leads (issuer/runtime/shards.py).
+    shards: int = 1
+    # leaseDurationSeconds of the issuer's Lease(s); renewal and retry follow
+    # client-go's proportions (10 s and 2 s of 15 s).
+    lease_duration_seconds: float = 15.0

@@ -26,7 +26,6 @@ CONTEXT = "pkiwarden-local"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 LOOPBACK = "127.0.0.1"
 # Pods reach the API server at the node's bridge address (see apiserver_argv).
-ANY_ADDRESS = "0.0.0.0"
 
 
 def service_range(rng: random.Random | None = None) -> str:
@@ -76,16 +75,16 @@ def apiserver_argv(
     The default admission plugins run, ServiceAccount and
     ValidatingAdmissionWebhook among them, plus NodeRestriction.
 
-    ``for_pods``: pkiwarden runs as Pods on the node. A Pod's network
-    namespace has its own loopback, so the API server listens on every
-    address (Pods dial the node's bridge address), and calls a webhook
-    Service at the address of a ready endpoint (the Pod's) rather than at
-    the ClusterIP, which nothing forwards without kube-proxy.
+    ``for_pods``: pkiwarden runs as Pods on the node. The API server calls
+    a webhook Service at the address of a ready endpoint (the Pod's) rather
+    than at the ClusterIP, which nothing forwards without kube-proxy. It
+    still listens on loopback alone: Pods, whose loopback is their own, reach
+    it through the node's relay on the bridge's address (``relay.py``).
     """
     pods = ["--enable-aggregator-routing=true"] if for_pods else []
     return [
         str(apiserver),
-        f"--bind-address={ANY_ADDRESS if for_pods else LOOPBACK}",
+        f"--bind-address={LOOPBACK}",
         *pods,
         f"--advertise-address={LOOPBACK}",
         f"--secure-port={port}",

@@ -74,6 +74,8 @@ def issuer_argv(settings: Settings) -> list[str]:
         f"--retry-cap={settings.retry.cap:g}s",
         f"--queue-order={settings.queue_order}",
         f"--metrics-secure-port={settings.metrics_port}",
+        f"--shards={settings.shards}",
+        f"--lease-duration={settings.lease_duration_seconds:g}s",
     )
     return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
 

@@ -17,7 +17,9 @@ import datetime as dt
 import json
 import os
 import secrets
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,10 +36,15 @@ from pkiwarden.local.certs import (
     new_kubelet_serving_cert,
     write_pem_pair,
 )
-from pkiwarden.local.components import client_certificate_credentials, kubeconfig_document
+from pkiwarden.local.components import (
+    LOOPBACK,
+    client_certificate_credentials,
+    kubeconfig_document,
+)
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError
 from pkiwarden.local.node_config import NODE_NAME, NodeLayout
 from pkiwarden.local.node_teardown import (
+    APISERVER_RELAY,
     CONTAINERD,
     KUBELET,
     NodeState,
@@ -292,6 +299,21 @@ def up(plane: ControlPlane, *, die_with_caller: bool = False) -> Node:
         raise
 
 
+def _start_apiserver_relay(plane: ControlPlane, die_with_caller: bool) -> None:
+    """Pods reach the API server at the bridge's address; it listens on loopback alone."""
+    host, port = plane.pod_api_address
+    argv = [sys.executable, "-m", "pkiwarden.local.relay", host, str(port), LOOPBACK, str(port)]
+    procs.start(plane.dir, APISERVER_RELAY, argv, die_with_parent=die_with_caller)
+
+
+def _apiserver_relayed(plane: ControlPlane) -> bool:
+    try:
+        with socket.create_connection(plane.pod_api_address, timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def _start(
     plane: ControlPlane, layout: NodeLayout, bin_dir: Path, images: Path, die_with_caller: bool
 ) -> Node:
@@ -307,6 +329,9 @@ def _start(
     _write_files(plane, layout, bin_dir)
     _make_cgroups(layout)
     _make_bridge(layout)
+    if plane.for_pods:
+        _start_apiserver_relay(plane, die_with_caller)
+        wait(lambda: _apiserver_relayed(plane), [APISERVER_RELAY], "relaying to the API server")
     # containerd finds runc and the shim on PATH.
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs.start(

@@ -45,7 +45,8 @@ from pkiwarden.local.node_config import NodeLayout
 STATE_FILE = "node.json"
 KUBELET = "kubelet"
 CONTAINERD = "containerd"
-NODE_PROCESSES = (KUBELET, CONTAINERD)
+APISERVER_RELAY = "apiserver-relay"
+NODE_PROCESSES = (KUBELET, CONTAINERD, APISERVER_RELAY)
 _MNT_DETACH = 2
 
 
@@ -269,6 +270,7 @@ def teardown(dir: Path, report: Callable[[str], None]) -> None:
         deleted = _delete_tasks(state, layout)
         report(f"containerd: deleted {deleted} task(s)")
     report(procs.stop(dir, CONTAINERD))
+    report(procs.stop(dir, APISERVER_RELAY))
     swept = _sweep(layout)
     if swept:
         report(f"killed {swept} container or shim process(es) left after containerd")

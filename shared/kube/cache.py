@@ -55,6 +55,12 @@ class WatchCache:
     ``keep_metadata``: keep only these metadata fields (with name, namespace
     and resourceVersion) and of the rest of the object only ``keep_fields``;
     for objects of which a process reads little, held by the thousand.
+
+    ``admit``: keep only the objects of the namespaces it admits (a sharded
+    issuer's share of the cluster); the others are decoded and dropped. When
+    it admits more, :meth:`relist` brings their objects in; an object whose
+    namespace it stops admitting leaves the store without a DELETED (it was
+    not deleted, it is another replica's now).
     """
 
     def __init__(
@@ -68,7 +74,8 @@ class WatchCache:
         metadata_only: bool = False,
         keep_metadata: Collection[str] | None = None,
         keep_fields: Collection[str] = (),
-        reduce: Callable[[JSON], JSON] | None = None,
+        reduce: Callable[[JSON], JSON | None] | None = None,
+        admit: Callable[[str], bool] | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout_seconds: int = 300,
         page_size: int = PAGE_SIZE,
@@ -89,17 +96,22 @@ class WatchCache:
         )
         self._keep_fields = frozenset(keep_fields)
         # What is left of each object after the trimming above, when the caller
-        # needs less still (of a Pod, the Secrets its spec reads).
+        # needs less still (of a Pod, the Secrets its spec reads); None: nothing
+        # worth keeping (a Pod that reads no Secret), and the object is not kept.
         self._reduce = reduce
+        self._admit = admit
         self._handlers: list[ChangeHandler] = [on_change] if on_change is not None else []
         self._watch_timeout = watch_timeout_seconds
         self._page_size = page_size
         # namespace -> name -> object: a namespace's objects without a scan of all of them.
         self._items: dict[str, dict[str, JSON]] = {}
         self._count = 0
+        self._lists = 0  # lists done, for relist() to wait on
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._nudged = threading.Event()  # cut a retry's wait short (access just granted)
+        self._relisting = threading.Event()  # list again now: ``admit`` admits more
+        self._response: urllib3.BaseHTTPResponse | None = None  # the open watch, to cut
         self.synced = threading.Event()
         # Set while the API server refuses us (401/403), so readers need not wait.
         self.denied = threading.Event()
@@ -140,6 +152,25 @@ class WatchCache:
         """Try the list again at once instead of after the backoff, e.g. when access was granted."""
         self._nudged.set()
 
+    def relist(self, timeout: float = 0.0) -> bool:
+        """List again at once (``admit`` admits more namespaces): the open watch is cut short.
+
+        With a ``timeout``, wait until that list is done; False if it was not in time.
+        """
+        with self._lock:
+            lists = self._lists
+        self._relisting.set()
+        response = self._response
+        if response is not None:
+            response.shutdown()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stopped.is_set():
+            with self._lock:
+                if self._lists > lists and not self._relisting.is_set():
+                    return True
+            time.sleep(0.02)
+        return timeout <= 0.0
+
     def wait_synced(self, timeout: float | None = None) -> bool:
         return self.synced.wait(timeout)
 
@@ -157,12 +188,16 @@ class WatchCache:
                     self.denied.set()
                 if self._stopped.is_set():
                     return
+                if self._relisting.is_set():
+                    continue
                 if not error.gone:
                     log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
                     backoff = self._pause(backoff)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
                 if self._stopped.is_set():
                     return  # stopped while its connection was cut: nothing to report
+                if self._relisting.is_set():
+                    continue  # cut by relist(): list again at once
                 log.warning("cache %s: %s; retrying in %.1fs", self.name, error, backoff)
                 backoff = self._pause(backoff)
 
@@ -175,6 +210,7 @@ class WatchCache:
 
     def _list(self) -> str:
         """Paged list; replaces the store and reports what changed since the last list."""
+        self._relisting.clear()
         fresh: dict[str, dict[str, JSON]] = {}
         count = 0
         params: dict[str, str | int | bool] = dict(self._selectors, limit=self._page_size)
@@ -186,9 +222,14 @@ class WatchCache:
             )
             for item in page.get("items") or []:
                 namespace, name = object_key(item)
+                if self._admit is not None and not self._admit(namespace):
+                    continue
+                trimmed = self._trim(item)
+                if trimmed is None:
+                    continue
                 objects = fresh.setdefault(namespace, {})
                 count += name not in objects
-                objects[name] = self._trim(item)
+                objects[name] = trimmed
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 version = str(metadata.get("resourceVersion", ""))
@@ -196,6 +237,7 @@ class WatchCache:
             params["continue"] = metadata["continue"]
         with self._lock:
             previous, self._items, self._count = self._items, fresh, count
+            self._lists += 1
         for namespace, objects in fresh.items():
             before = previous.get(namespace, {})
             for name, obj in objects.items():
@@ -205,6 +247,8 @@ class WatchCache:
                 elif _version(old) != _version(obj):
                     self._notify("MODIFIED", obj)
         for namespace, objects in previous.items():
+            if self._admit is not None and not self._admit(namespace):
+                continue  # not deleted: another replica's share now
             now = fresh.get(namespace, {})
             for name, obj in objects.items():
                 if name not in now:
@@ -213,15 +257,16 @@ class WatchCache:
 
     def _watch_from(self, version: str) -> None:
         """Watch until stopped; returns only by raising (410 means: list again)."""
-        while not self._stopped.is_set():
+        while not self._stopped.is_set() and not self._relisting.is_set():
             params = dict(self._selectors, resourceVersion=version)
             for event in self._kube.watch(
                 self._path,
                 params=params,
                 accept=_WATCH_METADATA if self._metadata_only else "application/json",
                 timeout_seconds=self._watch_timeout,
+                on_response=self._watching,
             ):
-                if self._stopped.is_set():
+                if self._stopped.is_set() or self._relisting.is_set():
                     return
                 kind = event.get("type")
                 obj = event.get("object") or {}
@@ -231,7 +276,28 @@ class WatchCache:
                 version = _version(obj) or version
                 if kind == "BOOKMARK":
                     continue
-                self._apply(str(kind), self._trim(obj))
+                trimmed = None
+                if self._admit is None or self._admit(object_key(obj)[0]):
+                    trimmed = self._trim(obj)
+                if trimmed is None:  # not admitted, or not worth keeping: gone without a word
+                    self._drop(obj)
+                    continue
+                self._apply(str(kind), trimmed)
+
+    def _watching(self, response: urllib3.BaseHTTPResponse) -> None:
+        self._response = response
+        if self._relisting.is_set():  # relist() came before the watch opened
+            response.shutdown()
+
+    def _drop(self, obj: JSON) -> None:
+        """Forget an object no longer admitted or worth keeping, telling no one (not deleted)."""
+        namespace, name = object_key(obj)
+        with self._lock:
+            objects = self._items.get(namespace)
+            if objects is not None and objects.pop(name, None) is not None:
+                self._count -= 1
+                if not objects:
+                    del self._items[namespace]
 
     def _apply(self, kind: str, obj: JSON) -> None:
         namespace, name = object_key(obj)
@@ -256,7 +322,7 @@ class WatchCache:
             except Exception:  # a handler bug must not kill the cache
                 log.exception("cache %s: change handler failed", self.name)
 
-    def _trim(self, obj: JSON) -> JSON:
+    def _trim(self, obj: JSON) -> JSON | None:
         metadata = obj.get("metadata")
         if isinstance(metadata, dict):
             if self._keep_metadata is None:
@@ -266,13 +332,18 @@ class WatchCache:
                 kept["metadata"] = {k: v for k, v in metadata.items() if k in self._keep_metadata}
                 obj = kept
         if self._reduce is not None:
-            obj = self._reduce(obj)
+            reduced = self._reduce(obj)
+            if reduced is None:
+                return None
+            obj = reduced
         interned: JSON = _interned(obj)
         return interned
 
 
 # Values that repeat across objects (a namespace's name, label values): shared too.
-_SHARED_VALUES = frozenset({"namespace", "labels", "apiVersion", "kind"})
+# Under "status": a condition's type, status and reason, a constant message, the
+# timestamps of Pkis issued in the same second; 0.6 to 0.8 KB of a Pki's 3.2 KB.
+_SHARED_VALUES = frozenset({"namespace", "labels", "apiVersion", "kind", "status"})
 _LABEL_VALUE_MAX = 63  # the longest label value Kubernetes allows
 # Long values that repeat: the CA bundle every pkiwarden Secret carries (1 KB or more
 # each, identical in all of them; a new value only when the CA changes).

@@ -11,16 +11,16 @@ header away.
 from __future__ import annotations
 
 import json
-import os
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+from shared.kube import connection as connections
+from shared.kube.connection import Connection
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json"]
@@ -102,17 +102,20 @@ WEBHOOK_CONFIGURATIONS = Resource(
 class Kube:
     """Thread-safe: urllib3's pool manager may be shared by worker threads."""
 
-    def __init__(self, configuration: Any, *, pool_size: int = 16) -> None:
-        self._config = configuration
-        self.host: str = configuration.host.rstrip("/")
-        cert_reqs = ssl.CERT_REQUIRED if configuration.verify_ssl else ssl.CERT_NONE
+    def __init__(self, connection: Connection | Any, *, pool_size: int = 16) -> None:
+        """``connection``: a :class:`Connection`, or a ``kubernetes`` Configuration."""
+        if not isinstance(connection, Connection):
+            connection = Connection.of_configuration(connection)
+        self._token = connection.token
+        self.host: str = connection.host.rstrip("/")
+        cert_reqs = ssl.CERT_REQUIRED if connection.verify else ssl.CERT_NONE
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
             cert_reqs=cert_reqs,
-            ca_certs=configuration.ssl_ca_cert,
-            cert_file=configuration.cert_file,
-            key_file=configuration.key_file,
+            ca_certs=connection.ca_file,
+            cert_file=connection.cert_file,
+            key_file=connection.key_file,
             ssl_minimum_version=ssl.TLSVersion.TLSv1_2,
             retries=False,
         )
@@ -124,31 +127,18 @@ class Kube:
         ``pool_size``: connections kept open for reuse; size it for the threads
         that make requests at once (each open watch holds one connection).
         """
-        configuration = k8s_client.Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path or os.path.exists(os.path.expanduser("~/.kube/config")):
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration
-            )
-        else:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        return cls(configuration, pool_size=pool_size)
+        return cls(connections.from_environment(kubeconfig), pool_size=pool_size)
 
     @classmethod
     def from_token(cls, host: str, token: str, ca_cert_path: str) -> Kube:
-        configuration = k8s_client.Configuration()
-        configuration.host = host
-        configuration.ssl_ca_cert = ca_cert_path
-        configuration.api_key = {"authorization": f"Bearer {token}"}
-        return cls(configuration)
+        bearer = f"Bearer {token}"
+        return cls(Connection(host=host, ca_file=ca_cert_path, token=lambda: bearer))
 
     # -- requests ---------------------------------------------------------
 
     def _headers(self, accept: str, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": accept, "User-Agent": "pkiwarden"}
-        token = self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
+        token = self._token()
         if token:
             headers["Authorization"] = token
         if content_type:
@@ -207,12 +197,15 @@ class Kube:
         params: Mapping[str, str | int | bool] | None = None,
         accept: str = "application/json",
         timeout_seconds: int = 300,
+        on_response: Callable[[urllib3.BaseHTTPResponse], None] | None = None,
     ) -> Iterator[JSON]:
         """Yield watch events (``{"type": ..., "object": ...}``) until the server ends the watch.
 
         The server is asked to end the watch after ``timeout_seconds``; the
         client read timeout sits a little beyond it, so a silently dead
-        connection is noticed instead of hanging forever.
+        connection is noticed instead of hanging forever. ``on_response`` is
+        handed the open response, so another thread can end the watch at once
+        (``shutdown()``) instead of waiting for its next event.
         """
         query = dict(params or {})
         query.update(watch="true", allowWatchBookmarks="true", timeoutSeconds=timeout_seconds)
@@ -223,6 +216,8 @@ class Kube:
             timeout=urllib3.Timeout(connect=5.0, read=timeout_seconds + 30),
             preload_content=False,
         )
+        if on_response is not None:
+            on_response(response)
         try:
             if response.status >= 400:
                 raise _api_error(response.status, _decode(response.read()))

@@ -226,6 +226,24 @@ def test_reissued_when_secret_deleted_spec_changed_or_tampered(
     wait_ready(control_plane, ns, "web")
 
 
+def test_rotation_policy_never_keeps_the_key_across_a_re_issue(
+    control_plane: ControlPlane, ns: str
+) -> None:
+    """The issuer caches no private key (only its Secrets' facts): keeping one reads it."""
+    never = {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Never"}
+    apply(control_plane, pki(ns, "web", privateKey=never))
+    wait_ready(control_plane, ns, "web")
+    first = serial(control_plane, ns, "web-tls")
+    key = secret_data(control_plane, ns, "web-tls")["tls.key"]
+
+    apply(control_plane, pki(ns, "web", privateKey=never, duration="1000h"))  # SpecChanged
+    second = eventually(
+        lambda: (s := serial(control_plane, ns, "web-tls")) != first and s, TIMEOUT, "a re-issue"
+    )
+    assert second != first
+    assert secret_data(control_plane, ns, "web-tls")["tls.key"] == key
+
+
 def serial_or_none(plane: ControlPlane, namespace: str, name: str) -> str | None:
     """The Secret's serial; None while it is missing or holds no readable certificate."""
     try:

@@ -80,6 +80,20 @@ def _hex_address(text: str) -> str:
     return str(ipaddress.IPv4Address(bytes.fromhex(text)[::-1]))
 
 
+def _listening_on(port: int) -> set[str]:
+    """The local addresses of every listening TCP socket (IPv4 and IPv6) on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
 def _sleeper(plane: ControlPlane) -> dict[str, object]:
     pod = {
         "apiVersion": "v1",
@@ -129,6 +143,10 @@ def test_up_starts_a_node_that_keeps_to_itself_and_down_leaves_nothing(tmp_path:
         for verb in (("list", "secrets", "-A"), ("delete", "nodes")):
             answer = plane.kubectl("auth", "can-i", *verb, kubeconfig=node_config_path, check=False)
             assert answer.stdout.strip().startswith("no"), verb
+        # The API server listens on loopback alone; Pods reach it through the
+        # node's relay on the bridge's address.
+        bridge_ip, api_port = plane.pod_api_address
+        assert _listening_on(api_port) == {"127.0.0.1", bridge_ip}
         pod = _sleeper(plane)
         pod_ip = ipaddress.ip_address(pod["status"]["podIP"])  # type: ignore[index]
         subnet = ipaddress.ip_network(layout.pod_subnet)

@@ -145,6 +145,7 @@ def test_a_cached_pod_keeps_only_its_references_to_secrets_and_the_same_answers(
         "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}],
     }
     cached = reading_pod(pod("web", spec))
+    assert cached is not None
     assert list(spec_references(cached["spec"])) == list(spec_references(spec))
     assert consumptions(cached, SECRET) == consumptions(pod("web", spec), SECRET)
     assert cached["metadata"] == pod("web", spec)["metadata"]
@@ -152,3 +153,12 @@ def test_a_cached_pod_keeps_only_its_references_to_secrets_and_the_same_answers(
     for dropped in ("busybox", "serviceAccountToken", "configMap", "PLAIN", "livenessProbe"):
         assert dropped not in text
     assert len(text) < len(json.dumps(spec)) / 2
+
+
+def test_a_pod_that_reads_no_secret_is_not_cached() -> None:
+    """Nothing is ever reported on it; a Pod with an ephemeral container reading one is."""
+    plain = {"containers": [container(name="app", env=[{"name": "PLAIN", "value": "x"}])]}
+    assert reading_pod(pod("web", plain)) is None
+    debug = {**plain, "ephemeralContainers": ENV_FROM["containers"]}
+    kept = reading_pod(pod("web", debug))
+    assert kept is not None and consumptions(kept, SECRET) == {Consumption.ENV_FROM}

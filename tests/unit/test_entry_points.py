@@ -64,3 +64,29 @@ def test_local_up_does_load_the_local_tooling(tmp_path: Path) -> None:
     """The check above can fail: the ``local`` command group does import it."""
     modules = loaded_modules("pkiwarden.cli", ["local", "down", f"--dir={tmp_path / 'none'}"])
     assert "pkiwarden.local.controlplane" in modules
+
+
+@pytest.mark.parametrize(
+    ("entry", "argv"),
+    [
+        ("pkiwarden.cli", ["webhook", "serve"]),
+        ("pkiwarden.cli", ["issuer", "run", "--health-port=-1"]),
+    ],
+    ids=["pkiwarden webhook serve", "pkiwarden issuer run"],
+)
+def test_serving_does_not_load_the_kubernetes_package(
+    entry: str, argv: list[str], tmp_path: Path
+) -> None:
+    """Its generated API models alone are 21 MiB of each process; only a kubeconfig that
+    needs an exec plugin or merging loads it (shared.kube.connection)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    timeout = ["--sync-timeout=0.1"] if "issuer" in argv else []
+    modules = loaded_modules(entry, [*argv, f"--kubeconfig={kubeconfig}", *timeout])
+    assert "shared.kube.connection" in modules
+    assert [name for name in modules if name.split(".")[0] == "kubernetes"] == []

@@ -170,6 +170,6 @@ def test_a_rewrite_drops_an_earlier_releases_owner_reference() -> None:
 def test_read_stored_gives_words_for_broken_data() -> None:
     stored = read_stored(SECRET)
     assert isinstance(stored, StoredCertificate)
-    assert stored.serial == stored.serial_annotation
+    assert stored.facts.serial_recorded
     assert read_stored({"data": {}}) == "tls.crt is missing"
     assert read_stored({"data": {"tls.crt": "!!", "tls.key": "x"}}) == "tls.crt is not base64"

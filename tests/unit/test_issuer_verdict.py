@@ -13,6 +13,7 @@ import pytest
 from issuer.controllers.pkis.decisions.verdict import Step, Trigger, decide_issuance, retry_delay
 from issuer.controllers.pkis.reporting.reasons import Reason
 from issuer.runtime import issuance
+from issuer.runtime.issued_facts import keep_facts
 from issuer.runtime.signers import CAProblem
 from shared.findings import Category, Finding, Severity
 from shared.validation.pki import Context, validate_pki
@@ -258,6 +259,24 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_cached_form_of_a_secret_decides_the_same(case: Case) -> None:
+    """The issued-Secret cache keeps facts, not PEM: every case decides as on the whole Secret."""
+    secret = case.secret() if callable(case.secret) else case.secret
+    cached = keep_facts(copy.deepcopy(secret)) if secret is not None else None
+    if cached is not None:
+        assert set(cached["data"]) <= {"ca.crt"}  # tls.crt and tls.key are not kept
+    now = NOW + case.now_offset
+    whole = decide_issuance(case.pki, secret, case.ca, list(case.findings), now)
+    result = decide_issuance(case.pki, cached, case.ca, list(case.findings), now)
+    assert (result.step, result.why, result.reason) == (case.step, case.why, case.reason)
+    assert result.requeue_at == whole.requeue_at
+    assert result.in_force == whole.in_force
+    if whole.stored is not None:
+        assert result.stored is not None and result.stored.facts == whole.stored.facts
+        assert result.stored.key is None and whole.stored.key is not None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_verdict(case: Case) -> None:
     secret = case.secret() if callable(case.secret) else case.secret
     now = NOW + case.now_offset
@@ -268,7 +287,7 @@ def test_verdict(case: Case) -> None:
         assert result.requeue_at is not None and result.requeue_at > now
     if result.step is Step.WAIT:
         assert result.stored is not None
-        expected = result.stored.certificate.not_valid_after_utc - timedelta(hours=720)
+        expected = result.stored.facts.not_after - timedelta(hours=720)
         assert result.requeue_at == expected
 
 
@@ -324,9 +343,9 @@ def test_short_certificate_renews_at_two_thirds_of_its_life() -> None:
     secret = issued_secret(pki, short_ca)
     result = decide_issuance(pki, secret, short_ca, [], NOW)
     assert result.step is Step.WAIT and result.stored is not None
-    cert = result.stored.certificate
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert result.requeue_at == cert.not_valid_before_utc + lifetime * 2 / 3
+    facts = result.stored.facts
+    lifetime = facts.not_after - facts.not_before
+    assert result.requeue_at == facts.not_before + lifetime * 2 / 3
 
 
 def test_a_renewal_every_second_is_refused_by_the_issuers_re_check() -> None:

@@ -58,6 +58,7 @@ from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime import issuance
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
+from issuer.runtime.issued_facts import cached_facts, parse_issued
 from issuer.runtime.ownership import Ownership, ownership
 from issuer.runtime.signers import unreadable_ca_problem
 from shared import API_GROUP_VERSION, defaults
@@ -95,33 +96,32 @@ def had_a_ca(authority: Mapping[str, Any]) -> bool:
 
 
 def key_id(certificate: x509.Certificate) -> bytes:
-    try:
-        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
-    return ski.digest
+    return issuance.subject_key_id(certificate)
 
 
 def _leaf(secret: Mapping[str, Any]) -> Leaf:
+    """From the issued-Secret cache's facts (a Secret read whole is parsed the same way)."""
     metadata = secret.get("metadata") or {}
-    data = secret.get("data") or {}
-    issuer_key_id: bytes | None = None
-    not_after: datetime | None = None
-    try:
-        certificate = issuance.load_certificates(base64.b64decode(data.get("tls.crt") or ""))[0]
-        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-        issuer_key_id, not_after = aki.key_identifier, certificate.not_valid_after_utc
-    except (ValueError, IndexError, x509.ExtensionNotFound):
-        pass
-    return Leaf(
-        str(metadata.get("resourceVersion")), issuer_key_id, not_after, str(data.get("ca.crt", ""))
+    facts = cached_facts(secret)
+    if facts is None:
+        facts = parse_issued(secret)
+    issuer_key_id, not_after = (
+        (None, None)
+        if isinstance(facts, str)
+        else (
+            facts.issuer_key_id,
+            facts.not_after,
+        )
     )
+    bundle = str((secret.get("data") or {}).get("ca.crt", ""))
+    return Leaf(str(metadata.get("resourceVersion")), issuer_key_id, not_after, bundle)
 
 
 class AuthorityController:
     """Trust distribution and rotation for every PkiAuthority, one pass over all of them."""
 
     name = "authorities"
+    sharded = False  # the CAs are the cluster's: with --shards, shard 0's holder runs this
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
@@ -174,6 +174,10 @@ class AuthorityController:
         self.configmaps.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def shard_gained(self, shard: int) -> None:
+        """Nothing per shard: it sees the Pkis of every shard its replica leads."""
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from issuer.controllers.pkis.decisions.conclusion import Conclusion, conclude
-from issuer.controllers.pkis.decisions.key_reuse import reusable_key
+from issuer.controllers.pkis.decisions.key_reuse import keeps_key, reusable_key, same_key_source
 from issuer.controllers.pkis.decisions.messages import api_refusal_message
 from issuer.controllers.pkis.decisions.secret_body import secret_body
 from issuer.controllers.pkis.decisions.verdict import (
@@ -36,7 +36,8 @@ from issuer.controllers.pkis.effects.secret_write import (
 )
 from issuer.controllers.pkis.effects.status_write import StatusWriter
 from issuer.controllers.pkis.inputs.kind import pki_kind_stays
-from issuer.controllers.pkis.inputs.secrets import SecretReader
+from issuer.controllers.pkis.inputs.secrets import SecretReader, read_secret
+from issuer.controllers.pkis.inputs.stored import StoredCertificate, read_stored
 from issuer.controllers.pkis.inputs.watches import Watches
 from issuer.controllers.pkis.reporting.metrics import certificate_series
 from issuer.controllers.pkis.reporting.pki_events import (
@@ -51,6 +52,7 @@ from issuer.runtime.context import Runtime
 from issuer.runtime.metrics import ReconcileResult
 from issuer.runtime.ownership import Ownership, legacy_owner_references, ownership
 from issuer.runtime.queue import WorkQueue
+from issuer.runtime.shards import shard_of
 from shared.kube.client import JSON, ApiError
 from shared.logs import fields
 from shared.validation.pki import policy_defaulted, validate_pki
@@ -72,10 +74,15 @@ class Result:
     error: str | None = None
 
 
+class KeyChangedError(Exception):
+    """The Secret whose key ``rotationPolicy: Never`` keeps changed between cache and read."""
+
+
 class PkiController:
     """Owns the Pki watches, the queue and the workers; ``reconcile`` handles one key."""
 
     name = "pkis"
+    sharded = True
 
     def __init__(
         self,
@@ -91,6 +98,7 @@ class PkiController:
         self.clock = runtime.clock
         self.signers = runtime.signers
         self.reissues = runtime.reissues
+        self.shards = runtime.shards
         self.queue = WorkQueue(order=settings.queue_order)
         self.on_result: Callable[[Result, float], None] | None = None  # metrics
         self.watches = Watches(self.kube, runtime.caches, self.queue.add)
@@ -127,6 +135,21 @@ class PkiController:
             events, pod_watch = self._pod_events
             pod_watch.start(events)
 
+    def shard_gained(self, shard: int) -> None:
+        """Its Pods are listed again; its failing Pkis recalled, as at ``start``."""
+        if self._pod_events is None:
+            return
+        events, pod_watch = self._pod_events
+        pod_watch.cache.relist()
+        count = self.shards.count
+        gained = [
+            pki
+            for pki in self.view.pkis.list()
+            if shard_of(str((pki.get("metadata") or {}).get("namespace")), count) == shard
+        ]
+        recalled = events.recall(gained)
+        log.info("failing Pkis recalled from status", extra=fields(pkis=recalled, shard=shard))
+
     def stop(self) -> None:
         if self._pod_events is not None:
             self._pod_events[1].stop()
@@ -162,6 +185,9 @@ class PkiController:
 
     def reconcile(self, key: str) -> Result:
         namespace, name = key.split("/", 1)
+        if not self.shards.owns(namespace):
+            self.queue.forget(key)  # another replica's shard
+            return Result(key, None)
         pki = self.status.freshest(key, self.watches.pki(namespace, name))
         if pki is None or (pki.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.forget(key)
@@ -210,7 +236,12 @@ class PkiController:
         desired, ca = verdict.desired, self.signers.current(self.signers.authority_of(pki), now)
         assert desired is not None and isinstance(ca, issuance.SigningCA)
         namespace = key.split("/", 1)[0]
-        private_key = reusable_key(verdict) or issuance.generate_key(desired.key)
+        try:
+            kept = reusable_key(verdict) or self._kept_key(namespace, desired.secret_name, verdict)
+        except KeyChangedError:
+            self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
+            return Result(key, Step.ISSUE, verdict.why, error="secret changed while read")
+        private_key = kept or issuance.generate_key(desired.key)
         issued = issuance.issue_leaf(desired.request, private_key, ca, now)
         body = secret_body(pki, desired, issued, private_key, ca, existing=secret)
         try:
@@ -233,6 +264,24 @@ class PkiController:
         if verdict.retire is not None:
             self._retire(pki, namespace, verdict.retire)
         return verdict, issued
+
+    def _kept_key(
+        self, namespace: str, secret_name: str, verdict: Verdict
+    ) -> issuance.PrivateKey | None:
+        """The key ``rotationPolicy: Never`` keeps, read from the API server.
+
+        The issued-Secret cache holds no private key (``issuer.runtime.issued_facts``):
+        the one issuance that keeps a key reads its Secret whole, once.
+        """
+        stored = verdict.stored
+        if stored is None or not keeps_key(verdict):
+            return None
+        whole = read_secret(self.kube, namespace, secret_name)  # an ApiError: retried, backed off
+        read = read_stored(whole) if whole is not None else "the Secret is gone"
+        if not same_key_source(stored, read):
+            raise KeyChangedError(secret_name)  # decided again from the cache's next version
+        assert isinstance(read, StoredCertificate)
+        return read.key
 
     def _retire(self, pki: JSON, namespace: str, name: str) -> None:
         """Delete the Secret written before spec.secretName changed, if it is still ours."""
@@ -370,8 +419,12 @@ def build(runtime: Runtime) -> PkiController:
     if runtime.recorder is None:
         controller = PkiController(runtime, PkiLogRecorder())
     else:
+        shards = runtime.shards
         events, pod_watch = pki_event_recorder(
-            runtime.kube, runtime.recorder, event_ttl=runtime.settings.event_ttl
+            runtime.kube,
+            runtime.recorder,
+            event_ttl=runtime.settings.event_ttl,
+            admit=shards.owns if shards.sharded else None,
         )
         recorder = FanOut([PkiLogRecorder(), events])
         controller = PkiController(runtime, recorder, (events, pod_watch))

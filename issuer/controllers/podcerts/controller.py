@@ -74,6 +74,9 @@ class PodCertificateController:
     """The signer ``pkiwarden.dev/<authority>`` for every authority the issuer serves."""
 
     name = "podcerts"
+    # Cluster-wide: with --shards, shard 0's holder signs every request (they
+    # are few and small; the signer keeps no per-namespace state worth dividing).
+    sharded = False
 
     def __init__(self, runtime: Runtime, *, fail_after: timedelta = FAIL_AFTER) -> None:
         self.kube = runtime.kube
@@ -116,6 +119,9 @@ class PodCertificateController:
             thread.start()
             self._threads.append(thread)
         self.bundles.start()
+
+    def shard_gained(self, shard: int) -> None:
+        """Nothing per shard: it watches every namespace's requests."""
 
     def stop(self) -> None:
         self._stopped.set()

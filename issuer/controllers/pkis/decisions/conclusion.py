@@ -67,7 +67,7 @@ def conclude(
 def _still_valid(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Conclusion:
     assert verdict.stored is not None and verdict.desired is not None
     renewal = verdict.requeue_at or now
-    facts = CertificateFacts.of(verdict.desired.secret_name, verdict.stored.certificate, renewal)
+    facts = CertificateFacts.stored(verdict.desired.secret_name, verdict.stored.facts, renewal)
     outcome = Outcome(True, Reason.ISSUED.value, valid_message(facts), facts)
     status = pki.get("status") or {}
     event = None
@@ -93,7 +93,12 @@ def _ready(status: Mapping[str, Any]) -> bool:
 
 def _issued(verdict: Verdict, issued: issuance.IssuedCertificate) -> Conclusion:
     assert verdict.desired is not None
-    renewal = renews_at(issued.certificate, verdict.desired.renew_before)
+    certificate = issued.certificate
+    renewal = renews_at(
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+        verdict.desired.renew_before,
+    )
     facts = CertificateFacts.of(verdict.desired.secret_name, issued.certificate, renewal)
     reason = Reason.RENEWED if verdict.why is Trigger.RENEWAL_DUE else Reason.ISSUED
     message = issued_message(facts, verdict)
@@ -108,9 +113,9 @@ def _failed(pki: Mapping[str, Any], verdict: Verdict, now: datetime) -> Conclusi
     assert verdict.reason is not None
     facts = None
     if verdict.stored is not None and verdict.desired is not None:
-        certificate = verdict.stored.certificate
-        renewal = renews_at(certificate, verdict.desired.renew_before)
-        facts = CertificateFacts.of(verdict.desired.secret_name, certificate, renewal)
+        stored = verdict.stored.facts
+        renewal = renews_at(stored.not_before, stored.not_after, verdict.desired.renew_before)
+        facts = CertificateFacts.stored(verdict.desired.secret_name, stored, renewal)
     message = verdict.message
     if verdict.in_force and facts is not None:
         message = blocked_message(facts, verdict.message)

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from issuer.controllers.pkis.decisions.verdict import Trigger
+from issuer.runtime.issued_facts import IssuedFacts
 from shared.certificates import serial_hex
 from shared.clock import parse_rfc3339, rfc3339
 
@@ -31,6 +32,17 @@ class CertificateFacts:
     not_before: datetime
     not_after: datetime
     renewal_time: datetime
+
+    @classmethod
+    def stored(cls, secret_name: str, facts: IssuedFacts, renewal: datetime) -> CertificateFacts:
+        """From an issued Secret's facts (``issuer.runtime.issued_facts``)."""
+        return cls(
+            secret_name=secret_name,
+            serial=serial_hex(facts.serial),
+            not_before=facts.not_before,
+            not_after=facts.not_after,
+            renewal_time=renewal,
+        )
 
     @classmethod
     def of(

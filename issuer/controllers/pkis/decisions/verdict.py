@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from cryptography import x509
-
 from issuer.controllers.pkis.inputs.stored import StoredCertificate, read_stored
 from issuer.controllers.pkis.reporting.reasons import Reason, reason_for
 from issuer.runtime import issuance
+from issuer.runtime.issued_facts import requested_names
 from issuer.runtime.ownership import Ownership, conflict_message, ownership
 from issuer.runtime.signers import CAProblem
 from shared.backoff import Backoff
@@ -135,10 +134,8 @@ def desired_of(pki: Mapping[str, Any]) -> Desired:
     )
 
 
-def renews_at(certificate: x509.Certificate, renew_before: timedelta) -> datetime:
+def renews_at(not_before: datetime, not_after: datetime, renew_before: timedelta) -> datetime:
     """notAfter - renewBefore; when the certificate is shorter (clamped), at 2/3 of its life."""
-    not_before: datetime = certificate.not_valid_before_utc
-    not_after: datetime = certificate.not_valid_after_utc
     lifetime = not_after - not_before
     if renew_before >= lifetime:
         return not_before + lifetime * 2 / 3
@@ -214,7 +211,7 @@ def decide_issuance(
             "",
             None,
             "",
-            renews_at(stored.certificate, desired.renew_before),
+            renews_at(stored.facts.not_before, stored.facts.not_after, desired.renew_before),
             desired,
             stored,
         )
@@ -236,8 +233,7 @@ def in_force(stored: StoredCertificate | None, why: Trigger | None, now: datetim
     """A certificate valid now and matching the spec: at most its renewal is due."""
     if stored is None or why not in (None, Trigger.RENEWAL_DUE):
         return False
-    certificate = stored.certificate
-    return bool(certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc)
+    return stored.facts.not_before <= now < stored.facts.not_after
 
 
 def _retired(pki: Mapping[str, Any], desired: Desired) -> str | None:
@@ -267,28 +263,31 @@ def _trigger(  # noqa: PLR0917 - the verdict's inputs, in the same order
         return Trigger.NEW, "no certificate has been issued yet"
     if isinstance(stored, str) or stored is None:
         return Trigger.SECRET_ALTERED, str(stored or "the Secret is unreadable")
-    if not issuance.same_serial(stored.serial_annotation, stored.certificate):
+    facts = stored.facts
+    if not facts.serial_recorded:
         return Trigger.SECRET_ALTERED, "tls.crt is not the certificate pkiwarden issued"
-    if not issuance.key_matches_certificate(stored.key, stored.certificate):
+    if not facts.key_matches:
         return Trigger.KEY_MISMATCH, "tls.key does not belong to the certificate in tls.crt"
-    if stored.spec_hash != desired.spec_hash:
+    if facts.spec_hash != desired.spec_hash:
         return Trigger.SPEC_CHANGED, "the spec changed since the certificate was issued"
-    key_spec = issuance.key_spec_of(stored.key)
-    if key_spec != desired.key:
+    if facts.key_spec != desired.key:
         return (
             Trigger.CERTIFICATE_MISMATCH,
-            f"the key is {key_spec}, the spec asks for {desired.key}",
+            f"the key is {facts.key_spec}, the spec asks for {desired.key}",
         )
-    differences = issuance.differences(stored.certificate, desired.request)
-    if differences:
-        return Trigger.CERTIFICATE_MISMATCH, "; ".join(differences)
+    if facts.names != requested_names(desired.request):
+        return (
+            Trigger.CERTIFICATE_MISMATCH,
+            "the certificate's common name, DNS names, IP addresses or usages differ from the spec",
+        )
     # ca.crt is not compared: the authority controller keeps it on the trust set, which
-    # changes during a CA rotation without any certificate needing re-issue.
-    if isinstance(ca, issuance.SigningCA) and not issuance.signed_by(
-        stored.certificate, ca.certificate
+    # changes during a CA rotation without any certificate needing re-issue. The signer
+    # is told by its key id, as the authority controller counts a rotation's progress.
+    if isinstance(ca, issuance.SigningCA) and facts.issuer_key_id != issuance.subject_key_id(
+        ca.certificate
     ):
         return Trigger.CA_CHANGED, "CA rotation: the certificate was signed by another CA"
-    due = renews_at(stored.certificate, desired.renew_before)
+    due = renews_at(facts.not_before, facts.not_after, desired.renew_before)
     if now >= due:
         return Trigger.RENEWAL_DUE, f"renewal was due at {rfc3339(due)}"
     return None, ""

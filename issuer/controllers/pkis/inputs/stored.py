@@ -1,10 +1,14 @@
-"""What one of pkiwarden's Secrets holds, parsed: certificate, key, CA and the issuance record.
+"""What one of pkiwarden's Secrets holds: its certificate's facts, and its key when read whole.
 
 The Secret's annotations are the record of what was issued (serial, notAfter,
 the hash of the spec it was issued from). They are written in the same request
 as the certificate, so a crash between writing the Secret and writing the
 Pki's status loses nothing: the next reconcile reads the Secret and sees the
 work is done.
+
+A Secret from the issued-Secret cache carries its facts only
+(``issuer.runtime.issued_facts``); one read from the API server carries its
+data, parsed here into the same facts and its private key.
 """
 
 from __future__ import annotations
@@ -13,56 +17,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-
 from issuer.runtime import issuance
+from issuer.runtime.issued_facts import (
+    NOT_AFTER_ANNOTATION,
+    SERIAL_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    IssuedFacts,
+    cached_facts,
+    read_whole,
+)
 from shared.certificates import serial_hex
 
-SERIAL_ANNOTATION = "pkiwarden.dev/serial-number"
-NOT_AFTER_ANNOTATION = "pkiwarden.dev/not-after"
-SPEC_HASH_ANNOTATION = "pkiwarden.dev/spec-hash"
+__all__ = [
+    "NOT_AFTER_ANNOTATION",
+    "SERIAL_ANNOTATION",
+    "SPEC_HASH_ANNOTATION",
+    "StoredCertificate",
+    "read_stored",
+]
 
 
 @dataclass(frozen=True)
 class StoredCertificate:
-    """What one of our Secrets holds, parsed."""
+    """What one of our Secrets holds; ``key`` only when the Secret was read whole."""
 
-    certificate: x509.Certificate
-    key: issuance.PrivateKey
-    ca_pem: bytes
-    serial_annotation: str
-    spec_hash: str
+    facts: IssuedFacts
+    key: issuance.PrivateKey | None = None
 
     @property
     def serial(self) -> str:
-        return serial_hex(self.certificate.serial_number)
+        return serial_hex(self.facts.serial)
+
+    @property
+    def spec_hash(self) -> str:
+        return self.facts.spec_hash
 
 
 def read_stored(secret: Mapping[str, Any]) -> StoredCertificate | str:
-    """The Secret's certificate and key, or a few words on what is wrong with them."""
-    data = secret.get("data") or {}
-    annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    try:
-        cert_pem = issuance.secret_field(data, "tls.crt")
-        key_pem = issuance.secret_field(data, "tls.key")
-    except ValueError as error:
-        return str(error)
-    try:
-        certificate = issuance.load_certificates(cert_pem)[0]
-    except ValueError:
-        return "tls.crt holds no readable certificate"
-    try:
-        key = issuance.load_key(key_pem)
-    except (ValueError, TypeError):
-        return "tls.key holds no readable private key"
-    try:
-        ca_pem = issuance.secret_field(data, "ca.crt")
-    except ValueError:
-        ca_pem = b""
-    return StoredCertificate(
-        certificate=certificate,
-        key=key,
-        ca_pem=ca_pem,
-        serial_annotation=str(annotations.get(SERIAL_ANNOTATION, "")),
-        spec_hash=str(annotations.get(SPEC_HASH_ANNOTATION, "")),
-    )
+    """The Secret's certificate facts (and key), or a few words on what is wrong with them."""
+    cached = cached_facts(secret)
+    if cached is not None:
+        return cached if isinstance(cached, str) else StoredCertificate(cached)
+    read = read_whole(secret)
+    if isinstance(read, str):
+        return read
+    facts, key = read
+    return StoredCertificate(facts, key)

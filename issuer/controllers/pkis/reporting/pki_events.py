@@ -13,7 +13,7 @@ the Pki is issued again, every Pod that was told gets a Normal Event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -185,7 +185,7 @@ class PodWatch:
     Started by the leader only: only the leader writes Events.
     """
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, admit: Callable[[str], bool] | None = None) -> None:
         # What reporting reads of a Pod: its name and uid (the Event's
         # involvedObject) and the Secrets its spec reads. Status, labels,
         # annotations and the rest of every Pod in the cluster stay out of memory.
@@ -195,6 +195,7 @@ class PodWatch:
             keep_metadata=("uid",),
             keep_fields=("spec",),
             reduce=reading_pod,
+            admit=admit,  # a sharded replica's namespaces
             on_change=self._changed,
         )
         self._reporter: PkiEventRecorder | None = None
@@ -217,14 +218,18 @@ class PodWatch:
 
 
 def pki_event_recorder(
-    kube: Kube, recorder: EventRecorder, *, event_ttl: timedelta = DEFAULT_EVENT_TTL
+    kube: Kube,
+    recorder: EventRecorder,
+    *,
+    event_ttl: timedelta = DEFAULT_EVENT_TTL,
+    admit: Callable[[str], bool] | None = None,
 ) -> tuple[PkiEventRecorder, PodWatch]:
     """The Pki controller's Event recorder, and the Pod watch to start with it once leading.
 
     Consumers of a failing Pki come from the watch's cache once it is synced,
     from a list of the namespace's Pods before that.
     """
-    watch = PodWatch(kube)
+    watch = PodWatch(kube, admit)
     events = PkiEventRecorder(
         recorder, CachedPods(watch.cache, ListedPods(kube)), event_ttl=event_ttl
     )

@@ -1,0 +1,91 @@
+"""One Lease per shard: the election loops of a sharded issuer, and what a gained shard needs.
+
+Each shard has its own :class:`~issuer.runtime.leader.LeaderElector`. A replica
+leading k shards is patient k times over before taking a free one
+(``issuer.runtime.shards.patience``), so the shards spread over the replicas. On
+gaining a shard, the caches list again with its namespaces admitted (Secrets
+before Pkis) and only then is its work started; losing one ends the process,
+as losing the one Lease does without sharding (another replica took it: this
+one must stop writing there at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from issuer.runtime.leader import LeaderElector
+from issuer.runtime.shards import LedShards, lease_name, patience
+from shared.logs import fields
+
+log = logging.getLogger(__name__)
+
+# client-go's proportions: renew deadline 10 s and retry 2 s of a 15 s Lease.
+RENEW_FRACTION = 10 / 15
+RETRY_FRACTION = 2 / 15
+
+
+class ShardElection:
+    """Campaigns for every shard; ``gained(shard)`` runs on its own thread, in order."""
+
+    def __init__(
+        self,
+        elector_of: Callable[..., LeaderElector],
+        shards: LedShards,
+        base_name: str,
+        lease_duration: float,
+        *,
+        gained: Callable[[int], None],
+        lost: Callable[[int], None],
+    ) -> None:
+        self._shards = shards
+        self._gained = gained
+        self._lost = lost
+        self._lock = threading.Lock()  # one gain at a time: caches list once per gain
+        retry = lease_duration * RETRY_FRACTION
+        # One lock for all of this replica's electors, and patience counted from
+        # the records they wrote: two of them cannot both take a free Lease at once
+        # believing this replica leads nothing yet.
+        campaign = threading.Lock()
+        self.electors: list[LeaderElector] = []
+        self.electors.extend(
+            elector_of(
+                lease_name(base_name, shard, shards.count),
+                lease_duration=lease_duration,
+                renew_deadline=lease_duration * RENEW_FRACTION,
+                retry_period=retry,
+                patience=lambda free: patience(
+                    sum(e.holds for e in self.electors),
+                    free=free,
+                    retry_period=retry,
+                    lease_duration=lease_duration,
+                ),
+                lock=campaign,
+            )
+            for shard in range(shards.count)
+        )
+
+    def start(self) -> None:
+        for shard, elector in enumerate(self.electors):
+            elector.start(
+                lambda shard=shard: self._on_gained(shard),  # type: ignore[misc]
+                lambda shard=shard: self._on_lost(shard),  # type: ignore[misc]
+            )
+
+    def release(self) -> None:
+        for elector in self.electors:
+            elector.release()
+
+    def _on_gained(self, shard: int) -> None:
+        self._shards.gained(shard)
+        threading.Thread(target=self._prepare, args=(shard,), name=f"shard-{shard}").start()
+
+    def _prepare(self, shard: int) -> None:
+        with self._lock:
+            log.info("shard gained", extra=fields(shard=shard, shards=self._shards.count))
+            self._gained(shard)
+
+    def _on_lost(self, shard: int) -> None:
+        self._shards.lost(shard)
+        self._lost(shard)

@@ -1,0 +1,176 @@
+"""Three issuer replicas, three shards: kill one, its shard moves, nothing is issued twice or lost.
+
+Each replica starts with ``--shards 3`` and a 6 s Lease (client-go's
+proportions: renewal within 4 s, a try every 0.8 s), so the failover is
+measured in seconds. Three namespaces are chosen so that each shard has one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from issuer.run import LEASE_NAME
+from issuer.runtime.leader import LeaseRecord
+from issuer.runtime.settings import Settings
+from issuer.runtime.shard_election import RETRY_FRACTION
+from issuer.runtime.shards import lease_name, patience, shard_of
+from pkiwarden.local import issuer_process
+from pkiwarden.local import processes as procs
+from pkiwarden.local.controlplane import ControlPlane
+from pkiwarden.local.issuer_process import LocalIssuer
+from shared.kube.client import LEASES, PKI_POLICIES, PKIS, ApiError, Kube
+from tests.e2e.helpers import create_pki, delete_namespace, events_on, eventually, ready
+
+ISSUER_NAMESPACE = "pkiwarden-e2e-shards"
+SHARDS = 3
+LEASE_SECONDS = 6.0
+RETRY = LEASE_SECONDS * RETRY_FRACTION
+POLICY = "e2e-shards"
+
+
+def one_namespace_per_shard() -> list[str]:
+    """The first ``shards-e2e-N`` names that land in shards 0, 1 and 2 (the hash is stable)."""
+    chosen: dict[int, str] = {}
+    number = 0
+    while len(chosen) < SHARDS:
+        chosen.setdefault(shard_of(f"shards-e2e-{number}", SHARDS), f"shards-e2e-{number}")
+        number += 1
+    return [chosen[shard] for shard in range(SHARDS)]
+
+
+NAMESPACES = one_namespace_per_shard()
+
+
+def holders(kube: Kube) -> dict[int, LeaseRecord]:
+    """Shard -> its Lease, for the shards whose Lease exists and is held."""
+    found = {}
+    for shard in range(SHARDS):
+        try:
+            lease = kube.get(LEASES.path(ISSUER_NAMESPACE, lease_name(LEASE_NAME, shard, SHARDS)))
+        except ApiError as error:
+            if error.not_found:
+                continue
+            raise
+        record = LeaseRecord.of(lease)
+        if record.holder:
+            found[shard] = record
+    return found
+
+
+def logs(plane: ControlPlane, replicas: list[LocalIssuer]) -> str:
+    """The end of each replica's log, for a failure's message."""
+    return "\n".join(
+        f"--- {issuer.name}\n{procs.tail(procs.log_path(plane.dir, issuer.name))}"
+        for issuer in replicas
+    )
+
+
+def holder_pid(record: LeaseRecord) -> int:
+    """Identities outside a Pod are ``host_pid_random``."""
+    return int(record.holder.split("_")[-2])
+
+
+@pytest.fixture(scope="module")
+def replicas(control_plane: ControlPlane, kube: Kube) -> Iterator[list[LocalIssuer]]:
+    for namespace in NAMESPACES:
+        control_plane.kubectl("create", "namespace", namespace)
+    kube.create(
+        PKI_POLICIES.path(),
+        {
+            "apiVersion": "pkiwarden.dev/v1alpha1",
+            "kind": "PkiPolicy",
+            "metadata": {"name": POLICY},
+            "spec": {"namespaces": NAMESPACES, "allowedServiceNames": ["app1"]},
+        },
+    )
+    settings = Settings(
+        namespace=ISSUER_NAMESPACE,
+        workers=2,
+        health_port=0,
+        shards=SHARDS,
+        lease_duration_seconds=LEASE_SECONDS,
+    )
+    started = [
+        issuer_process.start(control_plane, settings, name=f"issuer-shard-{letter}", wait=False)
+        for letter in "abc"
+    ]
+    running = [issuer_process.wait_ready(control_plane, issuer) for issuer in started]
+    try:
+        yield running
+    finally:
+        for issuer in running:
+            issuer_process.stop(control_plane, issuer)
+        control_plane.kubectl("delete", "pkipolicy", POLICY, "--ignore-not-found")
+        for namespace in NAMESPACES:
+            delete_namespace(control_plane, namespace)
+
+
+def issued_serials(kube: Kube, namespace: str) -> dict[str, str]:
+    """Pki name -> the serial its status reports."""
+    pkis = kube.get(PKIS.path(namespace)).get("items") or []
+    return {
+        pki["metadata"]["name"]: str((pki.get("status") or {}).get("serialNumber")) for pki in pkis
+    }
+
+
+def test_a_dead_replicas_shard_moves_and_nothing_is_issued_twice_or_lost(
+    control_plane: ControlPlane, kube: Kube, replicas: list[LocalIssuer]
+) -> None:
+    def spread_over_all() -> dict[int, LeaseRecord] | None:
+        held = holders(kube)
+        return held if len({record.holder for record in held.values()}) == SHARDS else None
+
+    try:
+        spread = eventually(spread_over_all, 30, "each of the 3 replicas to lead a shard")
+    except pytest.fail.Exception as error:
+        pytest.fail(f"{error}; Leases: {holders(kube)}; logs:\n{logs(control_plane, replicas)}")
+    for namespace in NAMESPACES:
+        create_pki(kube, namespace, "before", serviceName="app1")
+    for namespace in NAMESPACES:
+        eventually(lambda ns=namespace: ready(kube, ns, "before"), 60, f"{namespace}/before Ready")
+    before = {namespace: issued_serials(kube, namespace) for namespace in NAMESPACES}
+
+    victim_shard = 1
+    victim = spread[victim_shard]
+    os.kill(holder_pid(victim), signal.SIGKILL)
+    killed_at = time.monotonic()
+    moved_namespace = NAMESPACES[victim_shard]
+    create_pki(kube, moved_namespace, "after", serviceName="app1")
+
+    expired_patience = patience(1, free=False, retry_period=RETRY, lease_duration=LEASE_SECONDS)
+    survivors = {record.holder for shard, record in spread.items() if shard != victim_shard}
+
+    def moved() -> dict[int, LeaseRecord] | None:
+        held = holders(kube)
+        record = held.get(victim_shard)
+        return held if record is not None and record.holder in survivors else None
+
+    taken = eventually(
+        moved,
+        LEASE_SECONDS + expired_patience + 10 * RETRY,
+        "a surviving replica to take the dead replica's shard",
+    )
+    moved_after = time.monotonic() - killed_at
+    # Within the Lease's duration since the victim's last renewal, plus the patience
+    # of a replica that already leads one shard and a try or two.
+    assert moved_after <= LEASE_SECONDS + expired_patience + 3 * RETRY, moved_after
+    for shard in range(SHARDS):  # a failover moves that one shard, nothing else
+        if shard != victim_shard:
+            assert taken[shard].holder == spread[shard].holder
+    assert taken[victim_shard].transitions == victim.transitions + 1
+
+    eventually(lambda: ready(kube, moved_namespace, "after"), 30, "the new Pki Ready")
+    after = {namespace: issued_serials(kube, namespace) for namespace in NAMESPACES}
+    for namespace in NAMESPACES:  # the new holder found the shard's certificates in place
+        assert after[namespace]["before"] == before[namespace]["before"]
+    for namespace in NAMESPACES:
+        for name in after[namespace]:
+            pki = kube.get(PKIS.path(namespace, name))
+            issued = events_on(kube, pki, "Issued")
+            assert [event.get("count", 1) for event in issued] == [1], (namespace, name)
+            assert events_on(kube, pki, "Renewed") == []
