@@ -21,9 +21,12 @@ Run alone, the module simply waits those minutes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, node, webhook_process
@@ -403,6 +407,53 @@ def served(kube: Kube, short: ShortLived) -> x509.Certificate | None:
         return None
 
 
+def served_as_is(kube: Kube, short: ShortLived) -> x509.Certificate | None:
+    """What the Pod's server presents, unverified: the caller checks it."""
+    ip = short_pod(kube, short)["status"].get("podIP")
+    if not ip:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((ip, 8443), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def default_authority_cas(kube: Kube) -> list[x509.Certificate]:
+    """The CA certificates that sign for ``pkiwarden.dev/default`` in this session.
+
+    The signer's ClusterTrustBundle, and the public half of every issuer's CA
+    Secret: the session's modules run issuers in namespaces of their own, each
+    serving the authority ``default`` with its own CA, and whichever runs when
+    the kubelet asks again signs the refresh.
+    """
+    found = x509.load_pem_x509_certificates(signer_trust(kube)) if signer_trust(kube) else []
+    name = Settings().ca_secret
+    secrets = kube.get("/api/v1/secrets", params={"fieldSelector": f"metadata.name={name}"})
+    for secret in secrets["items"]:
+        pem = (secret.get("data") or {}).get("tls.crt")
+        if pem:
+            found.extend(x509.load_pem_x509_certificates(base64.b64decode(pem)))
+    return found
+
+
+def signed_by_one_of(cert: x509.Certificate, cas: list[x509.Certificate]) -> bool:
+    for ca in cas:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
 def issued_chain(request: dict[str, Any]) -> x509.Certificate | None:
     chain = (request.get("status") or {}).get("certificateChain")
     return x509.load_pem_x509_certificates(chain.encode())[0] if chain else None
@@ -521,13 +572,18 @@ def test_the_kubelet_refreshes_a_short_lifetime_and_the_pod_serves_the_new_certi
     if first is None:
         pytest.fail("the short-lived Pod never served a first certificate", pytrace=False)
     begin = first.not_valid_before_utc + FLOOR
-    wait = max((begin + REFRESH_WITHIN - utc_now()).total_seconds(), 60.0)
+    # An issuer (re)started now signs a refresh that waited for one; the kubelet then
+    # needs a sync or two to write it into the volume.
+    wait = max((begin + REFRESH_WITHIN - utc_now()).total_seconds(), 180.0)
 
     def refreshed() -> x509.Certificate | None:
-        now = served(kube, short_lived)
+        now = served_as_is(kube, short_lived)
         return now if now and now.serial_number != first.serial_number else None
 
     renewed = eventually(refreshed, wait, "the kubelet's refresh to be served", every=5)
+    # Signed by pkiwarden for the authority; the requests themselves may be gone by now
+    # (the controller-manager deletes them 15 minutes after they were made).
+    assert signed_by_one_of(renewed, default_authority_cas(kube))
 
     def san(cert: x509.Certificate) -> list[str]:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -536,22 +592,9 @@ def test_the_kubelet_refreshes_a_short_lifetime_and_the_pod_serves_the_new_certi
             *names.get_values_for_type(x509.DNSName),
         ]
 
-    assert (
-        san(renewed)
-        == san(first)
-        == [
-            f"spiffe://cluster.local/ns/{SHORT_NS}/sa/{SERVICE}",
-            SHORT_NAME,
-        ]
-    )
+    identity = [f"spiffe://cluster.local/ns/{SHORT_NS}/sa/{SERVICE}", SHORT_NAME]
+    assert san(renewed) == san(first) == identity
     assert renewed.not_valid_before_utc > first.not_valid_before_utc
-    requests = [
-        r
-        for r in kube.get(PCRS.format(SHORT_NS))["items"]
-        if r["spec"]["podName"] == short_lived.pod
-    ]
-    serials = {cert.serial_number for r in requests if (cert := issued_chain(r))}
-    assert renewed.serial_number in serials  # a request the kubelet made, signed by pkiwarden
     pod = short_pod(kube, short_lived)
     assert container_id(pod) == short_lived.container_id  # the same container, never restarted
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
