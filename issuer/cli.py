@@ -13,7 +13,7 @@ from issuer.controllers.authorities.effects.bootstrap_ca import (
     drop_binding,
 )
 from issuer.runtime.ready import QueueOrder
-from issuer.runtime.settings import Settings
+from issuer.runtime.settings import POD_BACKDATE_LIMIT, Settings
 from shared import logs
 from shared.backoff import Backoff
 from shared.clock import utc_now
@@ -117,6 +117,22 @@ def register(subparsers: Any) -> None:
         help="how long a Lease holds without renewal before another replica takes it"
         " (default %(default)s)",
     )
+    run.add_argument(
+        "--pod-certificate-refresh",
+        type=_fraction,
+        default=DEFAULTS.pod_refresh_fraction,
+        help="when the kubelet asks again for a Pod certificate, as a fraction of its"
+        " lifetime; the API server's bounds (10m after notBefore, 10m before notAfter)"
+        " apply, so 0 is as early as allowed (default 2/3)",
+    )
+    run.add_argument(
+        "--pod-certificate-backdate",
+        type=_backdate,
+        default=f"{DEFAULTS.pod_backdate.total_seconds():g}s",
+        help="how far a Pod certificate's notBefore goes back, for peers whose clock is"
+        f" behind; under {POD_BACKDATE_LIMIT.total_seconds() / 60:g}m, the API server's"
+        " limit (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
 
@@ -166,6 +182,29 @@ def _duration(text: str) -> timedelta:
     return value
 
 
+def _fraction(text: str) -> float:
+    """A fraction in [0, 1) for a flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number') from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f'"{text}" must be at least 0 and less than 1')
+    return value
+
+
+def _backdate(text: str) -> timedelta:
+    """A Pod certificate's backdate: the API server refuses a notBefore 5m or more away."""
+    value = _duration(text)
+    if value >= POD_BACKDATE_LIMIT:
+        limit = f"{POD_BACKDATE_LIMIT.total_seconds() / 60:g}m"
+        raise argparse.ArgumentTypeError(
+            f'"{text}" must be less than {limit}: the API server refuses a notBefore'
+            f" {limit} or more from its clock"
+        )
+    return value
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
     parser.add_argument(
@@ -204,6 +243,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_port=args.metrics_port,
         shards=args.shards,
         lease_duration_seconds=args.lease_duration.total_seconds(),
+        pod_refresh_fraction=args.pod_certificate_refresh,
+        pod_backdate=args.pod_certificate_backdate,
     )
 
 

@@ -8,6 +8,15 @@ from datetime import timedelta
 from issuer.runtime.ready import QueueOrder
 from shared.backoff import Backoff
 
+# When the kubelet is told to ask again for a Pod certificate: at 2/3 of its
+# lifetime, as Pkis renew. The API server moves it into [notBefore + 10m,
+# notAfter - 10m] in any case, so 0 means "as early as the API allows".
+POD_REFRESH_FRACTION = 2 / 3
+# How far a Pod certificate's notBefore goes back: a peer whose clock is a little
+# behind accepts it; the API server wants it within 5 minutes of its own clock.
+POD_BACKDATE = timedelta(minutes=1)
+POD_BACKDATE_LIMIT = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -45,3 +54,6 @@ class Settings:
     # leaseDurationSeconds of the issuer's Lease(s); renewal and retry follow
     # client-go's proportions (10 s and 2 s of 15 s).
     lease_duration_seconds: float = 15.0
+    # Pod certificates: beginRefreshAt as a fraction of the lifetime, and notBefore's backdate.
+    pod_refresh_fraction: float = POD_REFRESH_FRACTION
+    pod_backdate: timedelta = POD_BACKDATE

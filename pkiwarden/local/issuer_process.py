@@ -76,6 +76,8 @@ def issuer_argv(settings: Settings) -> list[str]:
         f"--metrics-secure-port={settings.metrics_port}",
         f"--shards={settings.shards}",
         f"--lease-duration={settings.lease_duration_seconds:g}s",
+        f"--pod-certificate-refresh={settings.pod_refresh_fraction!r}",
+        f"--pod-certificate-backdate={settings.pod_backdate.total_seconds():g}s",
     )
     return [*argv, f"--kubeconfig={settings.kubeconfig}"] if settings.kubeconfig else argv
 

@@ -24,7 +24,7 @@ import yaml
 
 from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_authority
 from issuer.runtime.settings import Settings as IssuerSettings
-from pkiwarden.local import controlplane, node, on_node, webhook_process
+from pkiwarden.local import controlplane, node, node_config, on_node, webhook_process
 from pkiwarden.local.controlplane import ControlPlane, ControlPlaneError
 from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
@@ -38,13 +38,22 @@ _BUILD_ERROR = pytest.StashKey[ControlPlaneError | None]()
 _GUARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 # test_deploy.py's fixture that runs `make demo`'s program on a cluster of its own.
 DEMO_FIXTURE = "demo_run"
+# Set while a Pod must outlive its module (a check late in the session reads it):
+# between node modules the node is then parked under this taint, not removed.
+KEEP_NODE = pytest.StashKey[bool]()
+PARKED_TAINT = "pkiwarden.dev/parked"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test in this directory ``e2e``."""
+    """Mark every test in this directory ``e2e``; move the ``last`` ones to the end.
+
+    A ``last`` test checks what needs minutes of wall-clock time (a kubelet's
+    refresh): the rest of the session runs while it waits.
+    """
     for item in items:
         if E2E_DIR in item.path.resolve().parents:
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -118,16 +127,32 @@ def control_plane(
 
 
 @pytest.fixture(scope="module")
-def local_node(control_plane: ControlPlane) -> Iterator[Node]:
+def local_node(request: pytest.FixtureRequest, control_plane: ControlPlane) -> Iterator[Node]:
     """A node (containerd and kubelet) for the module's tests, Ready; removed afterwards.
 
     Per module, so that other modules' Pods stay unscheduled as they expect.
+    While a Pod must outlive the module (``KEEP_NODE``), the node is parked
+    instead: a NoSchedule taint that only that Pod tolerates keeps every other
+    Pod unscheduled, and the next node module lifts it.
     """
     started = node.up(control_plane, die_with_caller=True)
+    park_node(control_plane, parked=False)
     try:
         yield started
     finally:
-        node.down(control_plane, report=lambda line: print(line, file=sys.stderr))
+        if request.config.stash.get(KEEP_NODE, False):
+            park_node(control_plane, parked=True)
+        else:
+            node.down(control_plane, report=lambda line: print(line, file=sys.stderr))
+
+
+def park_node(plane: ControlPlane, *, parked: bool) -> None:
+    """Put the parking taint on the node, or take it off (either is idempotent)."""
+    taint = f"{PARKED_TAINT}=true:NoSchedule" if parked else f"{PARKED_TAINT}:NoSchedule-"
+    name = node_config.NODE_NAME
+    result = plane.kubectl("taint", "node", name, taint, "--overwrite", check=False)
+    if result.returncode != 0 and "not found" not in result.stderr:
+        pytest.fail(f"cannot {'park' if parked else 'unpark'} the node: {result.stderr}")
 
 
 def crd_names(directory: Path = CRD_DIR) -> set[str]:

@@ -9,20 +9,34 @@ those files, requires a client certificate from the bundle, and dials the
 other Pod with its own certificate every 200 ms, verifying the peer's name.
 A Pod that asks for a name no PkiPolicy allows stays ContainerCreating, with
 pkiwarden's Warning on it next to the kubelet's.
+
+The module's issuer asks for the earliest refresh the API server allows
+(``beginRefreshAt`` 10 minutes after ``notBefore``, backdated 4 minutes), so a
+Pod started here is refreshed by the kubelet some 6 to 13 minutes later (its
+own jitter is up to 5 minutes, its refresh pass every 1 to 2). The check that
+it was is marked ``last``: the rest of the session runs meanwhile, and the
+node is parked between node modules instead of removed, so the Pod lives on.
+Run alone, the module simply waits those minutes.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, node, webhook_process
@@ -30,7 +44,9 @@ from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
 from pkiwarden.local.node import Node
 from pkiwarden.local.webhook_process import LocalWebhook
+from shared.clock import utc_now
 from shared.kube.client import PKI_POLICIES, ApiError, Kube
+from tests.e2e.conftest import KEEP_NODE, PARKED_TAINT
 from tests.e2e.helpers import (
     create_pod,
     delete_namespace,
@@ -42,6 +58,7 @@ from tests.e2e.helpers import (
     web_policy,
     why,
 )
+from tests.e2e.test_node_pods import presented
 
 NAMESPACE = "podcerts"
 SIGNER = "pkiwarden.dev/default"
@@ -50,11 +67,20 @@ NAME = f"{SERVICE}.{NAMESPACE}.svc"
 COUNT = re.compile(r"handshakes with \S+: (\d+) succeeded, (\d+) failed")
 PCRS = "/apis/certificates.k8s.io/v1/namespaces/{}/podcertificaterequests"
 BUNDLES = "/apis/certificates.k8s.io/v1/clustertrustbundles"
+SHORT_NS = "podcerts-refresh"
+SHORT_NAME = f"{SERVICE}.{SHORT_NS}.svc"
+BACKDATE = timedelta(minutes=4)  # as far back as the API's 5 minutes allow, with room
+FLOOR = timedelta(minutes=10)  # the API's earliest beginRefreshAt after notBefore
+# After beginRefreshAt: the kubelet's jitter (up to 5m), its refresh pass (every
+# 1-2m), then the signature and the next sync of the volume.
+REFRESH_WITHIN = timedelta(minutes=5) + timedelta(minutes=2) + timedelta(minutes=3)
 
 
 @pytest.fixture(scope="module")
 def issuer(control_plane: ControlPlane, kube: Kube, local_node: Node) -> Iterator[LocalIssuer]:
-    settings = Settings(health_port=0, leader_elect=False, workers=2)
+    settings = Settings(
+        health_port=0, leader_elect=False, workers=2, pod_refresh_fraction=0, pod_backdate=BACKDATE
+    )
     with running_issuer(control_plane, settings, "issuer-podcerts") as running:
         yield running
 
@@ -306,6 +332,163 @@ def test_a_ca_rotation_keeps_pod_certificates_trusted_until_their_pods_hold_new_
         )
 
 
+@dataclass
+class ShortLived:
+    """The Pod whose refresh the session's last test checks; what it first served."""
+
+    pod: str
+    first: x509.Certificate | None = None
+    container_id: str | None = None
+
+
+def short_pod_spec() -> dict[str, Any]:
+    """Serves its pod certificate on :8443 (read at every handshake) and dials no one."""
+    return {
+        "serviceAccountName": SERVICE,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 0,
+        "tolerations": [{"key": PARKED_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [
+            {
+                "name": "app",
+                "image": node.image_name("tlsserver"),
+                "imagePullPolicy": "Never",
+                "args": ["-cert=/etc/pod/tls.crt", "-key=/etc/pod/tls.key", "-ca=/etc/pod/ca.crt"],
+                "volumeMounts": [{"name": "pod-tls", "mountPath": "/etc/pod", "readOnly": True}],
+            }
+        ],
+        "volumes": [credentials(SHORT_NAME)],
+    }
+
+
+@pytest.fixture(scope="session")
+def short_lived(
+    request: pytest.FixtureRequest, control_plane: ControlPlane, kube: Kube
+) -> Iterator[ShortLived]:
+    """A Pod with a 1-hour pod certificate, kept (and its node) until the session ends."""
+    request.config.stash[KEEP_NODE] = True
+    control_plane.kubectl("create", "namespace", SHORT_NS)
+    control_plane.kubectl("create", "serviceaccount", SERVICE, "-n", SHORT_NS)
+    kube.create(PKI_POLICIES.path(), web_policy(SHORT_NS, [SERVICE]))
+    try:
+        create_pod(kube, SHORT_NS, "short", short_pod_spec())
+        yield ShortLived("short")
+    finally:
+        request.config.stash[KEEP_NODE] = False
+        control_plane.kubectl("delete", "pkipolicy", SHORT_NS, "--ignore-not-found")
+        delete_namespace(control_plane, SHORT_NS)
+        node.down(control_plane)
+
+
+def short_pod(kube: Kube, short: ShortLived) -> dict[str, Any]:
+    return kube.get(f"/api/v1/namespaces/{SHORT_NS}/pods/{short.pod}")
+
+
+def container_id(pod: dict[str, Any]) -> str | None:
+    statuses = pod["status"].get("containerStatuses") or []
+    running = [s for s in statuses if "running" in (s.get("state") or {})]
+    return running[0]["containerID"] if running else None
+
+
+def signer_trust(kube: Kube) -> bytes:
+    """The signer's ClusterTrustBundles, as one PEM bundle."""
+    bundles = [b for b in kube.get(BUNDLES)["items"] if b["spec"].get("signerName") == SIGNER]
+    return "".join(b["spec"]["trustBundle"] for b in bundles).encode()
+
+
+def served(kube: Kube, short: ShortLived) -> x509.Certificate | None:
+    """What the Pod's server presents, verified against the signer's trust and by name."""
+    ip = short_pod(kube, short)["status"].get("podIP")
+    if not ip:
+        return None
+    try:
+        return presented(ip, SHORT_NAME, signer_trust(kube))
+    except OSError:  # not serving yet (ssl.SSLError is an OSError too)
+        return None
+
+
+def served_as_is(kube: Kube, short: ShortLived) -> x509.Certificate | None:
+    """What the Pod's server presents, unverified: the caller checks it."""
+    ip = short_pod(kube, short)["status"].get("podIP")
+    if not ip:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((ip, 8443), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def default_authority_cas(kube: Kube) -> list[x509.Certificate]:
+    """The CA certificates that sign for ``pkiwarden.dev/default`` in this session.
+
+    The signer's ClusterTrustBundle, and the public half of every issuer's CA
+    Secret: the session's modules run issuers in namespaces of their own, each
+    serving the authority ``default`` with its own CA, and whichever runs when
+    the kubelet asks again signs the refresh.
+    """
+    found = x509.load_pem_x509_certificates(signer_trust(kube)) if signer_trust(kube) else []
+    name = Settings().ca_secret
+    secrets = kube.get("/api/v1/secrets", params={"fieldSelector": f"metadata.name={name}"})
+    for secret in secrets["items"]:
+        pem = (secret.get("data") or {}).get("tls.crt")
+        if pem:
+            found.extend(x509.load_pem_x509_certificates(base64.b64decode(pem)))
+    return found
+
+
+def signed_by_one_of(cert: x509.Certificate, cas: list[x509.Certificate]) -> bool:
+    for ca in cas:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def issued_chain(request: dict[str, Any]) -> x509.Certificate | None:
+    chain = (request.get("status") or {}).get("certificateChain")
+    return x509.load_pem_x509_certificates(chain.encode())[0] if chain else None
+
+
+def rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_short_lifetime_is_signed_to_refresh_as_early_as_the_api_allows(
+    kube: Kube, issuer: LocalIssuer, short_lived: ShortLived
+) -> None:
+    def issued() -> dict[str, Any] | None:
+        found = [
+            r
+            for r in kube.get(PCRS.format(SHORT_NS))["items"]
+            if r["spec"]["podName"] == short_lived.pod
+        ]
+        return found[0] if found and issued_chain(found[0]) else None
+
+    request = eventually(issued, 120, "the short-lived Pod's certificate")
+    status = request["status"]
+    not_before, begin = rfc3339(status["notBefore"]), rfc3339(status["beginRefreshAt"])
+    assert begin - not_before == FLOOR
+    assert rfc3339(status["notAfter"]) - not_before == timedelta(hours=1)
+    asked = rfc3339(request["metadata"]["creationTimestamp"])
+    assert asked - BACKDATE - timedelta(seconds=2) <= not_before <= utc_now() - BACKDATE
+
+    first = eventually(lambda: served(kube, short_lived), 90, "the short-lived Pod to serve")
+    assert first.serial_number == issued_chain(request).serial_number  # type: ignore[union-attr]
+    short_lived.first = first
+    short_lived.container_id = container_id(short_pod(kube, short_lived))
+    assert short_lived.container_id is not None
+
+
 def test_a_name_no_policy_allows_leaves_the_pod_creating_with_pkiwardens_warning(
     control_plane: ControlPlane, kube: Kube, ns: str
 ) -> None:
@@ -378,3 +561,40 @@ def test_the_webhook_denies_a_template_at_apply_and_never_sees_other_pods(
     assert asking.returncode != 0 and "failed calling webhook" in asking.stderr
     plain = {"containers": [{"name": "app", "image": node.image_name("tlsserver")}]}
     control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=pod("plain", plain))
+
+
+@pytest.mark.last
+@pytest.mark.timeout(1200)  # run alone, it waits up to ~15 minutes for the refresh
+def test_the_kubelet_refreshes_a_short_lifetime_and_the_pod_serves_the_new_certificate(
+    kube: Kube, issuer: LocalIssuer, short_lived: ShortLived
+) -> None:
+    first = short_lived.first
+    if first is None:
+        pytest.fail("the short-lived Pod never served a first certificate", pytrace=False)
+    begin = first.not_valid_before_utc + FLOOR
+    # An issuer (re)started now signs a refresh that waited for one; the kubelet then
+    # needs a sync or two to write it into the volume.
+    wait = max((begin + REFRESH_WITHIN - utc_now()).total_seconds(), 180.0)
+
+    def refreshed() -> x509.Certificate | None:
+        now = served_as_is(kube, short_lived)
+        return now if now and now.serial_number != first.serial_number else None
+
+    renewed = eventually(refreshed, wait, "the kubelet's refresh to be served", every=5)
+    # Signed by pkiwarden for the authority; the requests themselves may be gone by now
+    # (the controller-manager deletes them 15 minutes after they were made).
+    assert signed_by_one_of(renewed, default_authority_cas(kube))
+
+    def san(cert: x509.Certificate) -> list[str]:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return [
+            *names.get_values_for_type(x509.UniformResourceIdentifier),
+            *names.get_values_for_type(x509.DNSName),
+        ]
+
+    identity = [f"spiffe://cluster.local/ns/{SHORT_NS}/sa/{SERVICE}", SHORT_NAME]
+    assert san(renewed) == san(first) == identity
+    assert renewed.not_valid_before_utc > first.not_valid_before_utc
+    pod = short_pod(kube, short_lived)
+    assert container_id(pod) == short_lived.container_id  # the same container, never restarted
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0

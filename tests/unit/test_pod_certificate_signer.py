@@ -71,12 +71,12 @@ def request(key: Any = None, **spec: Any) -> dict[str, Any]:
     }
 
 
-def decide(body: dict[str, Any], ca_not_after: Any = None) -> Sign | Refuse:
+def decide(body: dict[str, Any], ca_not_after: Any = None, **times: Any) -> Sign | Refuse:
     read = read_request(body)
     context = AskContext(policies=[POLICY], namespace_labels={}, at_run_time=True)
     judgement = judge_pod_certificate(read.ask, REQUEST_PATHS, context)
     ca_end = NOW + timedelta(days=365) if ca_not_after is None else ca_not_after
-    return decide_answer(read, judgement, ca_end, "example.org", NOW)
+    return decide_answer(read, judgement, ca_end, "example.org", NOW, **times)
 
 
 @pytest.mark.parametrize(
@@ -102,6 +102,19 @@ def test_an_allowed_request_is_signed_with_the_api_servers_time_rules() -> None:
     assert NOW - decision.not_before < timedelta(minutes=5)
     # 2/3 of the lifetime, and within the API's [notBefore+10m, notAfter-10m].
     assert decision.begin_refresh_at == decision.not_before + timedelta(minutes=40)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "after_not_before"),
+    [(0.0, timedelta(minutes=10)), (0.5, timedelta(minutes=30)), (0.99, timedelta(minutes=50))],
+)
+def test_the_refresh_fraction_is_kept_within_the_apis_ten_minute_bounds(
+    fraction: float, after_not_before: timedelta
+) -> None:
+    decision = decide(request(), refresh_fraction=fraction, backdate=timedelta(minutes=4))
+    assert isinstance(decision, Sign)
+    assert decision.not_before == NOW.replace(microsecond=0) - timedelta(minutes=4)
+    assert decision.begin_refresh_at == decision.not_before + after_not_before
 
 
 def test_a_leaf_never_outlives_its_ca_and_a_ca_too_close_to_its_end_fails() -> None:

@@ -86,6 +86,8 @@ class PodCertificateController:
         self.recorder = runtime.recorder
         self.clock = runtime.clock
         self.fail_after = fail_after
+        self.refresh_fraction = runtime.settings.pod_refresh_fraction
+        self.backdate = runtime.settings.pod_backdate
         self.queue = WorkQueue()
         self.requests = WatchCache(self.kube, POD_CERTIFICATE_REQUESTS, on_change=self._changed)
         self.metrics = PodCertificateMetrics(runtime.metrics.registry, self.oldest_pending)
@@ -220,7 +222,15 @@ class PodCertificateController:
             if isinstance(ca, CAProblem)
             else ca.certificate.not_valid_after_utc
         )
-        decision = decide_answer(request, judgement, ca_not_after, trust_domain(authority), now)
+        decision = decide_answer(
+            request,
+            judgement,
+            ca_not_after,
+            trust_domain(authority),
+            now,
+            refresh_fraction=self.refresh_fraction,
+            backdate=self.backdate,
+        )
         if isinstance(decision, Sign):
             assert isinstance(ca, issuance.SigningCA) and request.public_key is not None
             return self._sign(body, request, decision, request.public_key, ca, now)

@@ -3,7 +3,9 @@
 The API server's rules for an answer shape the times: ``notBefore`` within
 5 minutes of its clock, a lifetime of at least an hour and at most
 ``maxExpirationSeconds``, ``beginRefreshAt`` at least 10 minutes after
-``notBefore`` and 10 minutes before ``notAfter``. A leaf never outlives its CA,
+``notBefore`` and 10 minutes before ``notAfter`` (so the kubelet asks again no
+sooner than 10 minutes after ``notBefore``, plus its own jitter of up to 5
+minutes). A leaf never outlives its CA,
 so a CA with less than an hour left makes the request fail (a run-time
 problem an administrator fixes), never sign short.
 """
@@ -15,14 +17,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from issuer.controllers.podcerts.inputs.requests import UNREADABLE_KEY, PodCertificateRequest
+from issuer.runtime.settings import POD_BACKDATE, POD_REFRESH_FRACTION
 from shared.findings import Category, Finding, phrase
 from shared.pod_certificates import MIN_LIFETIME, requested_dns_names, spiffe_id
 from shared.validation.pod_certificate import REQUEST_PATHS, Judgement
 
-# notBefore this far back: a peer whose clock is a little behind accepts the
-# certificate, and it stays well inside the API server's 5 minutes.
-BACKDATE = timedelta(minutes=1)
-RENEWAL_FRACTION = 2 / 3  # the authority's: refresh at 2/3 of the lifetime, as Pkis renew
 REFRESH_MARGIN = timedelta(minutes=10)
 
 
@@ -90,10 +89,15 @@ def decide_answer(
     ca_not_after: datetime | str,
     trust_domain: str,
     now: datetime,
+    *,
+    refresh_fraction: float = POD_REFRESH_FRACTION,
+    backdate: timedelta = POD_BACKDATE,
 ) -> Sign | Refuse:
     """The answer to ``request``.
 
     ``ca_not_after``: the signing CA's notAfter, or why there is no CA that signs.
+    ``refresh_fraction`` of the lifetime is when the kubelet asks again, kept
+    within the API's bounds; ``notBefore`` is ``backdate`` before ``now``.
     """
     if request.public_key is None or request.ask.key_type == UNREADABLE_KEY:
         message = (
@@ -106,7 +110,7 @@ def decide_answer(
         return Refuse(Answer.DENIED, deny_reason(findings), refusal_message(request, findings))
     if isinstance(ca_not_after, str):
         return Refuse(Answer.FAILED, AnswerReason.CA_UNAVAILABLE, ca_not_after)
-    not_before = now.replace(microsecond=0) - BACKDATE
+    not_before = now.replace(microsecond=0) - backdate
     not_after = min(not_before + judgement.lifetime, ca_not_after.replace(microsecond=0))
     if not_after - not_before < MIN_LIFETIME:
         message = (
@@ -116,7 +120,7 @@ def decide_answer(
         )
         return Refuse(Answer.FAILED, AnswerReason.CA_UNAVAILABLE, message)
     lifetime = not_after - not_before
-    refresh = not_before + timedelta(seconds=int(lifetime.total_seconds() * RENEWAL_FRACTION))
+    refresh = not_before + timedelta(seconds=int(lifetime.total_seconds() * refresh_fraction))
     refresh = max(not_before + REFRESH_MARGIN, min(refresh, not_after - REFRESH_MARGIN))
     return Sign(
         dns_names=requested_dns_names(request.ask.annotations),
