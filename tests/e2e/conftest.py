@@ -44,16 +44,24 @@ KEEP_NODE = pytest.StashKey[bool]()
 PARKED_TAINT = "pkiwarden.dev/parked"
 
 
+def _session_order(item: pytest.Item) -> int:
+    """``early`` modules first, ``last`` tests at the very end, the rest as collected."""
+    if item.get_closest_marker("last") is not None:
+        return 2
+    return 0 if item.get_closest_marker("early") is not None else 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test in this directory ``e2e``; move the ``last`` ones to the end.
+    """Mark every test in this directory ``e2e``; run ``early`` modules first, ``last`` tests last.
 
     A ``last`` test checks what needs minutes of wall-clock time (a kubelet's
-    refresh): the rest of the session runs while it waits.
+    refresh), started by an ``early`` module: the rest of the session runs
+    while it waits, instead of the wait adding to it.
     """
     for item in items:
         if E2E_DIR in item.path.resolve().parents:
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable
+    items.sort(key=_session_order)  # stable
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -60,6 +60,10 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.test_node_pods import presented
 
+# First in the session: its Pod with a short lifetime is refreshed by the
+# kubelet while the other modules run, and checked by the last test.
+pytestmark = pytest.mark.early
+
 NAMESPACE = "podcerts"
 SIGNER = "pkiwarden.dev/default"
 SERVICE = "mesh"
