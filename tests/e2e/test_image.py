@@ -288,12 +288,12 @@ print(json.dumps({
 
 def test_the_image_holds_no_compiler_tests_or_development_packages(image: str) -> None:
     result = pods.podman(
-        "run", "--rm", *pods.ULIMITS, "--read-only", "--user", "65532:65532",
+        "run", "--rm", *pods.ULIMITS, "--network=none", "--read-only", "--user", "65532:65532",
         "--entrypoint", "python3", image, "-c", LEAN_CHECK,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"modules": [], "programs": []}
-    version = pods.podman("run", "--rm", *pods.ULIMITS, image, "--help")
+    version = pods.podman("run", "--rm", *pods.ULIMITS, "--network=none", image, "--help")
     assert version.returncode == 0 and "webhook" in version.stdout, version.stderr
     # Not root even where a Pod sets no runAsUser.
     user = pods.podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout
