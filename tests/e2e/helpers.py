@@ -30,6 +30,7 @@ from pkiwarden.local import issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import LocalIssuer
+from pkiwarden.local.node_teardown import KUBELET
 from pkiwarden.why.plugin import with_plugin
 from shared.certificates import serial_hex
 from shared.kube.client import EVENTS, PKI_POLICIES, PKIS, PODS, ApiError, Kube
@@ -42,15 +43,27 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 # --------------------------------------------------------------------------- waiting
 
 
-def eventually(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+def eventually(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    every: float = 0.2,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``.
+
+    ``explain`` adds what the cluster said to the failure (Pod states, Events,
+    component logs), so a timeout on a machine nobody can log into still names
+    its cause.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
+            told = f"\n{explain()}" if explain is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{told}", pytrace=False)
         time.sleep(every)
 
 
@@ -224,6 +237,22 @@ def create_pod(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> d
             raise
 
     return eventually(attempt, 60, f"the ServiceAccount default in {namespace}")
+
+
+def pods_story(plane: ControlPlane, namespace: str, kubelet_grep: str = "") -> str:
+    """Why Pods of ``namespace`` are not running: their description and the kubelet's words.
+
+    ``kubelet_grep`` picks the kubelet log lines worth showing (the last 40 that
+    contain it); the whole log stays in the instance directory.
+    """
+    described = plane.kubectl("describe", "pods", "-n", namespace, check=False)
+    told = [f"--- kubectl describe pods -n {namespace}", described.stdout + described.stderr]
+    if kubelet_grep:
+        log = procs.log_path(plane.dir, KUBELET)
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        picked = [line for line in lines if kubelet_grep in line][-40:]
+        told += [f"--- kubelet log lines with {kubelet_grep!r}", "\n".join(picked)]
+    return "\n".join(told)
 
 
 def exists(kube: Kube, path: str) -> bool:

@@ -36,6 +36,7 @@ from tests.e2e.helpers import (
     create_pod,
     delete_namespace,
     eventually,
+    pods_story,
     ready,
     running_issuer,
     secret_data,
@@ -169,9 +170,19 @@ def test_a_ca_rotation_under_two_pods_doing_mtls_fails_no_handshake(
     for name in ("alpha", "beta"):
         eventually(issued(kube, ns, name), 60, f"Pki {name} to be issued")
     create_pod(kube, ns, "alpha", mtls_pod("alpha", "beta", ["-peer-file=/etc/peer/alpha"]))
-    alpha = eventually(lambda: pod_ip(kube, "alpha"), 90, "Pod alpha to run")
+    alpha = eventually(
+        lambda: pod_ip(kube, "alpha"),
+        90,
+        "Pod alpha to run",
+        explain=lambda: pods_story(control_plane, ns),
+    )
     create_pod(kube, ns, "beta", mtls_pod("beta", "alpha", [f"-peer={alpha}:8443"]))
-    beta = eventually(lambda: pod_ip(kube, "beta"), 90, "Pod beta to run")
+    beta = eventually(
+        lambda: pod_ip(kube, "beta"),
+        90,
+        "Pod beta to run",
+        explain=lambda: pods_story(control_plane, ns),
+    )
     control_plane.kubectl(
         "create", "configmap", "peers", "-n", ns, f"--from-literal=alpha={beta}:8443"
     )

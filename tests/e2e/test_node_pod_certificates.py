@@ -52,6 +52,7 @@ from tests.e2e.helpers import (
     delete_namespace,
     events_on,
     eventually,
+    pods_story,
     running_issuer,
     scrape,
     value,
@@ -78,6 +79,12 @@ FLOOR = timedelta(minutes=10)  # the API's earliest beginRefreshAt after notBefo
 # After beginRefreshAt: the kubelet's jitter (up to 5m), its refresh pass (every
 # 1-2m), then the signature and the next sync of the volume.
 REFRESH_WITHIN = timedelta(minutes=5) + timedelta(minutes=2) + timedelta(minutes=3)
+# A Pod starts at the kubelet's next try to mount its volume after the signature.
+# The kubelet backs off between tries up to 2m2s, and its PodCertificateRequest
+# itself is retried with a backoff of its own when an early try fails (the Node
+# authorizer's graph may not hold the Pod's ServiceAccount yet), so a slow first
+# signature can cost two minutes of waiting more.
+START_WITHIN = 300
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +204,20 @@ def running_pods(kube: Kube) -> dict[str, str] | None:
     return found if len(found) == 2 else None
 
 
+def story(plane: ControlPlane) -> str:
+    """The namespace's Pods, its PodCertificateRequests and the kubelet's words on them."""
+    requests = plane.kubectl(
+        "get", "podcertificaterequests", "-n", NAMESPACE, "-o", "yaml", check=False
+    )
+    return "\n".join(
+        [
+            pods_story(plane, NAMESPACE, kubelet_grep="podCertificate"),
+            f"--- PodCertificateRequests in {NAMESPACE}",
+            requests.stdout + requests.stderr,
+        ]
+    )
+
+
 def counts(plane: ControlPlane, pod: str) -> tuple[int, int]:
     """(succeeded, failed) as the Pod last logged them."""
     found = COUNT.findall(plane.kubectl("logs", "-n", NAMESPACE, f"pod/{pod}").stdout)
@@ -220,7 +241,12 @@ def test_two_pods_of_a_deployment_do_mutual_tls_with_pod_certificates(
     trust = x509.load_pem_x509_certificates(bundles[0]["spec"]["trustBundle"].encode())
 
     kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", deployment())
-    pods = eventually(lambda: running_pods(kube), 120, "both Pods of the Deployment to run")
+    pods = eventually(
+        lambda: running_pods(kube),
+        START_WITHIN,
+        "both Pods of the Deployment to run",
+        explain=lambda: story(control_plane),
+    )
     (first, first_ip), (second, second_ip) = sorted(pods.items())
     control_plane.kubectl(
         "create",
@@ -319,7 +345,12 @@ def test_a_ca_rotation_keeps_pod_certificates_trusted_until_their_pods_hold_new_
             found = running_pods(kube)
             return found if found and not set(found) & set(pods) else None
 
-        renewed = eventually(restarted, 120, "the restarted Pods to run")
+        renewed = eventually(
+            restarted,
+            START_WITHIN,
+            "the restarted Pods to run",
+            explain=lambda: story(control_plane),
+        )
         assert all(signed_by(kube, pod) != old_ca for pod in renewed)
         (first, first_ip), (second, second_ip) = sorted(renewed.items())
         peers = {"data": {first: f"{second_ip}:8443", second: f"{first_ip}:8443"}}
