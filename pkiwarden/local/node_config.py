@@ -349,7 +349,7 @@ def kubelet_config(
 
     Secrets and ConfigMaps are re-read from the API server's watch on every
     Pod sync, so ``syncFrequency`` bounds how long a renewed certificate takes
-    to reach a running Pod's files (a minute by default; 10 s here).
+    to reach a running Pod's files (a minute by default; 5 s here).
     """
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -374,7 +374,7 @@ def kubelet_config(
         "failSwapOn": False,
         "podLogsDir": str(layout.root / "pod-logs"),
         "clusterDomain": "cluster.local",
-        "syncFrequency": "10s",
+        "syncFrequency": "5s",
         "fileCheckFrequency": "10s",
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,

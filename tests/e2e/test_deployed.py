@@ -422,7 +422,7 @@ def served_serial(webhook: LocalWebhook) -> int:
 def test_rotation_under_load_through_the_service_fails_no_admission(
     deployed: Deployed, namespace: str
 ) -> None:
-    """About 50 dry-run creates a second for 30 s; the serving certificate rotates at 15 s."""
+    """About 50 dry-run creates a second for 16 s; the serving certificate rotates at 8 s."""
     kube, webhook = deployed.kube, deployed.webhook
     body = {
         "apiVersion": "pkiwarden.dev/v1alpha1",
@@ -433,7 +433,7 @@ def test_rotation_under_load_through_the_service_fails_no_admission(
     before = served_serial(webhook)
     failures: list[str] = []
     sent = 0
-    rate, seconds = 50, 30
+    rate, seconds = 50, 16
 
     def load() -> None:
         nonlocal sent

@@ -106,21 +106,8 @@ def test_a_pod_created_into_a_failure_is_told_at_once_and_stays_told(
     assert told["type"] == "Warning"
     assert 'spec.serviceName: "app2"' in told["message"]
     assert _attempts(kube, namespace) == attempts, "telling a new Pod is no issuance attempt"
-
-    # Past the Event time-to-live: only refreshes keep the Events alive.
-    time.sleep(EVENT_TTL_SECONDS * 2)
-    (still,) = events_on(kube, pod, "NotAllowed")
-    assert still["metadata"]["name"] == told["metadata"]["name"], "refreshed, not re-created"
-    assert still["count"] > told["count"]
-    assert events_on(kube, pki, "NotAllowed"), "the Pki's own Warning is refreshed too"
-    assert _attempts(kube, namespace) == attempts, "the refreshes are not retries"
-    described = control_plane.kubectl("describe", "pod", "late", "-n", namespace).stdout
-    assert "NotAllowed" in described
-
-
-def test_an_unrefreshed_event_would_expire(kube: Kube, issuer: LocalIssuer, namespace: str) -> None:
-    """The control: an Event nobody refreshes is gone after the TTL, so the test above means it."""
-    event = kube.create(
+    # The control: an Event nobody refreshes is gone after the TTL, so what follows means it.
+    unrefreshed = kube.create(
         EVENTS.path(namespace),
         {
             "apiVersion": "v1",
@@ -132,9 +119,19 @@ def test_an_unrefreshed_event_would_expire(kube: Kube, issuer: LocalIssuer, name
             "type": "Normal",
         },
     )
+    assert unrefreshed["metadata"]["name"] == "unrefreshed"
+
+    # Past the Event time-to-live: only refreshes keep the Events alive.
     time.sleep(EVENT_TTL_SECONDS * 2)
     page = kube.get(EVENTS.path(namespace), params={"fieldSelector": "metadata.name=unrefreshed"})
-    assert event["metadata"]["name"] and page.get("items") == []
+    assert page.get("items") == [], "the control Event outlived the TTL"
+    (still,) = events_on(kube, pod, "NotAllowed")
+    assert still["metadata"]["name"] == told["metadata"]["name"], "refreshed, not re-created"
+    assert still["count"] > told["count"]
+    assert events_on(kube, pki, "NotAllowed"), "the Pki's own Warning is refreshed too"
+    assert _attempts(kube, namespace) == attempts, "the refreshes are not retries"
+    described = control_plane.kubectl("describe", "pod", "late", "-n", namespace).stdout
+    assert "NotAllowed" in described
 
 
 def test_the_told_pods_hear_that_the_certificate_is_back(

@@ -48,8 +48,8 @@ AUTHORITY = "node-mtls"
 CA_SECRET = "node-mtls-ca"
 NAMESPACE = "node-mtls"
 # Longer than the kubelet takes to refresh a mounted Secret or ConfigMap
-# (syncFrequency 10 s locally, with up to half of it as jitter).
-TRUST_PROPAGATION = "20s"
+# (syncFrequency 5 s locally, with up to half of it as jitter).
+TRUST_PROPAGATION = "10s"
 ROTATION_TIMEOUT = 180.0
 USAGES = ["digital signature", "server auth", "client auth"]
 COUNT = re.compile(r"handshakes with \S+: (\d+) succeeded, (\d+) failed")
@@ -206,11 +206,11 @@ def test_a_ca_rotation_under_two_pods_doing_mtls_fails_no_handshake(
     for secret in ("alpha-tls", "beta-tls"):
         assert issuer_of(control_plane, secret) != old_ca
     # The old CA has left the trust bundle: once the kubelet has refreshed the
-    # mounted files (within 15 s), both Pods still handshake, both ways.
+    # mounted files (within 7.5 s), both Pods still handshake, both ways.
     at_stable = {name: succeeded(control_plane, name) for name in ("alpha", "beta")}
     for name in ("alpha", "beta"):
         eventually(
-            at_least(control_plane, name, at_stable[name] + 150),
+            at_least(control_plane, name, at_stable[name] + 100),
             90,
             f"{name}'s handshakes after the rotation",
         )

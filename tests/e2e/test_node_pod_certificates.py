@@ -544,8 +544,19 @@ def test_a_name_no_policy_allows_leaves_the_pod_creating_with_pkiwardens_warning
     assert event["type"] == "Warning" and event["message"].startswith(
         'spec.unverifiedUserAnnotations["pkiwarden.dev/dns-names"][0]: "stranger.podcerts.svc"'
     )
-    described = control_plane.kubectl("describe", "pod", "-n", ns, "stranger").stdout
-    assert "NotAllowed" in described and "FailedMount" in described
+
+    def both_told() -> str | None:
+        described = control_plane.kubectl("describe", "pod", "-n", ns, "stranger").stdout
+        return described if "NotAllowed" in described and "FailedMount" in described else None
+
+    # The kubelet's own FailedMount comes with its next try to mount, which backs off.
+    eventually(
+        both_told,
+        START_WITHIN,
+        "the kubelet's FailedMount beside pkiwarden's Warning",
+        every=2,
+        explain=lambda: story(control_plane),
+    )
     phase = kube.get(f"/api/v1/namespaces/{ns}/pods/stranger")["status"]["phase"]
     assert phase == "Pending"
 

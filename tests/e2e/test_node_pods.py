@@ -41,7 +41,7 @@ from tests.e2e.helpers import (
 )
 
 ISSUER_NAMESPACE = "pkiwarden-e2e-node"
-# The kubelet re-reads a mounted Secret on each Pod sync (syncFrequency 10 s
+# The kubelet re-reads a mounted Secret on each Pod sync (syncFrequency 5 s
 # locally) and retries a failed mount with a backoff that starts at 0.5 s.
 POD_TIMEOUT = 90.0
 _counter = itertools.count()

@@ -242,7 +242,7 @@ hostile_bodies = (
 
 
 @settings(
-    max_examples=2000,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
