@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from issuer.runtime import issuance
+from issuer.runtime.ca_history import absent_ca_message, ca_history, lost_ca_message
 from issuer.runtime.caches import CASecrets
 from shared.clock import rfc3339
 from shared.kube.cache import WatchCache
@@ -36,11 +37,7 @@ def load_ca(
     """The CA in ``secret`` if it can sign now, else what is wrong with it."""
     where = f'CA Secret "{namespace}/{name}"'
     if secret is None:
-        return CAProblem(
-            f"{where} does not exist; a cluster administrator must restore it from a backup,"
-            " or create it with a new CA (type kubernetes.io/tls with tls.crt and tls.key);"
-            " pkiwarden never replaces a lost CA by itself, even with spec.generate"
-        )
+        return CAProblem(lost_ca_message(namespace, name))
     data = secret.get("data") or {}
     try:
         cert_pem = issuance.secret_field(data, "tls.crt")
@@ -114,6 +111,9 @@ class CASource:
         self.name = name
         self._memo: tuple[str, issuance.SigningCA | CAProblem] | None = None
         self._lock = threading.Lock()
+
+    def exists(self) -> bool:
+        return self.cache.get(self._namespace, self.name) is not None
 
     def current(self, now: datetime) -> issuance.SigningCA | CAProblem:
         secret = self.cache.get(self._namespace, self.name)
@@ -200,4 +200,8 @@ class Signers:
                 self._sources[authority] = source
         if self._secrets.denied(name):
             return CAProblem(unreadable_ca_problem(self._secrets.namespace, name))
+        if not source.exists():
+            # A fresh install's CA not made yet is not a lost one: the authority's record says.
+            history = ca_history(self._authorities.get("", authority))
+            return CAProblem(absent_ca_message(history, authority, self._secrets.namespace, name))
         return source.current(now)

@@ -42,3 +42,14 @@ def test_a_pki_naming_an_authority_that_does_not_exist_is_told_so() -> None:
     problem = signers("default").current("platform", utc_now())
     assert isinstance(problem, CAProblem)
     assert problem.message.startswith('PkiAuthority "platform" does not exist')
+
+
+def test_the_own_ca_secret_missing_with_no_pkiauthority_is_not_called_lost() -> None:
+    """Nothing records that the CA ever existed: create it, restore only if it did."""
+    problem = signers("default").current("default", utc_now())
+    assert isinstance(problem, CAProblem)
+    assert problem.message.startswith(
+        'CA Secret "pkiwarden-system/pkiwarden-ca" does not exist and there is no PkiAuthority'
+        ' "default" to record a CA.'
+    )
+    assert "restore it from a backup only if it existed before" in problem.message

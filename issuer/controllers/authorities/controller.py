@@ -56,6 +56,7 @@ from issuer.controllers.authorities.inputs.spec import (
 from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
 from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime import issuance
+from issuer.runtime.ca_history import ca_history, had_a_ca
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.issued_facts import cached_facts, parse_issued
@@ -82,17 +83,6 @@ class Leaf:
     issuer_key_id: bytes | None
     not_after: datetime | None
     bundle: str  # ca.crt as stored (base64)
-
-
-def had_a_ca(authority: Mapping[str, Any]) -> bool:
-    """True once the authority's status has named a CA.
-
-    Its first CA is made by the issuer; a CA Secret that disappears later is
-    reported, never silently replaced: a new CA would re-issue every
-    certificate and break trust in the old one.
-    """
-    status = authority.get("status") or {}
-    return bool(status.get("caEstablishedTime") or status.get("activeCA") or status.get("trusted"))
 
 
 def key_id(certificate: x509.Certificate) -> bytes:
@@ -304,7 +294,12 @@ class AuthorityController:
             result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
             result.problem = missing_ca_problem(
-                self.namespace, spec.secret_name, generates=spec.generate is not None
+                self.namespace,
+                spec.secret_name,
+                name,
+                generates=spec.generate is not None,
+                history=ca_history(authority),
+                exists=secret is not None,
             )
         if result.problem or secret is None or material is None:
             self._write_status(name, authority, RotationState(), (), result, "", now)
