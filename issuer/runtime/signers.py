@@ -130,11 +130,22 @@ class CASource:
         return loaded
 
 
+# The issuer's Role in its own namespace: it grants the CA Secrets by name (deploy/rbac).
+CA_SECRETS_ROLE = "pkiwarden-issuer"
+
+
 def unreadable_ca_problem(namespace: str, name: str) -> str:
-    """What to do when the issuer may not read a CA Secret (the Role lists the ones it may)."""
+    """What to do when the issuer may not read a CA Secret: the exact grant that is missing.
+
+    Least privilege: the issuer's Role names each CA Secret it may use, so an
+    authority added later needs its Secret added there, by a cluster administrator.
+    """
     return (
-        f'CA Secret "{namespace}/{name}" may not be read by the issuer; a cluster'
-        " administrator must add it to the resourceNames of the issuer's Role in that namespace"
+        f'CA Secret "{namespace}/{name}" may not be read by the issuer: Role'
+        f' "{CA_SECRETS_ROLE}" in namespace "{namespace}" grants get, list, watch and update'
+        f' on Secrets by name, and "{name}" is not among its resourceNames. A cluster'
+        f' administrator must add "{name}" there: with the Helm chart, to the value'
+        " issuer.caSecretNames; with deploy/, to that rule in rbac/issuer.yaml"
     )
 
 

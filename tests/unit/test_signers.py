@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from kubernetes.client import Configuration
 
 from issuer.runtime.caches import SharedCaches
-from issuer.runtime.signers import CAProblem, Signers
+from issuer.runtime.signers import CA_SECRETS_ROLE, CAProblem, Signers, unreadable_ca_problem
+from pkiwarden.release.values import ca_secret_rules
 from shared.clock import utc_now
 from shared.kube.client import Kube
 
@@ -53,3 +57,26 @@ def test_the_own_ca_secret_missing_with_no_pkiauthority_is_not_called_lost() -> 
         ' "default" to record a CA.'
     )
     assert "restore it from a backup only if it existed before" in problem.message
+
+
+def test_a_forbidden_ca_secret_names_the_exact_grant_to_add() -> None:
+    problem = unreadable_ca_problem("pkiwarden-system", "platform-ca")
+    assert problem.startswith(
+        'CA Secret "pkiwarden-system/platform-ca" may not be read by the issuer: Role'
+        ' "pkiwarden-issuer" in namespace "pkiwarden-system" grants get, list, watch and update'
+        ' on Secrets by name, and "platform-ca" is not among its resourceNames.'
+    )
+    assert "the value issuer.caSecretNames" in problem
+    assert "rbac/issuer.yaml" in problem
+
+
+def test_the_role_named_is_the_one_deploy_ships_with_the_ca_secret_rule() -> None:
+    shipped = Path(__file__).parents[2] / "deploy" / "rbac" / "issuer.yaml"
+    roles = [
+        item
+        for item in yaml.safe_load_all(shipped.read_text())
+        if item and item["kind"] == "Role" and item["metadata"]["name"] == CA_SECRETS_ROLE
+    ]
+    assert len(roles) == 1
+    ca_rule, _ = ca_secret_rules(roles[0])
+    assert set(roles[0]["rules"][ca_rule]["verbs"]) == {"get", "list", "watch", "update"}
