@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from cryptography import x509
@@ -134,19 +135,32 @@ class CASource:
 CA_SECRETS_ROLE = "pkiwarden-issuer"
 
 
-def unreadable_ca_problem(namespace: str, name: str) -> str:
-    """What to do when the issuer may not read a CA Secret: the exact grant that is missing.
+class SecretGrant(Enum):
+    """The issuer Role's two rules by Secret name: (verbs, the Helm chart's value)."""
+
+    CA = ("get, list, watch and update", "issuer.caSecretNames")
+    NEXT_CA = ("get", "issuer.nextCASecretNames")
+
+
+def ungranted_secret(namespace: str, name: str, grant: SecretGrant) -> str:
+    """What to do when the issuer may not read a Secret: the exact grant that is missing.
 
     Least privilege: the issuer's Role names each CA Secret it may use, so an
-    authority added later needs its Secret added there, by a cluster administrator.
+    authority (or a next CA) added later needs its Secret added there, by a
+    cluster administrator.
     """
+    verbs, value = grant.value
     return (
-        f'CA Secret "{namespace}/{name}" may not be read by the issuer: Role'
-        f' "{CA_SECRETS_ROLE}" in namespace "{namespace}" grants get, list, watch and update'
-        f' on Secrets by name, and "{name}" is not among its resourceNames. A cluster'
-        f' administrator must add "{name}" there: with the Helm chart, to the value'
-        " issuer.caSecretNames; with deploy/, to that rule in rbac/issuer.yaml"
+        f'Secret "{namespace}/{name}" may not be read by the issuer: Role "{CA_SECRETS_ROLE}"'
+        f' in namespace "{namespace}" grants {verbs} on Secrets by name, and "{name}" is not'
+        f' among its resourceNames. A cluster administrator must add "{name}" there: with the'
+        f" Helm chart, to the value {value}; with deploy/, to that rule in rbac/issuer.yaml"
     )
+
+
+def unreadable_ca_problem(namespace: str, name: str) -> str:
+    """A CA Secret the issuer may not read: nothing is signed until it is granted."""
+    return f"CA {ungranted_secret(namespace, name, SecretGrant.CA)}"
 
 
 class Signers:

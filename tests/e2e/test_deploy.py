@@ -385,7 +385,27 @@ def test_an_authority_whose_ca_secret_the_role_does_not_name_says_what_to_grant(
             "-n",
             "pkiwarden-system",
         )
+        # A next CA the Role does not name: told once, on the authority, with its own rule.
+        named = {"spec": {"nextSecretName": "ungranted-next"}}
+        demo_plane.kubectl("patch", "pkica", "default", "--type=merge", "-p", json.dumps(named))
+
+        def warned() -> str | None:
+            found = demo_plane.kubectl(
+                "get", "events", "-n", "default", "-o", "json",
+                "--field-selector=involvedObject.name=default,reason=NextCASecretForbidden",
+            ).stdout  # fmt: skip
+            items = json.loads(found)["items"]
+            return str(items[0]["message"]) if items else None
+
+        warning = eventually(warned, 30, "the Warning on PkiAuthority default")
+        assert warning.startswith(
+            'spec.nextSecretName: Secret "pkiwarden-system/ungranted-next" may not be read by'
+            ' the issuer: Role "pkiwarden-issuer" in namespace "pkiwarden-system" grants get'
+        ), warning
+        assert "issuer.nextCASecretNames" in warning
     finally:
+        unnamed = {"spec": {"nextSecretName": None}}
+        demo_plane.kubectl("patch", "pkica", "default", "--type=merge", "-p", json.dumps(unnamed))
         demo_plane.kubectl("delete", "pkica", "ungranted", "--ignore-not-found")
 
 

@@ -9,7 +9,14 @@ import yaml
 from kubernetes.client import Configuration
 
 from issuer.runtime.caches import SharedCaches
-from issuer.runtime.signers import CA_SECRETS_ROLE, CAProblem, Signers, unreadable_ca_problem
+from issuer.runtime.signers import (
+    CA_SECRETS_ROLE,
+    CAProblem,
+    SecretGrant,
+    Signers,
+    ungranted_secret,
+    unreadable_ca_problem,
+)
 from pkiwarden.release.values import ca_secret_rules
 from shared.clock import utc_now
 from shared.kube.client import Kube
@@ -70,6 +77,15 @@ def test_a_forbidden_ca_secret_names_the_exact_grant_to_add() -> None:
     assert "rbac/issuer.yaml" in problem
 
 
+def test_a_forbidden_next_ca_secret_names_its_own_rule_and_value() -> None:
+    told = ungranted_secret("pkiwarden-system", "platform-ca-2", SecretGrant.NEXT_CA)
+    assert told.startswith(
+        'Secret "pkiwarden-system/platform-ca-2" may not be read by the issuer: Role'
+        ' "pkiwarden-issuer" in namespace "pkiwarden-system" grants get on Secrets by name'
+    )
+    assert "the value issuer.nextCASecretNames" in told
+
+
 def test_the_role_named_is_the_one_deploy_ships_with_the_ca_secret_rule() -> None:
     shipped = Path(__file__).parents[2] / "deploy" / "rbac" / "issuer.yaml"
     roles = [
@@ -78,5 +94,6 @@ def test_the_role_named_is_the_one_deploy_ships_with_the_ca_secret_rule() -> Non
         if item and item["kind"] == "Role" and item["metadata"]["name"] == CA_SECRETS_ROLE
     ]
     assert len(roles) == 1
-    ca_rule, _ = ca_secret_rules(roles[0])
+    ca_rule, next_rule = ca_secret_rules(roles[0])
     assert set(roles[0]["rules"][ca_rule]["verbs"]) == {"get", "list", "watch", "update"}
+    assert roles[0]["rules"][next_rule]["verbs"] == ["get"]
