@@ -25,17 +25,23 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 # certificate that is "not yet valid" for a minute fails every handshake.
 BACKDATE = dt.timedelta(minutes=5)
 
-CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
+
+def _key_usage(*, ca: bool, key_encipherment: bool) -> x509.KeyUsage:
+    """Digital signature always; certificate and CRL signing for a CA."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+CA_KEY_USAGE = _key_usage(ca=True, key_encipherment=False)
 
 
 def leaf_key_usage(public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
@@ -44,17 +50,7 @@ def leaf_key_usage(public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
     TLS 1.2's RSA key exchange encrypts to the leaf's key, which a peer checks
     against key encipherment; EC and Ed25519 keys only ever sign.
     """
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    return _key_usage(ca=False, key_encipherment=isinstance(public_key, rsa.RSAPublicKey))
 
 
 def new_ec_key() -> ec.EllipticCurvePrivateKey:
