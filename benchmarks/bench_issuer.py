@@ -20,20 +20,19 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import urllib3
+from watching import Watch, is_ready
 from workload import open_namespace, pki_body
 
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process
 from pkiwarden.local import processes as procs
 from pkiwarden.local.controlplane import ControlPlane
-from shared.kube.client import PKIS, SECRETS, ApiError, Kube
+from shared.kube.client import PKIS, SECRETS, Kube
 
 
 class IssuerProcess:
@@ -84,45 +83,17 @@ class ReadyWatch:
     """Records when each Pki of a namespace is first seen Ready=True on a watch."""
 
     def __init__(self, kube: Kube, namespace: str) -> None:
-        self.kube = kube
-        self.namespace = namespace
         self.ready_at: dict[str, float] = {}
-        self._stop = threading.Event()
-        listed = kube.get(PKIS.path(namespace))
-        self._version = str(listed["metadata"]["resourceVersion"])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._watch = Watch(kube, PKIS, namespace)
+        self._watch.handlers.append(self._seen)
+        self._watch.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for event in self.kube.watch(
-                    PKIS.path(self.namespace),
-                    params={"resourceVersion": self._version},
-                    timeout_seconds=60,
-                ):
-                    obj = event.get("object") or {}
-                    self._version = str((obj.get("metadata") or {}).get("resourceVersion"))
-                    name = str((obj.get("metadata") or {}).get("name"))
-                    conditions = (obj.get("status") or {}).get("conditions") or []
-                    ready = any(
-                        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-                    )
-                    if ready and name not in self.ready_at:
-                        self.ready_at[name] = time.monotonic()
-                    if self._stop.is_set():
-                        return
-            except ApiError as error:
-                if error.gone:
-                    return
-                raise
-            except (urllib3.exceptions.HTTPError, OSError):
-                if self._stop.is_set():
-                    return
-                time.sleep(0.2)
+    def _seen(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        if is_ready(obj):
+            self.ready_at.setdefault(str((obj.get("metadata") or {}).get("name")), now)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._watch.stop()
 
 
 def _percentile(values: list[float], fraction: float) -> float:

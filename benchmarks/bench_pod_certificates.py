@@ -25,17 +25,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import urllib3
+from watching import Watch, is_ready
 from workload import open_namespace, pki_body
 
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane, issuer_process, node
-from shared.kube.client import EVENTS, PKIS, PODS, SECRETS, ApiError, Kube, Resource
+from shared.kube.client import EVENTS, PKIS, PODS, SECRETS, Kube, Resource
 
 PCRS = Resource("certificates.k8s.io/v1", "podcertificaterequests")
 SERVICE = "bench"
@@ -47,43 +46,6 @@ def _newest_managers(obj: dict[str, Any]) -> set[str]:
     fields = (obj.get("metadata") or {}).get("managedFields") or []
     newest = max((str(f.get("time") or "") for f in fields), default="")
     return {str(f.get("manager") or "") for f in fields if str(f.get("time") or "") == newest}
-
-
-class Watch:
-    """Follows one resource in a namespace; ``seen(obj, now)`` for every added or changed object."""
-
-    def __init__(self, kube: Kube, resource: Resource, namespace: str) -> None:
-        self.kube = kube
-        self.path = resource.path(namespace)
-        self.handlers: list[Callable[[str, dict[str, Any], float], None]] = []
-        self._stop = threading.Event()
-        self._version = str(kube.get(self.path)["metadata"]["resourceVersion"])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Watch:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                params = {"resourceVersion": self._version}
-                for event in self.kube.watch(self.path, params=params, timeout_seconds=60):
-                    obj = event.get("object") or {}
-                    self._version = str((obj.get("metadata") or {}).get("resourceVersion"))
-                    for handler in self.handlers:
-                        handler(str(event.get("type")), obj, time.monotonic())
-                    if self._stop.is_set():
-                        return
-            except ApiError as error:
-                if error.gone:
-                    return
-                raise
-            except (urllib3.exceptions.HTTPError, OSError):
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 class Observed:
@@ -109,8 +71,7 @@ class Observed:
             self.signed.setdefault(name, now)
 
     def pki(self, kind: str, obj: dict[str, Any], now: float) -> None:
-        conditions = (obj.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        if is_ready(obj):
             self.signed.setdefault(str(obj["metadata"]["name"]), now)
 
     def write(self, kind: str, obj: dict[str, Any], now: float) -> None:

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from shared import API_GROUP_VERSION
 from shared.schema import _CONDITION as _PKI_CONDITION
-from shared.schema import _KEY_ALGORITHMS, _METADATA, DRAFT, JSON, _key_size_rule, _props, _string
+from shared.schema import (
+    _KEY_ALGORITHMS,
+    JSON,
+    _key_size_rule,
+    _kind,
+    _kind_fields,
+    _props,
+    _string,
+)
 
 _PHASES = ["Stable", "Propagating", "Reissuing", "Retiring"]
 _ROLES = ["Active", "Next", "Previous"]
@@ -40,20 +47,16 @@ _CONDITION: JSON = {
 }
 
 PKI_AUTHORITY_SCHEMA: Final[JSON] = {
-    "$schema": DRAFT,
-    "$id": "https://pkiwarden.dev/schemas/v1alpha1/pkiauthority.json",
-    "title": "PkiAuthority",
-    "description": (
-        "The CA that signs every Pki's certificate: the Secret that holds it, how it rotates, "
-        "and where a rotation stands. Trust in it is published to every namespace a PkiPolicy "
-        "selects, as the ConfigMap pkiwarden-ca.crt."
+    **_kind(
+        "PkiAuthority",
+        (
+            "The CA that signs every Pki's certificate: the Secret that holds it, how it rotates, "
+            "and where a rotation stands. Trust in it is published to every namespace a PkiPolicy "
+            "selects, as the ConfigMap pkiwarden-ca.crt."
+        ),
     ),
-    "type": "object",
-    "required": ["spec"],
     "properties": {
-        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
-        "kind": _string("Kind of this object.", enum=["PkiAuthority"]),
-        "metadata": _METADATA,
+        **_kind_fields("PkiAuthority"),
         "spec": {
             "type": "object",
             "description": "The CA and its rotation.",

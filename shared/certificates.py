@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -25,28 +25,32 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 # certificate that is "not yet valid" for a minute fails every handshake.
 BACKDATE = dt.timedelta(minutes=5)
 
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-_LEAF_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+
+def _key_usage(*, ca: bool, key_encipherment: bool) -> x509.KeyUsage:
+    """Digital signature always; certificate and CRL signing for a CA."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+CA_KEY_USAGE = _key_usage(ca=True, key_encipherment=False)
+
+
+def leaf_key_usage(public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
+    """A TLS leaf's: digital signature, and key encipherment for an RSA key.
+
+    TLS 1.2's RSA key exchange encrypts to the leaf's key, which a peer checks
+    against key encipherment; EC and Ed25519 keys only ever sign.
+    """
+    return _key_usage(ca=False, key_encipherment=isinstance(public_key, rsa.RSAPublicKey))
 
 
 def new_ec_key() -> ec.EllipticCurvePrivateKey:
@@ -95,7 +99,7 @@ def self_signed_ca(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, signature_hash(key))
     )
@@ -123,7 +127,7 @@ def signed_leaf(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + lifetime, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_LEAF_KEY_USAGE, critical=True)
+        .add_extension(leaf_key_usage(public_key), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),

@@ -47,6 +47,27 @@ def _timestamp(description: str) -> JSON:
     return _string(description, format="date-time")
 
 
+def _kind(kind: str, description: str) -> JSON:
+    """What every kind's schema opens with: its identity, and that spec is required."""
+    return {
+        "$schema": DRAFT,
+        "$id": f"https://pkiwarden.dev/schemas/v1alpha1/{kind.lower()}.json",
+        "title": kind,
+        "description": description,
+        "type": "object",
+        "required": ["spec"],
+    }
+
+
+def _kind_fields(kind: str) -> JSON:
+    """The fields every object of ``kind`` has before its spec."""
+    return {
+        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
+        "kind": _string("Kind of this object.", enum=[kind]),
+        "metadata": _METADATA,
+    }
+
+
 def _key_size_rule(algorithm: str, sizes: list[int] | None, default: int | None) -> JSON:
     condition = {"required": ["algorithm"], "properties": {"algorithm": {"const": algorithm}}}
     if sizes is None:
@@ -132,19 +153,15 @@ _CONDITION: JSON = {
 }
 
 PKI_SCHEMA: Final[JSON] = {
-    "$schema": DRAFT,
-    "$id": "https://pkiwarden.dev/schemas/v1alpha1/pki.json",
-    "title": "Pki",
-    "description": (
-        "A request for a TLS certificate for one Service, signed by the cluster's pkiwarden CA "
-        "and written to a kubernetes.io/tls Secret in the same namespace."
+    **_kind(
+        "Pki",
+        (
+            "A request for a TLS certificate for one Service, signed by the cluster's pkiwarden CA "
+            "and written to a kubernetes.io/tls Secret in the same namespace."
+        ),
     ),
-    "type": "object",
-    "required": ["spec"],
     "properties": {
-        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
-        "kind": _string("Kind of this object.", enum=["Pki"]),
-        "metadata": _METADATA,
+        **_kind_fields("Pki"),
         "spec": {
             "type": "object",
             "description": "The certificate wanted.",
@@ -325,19 +342,15 @@ _SELECTOR: JSON = {
 }
 
 PKI_POLICY_SCHEMA: Final[JSON] = {
-    "$schema": DRAFT,
-    "$id": "https://pkiwarden.dev/schemas/v1alpha1/pkipolicy.json",
-    "title": "PkiPolicy",
-    "description": (
-        "Which namespaces may request certificates for which names. A Pki is allowed when one "
-        "PkiPolicy that selects its namespace allows all of it."
+    **_kind(
+        "PkiPolicy",
+        (
+            "Which namespaces may request certificates for which names. A Pki is allowed when one "
+            "PkiPolicy that selects its namespace allows all of it."
+        ),
     ),
-    "type": "object",
-    "required": ["spec"],
     "properties": {
-        "apiVersion": _string("Versioned schema of this object.", enum=[API_GROUP_VERSION]),
-        "kind": _string("Kind of this object.", enum=["PkiPolicy"]),
-        "metadata": _METADATA,
+        **_kind_fields("PkiPolicy"),
         "spec": {
             "type": "object",
             "description": (

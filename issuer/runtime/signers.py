@@ -12,11 +12,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from cryptography import x509
 
 from issuer.runtime import issuance
+from issuer.runtime.ca_history import absent_ca_message, ca_history, lost_ca_message
 from issuer.runtime.caches import CASecrets
 from shared.clock import rfc3339
 from shared.kube.cache import WatchCache
@@ -36,11 +38,7 @@ def load_ca(
     """The CA in ``secret`` if it can sign now, else what is wrong with it."""
     where = f'CA Secret "{namespace}/{name}"'
     if secret is None:
-        return CAProblem(
-            f"{where} does not exist; a cluster administrator must restore it from a backup,"
-            " or create it with a new CA (type kubernetes.io/tls with tls.crt and tls.key);"
-            " pkiwarden never replaces a lost CA by itself, even with spec.generate"
-        )
+        return CAProblem(lost_ca_message(namespace, name))
     data = secret.get("data") or {}
     try:
         cert_pem = issuance.secret_field(data, "tls.crt")
@@ -115,6 +113,9 @@ class CASource:
         self._memo: tuple[str, issuance.SigningCA | CAProblem] | None = None
         self._lock = threading.Lock()
 
+    def exists(self) -> bool:
+        return self.cache.get(self._namespace, self.name) is not None
+
     def current(self, now: datetime) -> issuance.SigningCA | CAProblem:
         secret = self.cache.get(self._namespace, self.name)
         version = str(((secret or {}).get("metadata") or {}).get("resourceVersion", ""))
@@ -130,12 +131,36 @@ class CASource:
         return loaded
 
 
-def unreadable_ca_problem(namespace: str, name: str) -> str:
-    """What to do when the issuer may not read a CA Secret (the Role lists the ones it may)."""
+# The issuer's Role in its own namespace: it grants the CA Secrets by name (deploy/rbac).
+CA_SECRETS_ROLE = "pkiwarden-issuer"
+
+
+class SecretGrant(Enum):
+    """The issuer Role's two rules by Secret name: (verbs, the Helm chart's value)."""
+
+    CA = ("get, list, watch and update", "issuer.caSecretNames")
+    NEXT_CA = ("get", "issuer.nextCASecretNames")
+
+
+def ungranted_secret(namespace: str, name: str, grant: SecretGrant) -> str:
+    """What to do when the issuer may not read a Secret: the exact grant that is missing.
+
+    Least privilege: the issuer's Role names each CA Secret it may use, so an
+    authority (or a next CA) added later needs its Secret added there, by a
+    cluster administrator.
+    """
+    verbs, value = grant.value
     return (
-        f'CA Secret "{namespace}/{name}" may not be read by the issuer; a cluster'
-        " administrator must add it to the resourceNames of the issuer's Role in that namespace"
+        f'Secret "{namespace}/{name}" may not be read by the issuer: Role "{CA_SECRETS_ROLE}"'
+        f' in namespace "{namespace}" grants {verbs} on Secrets by name, and "{name}" is not'
+        f' among its resourceNames. A cluster administrator must add "{name}" there: with the'
+        f" Helm chart, to the value {value}; with deploy/, to that rule in rbac/issuer.yaml"
     )
+
+
+def unreadable_ca_problem(namespace: str, name: str) -> str:
+    """A CA Secret the issuer may not read: nothing is signed until it is granted."""
+    return f"CA {ungranted_secret(namespace, name, SecretGrant.CA)}"
 
 
 class Signers:
@@ -200,4 +225,8 @@ class Signers:
                 self._sources[authority] = source
         if self._secrets.denied(name):
             return CAProblem(unreadable_ca_problem(self._secrets.namespace, name))
+        if not source.exists():
+            # A fresh install's CA not made yet is not a lost one: the authority's record says.
+            history = ca_history(self._authorities.get("", authority))
+            return CAProblem(absent_ca_message(history, authority, self._secrets.namespace, name))
         return source.current(now)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION, ROTATE_NOW_ANNOTATION
+from issuer.runtime.ca_history import CAHistory, absent_ca_message, ca_history
 from shared.clock import rfc3339_micro
 from shared.suggest import did_you_mean
 from shared.validation.common import listing, quoted
@@ -65,6 +66,10 @@ def not_ready(authority: Mapping[str, Any], missing_secret: str | None = None) -
     if problem is not None:
         return problem
     if missing_secret is not None:
+        history = ca_history(authority)
+        if history is not CAHistory.ESTABLISHED:  # a fresh install: nothing to restore
+            namespace, _, secret = missing_secret.rpartition("/")
+            return absent_ca_message(history, _name(authority), namespace, secret)
         return (
             f'its CA Secret "{missing_secret}" does not exist, so nothing can be signed; '
             "restore it from a backup, or create it (type kubernetes.io/tls)"

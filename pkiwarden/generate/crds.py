@@ -43,17 +43,21 @@ _KEPT = (
     "additionalProperties",
 )
 
+# Every kind with a status leads with it: whether the object does its job.
+READY_COLUMN: JSON = {
+    "name": "Ready",
+    "type": "string",
+    "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+}
+AGE_COLUMN: JSON = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
 PKI_COLUMNS: list[JSON] = [
-    {
-        "name": "Ready",
-        "type": "string",
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-    },
+    READY_COLUMN,
     {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"},
     {"name": "Service", "type": "string", "jsonPath": ".spec.serviceName"},
     # "string", not "date": kubectl renders a future date column as <invalid>.
     {"name": "Expires", "type": "string", "jsonPath": ".status.notAfter"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    AGE_COLUMN,
     # -o wide: why a Pki is not Ready, without a describe.
     {
         "name": "Reason",
@@ -75,7 +79,7 @@ POLICY_COLUMNS: list[JSON] = [
     {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces"},
     {"name": "Selector", "type": "string", "jsonPath": ".spec.namespaceSelector.matchLabels"},
     {"name": "Services", "type": "string", "jsonPath": ".spec.allowedServiceNames"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    AGE_COLUMN,
     {"name": "DNS Names", "type": "string", "priority": 1, "jsonPath": ".spec.allowedDNSNames"},
     {"name": "IP Ranges", "type": "string", "priority": 1, "jsonPath": ".spec.allowedIPRanges"},
     {"name": "Max Duration", "type": "string", "priority": 1, "jsonPath": ".spec.maxDuration"},
@@ -83,16 +87,12 @@ POLICY_COLUMNS: list[JSON] = [
 
 AUTHORITY_COLUMNS: list[JSON] = [
     # Ready first, as for a Pki: whether the CA can sign is the question asked most.
-    {
-        "name": "Ready",
-        "type": "string",
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-    },
+    READY_COLUMN,
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     # "string", not "date": kubectl renders a future date column as <invalid>.
     {"name": "Active CA expires", "type": "string", "jsonPath": ".status.activeNotAfter"},
     {"name": "Pending", "type": "integer", "jsonPath": ".status.pendingPkis"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    AGE_COLUMN,
 ]
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pkiwarden.local.readiness import LOOPBACK
 from shared import certificates
 
 ADMIN_USER = "pkiwarden-admin"
@@ -37,7 +38,6 @@ SERVING_DNS_NAMES: tuple[str, ...] = (
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
-LOOPBACK_IP = "127.0.0.1"
 # Long enough that a control plane left running for a while keeps working.
 VALIDITY = dt.timedelta(days=30)
 
@@ -117,7 +117,7 @@ def new_serving_cert(
         ExtendedKeyUsageOID.SERVER_AUTH,
         now,
         dns_names=SERVING_DNS_NAMES,
-        ips=(LOOPBACK_IP, service_ip, *extra_ips),
+        ips=(LOOPBACK, service_ip, *extra_ips),
     )
 
 
@@ -129,7 +129,7 @@ def new_kubelet_serving_cert(ca: Issued, now: dt.datetime) -> Issued:
         ExtendedKeyUsageOID.SERVER_AUTH,
         now,
         dns_names=("localhost",),
-        ips=(LOOPBACK_IP,),
+        ips=(LOOPBACK,),
     )
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from pkiwarden.local.certs import PkiFiles
+from pkiwarden.local.readiness import LOOPBACK
 
 CONTEXT = "pkiwarden-local"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-LOOPBACK = "127.0.0.1"
 # Pods reach the API server at the node's bridge address (see apiserver_argv).
 
 

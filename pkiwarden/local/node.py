@@ -36,11 +36,7 @@ from pkiwarden.local.certs import (
     new_kubelet_serving_cert,
     write_pem_pair,
 )
-from pkiwarden.local.components import (
-    LOOPBACK,
-    client_certificate_credentials,
-    kubeconfig_document,
-)
+from pkiwarden.local.components import client_certificate_credentials, kubeconfig_document
 from pkiwarden.local.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError
 from pkiwarden.local.node_config import NODE_NAME, NodeLayout
 from pkiwarden.local.node_teardown import (
@@ -53,7 +49,7 @@ from pkiwarden.local.node_teardown import (
     save_state,
     teardown,
 )
-from pkiwarden.local.readiness import NotReadyError, free_ports, wait_until_ready
+from pkiwarden.local.readiness import LOOPBACK, NotReadyError, free_ports, wait_until_ready
 
 BUILD_NODE = REPO_ROOT / "deploy" / "local" / "build-node.sh"
 BUILD_IMAGES = REPO_ROOT / "deploy" / "local" / "build-images.sh"

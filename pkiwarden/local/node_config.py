@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pkiwarden.local.components import LOOPBACK
+from pkiwarden.local.readiness import LOOPBACK
 
 # The node's name is also the Hostname address the API server dials: it must
 # resolve to loopback on any machine, which only "localhost" does.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pkiwarden.local import processes as procs
 
-LOOPBACK = "127.0.0.1"
+LOOPBACK = "127.0.0.1"  # every local process listens here, and only here
 
 
 class NotReadyError(RuntimeError):

@@ -36,7 +36,9 @@ from pkiwarden.release.templates import Block, Edit, Extra, Marked, Optional, Sc
 from pkiwarden.release.values import (
     CONFIGURATION,
     ISSUER_DEPLOYMENT,
+    ISSUER_ROLE,
     WEBHOOK_DEPLOYMENT,
+    ca_secret_rules,
     deploy_image,
     schema,
     values,
@@ -128,6 +130,13 @@ def _issuer(marked: Marked) -> None:
     _authority_arg(marked)
 
 
+def _issuer_role(marked: Marked) -> None:
+    """The CA Secrets by name, from the values: one more authority is one more name."""
+    ca, following = ca_secret_rules(marked.item)
+    marked.set(("rules", ca, "resourceNames"), Block(".Values.issuer.caSecretNames"))
+    marked.set(("rules", following, "resourceNames"), Block(".Values.issuer.nextCASecretNames"))
+
+
 def _namespace(marked: Marked) -> None:
     marked.item["metadata"].setdefault("annotations", {}).update(KEEP)
 
@@ -137,6 +146,7 @@ EDITS: dict[tuple[str, str], Edit] = {
     ("Deployment", ISSUER_DEPLOYMENT): _issuer,
     ("ValidatingWebhookConfiguration", CONFIGURATION): _registration,
     ("Job", "pkiwarden-bootstrap-ca"): _authority_arg,
+    ("Role", ISSUER_ROLE): _issuer_role,
     ("Namespace", SYSTEM_NAMESPACE): _namespace,
 }
 

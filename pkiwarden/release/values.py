@@ -14,14 +14,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from issuer.runtime.signers import CA_SECRETS_ROLE
+
 Json = dict[str, Any]
 
 WEBHOOK_DEPLOYMENT = "pkiwarden-webhook"
 ISSUER_DEPLOYMENT = "pkiwarden-issuer"
+ISSUER_ROLE = CA_SECRETS_ROLE  # the issuer's Role in its own namespace: the CA Secrets
 CONFIGURATION = "pkiwarden"
 FAILURE_POLICIES = ("Fail", "Ignore")
 
 _NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+# At least one name: a rule with an empty resourceNames would grant every Secret.
+_SECRET_NAMES = {
+    "type": "array",
+    "items": {
+        "type": "string",
+        "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        "maxLength": 253,
+    },
+    "minItems": 1,
+    "uniqueItems": True,
+}
 _MAP_OF_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
 _OBJECT = {"type": "object"}
 _LIST_OF_OBJECTS = {"type": "array", "items": {"type": "object"}}
@@ -128,6 +142,21 @@ TABLE: tuple[Value, ...] = (
     ),
     *_workload("issuer", "issuer"),
     Value(
+        "issuer.caSecretNames",
+        _SECRET_NAMES,
+        None,
+        "The CA Secret of every PkiAuthority (its spec.secretName), in pkiwarden-system: the"
+        " issuer may read and update these and no other Secret there. List each authority's;"
+        " one missing here is reported on its PkiAuthority, naming what to add.",
+    ),
+    Value(
+        "issuer.nextCASecretNames",
+        _SECRET_NAMES,
+        None,
+        "Secrets a platform team supplies as a PkiAuthority's spec.nextSecretName (the next"
+        " CA of a rotation), in pkiwarden-system: the issuer may read these.",
+    ),
+    Value(
         "monitoring.enabled",
         {"type": "boolean"},
         False,
@@ -183,6 +212,30 @@ def deploy_image(base: list[Json]) -> str:
     return str(pod["containers"][0]["image"])
 
 
+def ca_secret_rules(role: Json) -> tuple[int, int]:
+    """Indexes of the issuer Role's two rules by Secret name: the CA Secrets, the next CAs.
+
+    The CA Secrets' rule is the one that may update; the next CAs' may only get.
+    """
+    found: dict[str, int] = {}
+    for index, rule in enumerate(role.get("rules") or []):
+        if rule.get("resources") != ["secrets"] or not rule.get("resourceNames"):
+            continue
+        found["ca" if "update" in rule.get("verbs", []) else "next"] = index
+    if set(found) != {"ca", "next"}:
+        raise LookupError(
+            f"Role {ISSUER_ROLE} has no rule by name for the CA Secrets and one for the next CAs"
+        )
+    return found["ca"], found["next"]
+
+
+def _issuer_role(objects: list[Json]) -> Json:
+    for item in objects:
+        if item["kind"] == "Role" and item["metadata"]["name"] == ISSUER_ROLE:
+            return item
+    raise LookupError(f"kustomize output has no Role {ISSUER_ROLE}")
+
+
 def deploy_defaults(base: list[Json]) -> dict[str, Any]:
     """The defaults ``deploy/`` states, read from its kustomize output, by dotted path."""
     found: dict[str, Any] = {}
@@ -200,6 +253,10 @@ def deploy_defaults(base: list[Json]) -> dict[str, Any]:
     first = registration["webhooks"][0]
     found["webhook.failurePolicy"] = first["failurePolicy"]
     found["webhook.timeoutSeconds"] = first["timeoutSeconds"]
+    role = _issuer_role(base)
+    ca, following = ca_secret_rules(role)
+    found["issuer.caSecretNames"] = role["rules"][ca]["resourceNames"]
+    found["issuer.nextCASecretNames"] = role["rules"][following]["resourceNames"]
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from shared.durations import DurationError, parse_duration
 from shared.findings import Category, Finding, Severity, errors, phrase
 from shared.policy import IPAddress
-from shared.schema import KEY_SIZES
+from shared.schema import DEFAULT_DURATION, KEY_SIZES, MAX_DURATION, MIN_DURATION
 from shared.shapes import is_mapping
 from shared.structure import field_order_key
 from shared.text import one_line
@@ -26,6 +26,11 @@ from shared.text import one_line
 _LIST_LIMIT = 8
 _GROUP_SHOWN = 3
 NOT_A_MAPPING = "must be an object (a mapping with apiVersion, kind, metadata and spec)"
+# The global bounds and default of a certificate's duration, parsed once: a Pki's
+# spec.duration and a policy's spec.maxDuration are checked against the same ones.
+MIN_DURATION_SPAN = parse_duration(MIN_DURATION)
+MAX_DURATION_SPAN = parse_duration(MAX_DURATION)
+DEFAULT_DURATION_SPAN = parse_duration(DEFAULT_DURATION)
 
 
 def quoted(value: object) -> str:

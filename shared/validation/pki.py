@@ -23,7 +23,6 @@ from shared.names import dns1035_label_problem, dns1123_subdomain_problem, dns_n
 from shared.policy import CompiledPolicy, compiled, dns_name_allowed, expand, selecting
 from shared.schema import (
     DEFAULT_DNS_PATTERNS,
-    DEFAULT_DURATION,
     KEY_ALGORITHMS,
     KEY_SIZES,
     MAX_DURATION,
@@ -37,6 +36,9 @@ from shared.shapes import is_mapping
 from shared.structure import check_structure
 from shared.suggest import did_you_mean
 from shared.validation.common import (
+    DEFAULT_DURATION_SPAN,
+    MAX_DURATION_SPAN,
+    MIN_DURATION_SPAN,
     NOT_A_MAPPING,
     default_note,
     duplicate_entries,
@@ -57,11 +59,8 @@ from shared.validation.common import (
     warning_finding,
 )
 
-_MIN_DURATION = parse_duration(MIN_DURATION)
-_MAX_DURATION = parse_duration(MAX_DURATION)
 _MIN_RENEW_BEFORE = parse_duration(MIN_RENEW_BEFORE)
 _MIN_RENEWAL_GAP = parse_duration(MIN_RENEWAL_GAP)
-_DEFAULT_DURATION = parse_duration(DEFAULT_DURATION)
 _WEAK_RSA_SIZE = 2048
 _WEAK_RSA_AFTER = timedelta(days=365)
 _RENEW_ADVICE_SHARE = 0.10
@@ -152,8 +151,8 @@ class _Judges:
         """The longest duration one of the deciding policies allows (the global cap at most)."""
         bounds = [p.max_duration for p in self.deciding]
         if not bounds or None in bounds:
-            return _MAX_DURATION
-        return min(_MAX_DURATION, max(b for b in bounds if b is not None))
+            return MAX_DURATION_SPAN
+        return min(MAX_DURATION_SPAN, max(b for b in bounds if b is not None))
 
     @property
     def key_algorithms(self) -> tuple[str, ...]:
@@ -183,8 +182,8 @@ def _duration_defaulted(pki: Mapping[str, Any], judges: _Judges) -> Mapping[str,
     """``pki`` with spec.duration set to the policy's maxDuration when it leaves the field
     out and that bound is below the default: a default the policy refuses helps nobody."""
     spec = pki.get("spec")
-    bound = max(judges.duration_bound, _MIN_DURATION)  # a broken policy never shortens it more
-    if not is_mapping(spec) or "duration" in spec or bound >= _DEFAULT_DURATION:
+    bound = max(judges.duration_bound, MIN_DURATION_SPAN)  # a broken policy never shortens it more
+    if not is_mapping(spec) or "duration" in spec or bound >= DEFAULT_DURATION_SPAN:
         return pki
     return {**pki, "spec": {**spec, "duration": format_duration(bound)}}
 
@@ -204,7 +203,7 @@ def _accepted_duration(spec: Mapping[str, Any], judges: _Judges) -> timedelta | 
     duration = parsed_duration(text_field(spec, "duration"))
     if duration is None:
         return None
-    return max(_MIN_DURATION, min(duration, judges.duration_bound))
+    return max(MIN_DURATION_SPAN, min(duration, judges.duration_bound))
 
 
 def _allowed_here(finding: Finding, judges: _Judges) -> Finding:
@@ -303,11 +302,11 @@ def _duration_rules(
         except DurationError as error:
             yield invalid_finding("spec.duration", str(error), duration_text)
     if duration is not None and duration_text is not None:
-        if duration < _MIN_DURATION:
+        if duration < MIN_DURATION_SPAN:
             yield invalid_finding(
                 "spec.duration", f"is shorter than the minimum, {MIN_DURATION}", duration_text
             )
-        elif duration > _MAX_DURATION:
+        elif duration > MAX_DURATION_SPAN:
             yield invalid_finding("spec.duration", _OVER_GLOBAL_CAP, duration_text)
     renew_text = text_field(given, "renewBefore")
     if renew_text is None:

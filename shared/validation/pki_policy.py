@@ -31,6 +31,9 @@ from shared.schema import (
 from shared.structure import check_structure, child_path
 from shared.suggest import did_you_mean
 from shared.validation.common import (
+    DEFAULT_DURATION_SPAN,
+    MAX_DURATION_SPAN,
+    MIN_DURATION_SPAN,
     NOT_A_MAPPING,
     duplicate_entries,
     invalid_finding,
@@ -44,10 +47,6 @@ from shared.validation.common import (
     text_field,
     warning_finding,
 )
-
-_MIN_DURATION = parse_duration(MIN_DURATION)
-_MAX_DURATION = parse_duration(MAX_DURATION)
-_DEFAULT_DURATION = parse_duration(DEFAULT_DURATION)
 
 
 def validate_policy(policy: Any) -> list[Finding]:
@@ -166,13 +165,13 @@ def _max_duration_rules(text: str | None) -> Iterator[Finding]:
     except DurationError as error:
         yield invalid_finding("spec.maxDuration", str(error), text)
         return
-    if bound < _MIN_DURATION:
+    if bound < MIN_DURATION_SPAN:
         problem = (
             f"is shorter than {MIN_DURATION}, the shortest a Pki may ask for, "
             "so no Pki could use this policy"
         )
         yield invalid_finding("spec.maxDuration", problem, text)
-    elif bound > _MAX_DURATION:
+    elif bound > MAX_DURATION_SPAN:
         yield warning_finding(
             Category.ADVICE,
             "spec.maxDuration",
@@ -180,7 +179,7 @@ def _max_duration_rules(text: str | None) -> Iterator[Finding]:
             f"Pki; {MAX_DURATION} applies",
             text,
         )
-    elif bound < _DEFAULT_DURATION:
+    elif bound < DEFAULT_DURATION_SPAN:
         yield warning_finding(
             Category.ADVICE,
             "spec.maxDuration",

@@ -381,3 +381,46 @@ def test_a_sigkill_mid_rotation_resumes_it_and_reissues_nothing_twice(
     assert {n: len(serials[n]) for n in A_GEN} == dict.fromkeys(A_GEN, 2)  # one re-issue each
     after = versions(kube, NS_A, A_PLATFORM) | versions(kube, NS_B, B_PLATFORM)
     assert after == platform_before
+
+
+def test_a_supplied_ca_not_created_yet_is_told_as_a_first_ca_not_a_lost_one(
+    issued: ControlPlane, kube: Kube
+) -> None:
+    """A fresh authority has no backup to restore: the Pki owner is told the CA is to come."""
+    later, where = "later", f'CA Secret "{SYSTEM_NS}/later-ca"'
+    own_policy = policy(NS_B, [later])
+    own_policy["metadata"]["name"] = later
+    own_policy["spec"]["allowedServiceNames"] = ["late"]
+    apply(issued, authority(later, {"secretName": "later-ca"}))
+    apply(issued, own_policy)
+    apply(issued, pki(NS_B, "b-later", "late", later))
+    try:
+
+        def unavailable(path: str) -> str | None:
+            conditions = (kube.get(path).get("status") or {}).get("conditions") or []
+            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+            return str(ready["message"]) if ready.get("reason") == "CAUnavailable" else None
+
+        told = wait_for(
+            "b-later CAUnavailable",
+            lambda: unavailable(f"/apis/pkiwarden.dev/v1alpha1/namespaces/{NS_B}/pkis/b-later"),
+        )
+        assert f'PkiAuthority "{later}" has no CA yet: {where} has not been created' in told
+        assert "backup" not in told, told
+        on_authority = wait_for(
+            "later CAUnavailable",
+            lambda: unavailable(f"/apis/pkiwarden.dev/v1alpha1/pkiauthorities/{later}"),
+        )
+        assert "has not been created" in on_authority and "backup" not in on_authority
+        # The advice works: once supplied, the Pki is issued.
+        ca, ca_key = intermediate_ca(ROOT, ROOT_KEY, "later issuing CA", utc_now())
+        kube.create(
+            SECRETS.path(SYSTEM_NS),
+            supplied_ca_secret(SYSTEM_NS, "later-ca", ca, ca_key, roots=(ROOT,)),
+        )
+        wait_ready(issued, NS_B, "b-later")
+    finally:
+        issued.kubectl("delete", "pki", "b-later", "-n", NS_B, "--ignore-not-found")
+        issued.kubectl("delete", "pkipolicy", later, "--ignore-not-found")
+        issued.kubectl("delete", "pkica", later, "--ignore-not-found")
+        issued.kubectl("delete", "secret", "later-ca", "-n", SYSTEM_NS, "--ignore-not-found")

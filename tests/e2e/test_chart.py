@@ -139,7 +139,7 @@ def test_values_reach_the_objects(helm: Path) -> None:
             "timeoutSeconds": 10,
             "excludeNamespaces": ["kube-system", "legacy"],
         },
-        "issuer": {"replicas": 1},
+        "issuer": {"replicas": 1, "caSecretNames": ["pkiwarden-ca", "platform-ca"]},
         "tenants": ["app1", "app2"],
     }
     result = subprocess.run(
@@ -174,6 +174,17 @@ def test_values_reach_the_objects(helm: Path) -> None:
     assert issuer["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"] == (
         "kubernetes.io/hostname"
     )
+    # A second authority's CA Secret is one more name, never all Secrets of the namespace.
+    secret_rules = [
+        (rule.get("resourceNames"), rule["verbs"])
+        for rule in by_kind[("Role", "pkiwarden-issuer")]["rules"]
+        if rule["resources"] == ["secrets"]
+    ]
+    assert secret_rules == [
+        (None, ["create"]),
+        (["pkiwarden-ca", "platform-ca"], ["get", "list", "watch", "update"]),
+        (["pkiwarden-ca-next"], ["get"]),
+    ]
     for hook in by_kind[("ValidatingWebhookConfiguration", "pkiwarden")]["webhooks"]:
         assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] == 10
         excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
@@ -205,6 +216,8 @@ def test_helm_lint_passes(helm: Path) -> None:
         ("issuer.replicas=two", "/issuer/replicas"),
         ("webhook.timeoutSeconds=60", "/webhook/timeoutSeconds"),
         ("tenants={App_1}", "/tenants/0"),
+        ("issuer.caSecretNames=null", "/issuer"),
+        ("issuer.nextCASecretNames={}", "/issuer/nextCASecretNames"),
         ("webhook.replica=3", "replica"),
     ],
 )

@@ -351,6 +351,64 @@ def test_issuer_publishes_trust_and_authority_status_under_its_token(
     assert phase == "Stable"
 
 
+def test_an_authority_whose_ca_secret_the_role_does_not_name_says_what_to_grant(
+    demo_plane: ControlPlane,
+) -> None:
+    """Least privilege: the Role names each CA Secret, so one more authority is one more name."""
+    body = {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "PkiAuthority",
+        "metadata": {"name": "ungranted"},
+        "spec": {"secretName": "ungranted-ca"},
+    }
+    demo_plane.kubectl("apply", "-f", "-", input=json.dumps(body))
+    try:
+
+        def told() -> str | None:
+            found = demo_plane.kubectl("get", "pkica", "ungranted", "-o", "json").stdout
+            conditions = (json.loads(found).get("status") or {}).get("conditions") or []
+            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+            message = str(ready.get("message", ""))
+            return message if "may not be read" in message else None
+
+        message = eventually(told, 30, "the ungranted authority's status")
+        assert message.startswith(
+            'CA Secret "pkiwarden-system/ungranted-ca" may not be read by the issuer: Role'
+            ' "pkiwarden-issuer" in namespace "pkiwarden-system" grants get, list, watch and'
+            ' update on Secrets by name, and "ungranted-ca" is not among its resourceNames.'
+        ), message
+        assert not can_i(
+            demo_plane,
+            f"system:serviceaccount:pkiwarden-system:{install.ISSUER_ACCOUNT}",
+            "get",
+            "secrets/ungranted-ca",
+            "-n",
+            "pkiwarden-system",
+        )
+        # A next CA the Role does not name: told once, on the authority, with its own rule.
+        named = {"spec": {"nextSecretName": "ungranted-next"}}
+        demo_plane.kubectl("patch", "pkica", "default", "--type=merge", "-p", json.dumps(named))
+
+        def warned() -> str | None:
+            found = demo_plane.kubectl(
+                "get", "events", "-n", "default", "-o", "json",
+                "--field-selector=involvedObject.name=default,reason=NextCASecretForbidden",
+            ).stdout  # fmt: skip
+            items = json.loads(found)["items"]
+            return str(items[0]["message"]) if items else None
+
+        warning = eventually(warned, 30, "the Warning on PkiAuthority default")
+        assert warning.startswith(
+            'spec.nextSecretName: Secret "pkiwarden-system/ungranted-next" may not be read by'
+            ' the issuer: Role "pkiwarden-issuer" in namespace "pkiwarden-system" grants get'
+        ), warning
+        assert "issuer.nextCASecretNames" in warning
+    finally:
+        unnamed = {"spec": {"nextSecretName": None}}
+        demo_plane.kubectl("patch", "pkica", "default", "--type=merge", "-p", json.dumps(unnamed))
+        demo_plane.kubectl("delete", "pkica", "ungranted", "--ignore-not-found")
+
+
 def test_only_the_issuer_can_read_the_ca_secret(demo_plane: ControlPlane) -> None:
     """Every ServiceAccount in the cluster is asked, not only the ones we expect.
 

@@ -233,10 +233,12 @@ def test_ca_status_lists_every_authority_and_rotate_names_the_ones_there_are(
         # Asked to look, it finds the CA Secret missing (as metadata only) and says so.
         looked = ca("status", "--authority", "unserved", "--namespace", "pkiwarden-system")
         assert looked.returncode == 1, looked
+        # Never had a CA (spec.generate): a first CA to come, not a lost one to restore.
         assert looked.stdout.splitlines()[0] == (
-            'NOT READY: PkiAuthority unserved cannot sign: its CA Secret "pkiwarden-system/'
-            'unserved-ca" does not exist, so nothing can be signed; restore it from a backup, '
-            "or create it (type kubernetes.io/tls)"
+            'NOT READY: PkiAuthority unserved cannot sign: PkiAuthority "unserved" has no CA'
+            " yet: the issuer generates its first one (spec.generate) into CA Secret"
+            ' "pkiwarden-system/unserved-ca"; nothing needs doing, issuance follows once it'
+            " exists (if it stays like this, kubectl describe pkica unserved says why)"
         )
         # kubectl shows the same Ready column (empty: no condition yet).
         table = control_plane.kubectl("get", "pkica", "unserved").stdout.splitlines()

@@ -16,6 +16,7 @@ from issuer.controllers.pkis.decisions.secret_body import secret_body
 from issuer.controllers.pkis.decisions.verdict import desired_of
 from issuer.runtime import issuance
 from issuer.runtime.signers import load_ca
+from shared import certificates
 from shared.certificates import serial_hex
 from shared.defaults import apply_defaults
 
@@ -121,20 +122,7 @@ def intermediate_ca(
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(min(now + lifetime, root.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(certificates.CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),

@@ -35,6 +35,7 @@ from issuer.controllers.authorities.inputs.state import (
     render,
 )
 from issuer.runtime import issuance
+from issuer.runtime.ca_history import CAHistory
 from pkiwarden.ca.render import render_status, rotation_patch, rotation_refusal, unavailable
 from shared.clock import rfc3339
 
@@ -209,7 +210,14 @@ def test_status_and_the_cli_show_the_same_columns() -> None:
 def test_a_missing_ca_says_what_happens_next_and_the_cli_exits_non_zero(
     generates: bool, says: str
 ) -> None:
-    problem = missing_ca_problem("pkiwarden-system", "pkiwarden-ca", generates=generates)
+    problem = missing_ca_problem(
+        "pkiwarden-system",
+        "pkiwarden-ca",
+        "default",
+        generates=generates,
+        history=CAHistory.ESTABLISHED,
+        exists=False,
+    )
     assert problem.startswith('CA Secret "pkiwarden-system/pkiwarden-ca" is missing')
     assert says in problem
     assert "Restore it from a backup (issued certificates keep verifying)" in problem
@@ -225,6 +233,31 @@ def test_a_missing_ca_says_what_happens_next_and_the_cli_exits_non_zero(
     assert unavailable({**authority, "status": status}) == problem
     ready = authority_status({}, Standing(RotationState(), (), "", "", 0, [], 1), NOW)
     assert unavailable({**authority, "status": ready}) is None
+
+
+@pytest.mark.parametrize(
+    ("history", "exists", "says"),
+    [
+        (CAHistory.AWAITED, False, "has not been created. A cluster administrator must create"),
+        (CAHistory.AWAITED, True, "must put the CA in it"),
+        (CAHistory.GENERATING, True, "or delete it so that pkiwarden generates one"),
+    ],
+)
+def test_an_authority_that_never_had_a_ca_is_not_told_to_restore_one(
+    history: CAHistory, exists: bool, says: str
+) -> None:
+    problem = missing_ca_problem(
+        "pkiwarden-system",
+        "platform-ca",
+        "platform",
+        generates=history is CAHistory.GENERATING,
+        history=history,
+        exists=exists,
+    )
+    assert 'CA Secret "pkiwarden-system/platform-ca"' in problem
+    assert 'PkiAuthority "platform" has no CA yet' in problem
+    assert says in problem
+    assert "backup" not in problem
 
 
 def test_renewal_is_due_at_renew_before_but_never_in_the_first_two_thirds_of_life() -> None:
@@ -267,7 +300,7 @@ def test_a_rotation_of_a_missing_ca_is_refused_with_the_way_out(
 
 def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
     """A CA Secret deleted later is reported, not replaced by a new CA."""
-    from issuer.controllers.authorities.controller import had_a_ca  # noqa: PLC0415
+    from issuer.runtime.ca_history import had_a_ca  # noqa: PLC0415
 
     assert not had_a_ca({"spec": {"generate": {}}})
     assert not had_a_ca({"status": {"trusted": []}})
@@ -277,7 +310,7 @@ def test_only_an_authority_that_never_had_a_ca_gets_one_made() -> None:
 
 def test_a_lost_ca_is_never_taken_for_a_first_one() -> None:
     """The missing-CA status drops activeCA and trusted; caEstablishedTime stays."""
-    from issuer.controllers.authorities.controller import had_a_ca  # noqa: PLC0415
+    from issuer.runtime.ca_history import had_a_ca  # noqa: PLC0415
 
     state = RotationState()
     signing = Standing(state, Material(OLD[0], OLD[1]).trusted(state, NOW), "", "", 0, [], 1)

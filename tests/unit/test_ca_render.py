@@ -26,7 +26,12 @@ def authority(name: str, ready: str | None, message: str = "", **status: Any) ->
 
 
 DEFAULT = authority(
-    "default", "True", phase="Stable", activeNotAfter="2036-12-01T00:00:00Z", pendingPkis=0
+    "default",
+    "True",
+    phase="Stable",
+    activeNotAfter="2036-12-01T00:00:00Z",
+    pendingPkis=0,
+    caEstablishedTime="2026-12-06T11:00:00Z",
 )
 PLATFORM_GONE = authority("platform", "False", MISSING, phase="Stable", pendingPkis=0)
 NEW = authority("internal", None)
@@ -100,3 +105,24 @@ def test_a_missing_ca_secret_is_not_ready_even_with_a_stale_ready_status() -> No
     )
     # The issuer's own words win when it has said why already.
     assert not_ready(PLATFORM_GONE, "pkiwarden-system/platform-ca") == MISSING
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"generate": {}}, "the issuer generates its first one (spec.generate)"),
+        ({}, "has not been created. A cluster administrator must create it"),
+    ],
+    ids=["generated", "supplied"],
+)
+def test_a_fresh_authoritys_missing_ca_secret_is_not_a_lost_one(
+    spec: dict[str, Any], says: str
+) -> None:
+    """Never had a CA: nothing to restore, so the advice is to wait for it or supply it."""
+    fresh = {**NEW, "spec": {"secretName": "internal-ca", **spec}}
+    problem = not_ready(fresh, "pkiwarden-system/internal-ca")
+    assert problem is not None
+    assert problem.startswith('PkiAuthority "internal" has no CA yet: ')
+    assert 'CA Secret "pkiwarden-system/internal-ca"' in problem
+    assert says in problem
+    assert "backup" not in problem

@@ -90,6 +90,28 @@ def test_wrap_puts_an_object_behind_a_condition() -> None:
     )
 
 
+ROLE: dict[str, Any] = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "pkiwarden-issuer", "namespace": "pkiwarden-system"},
+    "rules": [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["pkiwarden-ca"],
+            "verbs": ["get", "list", "watch", "update"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["pkiwarden-ca-next"],
+            "verbs": ["get"],
+        },
+    ],
+}
+
+
 def test_deployment_template_names_every_value() -> None:
     text = chart.template(DEPLOYMENT, "pkiwarden:1.2.3")
     for expression in (
@@ -116,7 +138,7 @@ def test_registration_template_takes_failure_policy_timeout_and_exclusions() -> 
 
 def test_values_default_to_what_deploy_states() -> None:
     issuer = {**DEPLOYMENT, "metadata": {"name": "pkiwarden-issuer"}}
-    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION])
+    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION, ROLE])
     assert defaults["image"] == {"repository": "pkiwarden", "tag": "1.2.3", "digest": ""}
     assert defaults["webhook"]["replicas"] == 2
     assert defaults["webhook"]["resources"] == {"a": 1}
@@ -124,7 +146,20 @@ def test_values_default_to_what_deploy_states() -> None:
     assert defaults["webhook"]["failurePolicy"] == "Fail"
     assert defaults["webhook"]["timeoutSeconds"] == 5
     assert defaults["tenants"] == [] and defaults["monitoring"] == {"enabled": False}
+    assert defaults["issuer"]["caSecretNames"] == ["pkiwarden-ca"]
+    assert defaults["issuer"]["nextCASecretNames"] == ["pkiwarden-ca-next"]
     jsonschema.validate(defaults, values.schema())
+
+
+def test_the_issuer_role_takes_its_ca_secret_names_from_the_values() -> None:
+    """One more PkiAuthority is one more name in a value, never a blanket Secret grant."""
+    text = chart.template(ROLE, "pkiwarden:1.2.3")
+    assert "  resourceNames:\n    {{- toYaml .Values.issuer.caSecretNames | nindent 4 }}" in text
+    assert "{{- toYaml .Values.issuer.nextCASecretNames | nindent 4 }}" in text
+    assert "pkiwarden-ca" not in text  # the names are the values' defaults, not fixed
+    moved = {**ROLE, "rules": ROLE["rules"][:2]}
+    with pytest.raises(LookupError, match="the next CAs"):
+        chart.template(moved, "pkiwarden:1.2.3")
 
 
 @pytest.mark.parametrize(
@@ -136,11 +171,15 @@ def test_values_default_to_what_deploy_states() -> None:
         (("webhook", "timeoutSeconds"), 31, "31 is greater than the maximum of 30"),
         (("tenants",), ["App1"], "'App1' does not match"),
         (("image", "digest"), "latest", "'latest' does not match"),
+        # An empty resourceNames would grant every Secret in the namespace.
+        (("issuer", "caSecretNames"), [], "should be non-empty"),
+        (("issuer", "nextCASecretNames"), [], "should be non-empty"),
+        (("issuer", "caSecretNames"), ["Team_CA"], "'Team_CA' does not match"),
     ],
 )
 def test_schema_refuses_bad_values(path: tuple[str, ...], bad: Any, named: str) -> None:
     issuer = {**DEPLOYMENT, "metadata": {"name": "pkiwarden-issuer"}}
-    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION])
+    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION, ROLE])
     node = defaults
     for part in path[:-1]:
         node = node[part]
@@ -151,7 +190,7 @@ def test_schema_refuses_bad_values(path: tuple[str, ...], bad: Any, named: str) 
 
 def test_schema_refuses_an_unknown_value() -> None:
     issuer = {**DEPLOYMENT, "metadata": {"name": "pkiwarden-issuer"}}
-    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION])
+    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION, ROLE])
     defaults["webhook"]["replica"] = 3
     with pytest.raises(jsonschema.ValidationError, match="'replica' was unexpected"):
         jsonschema.validate(defaults, values.schema())
@@ -159,7 +198,7 @@ def test_schema_refuses_an_unknown_value() -> None:
 
 def test_every_value_is_in_the_chart_readme() -> None:
     issuer = {**DEPLOYMENT, "metadata": {"name": "pkiwarden-issuer"}}
-    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION])
+    defaults = values.values([DEPLOYMENT, issuer, REGISTRATION, ROLE])
     text = chart.readme.render("1.2.3", defaults)
     for value in values.TABLE:
         assert f"| `{value.path}` |" in text

@@ -186,6 +186,25 @@ def test_the_certificate_carries_the_identity_the_names_and_the_key() -> None:
     assert status["notAfter"] == decision.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@pytest.mark.parametrize(
+    ("key", "enciphers"),
+    [
+        (ec.generate_private_key(ec.SECP256R1()), False),
+        (ed25519.Ed25519PrivateKey.generate(), False),
+        (rsa.generate_private_key(65537, 3072), True),  # TLS 1.2's RSA key exchange
+    ],
+    ids=["ECDSA", "Ed25519", "RSA"],
+)
+def test_the_key_usage_signs_and_enciphers_only_for_rsa(key: Any, enciphers: bool) -> None:
+    decision = decide(request(key))
+    assert isinstance(decision, Sign)
+    leaf = sign_pod_certificate(decision, key.public_key(), make_ca())
+    usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.digital_signature
+    assert usage.value.key_encipherment is enciphers
+    assert not usage.value.key_cert_sign
+
+
 TRUST = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n"
 NEWER = TRUST + TRUST.replace("A", "B")
 

@@ -56,11 +56,12 @@ from issuer.controllers.authorities.inputs.spec import (
 from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
 from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime import issuance
+from issuer.runtime.ca_history import ca_history, had_a_ca
 from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.issued_facts import cached_facts, parse_issued
 from issuer.runtime.ownership import Ownership, ownership
-from issuer.runtime.signers import unreadable_ca_problem
+from issuer.runtime.signers import SecretGrant, ungranted_secret, unreadable_ca_problem
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
 from shared.kube.cache import WatchCache
@@ -70,6 +71,8 @@ from shared.logs import fields
 log = logging.getLogger("issuer.authorities")
 
 JSON = dict[str, Any]
+# The Warning on a PkiAuthority whose spec.nextSecretName the issuer may not read.
+NEXT_CA_FORBIDDEN = "NextCASecretForbidden"
 # Parallel ca.crt writes into issued Secrets (each a small PATCH).
 TRUST_WRITERS = 8
 
@@ -82,17 +85,6 @@ class Leaf:
     issuer_key_id: bytes | None
     not_after: datetime | None
     bundle: str  # ca.crt as stored (base64)
-
-
-def had_a_ca(authority: Mapping[str, Any]) -> bool:
-    """True once the authority's status has named a CA.
-
-    Its first CA is made by the issuer; a CA Secret that disappears later is
-    reported, never silently replaced: a new CA would re-issue every
-    certificate and break trust in the old one.
-    """
-    status = authority.get("status") or {}
-    return bool(status.get("caEstablishedTime") or status.get("activeCA") or status.get("trusted"))
 
 
 def key_id(certificate: x509.Certificate) -> bytes:
@@ -143,6 +135,7 @@ class AuthorityController:
         self._thread: threading.Thread | None = None
         self._leaves: dict[tuple[str, str], Leaf] = {}
         self._seen: set[tuple[str, str]] = set()  # the Secrets a pass surveyed, of all authorities
+        self._told: set[tuple[str, str]] = set()  # (authority, next CA Secret) said ungranted
         self.authorities = runtime.caches.authorities
         self.authorities.add_listener(self._changed)
         self.ca_secrets.listeners.add(self._changed)
@@ -216,7 +209,7 @@ class AuthorityController:
             return None
         return bundle_pem(material.trusted(state.read_state(secret, material), now)).decode()
 
-    def _read_secret(self, name: str) -> JSON | None:
+    def _read_secret(self, authority: str, name: str) -> JSON | None:
         """spec.nextSecretName's Secret, read directly: the issuer watches only its CA."""
         try:
             return self.kube.get(SECRETS.path(self.namespace, name))
@@ -226,16 +219,35 @@ class AuthorityController:
                     "next CA Secret not readable",
                     extra=fields(secret=f"{self.namespace}/{name}", error=str(error)),
                 )
+                if error.status == 403:
+                    self._tell_ungranted_next(authority, name)
                 return None
             raise
 
+    def _tell_ungranted_next(self, authority: str, secret_name: str) -> None:
+        """A Warning on the PkiAuthority naming the grant a next CA's Secret lacks.
+
+        Once per Secret and process: every pass reads it again, and repeats
+        would spend the spam filter's allowance that the rotation's own
+        Warnings on this object need.
+        """
+        found = self.authority(authority)
+        if self.recorder is None or found is None or (authority, secret_name) in self._told:
+            return
+        self._told.add((authority, secret_name))
+        message = "spec.nextSecretName: " + ungranted_secret(
+            self.namespace, secret_name, SecretGrant.NEXT_CA
+        )
+        ref = ObjectRef.of(found, api_version=API_GROUP_VERSION, kind="PkiAuthority")
+        self.recorder.record(ref, EventType.WARNING, NEXT_CA_FORBIDDEN, event_text(message))
+
     def _supplied(
-        self, spec: AuthoritySpec, material: state.Material, now: datetime
+        self, name: str, spec: AuthoritySpec, material: state.Material, now: datetime
     ) -> state.NewCA | None:
         """The CA in spec.nextSecretName, if it can sign, is newer and is not one we have."""
         if spec.next_secret_name is None:
             return None
-        supplied = state.read_material(self._read_secret(spec.next_secret_name))
+        supplied = state.read_material(self._read_secret(name, spec.next_secret_name))
         if supplied is None or not issuance.is_ca_certificate(supplied.active):
             return None
         if not issuance.key_matches_certificate(supplied.active_key, supplied.active):
@@ -304,7 +316,12 @@ class AuthorityController:
             result.problem = f'creating CA Secret "{self.namespace}/{spec.secret_name}"'
         elif secret is None or material is None:
             result.problem = missing_ca_problem(
-                self.namespace, spec.secret_name, generates=spec.generate is not None
+                self.namespace,
+                spec.secret_name,
+                name,
+                generates=spec.generate is not None,
+                history=ca_history(authority),
+                exists=secret is not None,
             )
         if result.problem or secret is None or material is None:
             self._write_status(name, authority, RotationState(), (), result, "", now)
@@ -324,7 +341,7 @@ class AuthorityController:
         # Pod certificates too: only the kubelet renews them, at their refresh time.
         pods = self.dependents.count(name, key_id(material.active), now)
         blocked = [p.key for p in pending if p.blocked]
-        supplied = self._supplied(spec, material, now)
+        supplied = self._supplied(name, spec, material, now)
         observed = Observed(
             now=now,
             trust_propagation=spec.trust_propagation,

@@ -15,6 +15,7 @@ from cryptography import x509
 
 from issuer.controllers.authorities.decisions.phases import Phase, RotationState
 from issuer.controllers.authorities.decisions.trust import Role, Trusted
+from issuer.runtime.ca_history import CAHistory, absent_ca_message
 from shared.clock import rfc3339
 
 BLOCKED_SHOWN = 20
@@ -42,13 +43,33 @@ class Standing:
     generation: int
 
 
-def missing_ca_problem(namespace: str, secret_name: str, *, generates: bool) -> str:
+def missing_ca_problem(
+    namespace: str,
+    secret_name: str,
+    authority: str,
+    *,
+    generates: bool,
+    history: CAHistory,
+    exists: bool,
+) -> str:
     """Why the CA cannot sign when its Secret is gone or unreadable, and what happens next.
 
     pkiwarden never replaces a lost CA by itself, not even one it generates: a new CA
     would not verify a single certificate already issued, while a restored one does.
+    An authority that never had a CA has nothing to restore: that advice is for a
+    lost one only (see :mod:`issuer.runtime.ca_history`).
     """
     where = f'CA Secret "{namespace}/{secret_name}"'
+    if history is not CAHistory.ESTABLISHED:
+        if not exists:
+            return absent_ca_message(history, authority, namespace, secret_name)
+        instead = ", or delete it so that pkiwarden generates one" if generates else ""
+        return (
+            f'{where} holds no readable tls.crt and tls.key, and PkiAuthority "{authority}"'
+            " has no CA yet. A cluster administrator must put the CA in it (type"
+            " kubernetes.io/tls with tls.crt and tls.key, and ca.crt for an intermediate)"
+            f"{instead}"
+        )
     also = (
         "; spec.generate makes only the next CA, at a rotation, never a lost one"
         if generates

@@ -10,27 +10,12 @@ is the leaf, then the CA's chain above it (never the root, which is trust).
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from issuer.controllers.podcerts.decisions.answer import Sign
 from issuer.runtime import issuance
 from shared import certificates
-
-
-def _key_usage(public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def sign_pod_certificate(
@@ -48,7 +33,7 @@ def sign_pod_certificate(
         .not_valid_before(decision.not_before)
         .not_valid_after(decision.not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(public_key), critical=True)
+        .add_extension(certificates.leaf_key_usage(public_key), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
