@@ -52,6 +52,7 @@ from issuer.runtime import issuance
 from issuer.runtime.context import Runtime
 from issuer.runtime.queue import WorkQueue
 from issuer.runtime.signers import CAProblem
+from shared.certificates import serial_hex
 from shared.kube.cache import WatchCache, object_key
 from shared.kube.client import JSON, ApiError
 from shared.logs import fields
@@ -256,7 +257,7 @@ class PodCertificateController:
             extra=fields(
                 request=f"{request.namespace}/{request.name}",
                 pod=request.pod_name,
-                serial=format(leaf.serial_number, "x"),
+                serial=serial_hex(leaf.serial_number),
                 not_after=decision.not_after.isoformat(),
             ),
         )

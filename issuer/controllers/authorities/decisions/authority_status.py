@@ -16,6 +16,7 @@ from cryptography import x509
 from issuer.controllers.authorities.decisions.phases import Phase, RotationState
 from issuer.controllers.authorities.decisions.trust import Role, Trusted
 from issuer.runtime.ca_history import CAHistory, absent_ca_message
+from shared.certificates import serial_hex
 from shared.clock import rfc3339
 
 BLOCKED_SHOWN = 20
@@ -23,7 +24,7 @@ BLOCKED_SHOWN = 20
 
 def describe(certificate: x509.Certificate, role: Role) -> dict[str, str]:
     return {
-        "serialNumber": format(certificate.serial_number, "x"),
+        "serialNumber": serial_hex(certificate.serial_number),
         "subject": certificate.subject.rfc4514_string(),
         "notAfter": rfc3339(certificate.not_valid_after_utc),
         "role": role.value,
