@@ -29,7 +29,8 @@ from issuer.runtime.metrics_tls import self_signed_context
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
 from issuer.runtime.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
-from issuer.runtime.shards import LedShards
+from issuer.runtime.shard_leases import ShardLeases
+from issuer.runtime.shards import LedShards, lease_name
 from issuer.runtime.signers import Signers
 from shared.clock import utc_now
 from shared.kube.client import Kube
@@ -83,6 +84,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         """
         if not runtime.caches.refill(settings.sync_timeout_seconds):
             log.warning("caches did not list again in time", extra=fields(shard=shard))
+        runtime.shard_reports.open(shard)  # its progress may be reported from now on
         first = not writing.is_set()
         writing.set()
         if first:
@@ -153,6 +155,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 duration,
                 gained=shard_gained,
                 lost=lambda shard: stopped_leading(),
+                reports=runtime.shard_reports,
             )
             election.start()
         elif settings.leader_elect:
@@ -195,7 +198,27 @@ def runtime_for(
     shards = LedShards(settings.shards)
     caches = SharedCaches(kube, settings.namespace, shards.owns if shards.sharded else None)
     signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
-    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder, shards=shards)
+    leases = None
+    if shards.sharded:
+        duration = settings.lease_duration_seconds
+        leases = ShardLeases(
+            kube,
+            settings.namespace,
+            [lease_name(LEASE_NAME, shard, shards.count) for shard in range(shards.count)],
+            lease_duration=duration,
+            retry_period=duration * RETRY_FRACTION,
+        )
+    return Runtime(
+        kube,
+        settings,
+        caches,
+        signers,
+        Reissues(),
+        metrics,
+        recorder,
+        shards=shards,
+        shard_leases=leases,
+    )
 
 
 def assemble(runtime: Runtime, controllers: tuple[Build, ...] = CONTROLLERS) -> list[Controller]:

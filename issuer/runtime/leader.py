@@ -175,10 +175,13 @@ class LeaderElector:
         wall_clock: WallClock = utc_now,
         patience: Callable[[bool], float] = lambda free: 0.0,
         lock: threading.Lock | None = None,
+        annotations: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         """``patience(free)``: see ``lease_decision`` (``free``: nobody holds the Lease, else it
         expired); electors of one replica's shards share ``lock``, so each decides
-        knowing what the others just took."""
+        knowing what the others just took. ``annotations()``: what the Lease carries
+        while this elector holds it, rewritten at every renewal (a shard's progress);
+        a release clears them."""
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
         self._kube = kube
@@ -193,6 +196,7 @@ class LeaderElector:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._patience = patience
+        self._annotations = annotations
         self._absent_since: float | None = None  # when the Lease was first found missing
         self._leading = threading.Event()
         self._stopped = threading.Event()
@@ -349,7 +353,7 @@ class LeaderElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {"name": self.name, "namespace": self.namespace, **self._extra()},
             "spec": record.as_spec(),
         }
         try:
@@ -369,11 +373,16 @@ class LeaderElector:
                 "name": self.name,
                 "namespace": self.namespace,
                 "resourceVersion": self._resource_version,
+                **(self._extra() if record.holder == self.identity else {}),
             },
             "spec": record.as_spec(),
         }
         written = self._kube.replace(self._path, body, timeout=self._retry_period * 2)
         self._remember(written, record)
+
+    def _extra(self) -> JSON:
+        annotations = dict(self._annotations())
+        return {"annotations": annotations} if annotations else {}
 
     def _remember(self, lease: Mapping[str, Any], record: LeaseRecord) -> None:
         self._observed, self._observed_at = record, self._monotonic()

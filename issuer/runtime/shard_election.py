@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from issuer.runtime.leader import LeaderElector
+from issuer.runtime.shard_reports import ShardReports
 from issuer.runtime.shards import LedShards, lease_name, patience
 from shared.logs import fields
 
@@ -38,8 +39,11 @@ class ShardElection:
         *,
         gained: Callable[[int], None],
         lost: Callable[[int], None],
+        reports: ShardReports | None = None,
     ) -> None:
+        """``reports``: what each shard's Lease carries while this replica holds it."""
         self._shards = shards
+        self._reports = reports or ShardReports()
         self._gained = gained
         self._lost = lost
         self._lock = threading.Lock()  # one gain at a time: caches list once per gain
@@ -62,6 +66,7 @@ class ShardElection:
                     lease_duration=lease_duration,
                 ),
                 lock=campaign,
+                annotations=lambda shard=shard: self._reports.annotations(shard),
             )
             for shard in range(shards.count)
         )
@@ -87,5 +92,6 @@ class ShardElection:
             self._gained(shard)
 
     def _on_lost(self, shard: int) -> None:
+        self._reports.close(shard)
         self._shards.lost(shard)
         self._lost(shard)
