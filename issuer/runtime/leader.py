@@ -238,12 +238,16 @@ class LeaderElector:
                 if self._stopped.is_set():
                     break
                 held = self._try_acquire_or_renew()
+                # Decided under the lock: a hand-back between this renewal and the
+                # callback must not read as leading afresh.
+                started = held and not self._leading.is_set()
+                if started:
+                    self._leading.set()
             now = self._monotonic()
             if held:
                 last_renewed = now
-                if not self._leading.is_set():
+                if started:
                     log.info("leader election: %s leads %s/%s", self.identity, *self._where())
-                    self._leading.set()
                     on_started_leading()
             elif self._leading.is_set() and (
                 self._holder_is_other()
@@ -273,6 +277,25 @@ class LeaderElector:
                 self._step_down()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self._retry_period * 2)
+
+    def hand_back(self) -> bool:
+        """Release the Lease but keep campaigning: a sharded replica giving one shard away.
+
+        The caller has stopped the work the Lease guards; no stop callback runs.
+        The freed Lease goes to the least patient candidate, and this one may
+        take it again later (after a holder's death) like any other.
+        """
+        with self._lock:
+            if not self._leading.is_set() or self._observed is None:
+                return False
+            try:
+                self._write(released(self._observed, now=self._wall_clock()))
+            except (ApiError, urllib3.exceptions.HTTPError, OSError) as error:
+                log.warning("leader election: hand-back failed: %s", error)
+                return False
+            self._leading.clear()
+        log.info("leader election: %s handed back %s/%s", self.identity, *self._where())
+        return True
 
     # -- internals ----------------------------------------------------------
 

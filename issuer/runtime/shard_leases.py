@@ -1,15 +1,11 @@
 """Every shard's Lease as shard 0's holder sees it: who holds it, whether it is renewed, its report.
 
 A report is only as good as its Lease: a shard nobody holds, or whose holder
-stopped renewing, may have leaves nobody counted. Renewal is judged as the
-elector judges expiry (``issuer.runtime.leader``): by our own monotonic clock
-since we saw the record change, never by comparing the holder's renewTime
-with our wall clock (clock skew between machines). A Lease read once and not
-yet seen to change is not known to be renewed.
+stopped renewing, may have leaves nobody counted. Renewal is judged by
+:mod:`issuer.runtime.lease_sightings`.
 
-:func:`sighted` and :func:`renewed` are pure; :class:`ShardLeases` reads the
-Leases every retry period on its own thread, so a long pass of the
-authority controller never makes a live Lease look stale.
+:class:`ShardLeases` reads them every retry period on its own thread, so a
+long pass of the authority controller never makes a live Lease look stale.
 """
 
 from __future__ import annotations
@@ -23,37 +19,11 @@ from dataclasses import dataclass
 import urllib3
 
 from issuer.runtime.leader import LeaseRecord
+from issuer.runtime.lease_sightings import Sighting, renewed, sighted
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION
 from shared.kube.client import LEASES, ApiError, Kube
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """What we know of when a Lease was last written, in our monotonic time."""
-
-    version: str  # its resourceVersion at our latest read
-    read_at: float  # our latest read
-    changed_after: float | None  # it was written after this read of ours; None: not seen to
-
-
-def sighted(previous: Sighting | None, version: str, now: float) -> Sighting:
-    """The sighting after reading ``version`` at ``now``."""
-    if previous is None:
-        return Sighting(version, now, None)
-    if version != previous.version:
-        return Sighting(version, now, previous.read_at)
-    return Sighting(version, now, previous.changed_after)
-
-
-def renewed(sighting: Sighting | None, now: float, duration: float) -> bool:
-    """Written within the last ``duration`` seconds, as far as our reads can tell."""
-    return (
-        sighting is not None
-        and sighting.changed_after is not None
-        and now - sighting.changed_after <= duration
-    )
 
 
 @dataclass(frozen=True, slots=True)

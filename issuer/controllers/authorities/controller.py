@@ -505,6 +505,8 @@ class AuthorityController:
         for pki in pkis:
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
+            if not self.shards.owns(namespace):
+                continue  # a shard handed back, still cached until the lists end: not ours
             cache = self.secrets.ensure(namespace)
             if not cache.synced.is_set() and not cache.denied.is_set():
                 return None
