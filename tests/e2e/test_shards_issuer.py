@@ -273,16 +273,19 @@ def signer_key_id(leaf_pem: bytes) -> bytes | None:
 
 
 ROTATED_PKIS = ("rot-a", "rot-b")
+# Not in shard 0: its replica, which decides the rotation, has nothing of its own to
+# re-issue, so a count of its own shards alone would end the rotation at once.
+ROTATED_NAMESPACES = NAMESPACES[1:]
 
 
 def test_a_ca_rotation_drops_the_old_ca_only_after_every_shard_reissued(
     control_plane: ControlPlane, kube: Kube, replicas: list[LocalIssuer]
 ) -> None:
     assert len({record.holder for record in holders(kube).values()}) == SHARDS
-    for namespace in NAMESPACES:
+    for namespace in ROTATED_NAMESPACES:
         for name in ROTATED_PKIS:
             create_pki(kube, namespace, name, serviceName="app1", authority=ROTATED)
-    for namespace in NAMESPACES:
+    for namespace in ROTATED_NAMESPACES:
         for name in ROTATED_PKIS:
             eventually(lambda ns=namespace, n=name: ready(kube, ns, n), 60, f"{namespace}/{name}")
     old = certificates(secret_pem(kube, ISSUER_NAMESPACE, ROTATED_SECRET, "tls.crt"))[0]
@@ -305,13 +308,13 @@ def test_a_ca_rotation_drops_the_old_ca_only_after_every_shard_reissued(
     # At that moment every shard's leaves are already signed by the new CA.
     old_leaves = [
         f"{namespace}/{name}"
-        for namespace in NAMESPACES
+        for namespace in ROTATED_NAMESPACES
         for name in ROTATED_PKIS
         if signer_key_id(secret_pem(kube, namespace, f"{name}-tls", "tls.crt")) == old_id
     ]
     assert old_leaves == [], explain()
     status = kube.get(PKI_AUTHORITIES.path(name=ROTATED)).get("status") or {}
     assert status.get("pendingPkis") == 0, status
-    for namespace in NAMESPACES:  # once at creation, once for the new CA: by one replica
+    for namespace in ROTATED_NAMESPACES:  # once at creation, once for the new CA
         for name in ROTATED_PKIS:
             assert issued_count(kube, namespace, name) == 2, (namespace, name)
