@@ -68,6 +68,10 @@ AUTHORITY = Settings().authority
 SEED_CONFIGMAP = "bench-scale-seed"
 POLICY_GROUPS = 10
 SECRET_BYTES = 2048
+# etcd's default 2 GiB quota is over half full at SCALE=10 before a CA rotation writes
+# every issued Secret twice more (old revisions stay until compaction); past the quota
+# etcd refuses every write. A limit, not an allocation: smaller runs lose nothing.
+ETCD_QUOTA_BYTES = 8 * 1024**3
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "CREATE", "UPDATE", "APPLY")
 
 
@@ -745,7 +749,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     size = Size.scaled(args.scale)
-    plane = controlplane.up(args.dir)
+    plane = controlplane.up(args.dir, etcd_quota_bytes=ETCD_QUOTA_BYTES)
     try:
         run(
             plane,

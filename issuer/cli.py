@@ -107,8 +107,9 @@ def register(subparsers: Any) -> None:
         type=_positive,
         default=DEFAULTS.shards,
         help="split the namespaces into N shards, one Lease each: each replica caches and"
-        " works only the shards it leads, and takes over a dead replica's when its Lease"
-        " expires (needs --leader-elect; default %(default)s: one Lease, as before)",
+        " works only the shards it leads, takes over a dead replica's when its Lease"
+        " expires, and hands one to a replica that joins later (needs --leader-elect;"
+        " default %(default)s: one Lease, as before)",
     )
     run.add_argument(
         "--lease-duration",

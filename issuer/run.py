@@ -24,12 +24,14 @@ from issuer.runtime.context import Build, Controller, Runtime
 from issuer.runtime.events.recorder import EventRecorder, event_recorder
 from issuer.runtime.health import HealthServer, text
 from issuer.runtime.leader import LeaderElector, default_identity
+from issuer.runtime.members import Members, member_lease_name, member_prefix
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.metrics_tls import self_signed_context
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
 from issuer.runtime.shard_election import RENEW_FRACTION, RETRY_FRACTION, ShardElection
-from issuer.runtime.shards import LedShards
+from issuer.runtime.shard_leases import ShardLeases
+from issuer.runtime.shards import LedShards, lease_name
 from issuer.runtime.signers import Signers
 from shared.clock import utc_now
 from shared.kube.client import Kube
@@ -83,6 +85,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         """
         if not runtime.caches.refill(settings.sync_timeout_seconds):
             log.warning("caches did not list again in time", extra=fields(shard=shard))
+        runtime.shard_reports.open(shard)  # its progress may be reported from now on
         first = not writing.is_set()
         writing.set()
         if first:
@@ -95,6 +98,8 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
 
     elector: LeaderElector | None = None
     election: ShardElection | None = None
+    members: Members | None = None
+    member: LeaderElector | None = None
     lost = threading.Event()
     health = None
     if settings.health_port >= 0:
@@ -144,6 +149,24 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 stop.set()
 
         if shards.sharded:
+            members = Members(
+                kube,
+                settings.namespace,
+                member_prefix(LEASE_NAME, shards.count),
+                lease_duration=duration,
+                retry_period=duration * RETRY_FRACTION,
+            )
+            member = LeaderElector(
+                kube,
+                settings.namespace,
+                member_lease_name(LEASE_NAME, shards.count, identity),
+                identity,
+                lease_duration=duration,
+                renew_deadline=duration * RENEW_FRACTION,
+                retry_period=duration * RETRY_FRACTION,
+            )
+            member.start(lambda: None, lambda: None)  # only renewed: it says we are alive
+            members.start()
             election = ShardElection(
                 lambda name, **timing: LeaderElector(
                     kube, settings.namespace, name, identity, **timing
@@ -153,6 +176,10 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 duration,
                 gained=shard_gained,
                 lost=lambda shard: stopped_leading(),
+                reports=runtime.shard_reports,
+                members=members,
+                # Its objects leave the caches (memory), as they came: by a list.
+                released=lambda shard: runtime.caches.refill(settings.sync_timeout_seconds),
             )
             election.start()
         elif settings.leader_elect:
@@ -179,6 +206,10 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
             elector.release()  # after the workers stopped: the successor starts clean
         if election is not None:
             election.release()
+        if members is not None:
+            members.stop()
+        if member is not None:
+            member.release()  # last: a replica stopping no longer counts for the others
         if health is not None:
             health.stop()
         if secure is not None:
@@ -195,7 +226,27 @@ def runtime_for(
     shards = LedShards(settings.shards)
     caches = SharedCaches(kube, settings.namespace, shards.owns if shards.sharded else None)
     signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
-    return Runtime(kube, settings, caches, signers, Reissues(), metrics, recorder, shards=shards)
+    leases = None
+    if shards.sharded:
+        duration = settings.lease_duration_seconds
+        leases = ShardLeases(
+            kube,
+            settings.namespace,
+            [lease_name(LEASE_NAME, shard, shards.count) for shard in range(shards.count)],
+            lease_duration=duration,
+            retry_period=duration * RETRY_FRACTION,
+        )
+    return Runtime(
+        kube,
+        settings,
+        caches,
+        signers,
+        Reissues(),
+        metrics,
+        recorder,
+        shards=shards,
+        shard_leases=leases,
+    )
 
 
 def assemble(runtime: Runtime, controllers: tuple[Build, ...] = CONTROLLERS) -> list[Controller]:

@@ -18,6 +18,8 @@ from issuer.runtime.events.recorder import EventRecorder
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
+from issuer.runtime.shard_leases import ShardLeases
+from issuer.runtime.shard_reports import ShardReports
 from issuer.runtime.shards import LedShards
 from issuer.runtime.signers import Signers
 from shared.clock import Clock, utc_now
@@ -39,14 +41,19 @@ class Runtime:
     dependents: Dependents = field(default_factory=Dependents)
     # The shards this replica leads (``--shards``); unsharded, it owns every namespace.
     shards: LedShards = field(default_factory=lambda: LedShards(1))
+    # Sharded: what this replica reports on its shards' Leases, and every shard's Lease
+    # as read by shard 0's holder (None unsharded).
+    shard_reports: ShardReports = field(default_factory=ShardReports)
+    shard_leases: ShardLeases | None = None
 
 
 class Controller(Protocol):
     """A controller as the runtime runs it: read first, write only once leading."""
 
     name: str
-    # True: its work is per namespace, and a sharded replica does its shards' part.
-    # False: cluster-wide work (the CAs), done by the holder of shard 0.
+    # True: its work is per namespace, and a sharded replica does its shards' part (it may
+    # also do cluster-wide work while it leads shard 0: ``runtime.shards.led()``).
+    # False: cluster-wide work only (Pod certificates), started with shard 0.
     sharded: bool
 
     def start_watching(self) -> None:

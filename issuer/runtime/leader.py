@@ -175,10 +175,13 @@ class LeaderElector:
         wall_clock: WallClock = utc_now,
         patience: Callable[[bool], float] = lambda free: 0.0,
         lock: threading.Lock | None = None,
+        annotations: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         """``patience(free)``: see ``lease_decision`` (``free``: nobody holds the Lease, else it
         expired); electors of one replica's shards share ``lock``, so each decides
-        knowing what the others just took."""
+        knowing what the others just took. ``annotations()``: what the Lease carries
+        while this elector holds it, rewritten at every renewal (a shard's progress);
+        a release clears them."""
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
         self._kube = kube
@@ -193,6 +196,7 @@ class LeaderElector:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._patience = patience
+        self._annotations = annotations
         self._absent_since: float | None = None  # when the Lease was first found missing
         self._leading = threading.Event()
         self._stopped = threading.Event()
@@ -234,12 +238,16 @@ class LeaderElector:
                 if self._stopped.is_set():
                     break
                 held = self._try_acquire_or_renew()
+                # Decided under the lock: a hand-back between this renewal and the
+                # callback must not read as leading afresh.
+                started = held and not self._leading.is_set()
+                if started:
+                    self._leading.set()
             now = self._monotonic()
             if held:
                 last_renewed = now
-                if not self._leading.is_set():
+                if started:
                     log.info("leader election: %s leads %s/%s", self.identity, *self._where())
-                    self._leading.set()
                     on_started_leading()
             elif self._leading.is_set() and (
                 self._holder_is_other()
@@ -269,6 +277,25 @@ class LeaderElector:
                 self._step_down()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self._retry_period * 2)
+
+    def hand_back(self) -> bool:
+        """Release the Lease but keep campaigning: a sharded replica giving one shard away.
+
+        The caller has stopped the work the Lease guards; no stop callback runs.
+        The freed Lease goes to the least patient candidate, and this one may
+        take it again later (after a holder's death) like any other.
+        """
+        with self._lock:
+            if not self._leading.is_set() or self._observed is None:
+                return False
+            try:
+                self._write(released(self._observed, now=self._wall_clock()))
+            except (ApiError, urllib3.exceptions.HTTPError, OSError) as error:
+                log.warning("leader election: hand-back failed: %s", error)
+                return False
+            self._leading.clear()
+        log.info("leader election: %s handed back %s/%s", self.identity, *self._where())
+        return True
 
     # -- internals ----------------------------------------------------------
 
@@ -349,7 +376,7 @@ class LeaderElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {"name": self.name, "namespace": self.namespace, **self._extra()},
             "spec": record.as_spec(),
         }
         try:
@@ -369,11 +396,16 @@ class LeaderElector:
                 "name": self.name,
                 "namespace": self.namespace,
                 "resourceVersion": self._resource_version,
+                **(self._extra() if record.holder == self.identity else {}),
             },
             "spec": record.as_spec(),
         }
         written = self._kube.replace(self._path, body, timeout=self._retry_period * 2)
         self._remember(written, record)
+
+    def _extra(self) -> JSON:
+        annotations = dict(self._annotations())
+        return {"annotations": annotations} if annotations else {}
 
     def _remember(self, lease: Mapping[str, Any], record: LeaseRecord) -> None:
         self._observed, self._observed_at = record, self._monotonic()

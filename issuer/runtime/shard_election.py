@@ -7,6 +7,11 @@ gaining a shard, the caches list again with its namespaces admitted (Secrets
 before Pkis) and only then is its work started; losing one ends the process,
 as losing the one Lease does without sharding (another replica took it: this
 one must stop writing there at once).
+
+Giving one away is not losing it: every Lease duration a replica compares the
+shards it leads with its fair share of the live members
+(``issuer.runtime.shards.to_release``) and, if over, stops working one shard,
+waits for its work in flight, and only then hands its Lease back.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import threading
 from collections.abc import Callable
 
 from issuer.runtime.leader import LeaderElector
-from issuer.runtime.shards import LedShards, lease_name, patience
+from issuer.runtime.members import Members
+from issuer.runtime.shard_reports import ShardReports
+from issuer.runtime.shards import LedShards, lease_name, patience, to_release
 from shared.logs import fields
 
 log = logging.getLogger(__name__)
@@ -38,11 +45,23 @@ class ShardElection:
         *,
         gained: Callable[[int], None],
         lost: Callable[[int], None],
+        reports: ShardReports | None = None,
+        members: Members | None = None,
+        released: Callable[[int], object] = lambda shard: None,
     ) -> None:
+        """``reports``: what each shard's Lease carries while this replica holds it.
+        ``members``: the live replicas, for rebalancing (None: never give a shard away);
+        ``released(shard)`` runs after one was handed back."""
         self._shards = shards
+        self._reports = reports or ShardReports()
         self._gained = gained
         self._lost = lost
-        self._lock = threading.Lock()  # one gain at a time: caches list once per gain
+        self._members = members
+        self._released = released
+        self._duration = lease_duration
+        self._stopped = threading.Event()
+        self._balancer: threading.Thread | None = None
+        self._lock = threading.Lock()  # one gain (or hand-back) at a time
         retry = lease_duration * RETRY_FRACTION
         # One lock for all of this replica's electors, and patience counted from
         # the records they wrote: two of them cannot both take a free Lease at once
@@ -62,6 +81,7 @@ class ShardElection:
                     lease_duration=lease_duration,
                 ),
                 lock=campaign,
+                annotations=lambda shard=shard: self._reports.annotations(shard),
             )
             for shard in range(shards.count)
         )
@@ -72,10 +92,48 @@ class ShardElection:
                 lambda shard=shard: self._on_gained(shard),  # type: ignore[misc]
                 lambda shard=shard: self._on_lost(shard),  # type: ignore[misc]
             )
+        if self._members is not None:
+            self._balancer = threading.Thread(
+                target=self._balance, name="shard-balance", daemon=True
+            )
+            self._balancer.start()
 
     def release(self) -> None:
+        self._stopped.set()
+        if self._balancer is not None:
+            self._balancer.join(timeout=self._duration)
         for elector in self.electors:
             elector.release()
+
+    def rebalance_once(self) -> int | None:
+        """Hand one shard back if this replica leads more than its share; which, or None."""
+        if self._members is None:
+            return None
+        with self._lock:
+            shard = to_release(self._shards.led(), self._shards.count, self._members.live())
+            if shard is None:
+                return None
+            log.info(
+                "handing a shard back to a replica that leads fewer",
+                extra=fields(
+                    shard=shard, led=len(self._shards.led()), members=self._members.live()
+                ),
+            )
+            self._reports.close(shard)
+            # Stop working it first; only then may another replica start there.
+            if not self._shards.release(shard, timeout=self._duration):
+                log.warning("work in the shard did not end in time", extra=fields(shard=shard))
+            handed = self.electors[shard].hand_back()
+        if not handed:  # still ours: work it again rather than hold it idle
+            log.warning("shard Lease not handed back; working it again", extra=fields(shard=shard))
+            self._on_gained(shard)
+            return None
+        self._released(shard)
+        return shard
+
+    def _balance(self) -> None:
+        while not self._stopped.wait(self._duration):
+            self.rebalance_once()
 
     def _on_gained(self, shard: int) -> None:
         self._shards.gained(shard)
@@ -87,5 +145,6 @@ class ShardElection:
             self._gained(shard)
 
     def _on_lost(self, shard: int) -> None:
+        self._reports.close(shard)
         self._shards.lost(shard)
         self._lost(shard)

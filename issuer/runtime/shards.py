@@ -19,20 +19,30 @@ the first start, or released by a replica stopping) that is k Lease
 durations, so replicas started within one Lease duration of each other end
 up with a shard each; for one that expired (its holder died) it is k times
 :data:`PATIENCE_PER_SHARD` retry periods, so a dead replica's shards move to
-the least loaded replica within seconds of the expiry. Nothing moves a shard
-back to a replica that joins later (no rebalancing): it waits for a Lease
-to be released or to expire.
+the least loaded replica within seconds of the expiry.
 
-:func:`shard_of` and :func:`patience` are pure; :class:`LedShards` is the
-set of shards this replica leads, read by the caches and the workers.
+Rebalancing, also without a coordinator: every replica renews a membership
+Lease of its own (``issuer.runtime.members``), so each knows how many are
+alive. One that leads more than its fair share (:func:`fair_share`) hands
+one shard back (:func:`to_release`): it stops working it first, waits for
+the work in flight there to end, then releases the Lease; the replica that
+leads fewest is the least patient and takes it.
+
+:func:`shard_of`, :func:`patience`, :func:`fair_share` and :func:`to_release`
+are pure; :class:`LedShards` is the set of shards this replica leads, read
+by the caches and the workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import math
 import threading
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 # In units of the election's retry period: long enough for a replica that leads
 # fewer shards to see the Lease free first and take it.
@@ -59,6 +69,22 @@ def patience(led: int, *, free: bool, retry_period: float, lease_duration: float
     return led * (lease_duration if free else PATIENCE_PER_SHARD * retry_period)
 
 
+def fair_share(shards: int, members: int) -> int:
+    """The most shards one replica should lead when ``members`` replicas are alive."""
+    return math.ceil(shards / max(1, members))
+
+
+def to_release(led: frozenset[int], shards: int, members: int) -> int | None:
+    """The shard to hand back, if this replica leads more than its fair share; else None.
+
+    Never shard 0 while another will do: its holder also does the cluster-wide
+    work (the CAs), which is better not moved for balance alone.
+    """
+    if len(led) <= fair_share(shards, members):
+        return None
+    return max(led - {0}, default=0)
+
+
 class LedShards:
     """The shards this replica leads; ``owns(namespace)`` is what caches and workers ask.
 
@@ -71,6 +97,8 @@ class LedShards:
         self._led: frozenset[int] = frozenset({0}) if self.count == 1 else frozenset()
         self._lock = threading.Lock()
         self._listeners: list[Callable[[frozenset[int]], None]] = []
+        self._working: Counter[int] = Counter()  # work in flight, per shard
+        self._idle = threading.Condition(self._lock)
 
     @property
     def sharded(self) -> bool:
@@ -99,3 +127,32 @@ class LedShards:
             led = self._led
         for listener in self._listeners:
             listener(led)
+
+    @contextlib.contextmanager
+    def working(self, namespace: str) -> Iterator[None]:
+        """Around a piece of work in ``namespace``: :meth:`release` waits for it to end.
+
+        The work still asks :meth:`owns` first thing: entered after a release
+        began, it finds the shard gone and writes nothing.
+        """
+        shard = shard_of(namespace, self.count)
+        with self._lock:
+            self._working[shard] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._working[shard] -= 1
+                self._idle.notify_all()
+
+    def release(self, shard: int, timeout: float) -> bool:
+        """Stop owning ``shard`` and wait for its work in flight to end; False if it did not."""
+        self.lost(shard)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._working[shard] > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True

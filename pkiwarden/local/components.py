@@ -43,10 +43,23 @@ def kubernetes_service_ip(cidr: str) -> str:
     return str(ipaddress.ip_network(cidr)[1])
 
 
-def etcd_argv(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    """etcd for one throw-away member; fsync off because the data is disposable."""
+def etcd_argv(
+    etcd: Path,
+    data_dir: Path,
+    client_port: int,
+    peer_port: int,
+    *,
+    quota_backend_bytes: int | None = None,
+) -> list[str]:
+    """etcd for one throw-away member; fsync off because the data is disposable.
+
+    ``quota_backend_bytes``: etcd's space limit (its default is 2 GiB); past it
+    etcd raises an alarm and refuses every write, so a cluster seeded to the size
+    of ``make bench-scale SCALE=10`` needs more.
+    """
     client = f"http://{LOOPBACK}:{client_port}"
     peer = f"http://{LOOPBACK}:{peer_port}"
+    quota = [] if quota_backend_bytes is None else [f"--quota-backend-bytes={quota_backend_bytes}"]
     return [
         str(etcd),
         "--name=default",
@@ -57,6 +70,7 @@ def etcd_argv(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> l
         f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster=default={peer}",
         "--unsafe-no-fsync",
+        *quota,
     ]
 
 

@@ -351,7 +351,13 @@ def _prepare(dir: Path) -> None:
     (dir / MARKER).write_text("created by pkiwarden local up; removed by pkiwarden local down\n")
 
 
-def _start(dir: Path, bins: BinDir, die_with_caller: bool, pod_subnet: str | None) -> ControlPlane:
+def _start(
+    dir: Path,
+    bins: BinDir,
+    die_with_caller: bool,
+    pod_subnet: str | None,
+    etcd_quota_bytes: int | None = None,
+) -> ControlPlane:
     deadline = time.monotonic() + READY_TIMEOUT
     service_cidr = components.service_range()
     pki_dir = dir / "pki"
@@ -364,7 +370,16 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool, pod_subnet: str | Non
     def start(name: str, argv: list[str]) -> None:
         procs.start(dir, name, argv, die_with_parent=die_with_caller)
 
-    start(ETCD, components.etcd_argv(bins.etcd, dir / "etcd-data", etcd_client, etcd_peer))
+    start(
+        ETCD,
+        components.etcd_argv(
+            bins.etcd,
+            dir / "etcd-data",
+            etcd_client,
+            etcd_peer,
+            quota_backend_bytes=etcd_quota_bytes,
+        ),
+    )
     _wait(dir, lambda: _etcd_healthy(etcd_client), [ETCD], deadline, "healthy")
     start(
         APISERVER,
@@ -437,7 +452,13 @@ def _start(dir: Path, bins: BinDir, die_with_caller: bool, pod_subnet: str | Non
     return plane
 
 
-def up(dir: Path, *, die_with_caller: bool = False, pod_subnet: str | None = None) -> ControlPlane:
+def up(
+    dir: Path,
+    *,
+    die_with_caller: bool = False,
+    pod_subnet: str | None = None,
+    etcd_quota_bytes: int | None = None,
+) -> ControlPlane:
     """Start a control plane in ``dir``, or return the one already running there.
 
     The processes outlive the caller (own session), unless ``die_with_caller``
@@ -447,6 +468,9 @@ def up(dir: Path, *, die_with_caller: bool = False, pod_subnet: str | None = Non
     ``pod_subnet`` (see :func:`pkiwarden.local.node.free_pod_subnet`) makes it
     one for pkiwarden's Pods: reachable from that subnet's bridge, and calling
     webhooks at their Pods' addresses (so not at a process on a ClusterIP).
+
+    ``etcd_quota_bytes`` raises etcd's space limit (default 2 GiB) for a cluster
+    seeded to size; a control plane already running in ``dir`` keeps its own.
     """
     dir = dir.expanduser().resolve()
     existing = running(dir)
@@ -457,7 +481,7 @@ def up(dir: Path, *, die_with_caller: bool = False, pod_subnet: str | None = Non
     for attempt in range(1, attempts + 1):
         _prepare(dir)
         try:
-            return _start(dir, bins, die_with_caller, pod_subnet)
+            return _start(dir, bins, die_with_caller, pod_subnet, etcd_quota_bytes)
         except BaseException as error:  # Ctrl-C included: leave no half-started servers
             # Logs stay in dir for reading; the next up or down clears them.
             procs.stop_all(dir, last=STOP_LAST)

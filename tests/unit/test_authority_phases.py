@@ -282,3 +282,42 @@ def test_a_request_for_a_ca_that_was_not_there_says_how_to_ask_again() -> None:
     assert "before the CA Secret was created" in step.message
     assert "run `pkiwarden ca rotate` again" in step.message
     assert advance(STABLE, step, NOW).handled_request == "r2"
+
+
+UNKNOWN = "shard 2 of 3: no issuer replica holds its Lease"
+
+
+@pytest.mark.parametrize(
+    ("state", "observed", "message"),
+    [
+        # Every shard that reported is done, one did not report: the old CA stays.
+        (REISSUING, seen(pending=0, unknown=UNKNOWN), f"waiting: {UNKNOWN}"),
+        (
+            REISSUING,
+            seen(pending=4, unknown=UNKNOWN),
+            f"waiting: {UNKNOWN}; 4 Pkis still to re-issue in the rest",
+        ),
+        (
+            replace(REISSUING, previous_trusted=False),
+            seen(pending=0, unknown=UNKNOWN),
+            f"waiting: {UNKNOWN}",
+        ),
+        (RETIRING, seen(pending=0, unknown=UNKNOWN), f"waiting: {UNKNOWN}"),
+        (
+            replace(PROPAGATING, trust_synced_at=NOW - 2 * HOUR),
+            seen(trust_current=False, unknown=UNKNOWN),
+            f"waiting for the trust set to reach every namespace and Secret ({UNKNOWN})",
+        ),
+    ],
+)
+def test_a_shard_not_heard_from_holds_the_rotation_where_it_stands(
+    state: RotationState, observed: Observed, message: str
+) -> None:
+    step = next_transition(state, observed)
+    assert step == Transition(Move.NONE, message)
+    assert advance(state, step, NOW) == state
+
+
+def test_every_shard_heard_from_and_done_moves_the_rotation_on() -> None:
+    assert next_transition(REISSUING, seen(pending=0)).move is Move.RETIRE
+    assert next_transition(RETIRING, seen(pending=0)).move is Move.FORGET

@@ -96,3 +96,12 @@ def test_every_combination_of_local_up_flags_runs_what_deploy_needs(
     with_webhook: bool, with_issuer: bool, run: tuple[str, ...]
 ) -> None:
     assert helpers_to_run(with_webhook, with_issuer) == run
+
+
+def test_etcd_keeps_its_default_quota_unless_asked_for_more() -> None:
+    argv = components.etcd_argv(Path("etcd"), Path("/data"), 2379, 2380)
+    assert not any(arg.startswith("--quota-backend-bytes") for arg in argv)
+    eight_gib = components.etcd_argv(
+        Path("etcd"), Path("/data"), 2379, 2380, quota_backend_bytes=8 * 1024**3
+    )
+    assert "--quota-backend-bytes=8589934592" in eight_gib

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -9,7 +10,14 @@ import pytest
 from issuer.runtime.leader import LeaseDecision as Decision
 from issuer.runtime.leader import LeaseRecord
 from issuer.runtime.leader import lease_decision as decide
-from issuer.runtime.shards import LedShards, lease_name, patience, shard_of
+from issuer.runtime.shards import (
+    LedShards,
+    fair_share,
+    lease_name,
+    patience,
+    shard_of,
+    to_release,
+)
 
 
 def test_a_namespace_has_one_shard_the_same_in_every_process() -> None:
@@ -76,3 +84,52 @@ def test_a_replica_leading_more_shards_waits_longer_for_a_free_one(
     assert decide(record, "me", observed_at=100.0, now=100.0 + observed_for, patience=wait) is (
         expected
     )
+
+
+@pytest.mark.parametrize(
+    ("led", "shards", "members", "expected"),
+    [
+        ({0, 1, 2}, 3, 1, None),  # alone: everything is its share
+        ({0, 1}, 3, 2, None),  # 2 of 3 with two replicas: ceil(3/2) = 2
+        ({0, 1}, 3, 3, 1),  # a third replica joined: one goes, never shard 0
+        ({1, 2}, 3, 3, 2),
+        ({0, 1, 2}, 3, 3, 2),  # one at a time: the next check gives the next
+        ({0, 2}, 4, 3, None),  # ceil(4/3) = 2
+        ({0}, 3, 3, None),
+        ({0, 1, 2, 3}, 4, 2, 3),
+        ({1}, 3, 0, None),  # no member seen yet (not even itself): keep what it has
+    ],
+)
+def test_a_replica_over_its_fair_share_gives_one_shard_back(
+    led: set[int], shards: int, members: int, expected: int | None
+) -> None:
+    assert to_release(frozenset(led), shards, members) == expected
+
+
+def test_the_fair_share_is_the_count_over_the_live_replicas_rounded_up() -> None:
+    assert [fair_share(3, members) for members in (1, 2, 3, 4)] == [3, 2, 1, 1]
+
+
+def test_a_shard_handed_back_waits_for_its_work_in_flight_and_admits_no_more() -> None:
+    led = LedShards(3)
+    namespace = "team-a"
+    shard = shard_of(namespace, 3)
+    led.gained(shard)
+    entered = threading.Event()
+    finish = threading.Event()
+
+    def work() -> None:
+        with led.working(namespace):
+            entered.set()
+            finish.wait(5)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    entered.wait(5)
+    assert not led.release(shard, timeout=0.05)  # the work is still writing
+    assert not led.owns(namespace)  # but nothing new starts there
+    finish.set()
+    worker.join(5)
+    assert led.release(shard, timeout=1.0)
+    with led.working(namespace):  # entered after: it finds the shard gone
+        assert not led.owns(namespace)

@@ -5,7 +5,14 @@ changes) reads the caches, publishes the trust set (ConfigMaps, and ``ca.crt``
 of every issued Secret), counts the Pkis not yet signed by the active CA,
 asks :func:`~issuer.controllers.authorities.decisions.phases.next_transition` for the
 next move, records it in the CA Secret in one write, then writes the PkiAuthority's status and an
-Event when the phase changed. The re-issues themselves are the Pki
+Event when the phase changed.
+
+With ``--shards`` above 1 it runs in every replica, split in two: the part
+per namespace (``ca.crt`` of the issued Secrets, the count) in the shards
+the replica leads, reported on each shard's Lease
+(:mod:`~issuer.controllers.authorities.decisions.shard_progress`); the
+cluster-wide part (ConfigMaps, moves, status) with shard 0's holder, from
+the reports of every shard. The re-issues themselves are the Pki
 controller's, asked for and paced through the runtime's
 :class:`issuer.runtime.reissues.Reissues`; this controller only sees them
 happen in the Secrets.
@@ -41,6 +48,15 @@ from issuer.controllers.authorities.decisions.phases import (
     next_transition,
 )
 from issuer.controllers.authorities.decisions.reissue_order import Pending, reissue_order
+from issuer.controllers.authorities.decisions.shard_progress import (
+    Counted,
+    LeaseView,
+    Progress,
+    encode,
+    shard_reports,
+    tally,
+    trust_digest,
+)
 from issuer.controllers.authorities.decisions.trust import bundle_pem, fingerprint
 from issuer.controllers.authorities.effects import configmaps
 from issuer.controllers.authorities.effects.bootstrap_ca import ca_secret_body
@@ -61,6 +77,7 @@ from issuer.runtime.context import Runtime
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.issued_facts import cached_facts, parse_issued
 from issuer.runtime.ownership import Ownership, ownership
+from issuer.runtime.shards import shard_of
 from issuer.runtime.signers import SecretGrant, ungranted_secret, unreadable_ca_problem
 from shared import API_GROUP_VERSION, defaults
 from shared.clock import parse_rfc3339
@@ -75,6 +92,26 @@ JSON = dict[str, Any]
 NEXT_CA_FORBIDDEN = "NextCASecretForbidden"
 # Parallel ca.crt writes into issued Secrets (each a small PATCH).
 TRUST_WRITERS = 8
+
+
+@dataclass
+class ShardPass:
+    """A sharded pass: the shards to report on, their reports, and every shard's Lease."""
+
+    opened: frozenset[int]
+    count: int
+    reports: dict[int, dict[str, Progress]]
+    leases: tuple[LeaseView, ...] | None  # None: this replica does not lead shard 0
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What one authority's Pkis in this replica's caches say."""
+
+    current: bool  # every Secret held the trust set
+    pending: list[Pending]  # valid leaves not signed by the active CA, in re-issue order
+    valid_leaves: list[tuple[Pending, bytes | None]]  # every valid leaf and its signer's key id
+    counted: list[Counted]  # the same per Pki, for the shard reports
 
 
 @dataclass(frozen=True)
@@ -113,7 +150,9 @@ class AuthorityController:
     """Trust distribution and rotation for every PkiAuthority, one pass over all of them."""
 
     name = "authorities"
-    sharded = False  # the CAs are the cluster's: with --shards, shard 0's holder runs this
+    # Runs in every replica with --shards: its shards' ca.crt and counts are its replica's
+    # to keep; the cluster-wide part (the CAs' moves) only while it leads shard 0.
+    sharded = True
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
@@ -128,6 +167,11 @@ class AuthorityController:
         self.dependents = runtime.dependents
         self.clock = runtime.clock
         self.tick_seconds = settings.authority_tick_seconds
+        self.shards = runtime.shards
+        self.shard_reports = runtime.shard_reports
+        self.shard_leases = runtime.shard_leases
+        if self.shard_leases is not None:
+            self.shard_leases.on_change(self.wake)
         self.last: dict[str, Pass] = {}  # by authority
         self.metrics = AuthorityMetrics(runtime.metrics.registry)
         self._wake = threading.Event()
@@ -165,12 +209,28 @@ class AuthorityController:
         self._stopped.set()
         self._wake.set()
         self.configmaps.stop()
+        if self.shard_leases is not None:
+            self.shard_leases.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def shard_gained(self, shard: int) -> None:
-        """Nothing per shard: it sees the Pkis of every shard its replica leads."""
+        """Its Secrets are counted and reported from the next pass (with shard 0: the CAs too)."""
         self.wake()
+
+    def _rate_share(self) -> float:
+        """This replica's part of an authority's reissueRate: its shards' share of them all.
+
+        Every replica re-issues its own shards, each paced on its own; without
+        this the cluster would re-issue at the rate times the replica count.
+        """
+        if not self.shards.sharded:
+            return 1.0
+        return max(1, len(self.shards.led())) / self.shards.count
+
+    def decides(self) -> bool:
+        """Cluster-wide work (ConfigMaps, moves, status): unsharded, or leading shard 0."""
+        return not self.shards.sharded or 0 in self.shards.led()
 
     def wake(self) -> None:
         self._wake.set()
@@ -275,27 +335,63 @@ class AuthorityController:
     # -- one pass ---------------------------------------------------------
 
     def run_once(self) -> dict[str, Pass]:
-        """One pass over every authority: trust first (a ConfigMap holds several), then moves."""
+        """One pass over every authority: trust first (a ConfigMap holds several), then moves.
+
+        Sharded, the shards' reports are published after it; a replica without
+        shard 0 decides nothing and returns no passes.
+        """
         now = self.clock()
+        sharding = self._shard_pass()  # before the caches: a report never runs ahead of them
+        decides = self.decides()
         names = self.signers.names()
         bundles = {name: b for name in names if (b := self.trust_bundle(name, now)) is not None}
-        maps_current = self._publish_configmaps(bundles)
+        maps_current = self._publish_configmaps(bundles) if decides else True
         pkis: dict[str, list[JSON]] = {}
         for pki in self.view.pkis.list():
             pkis.setdefault(self.signers.authority_of(pki), []).append(pki)
         self._seen = set()
         passes = {
-            name: self.run_authority(name, pkis.get(name, []), maps_current, now) for name in names
+            name: self.run_authority(name, pkis.get(name, []), maps_current, now, sharding)
+            for name in names
         }
         self._leaves = {key: leaf for key, leaf in self._leaves.items() if key in self._seen}
-        return passes
+        if sharding is not None:
+            for shard, reports in sharding.reports.items():
+                self.shard_reports.publish(shard, encode(reports))
+        return passes if decides else {}
 
-    def run_authority(self, name: str, pkis: list[JSON], maps_current: bool, now: datetime) -> Pass:
-        """Survey ``name``'s Pkis, decide its next move, record it, write its status."""
+    def _shard_pass(self) -> ShardPass | None:
+        """None unsharded; else the open shards, and every shard's Lease if leading shard 0."""
+        if not self.shards.sharded:
+            return None
+        leases = None
+        if self.shard_leases is not None and self.decides():
+            self.shard_leases.start()
+            leases = tuple(
+                LeaseView(lease.shard, lease.holder, lease.renewed, lease.report)
+                for lease in self.shard_leases.snapshot()
+            )
+        opened = self.shard_reports.opened()
+        return ShardPass(opened, self.shards.count, {shard: {} for shard in opened}, leases)
+
+    def run_authority(
+        self,
+        name: str,
+        pkis: list[JSON],
+        maps_current: bool,
+        now: datetime,
+        sharding: ShardPass | None = None,
+    ) -> Pass:
+        """Survey ``name``'s Pkis, decide its next move, record it, write its status.
+
+        Sharded, the survey is reported for each open shard; only with every
+        shard's Lease (shard 0's holder) is a move decided, from their sum.
+        """
+        decides = sharding is None or sharding.leases is not None
         authority = self.authority(name)
         expected = self.signers.secret_name(name) or ""
         spec = authority_spec(authority, expected)
-        self.reissues.set_rate(name, spec.reissue_rate)
+        self.reissues.set_rate(name, spec.reissue_rate * self._rate_share())
         secret = self.ca_secret(expected) if expected else None
         material = state.read_material(secret)
         result = Pass()
@@ -307,7 +403,8 @@ class AuthorityController:
         elif secret is None and expected and self.ca_secrets.denied(expected):
             result.problem = unreadable_ca_problem(self.namespace, expected)
         elif (
-            secret is None
+            decides
+            and secret is None
             and spec.generate is not None
             and authority is not None
             and not had_a_ca(authority)
@@ -324,23 +421,34 @@ class AuthorityController:
                 exists=secret is not None,
             )
         if result.problem or secret is None or material is None:
-            self._write_status(name, authority, RotationState(), (), result, "", now)
+            if decides:
+                self._write_status(name, authority, RotationState(), (), result, "", now)
             return result
         current = state.read_state(secret, material)
         trusted = material.trusted(current, now)
         bundle_b64 = base64.b64encode(bundle_pem(trusted)).decode()
         survey = self._survey_secrets(pkis, material.active, bundle_b64, now)
-        if survey is None:
+        if survey is None or not decides:
             result.phase, result.active_not_after = (
                 current.phase,
                 material.active.not_valid_after_utc,
             )
             result.phase_start = current.phase_start
+            if survey is not None and sharding is not None:
+                _report(sharding, name, survey, key_id(material.active).hex(), bundle_b64)
             return result
-        secrets_current, pending, valid_leaves = survey
+        secrets_current, pending, valid_leaves = survey.current, survey.pending, survey.valid_leaves
+        pending_count, blocked = len(pending), [p.key for p in pending if p.blocked]
+        blocked_count, unknown = len(blocked), ""
+        if sharding is not None and sharding.leases is not None:
+            _report(sharding, name, survey, key_id(material.active).hex(), bundle_b64)
+            ca, trust = key_id(material.active).hex(), trust_digest(bundle_b64)
+            counted = tally(name, ca, trust, sharding.leases)
+            secrets_current = counted.trust_current
+            pending_count, blocked = counted.pending, list(counted.blocked_pkis)
+            blocked_count, unknown = counted.blocked, "; ".join(counted.unknown)
         # Pod certificates too: only the kubelet renews them, at their refresh time.
         pods = self.dependents.count(name, key_id(material.active), now)
-        blocked = [p.key for p in pending if p.blocked]
         supplied = self._supplied(name, spec, material, now)
         observed = Observed(
             now=now,
@@ -351,9 +459,10 @@ class AuthorityController:
             renewal_due=renewal_due(spec.generate, material.active, now),
             trust_current=maps_current and secrets_current,
             trust_unchanged=material.adds_no_trust(current, now),
-            pending=len(pending) + pods,
-            blocked=len(blocked),
+            pending=pending_count + pods,
+            blocked=blocked_count,
             ca_since=parse_rfc3339((secret.get("metadata") or {}).get("creationTimestamp")),
+            unknown=unknown,
         )
         step = next_transition(current, observed)
         after = current
@@ -368,7 +477,7 @@ class AuthorityController:
                     self.reissues.request(name, order)
         result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
-        result.pending, result.blocked = len(pending) + pods, blocked
+        result.pending, result.blocked = pending_count + pods, blocked
         result.active_not_after = material.active.not_valid_after_utc
         result.trust_current = observed.trust_current
         self._write_status(name, authority, after, trusted, result, step.message, now)
@@ -395,7 +504,7 @@ class AuthorityController:
 
     def _survey_secrets(
         self, pkis: list[JSON], active: x509.Certificate, bundle_b64: str, now: datetime
-    ) -> tuple[bool, list[Pending], list[tuple[Pending, bytes | None]]] | None:
+    ) -> Survey | None:
         """Bring each of ``pkis``' Secrets' ca.crt to the bundle; the Pkis not signed by ``active``.
 
         Also every valid certificate with its signer's key id, from which a new
@@ -409,9 +518,12 @@ class AuthorityController:
         seen: set[tuple[str, str]] = set()
         valid_leaves: list[tuple[Pending, bytes | None]] = []
         stale: list[tuple[str, Mapping[str, Any]]] = []
+        counted: list[Counted] = []
         for pki in pkis:
             metadata = pki.get("metadata") or {}
             namespace = str(metadata.get("namespace"))
+            if not self.shards.owns(namespace):
+                continue  # a shard handed back, still cached until the lists end: not ours
             cache = self.secrets.ensure(namespace)
             if not cache.synced.is_set() and not cache.denied.is_set():
                 return None
@@ -425,15 +537,26 @@ class AuthorityController:
             leaf = self._leaf_of(namespace, secret)
             seen.add((namespace, str(secret_name)))
             failing = int(status.get("failedIssuanceAttempts") or 0) > 0
+            key = f"{namespace}/{metadata.get('name')}"
+            old = False
             if leaf.not_after is not None and leaf.not_after > now:
-                entry = Pending(f"{namespace}/{metadata.get('name')}", leaf.not_after, failing)
+                entry = Pending(key, leaf.not_after, failing)
                 valid_leaves.append((entry, leaf.issuer_key_id))
                 if leaf.issuer_key_id != active_id:
                     pending.append(entry)
+                    old = True
             # A failing Pki's Secret too: its certificate stays in use until it can be
             # re-issued, and its apps must trust the next CA's leaves before they appear.
             if leaf.bundle != bundle_b64:
                 stale.append((namespace, secret))
+            counted.append(
+                Counted(
+                    namespace,
+                    pending=old,
+                    stale=leaf.bundle != bundle_b64,
+                    blocked_pki=key if old and failing else "",
+                )
+            )
         if stale:
             # A rotation rewrites every issued Secret's ca.crt twice; one request at a
             # time, 1,000 Secrets took 13 s of the Propagating phase.
@@ -442,7 +565,8 @@ class AuthorityController:
                 list(pool.map(lambda item: self._patch_bundle(item[0], item[1], bundle_b64), stale))
         self._seen |= seen
         order = {key: index for index, key in enumerate(reissue_order(pending))}
-        return current, sorted(pending, key=lambda p: order[p.key]), valid_leaves
+        ordered = sorted(pending, key=lambda p: order[p.key])
+        return Survey(current, ordered, valid_leaves, counted)
 
     def _patch_bundle(self, namespace: str, secret: Mapping[str, Any], bundle_b64: str) -> None:
         """Write the trust set into one issued Secret's ca.crt; current once the cache shows it."""
@@ -600,6 +724,19 @@ class AuthorityController:
                 return
             raise
         log.debug("authority status written", extra=fields(version=_version(updated)))
+
+
+def _report(sharding: ShardPass, name: str, survey: Survey, ca: str, bundle_b64: str) -> None:
+    """Add ``name``'s progress in each open shard to the pass's reports."""
+    progress = shard_reports(
+        survey.counted,
+        sharding.opened,
+        lambda namespace: shard_of(namespace, sharding.count),
+        ca=ca,
+        trust=trust_digest(bundle_b64),
+    )
+    for shard, entry in progress.items():
+        sharding.reports[shard][name] = entry
 
 
 def _version(obj: Mapping[str, Any]) -> str:

@@ -168,7 +168,8 @@ class PkiController:
         while (key := self.queue.get()) is not None:
             started = time.monotonic()
             try:
-                result = self.reconcile(key)
+                with self.shards.working(key.split("/", 1)[0]):  # a shard handed back waits
+                    result = self.reconcile(key)
             except Exception as error:  # a bug or an API outage: back off, keep the worker
                 delay = self.queue.add_rate_limited(key)
                 result = Result(key, None, error=f"{type(error).__name__}: {error}")

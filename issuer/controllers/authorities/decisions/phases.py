@@ -89,6 +89,9 @@ class Observed:
     pending: int = 0  # valid certificates not signed by the active CA
     blocked: int = 0  # of those, the ones whose re-issue failed
     ca_since: datetime | None = None  # when the CA Secret was created (whole seconds)
+    # Why some shard's count is not known (``--shards``): pending and trust_current
+    # cover the shards that reported, so the rotation waits for the others.
+    unknown: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,9 @@ def _propagating(state: RotationState, seen: Observed) -> Transition:
         )
     if not seen.trust_current:
         return Transition(
-            Move.NONE, "waiting for the trust set to reach every namespace and Secret"
+            Move.NONE,
+            "waiting for the trust set to reach every namespace and Secret"
+            + (f" ({seen.unknown})" if seen.unknown else ""),
         )
     if state.trust_synced_at is None:
         return Transition(
@@ -242,7 +247,14 @@ def _propagating(state: RotationState, seen: Observed) -> Transition:
     return Transition(Move.PROMOTE, "the next CA signs now; every Pki is re-issued")
 
 
+def _unknown_shards(seen: Observed) -> Transition:
+    known = f"; {seen.pending} Pkis still to re-issue in the rest" if seen.pending else ""
+    return Transition(Move.NONE, f"waiting: {seen.unknown}{known}")
+
+
 def _reissuing(state: RotationState, seen: Observed) -> Transition:
+    if seen.unknown:
+        return _unknown_shards(seen)
     if seen.pending:
         blocked = f", {seen.blocked} blocked" if seen.blocked else ""
         return Transition(Move.NONE, f"{seen.pending} Pkis still to re-issue{blocked}")
@@ -256,6 +268,8 @@ def _reissuing(state: RotationState, seen: Observed) -> Transition:
 
 
 def _retiring(state: RotationState, seen: Observed) -> Transition:
+    if seen.unknown:
+        return _unknown_shards(seen)
     if seen.pending:
         return Transition(Move.NONE, f"{seen.pending} Pkis still depend on the previous CA")
     if seen.trust_unchanged:
