@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import urllib3
 
+from issuer.runtime import packings
 from issuer.runtime.issued_facts import keep_facts
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from shared.kube.cache import ChangeHandler, WatchCache
@@ -142,6 +143,7 @@ class SharedCaches:
                 keep_metadata=PKI_METADATA,
                 keep_fields=("apiVersion", "kind", "spec", "status"),
                 admit=admit,
+                packing=packings.PKIS,
             ),
             authorities=self.authorities,
         )

@@ -189,5 +189,5 @@ class Watches:
             self._wake_all(object_key(namespace)[1])
 
     def _wake_all(self, namespace: str | None = None) -> None:
-        for pki in self.view.pkis.list(namespace):
-            self._wake(pki_key(*object_key(pki)))
+        for key in self.view.pkis.keys(namespace):
+            self._wake(pki_key(*key))
