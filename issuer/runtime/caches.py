@@ -158,6 +158,7 @@ class SharedCaches:
             keep_metadata=ISSUED_SECRET_METADATA,
             keep_fields=("data", "type"),
             reduce=keep_facts,
+            packing=packings.ISSUED_SECRETS,
             on_change=self.issued_secrets_changed,
         )
         self.ca_secrets = CASecrets(kube, namespace)

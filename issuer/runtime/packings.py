@@ -9,6 +9,7 @@ tightly.
 
 from __future__ import annotations
 
+from issuer.runtime.issued_facts import PackedIssuedSecrets
 from shared.kube.packing import DeflatedJSON
 
 _ID = "00000000-0000-0000-0000-000000000000"
@@ -111,3 +112,18 @@ PODS = DeflatedJSON(
 )
 """The Pod watch's objects: a Pod cut down to its name, uid and Secret references
 (``consumers.reading_pod``), in the order the cache keeps their fields."""
+
+ISSUED_SECRETS = PackedIssuedSecrets(
+    {
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": "web-tls",
+            "namespace": "default",
+            "uid": _ID,
+            "resourceVersion": "1000000",
+            "labels": {"app.kubernetes.io/managed-by": "pkiwarden", "pkiwarden.dev/pki": "web"},
+        },
+        "data": {},
+    }
+)
+"""pkiwarden's Secrets, in the form ``issued_facts.keep_facts`` gives them."""

@@ -22,12 +22,13 @@ from issuer.controllers.pkis.reporting.consumers import consumptions, reading_po
 from issuer.controllers.pkis.reporting.metrics import certificate_samples
 from issuer.controllers.pkis.reporting.pod_warnings import recorded_failure
 from issuer.runtime import packings
-from issuer.runtime.caches import PKI_METADATA
+from issuer.runtime.caches import ISSUED_SECRET_METADATA, PKI_METADATA
+from issuer.runtime.issued_facts import cached_facts, keep_facts
 from shared.kube.cache import WatchCache
-from shared.kube.client import PKIS, PODS, Kube
+from shared.kube.client import PKIS, PODS, SECRETS, Kube
 from shared.kube.connection import Connection
 from shared.kube.packing import DeflatedJSON
-from tests.unit.builders import NOW, make_pki
+from tests.unit.builders import NOW, issued_secret, make_ca, make_pki
 
 SERIAL = "5d41402abc4b2a76b9719d911017c592a1b2c3d4"
 
@@ -249,3 +250,52 @@ def test_conclusions_are_the_same_on_a_packed_pki() -> None:
     assert back is not None
     verdict = refused(pki, 'spec.serviceName: "app1" is not allowed', NOW)
     assert conclude(back, verdict, None, NOW) == conclude(pki, verdict, None, NOW)
+
+
+def issued_cache() -> WatchCache:
+    return WatchCache(
+        Kube(Connection("https://127.0.0.1:1")),
+        SECRETS,
+        keep_metadata=ISSUED_SECRET_METADATA,
+        keep_fields=("data", "type"),
+        reduce=keep_facts,
+        packing=packings.ISSUED_SECRETS,
+    )
+
+
+def test_an_issued_secret_keeps_its_facts_and_shares_its_ca_bundle() -> None:
+    ca = make_ca()
+    secret = issued_secret(make_pki(), ca)
+    plain = WatchCache(
+        Kube(Connection("https://127.0.0.1:1")),
+        SECRETS,
+        keep_metadata=ISSUED_SECRET_METADATA,
+        keep_fields=("data", "type"),
+        reduce=keep_facts,
+    )
+    cache = issued_cache()
+    back = cached(cache, secret)
+    assert back == cached(plain, secret)
+    assert back is not None and cached_facts(back) == cached_facts(keep_facts(secret))
+    other = issued_secret(make_pki(name="other"), ca)
+    again = cached(cache, other)
+    assert again is not None and again["data"]["ca.crt"] is back["data"]["ca.crt"]
+
+
+def test_a_cached_issued_secret_takes_a_fraction_of_its_decoded_form() -> None:
+    ca = make_ca()
+    texts = [json.dumps(issued_secret(make_pki(name=f"web-{n:03d}"), ca)) for n in range(200)]
+    plain = WatchCache(
+        Kube(Connection("https://127.0.0.1:1")),
+        SECRETS,
+        keep_metadata=ISSUED_SECRET_METADATA,
+        keep_fields=("data", "type"),
+        reduce=keep_facts,
+    )
+    packed = issued_cache()
+    # Parsing the certificate allocates caches of its own: the first of each is not counted.
+    plain._stored(plain._trim(json.loads(texts[0])))
+    packed._stored(packed._trim(json.loads(texts[0])))
+    whole = held_per_object(lambda n: plain._stored(plain._trim(json.loads(texts[n]))), 200)
+    small = held_per_object(lambda n: packed._stored(packed._trim(json.loads(texts[n]))), 200)
+    assert small < whole * 0.6, (small, whole)
