@@ -1,82 +1,21 @@
-"""Pkis and Pods packed in the issuer's caches: a fraction of the memory, the same objects back."""
+"""Pods and issued Secrets packed in the issuer's caches: less memory, the same objects back."""
 
 from __future__ import annotations
 
 import json
 import tracemalloc
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from issuer.controllers.pkis.decisions.conclusion import conclude
-from issuer.controllers.pkis.decisions.status import (
-    CertificateFacts,
-    Outcome,
-    next_status,
-    status_patch,
-)
-from issuer.controllers.pkis.decisions.verdict import Trigger, refused
 from issuer.controllers.pkis.reporting.consumers import consumptions, reading_pod
-from issuer.controllers.pkis.reporting.metrics import certificate_samples
-from issuer.controllers.pkis.reporting.pod_warnings import recorded_failure
 from issuer.runtime import packings
-from issuer.runtime.caches import ISSUED_SECRET_METADATA, PKI_METADATA
+from issuer.runtime.caches import ISSUED_SECRET_METADATA
 from issuer.runtime.issued_facts import cached_facts, keep_facts
 from shared.kube.cache import WatchCache
 from shared.kube.client import PKIS, PODS, SECRETS, Kube
 from shared.kube.connection import Connection
 from shared.kube.packing import DeflatedJSON
-from tests.unit.builders import NOW, issued_secret, make_ca, make_pki
-
-SERIAL = "5d41402abc4b2a76b9719d911017c592a1b2c3d4"
-
-
-def ready_pki(number: int) -> dict[str, Any]:
-    """A Pki as the API server returns it after the issuer's status write."""
-    pki = make_pki(name=f"web-{number:03d}", uid=f"2f1c9a4e-8d7b-4c3a-9e21-{number:012d}")
-    pki["spec"]["privateKey"] = {"algorithm": "ECDSA", "size": 256}
-    pki["metadata"].update(
-        resourceVersion=str(1_000_000 + number),
-        creationTimestamp="2030-01-01T11:59:00Z",
-        managedFields=[{"manager": "kubectl", "operation": "Update"}],
-    )
-    facts = CertificateFacts(
-        f"web-{number:03d}-tls",
-        SERIAL,
-        NOW,
-        NOW + timedelta(days=90),
-        NOW + timedelta(days=60),
-    )
-    outcome = Outcome(True, "Issued", f"certificate {SERIAL} issued", facts, issued=True)
-    pki["status"] = next_status(pki, outcome, NOW)
-    return pki
-
-
-def failing_pki() -> dict[str, Any]:
-    pki = make_pki(uid="2f1c9a4e-8d7b-4c3a-9e21-00000000ffff")
-    outcome = Outcome(
-        False,
-        "NotAllowed",
-        'spec.serviceName: "app1" is not allowed in namespace "app1"',
-        None,
-        pending=Trigger.NEW,
-        next_retry=NOW + timedelta(seconds=40),
-    )
-    pki["status"] = next_status(pki, outcome, NOW)
-    return pki
-
-
-def pki_cache() -> WatchCache:
-    """The issuer's Pki cache, as ``issuer.runtime.caches`` builds it (never started)."""
-    return WatchCache(
-        Kube(Connection("https://127.0.0.1:1")),
-        PKIS,
-        keep_metadata=PKI_METADATA,
-        keep_fields=("apiVersion", "kind", "spec", "status"),
-        packing=packings.PKIS,
-    )
+from tests.unit.builders import issued_secret, make_ca, make_pki
 
 
 def pod_cache() -> WatchCache:
@@ -136,49 +75,27 @@ def cached(cache: WatchCache, obj: dict[str, Any]) -> dict[str, Any] | None:
 # -- the same objects back ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "pki", [ready_pki(1), failing_pki(), make_pki()], ids=["ready", "failing", "new"]
-)
-def test_a_pki_comes_back_as_the_cache_trimmed_it(pki: dict[str, Any]) -> None:
-    plain = WatchCache(
-        Kube(Connection("https://127.0.0.1:1")),
-        PKIS,
-        keep_metadata=PKI_METADATA,
-        keep_fields=("apiVersion", "kind", "spec", "status"),
-    )
-    assert cached(pki_cache(), pki) == cached(plain, pki)
-
-
-def test_decisions_read_the_same_from_a_packed_pki() -> None:
-    for pki in (ready_pki(2), failing_pki()):
-        back = cached(pki_cache(), pki)
-        assert back is not None
-        # The status writer finds nothing to write, as it would on the whole object.
-        assert status_patch(back["status"], pki["status"]) is None
-        assert recorded_failure(back) == recorded_failure(pki)
-        assert list(certificate_samples(back)) == list(certificate_samples(pki))
-    assert recorded_failure(failing_pki()) is not None
-
-
 def test_each_read_is_a_fresh_object() -> None:
-    cache = pki_cache()
-    first = cached(cache, ready_pki(3))
+    cache = pod_cache()
+    first = cached(cache, pod(3))
     assert first is not None
-    first["status"]["conditions"].clear()  # a reader changing its copy changes nothing cached
-    again = cache.get("app1", "web-003")
-    assert again is not None and again["status"]["conditions"]
+    first["spec"]["volumes"].clear()  # a reader changing its copy changes nothing cached
+    again = cache.get("app1", "pod-0003")
+    assert again is not None and again["spec"]["volumes"]
 
 
 def test_change_handlers_get_the_delivered_object_not_a_decoded_copy() -> None:
     seen: list[dict[str, Any]] = []
-    cache = pki_cache()
+    cache = pod_cache()
     cache.add_listener(lambda kind, obj: seen.append(obj))
-    trimmed = cache._trim(json.loads(json.dumps(ready_pki(4))))
+    trimmed = cache._trim(json.loads(json.dumps(pod(4))))
+    assert trimmed is not None
     cache._apply("ADDED", trimmed)
     assert seen == [trimmed] and seen[0] is trimmed
-    assert cache.keys() == [("app1", "web-004")] and cache.keys("other") == []
+    assert cache.keys() == [("app1", "pod-0004")] and cache.keys("other") == []
+    assert cache.list("app1") == [trimmed]
     cache._apply("DELETED", trimmed)
-    assert cache.get("app1", "web-004") is None and len(cache) == 0
+    assert cache.get("app1", "pod-0004") is None and len(cache) == 0
 
 
 def test_a_pod_keeps_its_name_uid_and_secret_references() -> None:
@@ -197,9 +114,9 @@ def test_a_pod_keeps_its_name_uid_and_secret_references() -> None:
 def test_what_json_cannot_hold_exactly_stays_as_it_is() -> None:
     packer = DeflatedJSON({"a": 1})
     assert packer.pack({"size": 2**70}) is None
-    cache = pki_cache()
-    odd = make_pki(name="odd", size=2**70)
-    assert cached(cache, odd) == cache._trim(json.loads(json.dumps(odd)))
+    cache = WatchCache(Kube(Connection("https://127.0.0.1:1")), PKIS, packing=packer)
+    odd = {"metadata": {"namespace": "app1", "name": "odd"}, "spec": {"size": 2**70}}
+    assert cached(cache, odd) == odd
 
 
 def test_an_unlike_object_packs_exactly_too() -> None:
@@ -210,21 +127,6 @@ def test_an_unlike_object_packs_exactly_too() -> None:
 
 
 # -- what it is for ---------------------------------------------------------------
-
-
-def test_a_cached_pki_takes_a_tenth_of_its_decoded_form() -> None:
-    plain = WatchCache(
-        Kube(Connection("https://127.0.0.1:1")),
-        PKIS,
-        keep_metadata=PKI_METADATA,
-        keep_fields=("apiVersion", "kind", "spec", "status"),
-    )
-    packed = pki_cache()
-    texts = [json.dumps(ready_pki(number)) for number in range(500)]
-    whole = held_per_object(lambda n: plain._stored(plain._trim(json.loads(texts[n]))))
-    small = held_per_object(lambda n: packed._stored(packed._trim(json.loads(texts[n]))))
-    assert small < 256, small  # bytes per Ready Pki
-    assert small < whole / 8, (small, whole)
 
 
 def test_a_cached_pod_takes_a_fraction_of_its_decoded_form() -> None:
@@ -241,15 +143,6 @@ def test_a_cached_pod_takes_a_fraction_of_its_decoded_form() -> None:
     small = held_per_object(lambda n: packed._stored(packed._trim(json.loads(texts[n]))))
     assert small < 200, small
     assert small < whole / 5, (small, whole)
-
-
-def test_conclusions_are_the_same_on_a_packed_pki() -> None:
-    """The whole reconcile's pure end, on the object read back from the cache."""
-    pki = failing_pki()
-    back = cached(pki_cache(), pki)
-    assert back is not None
-    verdict = refused(pki, 'spec.serviceName: "app1" is not allowed', NOW)
-    assert conclude(back, verdict, None, NOW) == conclude(pki, verdict, None, NOW)
 
 
 def issued_cache() -> WatchCache:
