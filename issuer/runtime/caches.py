@@ -16,6 +16,7 @@ import urllib3
 from issuer.runtime import packings
 from issuer.runtime.issued_facts import keep_facts
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.heap import HeapTrimmer, fix_mmap_threshold
 from shared.kube.cache import ChangeHandler, WatchCache
 from shared.kube.client import (
     JSON,
@@ -165,6 +166,7 @@ class SharedCaches:
         )
         self.ca_secrets = CASecrets(kube, namespace)
         self._cluster_secrets: WatchCache | None = None
+        self._heap = HeapTrimmer()
 
     def start(self) -> None:
         """Start every cache; safe before leadership (reading is harmless).
@@ -172,7 +174,13 @@ class SharedCaches:
         Where pkiwarden's Secrets may be watched cluster-wide, that one cache
         starts now and counts for readiness, so the first reconciles find
         their Secrets cached instead of reading each directly.
+
+        Their list pages are the process's largest blocks: mapped and unmapped
+        on their own, and what they leave free in the heap returned
+        (``shared.heap``).
         """
+        fix_mmap_threshold()
+        self._heap.start()
         for cache in self.view.caches:  # the authorities' among them
             cache.start()
         self.ca_secrets.start()
@@ -203,3 +211,4 @@ class SharedCaches:
         self.view.stop()
         self.issued_secrets.stop()
         self.ca_secrets.stop()
+        self._heap.stop()
