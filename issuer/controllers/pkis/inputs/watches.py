@@ -24,6 +24,7 @@ from typing import Any
 from issuer.controllers.pkis.inputs.secret_index import SecretNameIndex
 from issuer.controllers.pkis.inputs.taken import TakenNames
 from issuer.runtime.caches import SharedCaches
+from issuer.runtime.packed_status import with_whole_status
 from shared import PKI_LABEL, defaults
 from shared.kube.cache import object_key
 from shared.kube.client import JSON, Kube
@@ -72,7 +73,8 @@ class Watches:
     # -- reading ----------------------------------------------------------
 
     def pki(self, namespace: str, name: str) -> JSON | None:
-        return self.view.pkis.get(namespace, name)
+        """The cached Pki, its status decoded: a reconcile reads most of it."""
+        return with_whole_status(self.view.pkis.get(namespace, name))
 
     def departed(self, key: str) -> JSON | None:
         """The Pki as last seen, if the watch saw it deleted since it was last asked."""
