@@ -145,27 +145,22 @@ def test_a_cached_pod_takes_a_fraction_of_its_decoded_form() -> None:
     assert small < whole / 5, (small, whole)
 
 
-def issued_cache() -> WatchCache:
+def issued_cache(packed: bool = True) -> WatchCache:
+    """The issuer's cache of its Secrets, as ``issuer.runtime.caches`` builds it (never started)."""
     return WatchCache(
         Kube(Connection("https://127.0.0.1:1")),
         SECRETS,
         keep_metadata=ISSUED_SECRET_METADATA,
         keep_fields=("data", "type"),
         reduce=keep_facts,
-        packing=packings.ISSUED_SECRETS,
+        packing=packings.ISSUED_SECRETS if packed else None,
     )
 
 
 def test_an_issued_secret_keeps_its_facts_and_shares_its_ca_bundle() -> None:
     ca = make_ca()
     secret = issued_secret(make_pki(), ca)
-    plain = WatchCache(
-        Kube(Connection("https://127.0.0.1:1")),
-        SECRETS,
-        keep_metadata=ISSUED_SECRET_METADATA,
-        keep_fields=("data", "type"),
-        reduce=keep_facts,
-    )
+    plain = issued_cache(packed=False)
     cache = issued_cache()
     back = cached(cache, secret)
     assert back == cached(plain, secret)
@@ -178,13 +173,7 @@ def test_an_issued_secret_keeps_its_facts_and_shares_its_ca_bundle() -> None:
 def test_a_cached_issued_secret_takes_a_fraction_of_its_decoded_form() -> None:
     ca = make_ca()
     texts = [json.dumps(issued_secret(make_pki(name=f"web-{n:03d}"), ca)) for n in range(200)]
-    plain = WatchCache(
-        Kube(Connection("https://127.0.0.1:1")),
-        SECRETS,
-        keep_metadata=ISSUED_SECRET_METADATA,
-        keep_fields=("data", "type"),
-        reduce=keep_facts,
-    )
+    plain = issued_cache(packed=False)
     packed = issued_cache()
     # Parsing the certificate allocates caches of its own: the first of each is not counted.
     plain._stored(plain._trim(json.loads(texts[0])))
