@@ -147,7 +147,7 @@ class SharedCaches:
                 admit=admit,
                 # Only the status packed (``packed_status``): the authority controller
                 # reads every Pki each second, and 10,000 whole Pkis decoded anew took
-                # 0.1-0.2 s of CPU, and the memory packing saved, each time.
+                # about 0.2 s of CPU, and the memory packing saved, each time.
                 reduce=pack_status,
             ),
             authorities=self.authorities,

@@ -8,7 +8,7 @@ timestamps). An object unlike them is packed as exactly, only less tightly.
 Packed: the caches whose objects are read one at a time (the authority
 controller's pass reads each issued Secret once a second: about 5 µs each).
 Not the Pkis: that pass reads all of them at once, every second, which would
-decode them all anew each time (their memory, and 10 to 20 µs of CPU each).
+decode them all anew each time (their memory, and 17 to 24 µs of CPU each here).
 """
 
 from __future__ import annotations
