@@ -542,6 +542,9 @@ def admission_review(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
+# The idle issuer still runs the authority controller's pass over every Pki once a
+# second: what that costs is read over this long.
+IDLE_SECONDS = 10.0
 ROTATION_PROPAGATION = "5s"  # trust spread to every namespace: not what is measured here
 
 
@@ -714,6 +717,10 @@ def measure(
         print(f"  issuer peak RSS            {process.peak_rss_mib():8.1f} MiB")
         print_requests(restart, size.pkis)
         print(f"  issuer settled RSS         {process.rss_mib():8.1f} MiB")
+        cpu = process.cpu_seconds()
+        time.sleep(IDLE_SECONDS)
+        idle_cpu = (process.cpu_seconds() - cpu) / IDLE_SECONDS
+        print(f"  issuer CPU while idle      {idle_cpu:8.3f} s per s (over {IDLE_SECONDS:.0f} s)")
         issuer.print_trace()
         for rate in rotation_rates:
             rotate_all(plane, kube, counters, size, rate)

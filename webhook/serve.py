@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import uvicorn
 
+from shared.heap import HeapTrimmer, fix_mmap_threshold
 from shared.kube.client import Kube
 from shared.kube.view import ClusterView
 from shared.metrics_access import MetricsAccess
 from webhook.app import create_app
 from webhook.context import ClusterViewSource
-from webhook.heap import HeapTrimmer, fix_mmap_threshold
 from webhook.metrics import WebhookMetrics
 from webhook.protocol import AdmissionHttpProtocol
 from webhook.settings import WebhookSettings

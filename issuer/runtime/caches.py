@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 
 import urllib3
 
+from issuer.runtime import packings
 from issuer.runtime.issued_facts import keep_facts
+from issuer.runtime.packed_status import pack_status
 from shared import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from shared.heap import HeapTrimmer, fix_mmap_threshold
 from shared.kube.cache import ChangeHandler, WatchCache
 from shared.kube.client import (
     JSON,
@@ -142,6 +145,10 @@ class SharedCaches:
                 keep_metadata=PKI_METADATA,
                 keep_fields=("apiVersion", "kind", "spec", "status"),
                 admit=admit,
+                # Only the status packed (``packed_status``): the authority controller
+                # reads every Pki each second, and 10,000 whole Pkis decoded anew took
+                # about 0.2 s of CPU, and the memory packing saved, each time.
+                reduce=pack_status,
             ),
             authorities=self.authorities,
         )
@@ -156,10 +163,12 @@ class SharedCaches:
             keep_metadata=ISSUED_SECRET_METADATA,
             keep_fields=("data", "type"),
             reduce=keep_facts,
+            packing=packings.ISSUED_SECRETS,
             on_change=self.issued_secrets_changed,
         )
         self.ca_secrets = CASecrets(kube, namespace)
         self._cluster_secrets: WatchCache | None = None
+        self._heap = HeapTrimmer()
 
     def start(self) -> None:
         """Start every cache; safe before leadership (reading is harmless).
@@ -167,7 +176,13 @@ class SharedCaches:
         Where pkiwarden's Secrets may be watched cluster-wide, that one cache
         starts now and counts for readiness, so the first reconciles find
         their Secrets cached instead of reading each directly.
+
+        Their list pages are the process's largest blocks: mapped and unmapped
+        on their own, and what they leave free in the heap returned
+        (``shared.heap``).
         """
+        fix_mmap_threshold()
+        self._heap.start()
         for cache in self.view.caches:  # the authorities' among them
             cache.start()
         self.ca_secrets.start()
@@ -198,3 +213,4 @@ class SharedCaches:
         self.view.stop()
         self.issued_secrets.stop()
         self.ca_secrets.stop()
+        self._heap.stop()

@@ -7,6 +7,13 @@ into families and formatted one by one). Here each object's lines are
 rendered once, when the cache reports a change of it, and a scrape only joins
 bytes. A deleted object's lines go with it, so what is exported is still
 exactly what the cache holds.
+
+Kept as rendered, one object's lines took 0.75 KB, mostly the family names
+and its namespace and name, repeated on each of its five lines. They are
+kept instead with a one-byte mark for each: the family names are put back
+once per family at a scrape (one ``bytes.replace`` over the family), the
+object's labels once per object; 0.3 KB each, and a scrape still only joins
+and replaces bytes.
 """
 
 from __future__ import annotations
@@ -64,18 +71,21 @@ class ObjectSeries:
         self._index = {family.name: number for number, family in enumerate(self._families)}
         self._headers = tuple(family.header() for family in self._families)
         self._samples = samples
-        self._rendered: dict[Key, tuple[bytes, ...]] = {}
+        self._names = tuple(family.name.encode() for family in self._families)
+        # The object's labels (its identity) -> its lines, marked (see compact_lines).
+        self._rendered: dict[bytes, bytes | tuple[bytes, ...]] = {}
         self._lock = threading.Lock()
 
     def on_change(self, kind: str, obj: Mapping[str, Any]) -> None:
         key = object_key(obj)
+        identity = _identity(key)
         if kind == "DELETED":
             with self._lock:
-                self._rendered.pop(key, None)
+                self._rendered.pop(identity, None)
             return
-        rendered = self._render(key, obj)
+        rendered = compact_lines(self._render(key, obj), self._names, identity)
         with self._lock:
-            self._rendered[key] = rendered
+            self._rendered[identity] = rendered
 
     def __len__(self) -> int:
         with self._lock:
@@ -83,12 +93,23 @@ class ObjectSeries:
 
     def exposition(self) -> bytes:
         with self._lock:
-            objects = list(self._rendered.values())
-        parts: list[bytes] = []
+            objects = list(self._rendered.items())
+        marked: list[list[bytes]] = [[] for _ in self._families]
+        plain: list[list[bytes]] = [[] for _ in self._families]
+        for identity, rendered in objects:
+            if isinstance(rendered, tuple):
+                for number, lines in enumerate(rendered):
+                    plain[number].append(lines)
+            else:
+                parts = rendered.replace(_OBJECT, identity).split(_PART)
+                for number, lines in enumerate(parts):
+                    marked[number].append(lines)
+        out: list[bytes] = []
         for number, header in enumerate(self._headers):
-            parts.append(header)
-            parts.extend(lines[number] for lines in objects)
-        return b"".join(parts)
+            out.append(header)
+            out.append(b"".join(marked[number]).replace(_FAMILY, self._names[number]))
+            out.extend(plain[number])
+        return b"".join(out)
 
     def _render(self, key: Key, obj: Mapping[str, Any]) -> tuple[bytes, ...]:
         """The object's lines per family, as prometheus_client writes them (labels sorted)."""
@@ -107,6 +128,32 @@ class ObjectSeries:
             value = floatToGoString(sample.value)  # type: ignore[no-untyped-call]
             lines[number].append(f"{family.name}{{{labels}}} {value}\n")
         return tuple("".join(text).encode() for text in lines)
+
+
+# Marks in a kept object's lines: its families' names, its own labels, where a family ends.
+# None can occur in the text format's lines (no control characters but the newline).
+_FAMILY, _OBJECT, _PART = b"\x01", b"\x02", b"\x00"
+
+
+def _identity(key: Key) -> bytes:
+    """An object's own labels as every one of its lines carries them (sorted: name first)."""
+    return f'name="{_escape(key[1])}",namespace="{_escape(key[0])}"'.encode()
+
+
+def compact_lines(
+    lines: Sequence[bytes], names: Sequence[bytes], identity: bytes
+) -> bytes | tuple[bytes, ...]:
+    """An object's lines per family in one bytes, its family names and labels marked.
+
+    ``lines`` as it is when one of the marks occurs in it: a label value the
+    format allows but no Kubernetes name or reason has.
+    """
+    if any(mark in text for text in lines for mark in (_FAMILY, _OBJECT, _PART)):
+        return tuple(lines)
+    return _PART.join(
+        text.replace(name, _FAMILY).replace(identity, _OBJECT)
+        for text, name in zip(lines, names, strict=True)
+    )
 
 
 def _escape(value: str) -> str:

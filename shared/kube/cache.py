@@ -23,10 +23,12 @@ from typing import Any
 import urllib3
 
 from shared.kube.client import JSON, ApiError, Kube, Resource
+from shared.kube.packing import Packer
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace or "", name)
+Stored = object  # an object as the store holds it: the decoded dict, or packed (``packing``)
 ChangeHandler = Callable[[str, JSON], None]  # ("ADDED" | "MODIFIED" | "DELETED", object)
 
 _LIST_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -61,6 +63,11 @@ class WatchCache:
     it admits more, :meth:`relist` brings their objects in; an object whose
     namespace it stops admitting leaves the store without a DELETED (it was
     not deleted, it is another replica's now).
+
+    ``packing``: keep each object packed (``shared.kube.packing``), a tenth of
+    its decoded size; :meth:`get` and :meth:`list` decode the ones they
+    return, each a fresh object. For kinds held by the thousand and read a
+    few at a time.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class WatchCache:
         keep_fields: Collection[str] = (),
         reduce: Callable[[JSON], JSON | None] | None = None,
         admit: Callable[[str], bool] | None = None,
+        packing: Packer | None = None,
         on_change: ChangeHandler | None = None,
         watch_timeout_seconds: int = 300,
         page_size: int = PAGE_SIZE,
@@ -100,11 +108,12 @@ class WatchCache:
         # worth keeping (a Pod that reads no Secret), and the object is not kept.
         self._reduce = reduce
         self._admit = admit
+        self._packing = packing
         self._handlers: list[ChangeHandler] = [on_change] if on_change is not None else []
         self._watch_timeout = watch_timeout_seconds
         self._page_size = page_size
         # namespace -> name -> object: a namespace's objects without a scan of all of them.
-        self._items: dict[str, dict[str, JSON]] = {}
+        self._items: dict[str, dict[str, Stored]] = {}
         self._count = 0
         self._lists = 0  # lists done, for relist() to wait on
         self._lock = threading.Lock()
@@ -122,13 +131,23 @@ class WatchCache:
 
     def get(self, namespace: str, name: str) -> JSON | None:
         with self._lock:
-            return self._items.get(namespace, {}).get(name)
+            stored = self._items.get(namespace, {}).get(name)
+        return None if stored is None else self._loaded(stored)
+
+    def keys(self, namespace: str | None = None) -> list[Key]:
+        """Where each object is, without decoding any (what waking them all needs)."""
+        with self._lock:
+            if namespace is None:
+                return [(ns, name) for ns, objects in self._items.items() for name in objects]
+            return [(namespace, name) for name in self._items.get(namespace, {})]
 
     def list(self, namespace: str | None = None) -> list[JSON]:
         with self._lock:
             if namespace is None:
-                return [obj for objects in self._items.values() for obj in objects.values()]
-            return list(self._items.get(namespace, {}).values())
+                stored = [obj for objects in self._items.values() for obj in objects.values()]
+            else:
+                stored = list(self._items.get(namespace, {}).values())
+        return [self._loaded(obj) for obj in stored]
 
     def __len__(self) -> int:
         with self._lock:
@@ -211,7 +230,7 @@ class WatchCache:
     def _list(self) -> str:
         """Paged list; replaces the store and reports what changed since the last list."""
         self._relisting.clear()
-        fresh: dict[str, dict[str, JSON]] = {}
+        fresh: dict[str, dict[str, Stored]] = {}
         count = 0
         params: dict[str, str | int | bool] = dict(self._selectors, limit=self._page_size)
         while True:
@@ -229,7 +248,7 @@ class WatchCache:
                     continue
                 objects = fresh.setdefault(namespace, {})
                 count += name not in objects
-                objects[name] = trimmed
+                objects[name] = self._stored(trimmed)
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 version = str(metadata.get("resourceVersion", ""))
@@ -240,20 +259,33 @@ class WatchCache:
             self._lists += 1
         for namespace, objects in fresh.items():
             before = previous.get(namespace, {})
-            for name, obj in objects.items():
+            for name, stored in objects.items():
                 old = before.get(name)
                 if old is None:
-                    self._notify("ADDED", obj)
-                elif _version(old) != _version(obj):
-                    self._notify("MODIFIED", obj)
+                    self._notify("ADDED", self._loaded(stored))
+                elif self._changed(old, stored):
+                    self._notify("MODIFIED", self._loaded(stored))
         for namespace, objects in previous.items():
             if self._admit is not None and not self._admit(namespace):
                 continue  # not deleted: another replica's share now
             now = fresh.get(namespace, {})
-            for name, obj in objects.items():
+            for name, stored in objects.items():
                 if name not in now:
-                    self._notify("DELETED", obj)
+                    self._notify("DELETED", self._loaded(stored))
         return version
+
+    def _stored(self, obj: JSON) -> Stored:
+        packed = self._packing.pack(obj) if self._packing is not None else None
+        return obj if packed is None else packed
+
+    def _loaded(self, stored: Stored) -> JSON:
+        if isinstance(stored, dict):
+            return stored
+        assert self._packing is not None
+        return self._packing.unpack(stored)
+
+    def _changed(self, old: Stored, new: Stored) -> bool:
+        return _version(self._loaded(old)) != _version(self._loaded(new))
 
     def _watch_from(self, version: str) -> None:
         """Watch until stopped; returns only by raising (410 means: list again)."""
@@ -301,6 +333,7 @@ class WatchCache:
 
     def _apply(self, kind: str, obj: JSON) -> None:
         namespace, name = object_key(obj)
+        stored = obj if kind == "DELETED" else self._stored(obj)  # packed outside the lock
         with self._lock:
             objects = self._items.get(namespace)
             if kind == "DELETED":
@@ -312,7 +345,7 @@ class WatchCache:
                 if objects is None:
                     objects = self._items[namespace] = {}
                 self._count += name not in objects
-                objects[name] = obj
+                objects[name] = stored
         self._notify(kind, obj)
 
     def _notify(self, kind: str, obj: JSON) -> None:
@@ -336,6 +369,8 @@ class WatchCache:
             if reduced is None:
                 return None
             obj = reduced
+        if self._packing is not None:
+            return obj  # kept as text: nothing of it is shared with other objects
         interned: JSON = _interned(obj)
         return interned
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from issuer.runtime.object_series import ChangeSource, Family, ObjectSeries, Sample
+from issuer.runtime.packed_status import whole_status
 
 CONDITION_VALUES = ("True", "False", "Unknown")
 
@@ -50,7 +51,7 @@ EXPIRATION, RENEWAL, READY, FAILURES = (family.name for family in CERTIFICATE_FA
 
 def certificate_samples(pki: Mapping[str, Any]) -> Iterator[Sample]:
     """cert-manager's certificate series of one Pki (its namespace and name are added)."""
-    status = pki.get("status") or {}
+    status = whole_status(pki.get("status")) or {}
     not_after = _parse_time(status.get("notAfter"))
     if not_after is not None:
         yield Sample(EXPIRATION, (), not_after.timestamp())

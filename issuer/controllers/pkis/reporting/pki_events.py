@@ -32,6 +32,7 @@ from issuer.controllers.pkis.reporting.pod_warnings import (
     resolution_message,
 )
 from issuer.controllers.pkis.reporting.reasons import Reason
+from issuer.runtime import packings
 from issuer.runtime.events.correlator import EventType, ObjectRef, event_text
 from issuer.runtime.events.recorder import EventRecorder
 from shared import API_GROUP_VERSION
@@ -196,6 +197,7 @@ class PodWatch:
             keep_fields=("spec",),
             reduce=reading_pod,
             admit=admit,  # a sharded replica's namespaces
+            packing=packings.PODS,
             on_change=self._changed,
         )
         self._reporter: PkiEventRecorder | None = None

@@ -1,6 +1,6 @@
-"""Give memory freed after a burst back to the operating system.
+"""Give memory freed after a burst back to the operating system (both processes).
 
-A burst of reviews opens many connections at once (the API server opens one
+In the webhook, a burst of reviews opens many connections at once (the API server opens one
 per concurrent call), and each holds TLS and HTTP buffers. When they close,
 the C allocator keeps the freed memory for reuse instead of returning it: in
 a profile after 60 s at 2,000 reviews/s, glibc held 350 MiB of free heap and
@@ -14,15 +14,17 @@ allocator's free memory has grown by more than ``threshold`` bytes since the
 last trim, which is rare in a steady state, so it costs nothing while the
 webhook is busy answering. (Trimmed memory still counts as free for the
 allocator, hence growth, not level.)
+
+In the issuer, the bursts are a cache's list pages: each is read and decoded
+whole (up to a megabyte of text, more decoded) before its objects are
+trimmed, and freed after; without a fixed threshold, the later pages came
+from the heap and left it fragmented.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
 import threading
-
-log = logging.getLogger("pkiwarden.webhook")
 
 FREE_BYTES_THRESHOLD = 8 * 1024 * 1024
 MMAP_THRESHOLD = 128 * 1024  # glibc's initial value

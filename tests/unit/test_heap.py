@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from webhook.heap import HeapTrimmer, fix_mmap_threshold
+from shared.heap import HeapTrimmer, fix_mmap_threshold
 
 
 def rss_bytes() -> int:
