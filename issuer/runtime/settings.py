@@ -41,6 +41,9 @@ class Settings:
     # How often the authority controller looks again when no watch wakes it: rotation
     # progress is read from the Pkis' Secrets, which it does not watch itself.
     authority_tick_seconds: float = 1.0
+    # ... and how often once every authority is Stable with trust published: then
+    # only time changes what it reads (a CA's renewal time, a leaf's expiry).
+    authority_idle_seconds: float = 10.0
     # Ready Pkis are taken round-robin across namespaces; fifo (first come, first
     # served, as earlier releases did) only for comparing the two.
     queue_order: QueueOrder = QueueOrder.FAIR

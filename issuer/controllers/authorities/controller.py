@@ -70,7 +70,7 @@ from issuer.controllers.authorities.inputs.spec import (
     rotation_request,
 )
 from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
-from issuer.controllers.authorities.reporting.summary import Pass
+from issuer.controllers.authorities.reporting.summary import Pass, next_pass_in
 from issuer.runtime import issuance
 from issuer.runtime.ca_history import ca_history, had_a_ca
 from issuer.runtime.context import Runtime
@@ -167,6 +167,7 @@ class AuthorityController:
         self.dependents = runtime.dependents
         self.clock = runtime.clock
         self.tick_seconds = settings.authority_tick_seconds
+        self.idle_seconds = settings.authority_idle_seconds
         self.shards = runtime.shards
         self.shard_reports = runtime.shard_reports
         self.shard_leases = runtime.shard_leases
@@ -183,6 +184,9 @@ class AuthorityController:
         self.authorities = runtime.caches.authorities
         self.authorities.add_listener(self._changed)
         self.ca_secrets.listeners.add(self._changed)
+        # Which namespaces get a trust ConfigMap follows the policies and namespaces.
+        runtime.caches.policies.add(self._changed)
+        runtime.caches.namespaces.add(self._changed)
         self.ca_secrets.cache(settings.ca_secret)  # the default authority's, watched from the start
         self.configmaps = WatchCache(
             self.kube,
@@ -249,7 +253,14 @@ class AuthorityController:
                     self.metrics.forget(gone)
             except Exception:  # an API outage or a bug: log, look again next tick
                 log.exception("authority pass failed")
-            self._wake.wait(self.tick_seconds)
+            self._wake.wait(
+                next_pass_in(
+                    self.last,
+                    decides=self.decides(),
+                    busy_seconds=self.tick_seconds,
+                    idle_seconds=self.idle_seconds,
+                )
+            )
             time.sleep(0.05)  # let a burst of watch events settle into one pass
 
     # -- reading ----------------------------------------------------------

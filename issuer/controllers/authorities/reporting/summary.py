@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,3 +21,32 @@ class Pass:
     active_not_after: datetime | None = None
     trust_current: bool = False
     problem: str = ""
+
+    @property
+    def settled(self) -> bool:
+        """Stable, nothing moved, nothing pending, trust published, no problem: nothing to watch."""
+        return (
+            self.phase is Phase.STABLE
+            and self.move is Move.NONE
+            and self.pending == 0
+            and self.trust_current
+            and not self.problem
+        )
+
+
+def next_pass_in(
+    passes: Mapping[str, Pass], *, decides: bool, busy_seconds: float, idle_seconds: float
+) -> float:
+    """How long the authority controller may wait for a watch event before looking again.
+
+    A pass reads every Pki and its Secret, which it does not watch: while a
+    rotation moves, a CA is missing or trust is being published, it looks
+    every ``busy_seconds``. Once every authority is settled, only time can
+    change anything unwatched (a CA reaching its renewal time, a leaf
+    expiring), so it looks every ``idle_seconds``: at 10,000 Pkis a pass a
+    second was an idle issuer's main CPU cost. A replica that does not decide
+    (sharded, without shard 0) reports its shards' progress at the busy pace.
+    """
+    if decides and passes and all(p.settled for p in passes.values()):
+        return idle_seconds
+    return busy_seconds
