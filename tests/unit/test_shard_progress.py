@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from issuer.controllers.authorities.decisions.authority_status import Standing, authority_status
+from issuer.controllers.authorities.decisions.phases import RotationState
 from issuer.controllers.authorities.decisions.shard_progress import (
     BLOCKED_REPORTED,
     Counted,
@@ -18,8 +22,11 @@ from issuer.controllers.authorities.decisions.shard_progress import (
     tally,
     trust_digest,
 )
+from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
+from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime.lease_sightings import Sighting, renewed, sighted
 from issuer.runtime.members import live_members, member_lease_name, member_prefix
+from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION, ShardReports
 
 CA = "aa01"
@@ -47,6 +54,36 @@ def test_a_shard_names_its_first_blocked_pkis_and_counts_them_all() -> None:
     (progress,) = shard_reports(counted, {0}, SHARD_OF, ca=CA, trust=TRUST).values()
     assert progress.blocked == 30
     assert progress.blocked_pkis == tuple(f"ns-a/p{n:02d}" for n in range(BLOCKED_REPORTED))
+
+
+def test_past_20_blocked_per_shard_the_metric_counts_them_all_and_the_status_names_20() -> None:
+    blocked = {
+        shard: [Counted(ns, pending=True, blocked_pki=f"{ns}/p{n:02d}") for n in range(25)]
+        for shard, ns in ((1, "ns-b"), (2, "ns-c"))
+    }
+    leases = [lease(0, DONE)] + [
+        lease(
+            shard, {"default": shard_reports(counted, {shard}, SHARD_OF, ca=CA, trust=TRUST)[shard]}
+        )
+        for shard, counted in blocked.items()
+    ]
+    counted = tally("default", CA, TRUST, leases)
+    assert (counted.pending, counted.blocked) == (50, 50)
+    metrics = IssuerMetrics()
+    AuthorityMetrics(metrics.registry).observe(
+        "default",
+        Pass(blocked=list(counted.blocked_pkis), blocked_total=counted.blocked),
+    )
+    exposed = {
+        (s.name, s.labels.get("authority")): s.value
+        for family in text_string_to_metric_families(metrics.exposition()[0].decode())
+        for s in family.samples
+    }
+    assert exposed[("pkiwarden_ca_blocked_reissue", "default")] == 50
+    standing = Standing(RotationState(), (), "", "", counted.pending, counted.blocked_pkis, 1)
+    status = authority_status({}, standing, datetime(2026, 1, 1, tzinfo=UTC))
+    # The first 20 over every shard: shard 1's names sort before shard 2's.
+    assert status["blockedPkis"] == [f"ns-b/p{n:02d}" for n in range(20)]
 
 
 def test_a_report_survives_its_annotation_and_a_foreign_one_reads_as_none() -> None:

@@ -489,6 +489,7 @@ class AuthorityController:
         result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = pending_count + pods, blocked
+        result.blocked_total = blocked_count
         result.active_not_after = material.active.not_valid_after_utc
         result.trust_current = observed.trust_current
         self._write_status(name, authority, after, trusted, result, step.message, now)
