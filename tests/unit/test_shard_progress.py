@@ -25,7 +25,6 @@ from issuer.controllers.authorities.decisions.shard_progress import (
 from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
 from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime.lease_sightings import Sighting, renewed, sighted
-from issuer.runtime.members import live_members, member_lease_name, member_prefix
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION, ShardReports
 
@@ -172,18 +171,3 @@ def test_a_shard_is_reported_only_between_its_caches_filling_and_its_loss() -> N
     reports.close(1)
     assert reports.annotations(1) == {}
     assert reports.opened() == frozenset()
-
-
-def test_a_member_counts_while_its_lease_is_held_and_seen_renewed() -> None:
-    renewing = sighted(sighted(None, "1", now=100.0), "2", now=101.0)
-    silent = sighted(sighted(None, "7", now=90.0), "7", now=101.0)  # never seen to change
-    seen = {
-        "alive": ("replica-a", renewing),
-        "released": ("", renewing),  # stopped gracefully
-        "dead": ("replica-c", silent),
-    }
-    assert live_members(seen, now=102.0, duration=6.0) == 1
-    assert live_members(seen, now=108.0, duration=6.0) == 0  # not renewed since: gone too
-    assert member_lease_name("pkiwarden-issuer", 3, "host_123_abc").startswith(
-        member_prefix("pkiwarden-issuer", 3)
-    )
