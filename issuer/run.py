@@ -151,8 +151,11 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         if runtime.leases is not None:
             members = Members(
                 runtime.leases,
+                kube,
+                settings.namespace,
                 member_prefix(LEASE_NAME, shards.count),
                 lease_duration=duration,
+                sweeps=lambda: 0 in shards.led(),  # one replica deletes dead ones' Leases
             )
             member = LeaderElector(
                 kube,

@@ -1,11 +1,17 @@
-"""One list of the Leases: the live members, every shard."""
+"""One list of the Leases: the live members, dead members' Leases to delete, every shard."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from issuer.runtime.lease_poller import SeenLease, seen_after
-from issuer.runtime.members import live_members, member_lease_name, member_prefix
+from issuer.runtime.members import (
+    DELETE_AFTER,
+    expired_members,
+    live_members,
+    member_lease_name,
+    member_prefix,
+)
 from issuer.runtime.shard_leases import ShardLease, shard_leases
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION
 
@@ -56,6 +62,29 @@ def test_a_member_counts_while_its_lease_is_held_and_seen_renewed() -> None:
 def test_a_lease_no_longer_listed_is_forgotten() -> None:
     seen = reads((100.0, [listed(member("a"), "1", "a")]), (101.0, []))
     assert seen == {}
+
+
+def test_only_a_member_lease_unwritten_for_several_durations_is_deleted_at_the_version_judged() -> (
+    None
+):
+    limit = DELETE_AFTER * DURATION
+    leases = [
+        listed(member("dead"), "7", "dead"),
+        listed(member("released"), "8"),
+        listed(member("paused"), "3", "paused"),
+        listed(SHARD_NAMES[1], "4", "dead"),  # a shard's Lease is its electors' business
+    ]
+    seen = reads((100.0, leases))
+    # Unwritten since our first read of each version: only a lower bound of its age.
+    assert expired_members(seen, PREFIX, 100.0 + limit, DURATION) == {}
+    seen = reads(
+        (100.0, leases),
+        (100.0 + limit / 2, [*leases[:2], listed(member("paused"), "4", "paused"), leases[3]]),
+    )
+    assert expired_members(seen, PREFIX, 100.0 + limit + 1, DURATION) == {
+        member("dead"): "7",
+        member("released"): "8",
+    }  # the paused replica renewed meanwhile: it stays
 
 
 def test_each_shards_lease_gives_its_holder_renewal_and_report_and_a_missing_one_nobody() -> None:

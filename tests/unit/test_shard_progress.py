@@ -152,9 +152,9 @@ def test_a_lease_counts_as_renewed_only_once_seen_to_change_within_its_duration(
     first = sighted(None, "10", now=100.0)
     assert not renewed(first, 100.0, 6.0)  # read once: it may have been written long ago
     same = sighted(first, "10", now=101.0)
-    assert same == Sighting("10", 101.0, None)
+    assert same == Sighting("10", 101.0, None, 100.0)
     changed = sighted(same, "11", now=102.0)  # written after our read at 101
-    assert changed == Sighting("11", 102.0, 101.0)
+    assert changed == Sighting("11", 102.0, 101.0, 102.0)
     assert renewed(changed, 107.0, 6.0)
     assert not renewed(sighted(changed, "11", now=107.5), 107.5, 6.0)  # not since: stale
     assert not renewed(None, 100.0, 6.0)
