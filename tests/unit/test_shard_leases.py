@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes.client import Configuration
+
+from issuer.run import runtime_for
 from issuer.runtime.lease_poller import SeenLease, seen_after
 from issuer.runtime.members import (
     DELETE_AFTER,
@@ -12,8 +15,11 @@ from issuer.runtime.members import (
     member_lease_name,
     member_prefix,
 )
+from issuer.runtime.metrics import IssuerMetrics
+from issuer.runtime.settings import Settings
 from issuer.runtime.shard_leases import ShardLease, shard_leases
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION
+from shared.kube.client import Kube
 
 DURATION = 6.0
 PREFIX = member_prefix("pkiwarden-issuer", 3)
@@ -103,3 +109,11 @@ def test_each_shards_lease_gives_its_holder_renewal_and_report_and_a_missing_one
         ShardLease(1, "b", False, None),  # read, never seen to change: not known renewed
         ShardLease(2, "", False, None),
     )
+
+
+def test_only_a_sharded_issuer_builds_the_lease_reader() -> None:
+    kube = Kube(Configuration())  # never called: nothing is started
+    unsharded = runtime_for(kube, Settings(), IssuerMetrics(), None)
+    assert (unsharded.leases, unsharded.shard_leases) == (None, None)
+    sharded = runtime_for(kube, Settings(shards=3, leader_elect=True), IssuerMetrics(), None)
+    assert sharded.leases is not None and sharded.shard_leases is not None
