@@ -1,13 +1,14 @@
 """Three issuer replicas, three shards: kill one, its shard moves, nothing is issued twice or lost;
-a replica joining later is handed a shard, and the dead one's membership Lease is deleted; a CA
-rotation waits for every shard.
+a replica joining later is handed a shard; a CA rotation waits for every shard; the dead
+replica's membership Lease is deleted, and a renewal racing the deletion wins.
 
 Each replica starts with ``--shards 3`` and a 6 s Lease (client-go's
 proportions: renewal within 4 s, a try every 0.8 s), so the failover is
 measured in seconds. Three namespaces are chosen so that each shard has one.
 The tests run in order on the same replicas: after the first, two replicas
 lead the three shards, which the second rebalances over three again, on which
-the third rotates a CA of its own (not the session's default one).
+the third rotates a CA of its own (not the session's default one); by the
+fourth, the killed replica's membership Lease is due for deletion.
 """
 
 from __future__ import annotations
@@ -262,21 +263,6 @@ def test_a_replica_joining_later_is_handed_a_shard_and_nothing_is_issued_twice(
         if shard != moved:
             assert after[shard].holder == before[shard].holder
 
-    # The replica killed above left its membership Lease behind; shard 0's holder deletes
-    # it once unwritten for DELETE_AFTER Lease durations. The live replicas' stay.
-    live_members = {member_lease_name(LEASE_NAME, SHARDS, r.holder) for r in after.values()}
-
-    def only_live_members() -> set[str] | None:
-        names = member_leases(kube)
-        return names if names == live_members else None
-
-    eventually(
-        only_live_members,
-        (DELETE_AFTER + 2) * LEASE_SECONDS,
-        "the dead replica's membership Lease to be deleted",
-        explain=lambda: f"member Leases {member_leases(kube)}, live {live_members}",
-    )
-
     namespace = NAMESPACES[moved]
     create_pki(kube, namespace, "joined", serviceName="app1")
     eventually(lambda: ready(kube, namespace, "joined"), 30, "a Pki of the handed-over shard")
@@ -346,6 +332,28 @@ def test_a_ca_rotation_drops_the_old_ca_only_after_every_shard_reissued(
     for namespace in ROTATED_NAMESPACES:  # once at creation, once for the new CA
         for name in ROTATED_PKIS:
             assert issued_count(kube, namespace, name) == 2, (namespace, name)
+
+
+def test_a_dead_replicas_membership_lease_is_deleted_and_the_live_ones_stay(
+    kube: Kube, replicas: list[LocalIssuer]
+) -> None:
+    """The replica killed in the first test left its membership Lease behind; shard 0's
+    holder deletes it once unwritten for DELETE_AFTER Lease durations. Last but one, so
+    that wait runs under the tests before it."""
+    held = holders(kube)
+    assert len({record.holder for record in held.values()}) == SHARDS, held
+    live = {member_lease_name(LEASE_NAME, SHARDS, record.holder) for record in held.values()}
+
+    def only_live_members() -> set[str] | None:
+        names = member_leases(kube)
+        return names if names == live else None
+
+    eventually(
+        only_live_members,
+        (DELETE_AFTER + 2) * LEASE_SECONDS,
+        "the dead replica's membership Lease to be deleted",
+        explain=lambda: f"member Leases {member_leases(kube)}, live {live}",
+    )
 
 
 def test_a_dead_members_lease_renewed_after_it_was_judged_is_not_deleted(
