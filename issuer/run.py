@@ -24,6 +24,7 @@ from issuer.runtime.context import Build, Controller, Runtime
 from issuer.runtime.events.recorder import EventRecorder, event_recorder
 from issuer.runtime.health import HealthServer, text
 from issuer.runtime.leader import LeaderElector, default_identity
+from issuer.runtime.lease_poller import LeasePoller
 from issuer.runtime.members import Members, member_lease_name, member_prefix
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.metrics_tls import self_signed_context
@@ -98,7 +99,6 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
 
     elector: LeaderElector | None = None
     election: ShardElection | None = None
-    members: Members | None = None
     member: LeaderElector | None = None
     lost = threading.Event()
     health = None
@@ -148,13 +148,14 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 lost.set()
                 stop.set()
 
-        if shards.sharded:
+        if runtime.leases is not None:
             members = Members(
+                runtime.leases,
                 kube,
                 settings.namespace,
                 member_prefix(LEASE_NAME, shards.count),
                 lease_duration=duration,
-                retry_period=duration * RETRY_FRACTION,
+                sweeps=lambda: 0 in shards.led(),  # one replica deletes dead ones' Leases
             )
             member = LeaderElector(
                 kube,
@@ -166,7 +167,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
                 retry_period=duration * RETRY_FRACTION,
             )
             member.start(lambda: None, lambda: None)  # only renewed: it says we are alive
-            members.start()
+            runtime.leases.start()
             election = ShardElection(
                 lambda name, **timing: LeaderElector(
                     kube, settings.namespace, name, identity, **timing
@@ -206,8 +207,8 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
             elector.release()  # after the workers stopped: the successor starts clean
         if election is not None:
             election.release()
-        if members is not None:
-            members.stop()
+        if runtime.leases is not None:
+            runtime.leases.stop()
         if member is not None:
             member.release()  # last: a replica stopping no longer counts for the others
         if health is not None:
@@ -226,15 +227,14 @@ def runtime_for(
     shards = LedShards(settings.shards)
     caches = SharedCaches(kube, settings.namespace, shards.owns if shards.sharded else None)
     signers = Signers(caches.authorities, caches.ca_secrets, settings.authority, settings.ca_secret)
-    leases = None
+    leases = shard_leases = None
     if shards.sharded:
         duration = settings.lease_duration_seconds
-        leases = ShardLeases(
-            kube,
-            settings.namespace,
+        leases = LeasePoller(kube, settings.namespace, retry_period=duration * RETRY_FRACTION)
+        shard_leases = ShardLeases(
+            leases,
             [lease_name(LEASE_NAME, shard, shards.count) for shard in range(shards.count)],
             lease_duration=duration,
-            retry_period=duration * RETRY_FRACTION,
         )
     return Runtime(
         kube,
@@ -245,7 +245,8 @@ def runtime_for(
         metrics,
         recorder,
         shards=shards,
-        shard_leases=leases,
+        shard_leases=shard_leases,
+        leases=leases,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from issuer.runtime.caches import SharedCaches
 from issuer.runtime.dependents import Dependents
 from issuer.runtime.events.recorder import EventRecorder
+from issuer.runtime.lease_poller import LeasePoller
 from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.reissues import Reissues
 from issuer.runtime.settings import Settings
@@ -42,9 +43,11 @@ class Runtime:
     # The shards this replica leads (``--shards``); unsharded, it owns every namespace.
     shards: LedShards = field(default_factory=lambda: LedShards(1))
     # Sharded: what this replica reports on its shards' Leases, and every shard's Lease
-    # as read by shard 0's holder (None unsharded).
+    # as read by shard 0's holder, from the one reader of the namespace's Leases
+    # (both None unsharded).
     shard_reports: ShardReports = field(default_factory=ShardReports)
     shard_leases: ShardLeases | None = None
+    leases: LeasePoller | None = None
 
 
 class Controller(Protocol):

@@ -1,12 +1,14 @@
 """Three issuer replicas, three shards: kill one, its shard moves, nothing is issued twice or lost;
-a replica joining later is handed a shard; a CA rotation waits for every shard.
+a replica joining later is handed a shard; a CA rotation waits for every shard; the dead
+replica's membership Lease is deleted, and a renewal racing the deletion wins.
 
 Each replica starts with ``--shards 3`` and a 6 s Lease (client-go's
 proportions: renewal within 4 s, a try every 0.8 s), so the failover is
 measured in seconds. Three namespaces are chosen so that each shard has one.
 The tests run in order on the same replicas: after the first, two replicas
 lead the three shards, which the second rebalances over three again, on which
-the third rotates a CA of its own (not the session's default one).
+the third rotates a CA of its own (not the session's default one); by the
+fourth, the killed replica's membership Lease is due for deletion.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from issuer.controllers.authorities.effects.bootstrap_ca import bootstrap_author
 from issuer.run import LEASE_NAME
 from issuer.runtime import issuance
 from issuer.runtime.leader import LeaseRecord
+from issuer.runtime.members import DELETE_AFTER, delete_lease, member_lease_name, member_prefix
 from issuer.runtime.settings import Settings
 from issuer.runtime.shard_election import RETRY_FRACTION
 from issuer.runtime.shards import lease_name, patience, shard_of
@@ -217,6 +220,17 @@ def test_a_dead_replicas_shard_moves_and_nothing_is_issued_twice_or_lost(
             assert events_on(kube, pki, "Renewed") == []
 
 
+def member_leases(kube: Kube) -> set[str]:
+    """The names of the membership Leases in the issuers' namespace."""
+    prefix = member_prefix(LEASE_NAME, SHARDS)
+    leases = kube.get(LEASES.path(ISSUER_NAMESPACE)).get("items") or []
+    return {
+        str(lease["metadata"]["name"])
+        for lease in leases
+        if str(lease["metadata"]["name"]).startswith(prefix)
+    }
+
+
 def issued_count(kube: Kube, namespace: str, name: str) -> int:
     """How many times the Pki was issued, by its aggregated ``Issued`` Events."""
     pki = kube.get(PKIS.path(namespace, name))
@@ -318,3 +332,50 @@ def test_a_ca_rotation_drops_the_old_ca_only_after_every_shard_reissued(
     for namespace in ROTATED_NAMESPACES:  # once at creation, once for the new CA
         for name in ROTATED_PKIS:
             assert issued_count(kube, namespace, name) == 2, (namespace, name)
+
+
+def test_a_dead_replicas_membership_lease_is_deleted_and_the_live_ones_stay(
+    kube: Kube, replicas: list[LocalIssuer]
+) -> None:
+    """The replica killed in the first test left its membership Lease behind; shard 0's
+    holder deletes it once unwritten for DELETE_AFTER Lease durations. Last but one, so
+    that wait runs under the tests before it."""
+    held = holders(kube)
+    assert len({record.holder for record in held.values()}) == SHARDS, held
+    live = {member_lease_name(LEASE_NAME, SHARDS, record.holder) for record in held.values()}
+
+    def only_live_members() -> set[str] | None:
+        names = member_leases(kube)
+        return names if names == live else None
+
+    eventually(
+        only_live_members,
+        (DELETE_AFTER + 2) * LEASE_SECONDS,
+        "the dead replica's membership Lease to be deleted",
+        explain=lambda: f"member Leases {member_leases(kube)}, live {live}",
+    )
+
+
+def test_a_dead_members_lease_renewed_after_it_was_judged_is_not_deleted(
+    kube: Kube, replicas: list[LocalIssuer]
+) -> None:
+    """The deletion is conditional on the version judged: a renewal that races it wins."""
+    name = "e2e-shards-precondition"  # not a member's name: the replicas leave it alone
+    created = kube.create(
+        LEASES.path(ISSUER_NAMESPACE),
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name},
+            "spec": {"holderIdentity": "paused", "leaseDurationSeconds": 6},
+        },
+    )
+    judged = created["metadata"]["resourceVersion"]
+    renewal = {**created, "spec": {**created["spec"], "leaseTransitions": 1}}
+    renewed = kube.replace(LEASES.path(ISSUER_NAMESPACE, name), renewal)
+    assert not delete_lease(kube, ISSUER_NAMESPACE, name, judged)
+    assert kube.get(LEASES.path(ISSUER_NAMESPACE, name))["spec"]["holderIdentity"] == "paused"
+    assert delete_lease(kube, ISSUER_NAMESPACE, name, renewed["metadata"]["resourceVersion"])
+    with pytest.raises(ApiError) as gone:
+        kube.get(LEASES.path(ISSUER_NAMESPACE, name))
+    assert gone.value.not_found

@@ -139,6 +139,7 @@ def test_ca_families_show_the_authority_loops_last_pass() -> None:
             phase_start=ca_expiry - timedelta(days=3000),
             pending=3,
             blocked=["app2/app2-pki"],
+            blocked_total=1,
             active_not_after=ca_expiry,
         ),
     )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from issuer.controllers.authorities.decisions.authority_status import Standing, authority_status
+from issuer.controllers.authorities.decisions.phases import RotationState
 from issuer.controllers.authorities.decisions.shard_progress import (
     BLOCKED_REPORTED,
     Counted,
@@ -18,8 +22,10 @@ from issuer.controllers.authorities.decisions.shard_progress import (
     tally,
     trust_digest,
 )
+from issuer.controllers.authorities.reporting.metrics import AuthorityMetrics
+from issuer.controllers.authorities.reporting.summary import Pass
 from issuer.runtime.lease_sightings import Sighting, renewed, sighted
-from issuer.runtime.members import live_members, member_lease_name, member_prefix
+from issuer.runtime.metrics import IssuerMetrics
 from issuer.runtime.shard_reports import PROGRESS_ANNOTATION, ShardReports
 
 CA = "aa01"
@@ -47,6 +53,36 @@ def test_a_shard_names_its_first_blocked_pkis_and_counts_them_all() -> None:
     (progress,) = shard_reports(counted, {0}, SHARD_OF, ca=CA, trust=TRUST).values()
     assert progress.blocked == 30
     assert progress.blocked_pkis == tuple(f"ns-a/p{n:02d}" for n in range(BLOCKED_REPORTED))
+
+
+def test_past_20_blocked_per_shard_the_metric_counts_them_all_and_the_status_names_20() -> None:
+    blocked = {
+        shard: [Counted(ns, pending=True, blocked_pki=f"{ns}/p{n:02d}") for n in range(25)]
+        for shard, ns in ((1, "ns-b"), (2, "ns-c"))
+    }
+    leases = [lease(0, DONE)] + [
+        lease(
+            shard, {"default": shard_reports(counted, {shard}, SHARD_OF, ca=CA, trust=TRUST)[shard]}
+        )
+        for shard, counted in blocked.items()
+    ]
+    counted = tally("default", CA, TRUST, leases)
+    assert (counted.pending, counted.blocked) == (50, 50)
+    metrics = IssuerMetrics()
+    AuthorityMetrics(metrics.registry).observe(
+        "default",
+        Pass(blocked=list(counted.blocked_pkis), blocked_total=counted.blocked),
+    )
+    exposed = {
+        (s.name, s.labels.get("authority")): s.value
+        for family in text_string_to_metric_families(metrics.exposition()[0].decode())
+        for s in family.samples
+    }
+    assert exposed[("pkiwarden_ca_blocked_reissue", "default")] == 50
+    standing = Standing(RotationState(), (), "", "", counted.pending, counted.blocked_pkis, 1)
+    status = authority_status({}, standing, datetime(2026, 1, 1, tzinfo=UTC))
+    # The first 20 over every shard: shard 1's names sort before shard 2's.
+    assert status["blockedPkis"] == [f"ns-b/p{n:02d}" for n in range(20)]
 
 
 def test_a_report_survives_its_annotation_and_a_foreign_one_reads_as_none() -> None:
@@ -116,9 +152,9 @@ def test_a_lease_counts_as_renewed_only_once_seen_to_change_within_its_duration(
     first = sighted(None, "10", now=100.0)
     assert not renewed(first, 100.0, 6.0)  # read once: it may have been written long ago
     same = sighted(first, "10", now=101.0)
-    assert same == Sighting("10", 101.0, None)
+    assert same == Sighting("10", 101.0, None, 100.0)
     changed = sighted(same, "11", now=102.0)  # written after our read at 101
-    assert changed == Sighting("11", 102.0, 101.0)
+    assert changed == Sighting("11", 102.0, 101.0, 102.0)
     assert renewed(changed, 107.0, 6.0)
     assert not renewed(sighted(changed, "11", now=107.5), 107.5, 6.0)  # not since: stale
     assert not renewed(None, 100.0, 6.0)
@@ -135,18 +171,3 @@ def test_a_shard_is_reported_only_between_its_caches_filling_and_its_loss() -> N
     reports.close(1)
     assert reports.annotations(1) == {}
     assert reports.opened() == frozenset()
-
-
-def test_a_member_counts_while_its_lease_is_held_and_seen_renewed() -> None:
-    renewing = sighted(sighted(None, "1", now=100.0), "2", now=101.0)
-    silent = sighted(sighted(None, "7", now=90.0), "7", now=101.0)  # never seen to change
-    seen = {
-        "alive": ("replica-a", renewing),
-        "released": ("", renewing),  # stopped gracefully
-        "dead": ("replica-c", silent),
-    }
-    assert live_members(seen, now=102.0, duration=6.0) == 1
-    assert live_members(seen, now=108.0, duration=6.0) == 0  # not renewed since: gone too
-    assert member_lease_name("pkiwarden-issuer", 3, "host_123_abc").startswith(
-        member_prefix("pkiwarden-issuer", 3)
-    )

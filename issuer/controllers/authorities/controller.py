@@ -172,7 +172,7 @@ class AuthorityController:
         self.shard_reports = runtime.shard_reports
         self.shard_leases = runtime.shard_leases
         if self.shard_leases is not None:
-            self.shard_leases.on_change(self.wake)
+            self.shard_leases.on_change(self._shard_lease_changed)
         self.last: dict[str, Pass] = {}  # by authority
         self.metrics = AuthorityMetrics(runtime.metrics.registry)
         self._wake = threading.Event()
@@ -213,8 +213,6 @@ class AuthorityController:
         self._stopped.set()
         self._wake.set()
         self.configmaps.stop()
-        if self.shard_leases is not None:
-            self.shard_leases.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -241,6 +239,11 @@ class AuthorityController:
 
     def _changed(self, kind: str, obj: JSON) -> None:
         self._wake.set()
+
+    def _shard_lease_changed(self) -> None:
+        """A shard's holder or report changed: news only to the replica that sums them."""
+        if self.decides():
+            self._wake.set()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -377,7 +380,6 @@ class AuthorityController:
             return None
         leases = None
         if self.shard_leases is not None and self.decides():
-            self.shard_leases.start()
             leases = tuple(
                 LeaseView(lease.shard, lease.holder, lease.renewed, lease.report)
                 for lease in self.shard_leases.snapshot()
@@ -489,6 +491,7 @@ class AuthorityController:
         result.phase, result.phase_start = after.phase, after.phase_start
         result.move = step.move if after is not current else Move.NONE
         result.pending, result.blocked = pending_count + pods, blocked
+        result.blocked_total = blocked_count
         result.active_not_after = material.active.not_valid_after_utc
         result.trust_current = observed.trust_current
         self._write_status(name, authority, after, trusted, result, step.message, now)

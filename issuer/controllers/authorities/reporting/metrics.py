@@ -56,7 +56,7 @@ class AuthorityMetrics:
         start = result.phase_start.timestamp() if result.phase_start is not None else 0
         self._phase_start.labels(authority).set(start)
         self._pending.labels(authority).set(result.pending)
-        self._blocked.labels(authority).set(len(result.blocked))
+        self._blocked.labels(authority).set(result.blocked_total)
 
     def forget(self, authority: str) -> None:
         """A deleted PkiAuthority's series go with it: no alert about a CA that is gone."""

@@ -17,7 +17,8 @@ class Pass:
     phase_start: datetime | None = None  # from the CA Secret: an issuer restart keeps it
     move: Move = Move.NONE
     pending: int = 0
-    blocked: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # by name; sharded, each shard's first
+    blocked_total: int = 0  # every blocked Pki, over all shards
     active_not_after: datetime | None = None
     trust_current: bool = False
     problem: str = ""
