@@ -6,8 +6,9 @@ and ``deploy/tenants``) and writes every object as a template, with value
 expressions at the paths :data:`EDITS` names. Objects only the dev overlay
 has sit behind ``bootstrap.enabled``, those only the monitoring component
 adds (or changes) behind ``monitoring.enabled``, those only the sharding
-component adds behind ``issuer.shards`` > 1 (the issuer's replicas and
-``--shards`` argument, which it changes, are values); the tenant RoleBindings
+component adds behind ``issuer.shards`` > 1 (what it changes in the issuer's
+Deployment, the replicas, ``--shards`` and the Recreate rollout, follows the
+values); the tenant RoleBindings
 are repeated per namespace of ``tenants``. The CRDs go to ``crds/``, which Helm
 installs before the templates and never deletes: an uninstall leaves the
 Pkis, and with them every Secret issued for them.
@@ -144,6 +145,8 @@ SHARDS_ARG = Extra(
 )
 # What only deploy/sharding adds (the Leases' Role) is rendered when this holds.
 SHARDED = "gt (int .Values.issuer.shards) 1"
+# deploy/sharding's rollout: no replica of an old shard count outlives the change.
+SHARDED_STRATEGY = Optional("strategy", f'ternary (dict "type" "Recreate") (dict) ({SHARDED})')
 
 
 def _authority_arg(marked: Marked) -> None:
@@ -154,6 +157,7 @@ def _issuer(marked: Marked) -> None:
     _pod_spec_edits("issuer")(marked)
     _authority_arg(marked)
     marked.extend(("spec", "template", "spec", "containers", 0, "args"), SHARDS_ARG)
+    marked.optional(("spec",), SHARDED_STRATEGY)
 
 
 def _issuer_role(marked: Marked) -> None:
@@ -227,9 +231,9 @@ def _objects(items: list[Json]) -> Objects:
 def sharding_templates(base: Objects, sharding: Objects, image: str) -> dict[str, str]:
     """What deploy/sharding adds, rendered only when ``issuer.shards`` > 1.
 
-    The one object it changes, the issuer's Deployment, takes its replicas and
-    ``--shards`` from the values instead; a change anywhere else has no value
-    to come from, so it stops the generator.
+    The one object it changes, the issuer's Deployment, takes its replicas,
+    ``--shards`` and rollout from the values instead; a change anywhere else
+    has no value to come from, so it stops the generator.
     """
     out: dict[str, str] = {}
     for ident, item in sharding.items():

@@ -125,8 +125,10 @@ def test_sharding_is_kustomize_with_the_sharding_component(helm: Path, kubectl: 
     for ident, item in from_kustomize.items():
         assert without_helm_annotations(from_helm[ident]) == item, ident
     by_kind = {(ident[1], ident[3]): item for ident, item in from_helm.items()}
-    args = by_kind[("Deployment", "pkiwarden-issuer")]["spec"]["template"]["spec"]["containers"]
-    assert args[0]["args"][-1] == "--shards=3"
+    issuer = by_kind[("Deployment", "pkiwarden-issuer")]["spec"]
+    assert issuer["template"]["spec"]["containers"][0]["args"][-1] == "--shards=3"
+    # No replica of an old count may outlive a change of the count: they would not exclude.
+    assert issuer["strategy"] == {"type": "Recreate"}
     assert by_kind[("Role", "pkiwarden-issuer-shards")]["rules"] == [
         {
             "apiGroups": ["coordination.k8s.io"],
@@ -176,6 +178,7 @@ def test_one_shard_by_default_renders_the_one_lease_and_no_shards_argument(helm:
         issuer = found[("apps/v1", "Deployment", "pkiwarden-system", "pkiwarden-issuer")]
         container = issuer["spec"]["template"]["spec"]["containers"][0]
         assert not [arg for arg in container["args"] if arg.startswith("--shards")], args
+        assert "strategy" not in issuer["spec"], args  # rolling, as deploy/ ships it
 
 
 def test_another_shard_count_is_one_argument_and_the_same_grant(helm: Path) -> None:

@@ -292,6 +292,10 @@ def test_the_issuer_takes_shards_from_the_values_and_passes_none_for_one() -> No
         " (gt (int .Values.issuer.shards) 1) }}"
     ) in text
     assert "replicas: {{ .Values.issuer.replicas }}" in text
+    assert (
+        '{{- with ternary (dict "type" "Recreate") (dict) (gt (int .Values.issuer.shards) 1) }}\n'
+        "  strategy:\n"
+    ) in text
 
 
 def test_what_only_the_sharding_component_adds_renders_only_when_sharded() -> None:
