@@ -8,10 +8,10 @@ has sit behind ``bootstrap.enabled``, those only the monitoring component
 adds (or changes) behind ``monitoring.enabled``, those only the sharding
 component adds behind ``issuer.shards`` > 1 (what it changes in the issuer's
 Deployment, the replicas, ``--shards`` and the Recreate rollout, follows the
-values); the tenant RoleBindings
-are repeated per namespace of ``tenants``. The CRDs go to ``crds/``, which Helm
-installs before the templates and never deletes: an uninstall leaves the
-Pkis, and with them every Secret issued for them.
+values); the tenant RoleBindings are repeated per namespace of ``tenants``.
+The CRDs go to ``crds/``, which Helm installs before the templates and never
+deletes: an uninstall leaves the Pkis, and with them every Secret issued for
+them.
 
 A test checks that the committed chart is what this module writes, another
 that ``helm template`` with the default values equals ``kubectl kustomize
@@ -138,13 +138,12 @@ AUTHORITY_ARG = Extra(
 )
 
 
-# `--shards=N` only when sharding: with one shard deploy/ passes none.
-SHARDS_ARG = Extra(
-    'ternary (list (printf "--shards=%d" (int .Values.issuer.shards))) (list)'
-    " (gt (int .Values.issuer.shards) 1)"
-)
 # What only deploy/sharding adds (the Leases' Role) is rendered when this holds.
 SHARDED = "gt (int .Values.issuer.shards) 1"
+# `--shards=N` only when sharding: with one shard deploy/ passes none.
+SHARDS_ARG = Extra(
+    f'ternary (list (printf "--shards=%d" (int .Values.issuer.shards))) (list) ({SHARDED})'
+)
 # deploy/sharding's rollout: no replica of an old shard count outlives the change.
 SHARDED_STRATEGY = Optional("strategy", f'ternary (dict "type" "Recreate") (dict) ({SHARDED})')
 
