@@ -117,14 +117,34 @@ def start(
 
 
 def start_deployed(
-    plane: ControlPlane, identities: install.Identities, *, wait: bool = True
+    plane: ControlPlane,
+    identities: install.Identities,
+    *,
+    wait: bool = True,
+    name: str = PROCESS,
+    bootstrap: bool = True,
 ) -> LocalIssuer:
     """The bootstrap Job, then ``issuer run`` with its Deployment's arguments and identity.
 
     ``deploy/`` must be applied (:func:`pkiwarden.local.install.install`).
     Only the health port differs from the Deployment: 0, for the issuer to
-    pick a free one, since every local process shares one network.
+    pick a free one, since every local process shares one network. A further
+    replica is another ``name`` and needs no ``bootstrap`` (the Job runs once).
     """
+    if bootstrap:
+        run_bootstrap_job(plane, identities)
+    args = install.with_flags(
+        install.container_args(plane, "deployment", install.ISSUER_DEPLOYMENT),
+        health_port="0",
+        metrics_secure_port="0",
+        kubeconfig=str(identities.issuer),
+    )
+    argv = controlplane.pkiwarden_argv(*args)
+    return _launch(plane, name, argv, parse_settings(args), wait=wait)
+
+
+def run_bootstrap_job(plane: ControlPlane, identities: install.Identities) -> None:
+    """What the dev overlay's bootstrap Job runs, under its ServiceAccount's token."""
     bootstrap = install.with_flags(
         install.container_args(plane, "job", install.BOOTSTRAP_JOB),
         kubeconfig=str(identities.bootstrap),
@@ -136,14 +156,6 @@ def start_deployed(
         raise ControlPlaneError(
             f"the {install.BOOTSTRAP_JOB} Job's command failed: {job.stdout}{job.stderr}"
         )
-    args = install.with_flags(
-        install.container_args(plane, "deployment", install.ISSUER_DEPLOYMENT),
-        health_port="0",
-        metrics_secure_port="0",
-        kubeconfig=str(identities.issuer),
-    )
-    argv = controlplane.pkiwarden_argv(*args)
-    return _launch(plane, PROCESS, argv, parse_settings(args), wait=wait)
 
 
 def parse_settings(args: Sequence[str]) -> Settings:

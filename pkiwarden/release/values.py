@@ -142,6 +142,16 @@ TABLE: tuple[Value, ...] = (
     ),
     *_workload("issuer", "issuer"),
     Value(
+        "issuer.shards",
+        {"type": "integer", "minimum": 1},
+        1,
+        "Shards the application namespaces are split into, one Lease each (the issuer's"
+        " --shards): each replica caches and works only the shards it leads. 1 is one Lease,"
+        " as without sharding. Above 1 the chart adds deploy/sharding's Role"
+        " pkiwarden-issuer-shards (get, list, update and delete on Leases in pkiwarden-system);"
+        " set issuer.replicas to the count too: memory and work divide by the replicas.",
+    ),
+    Value(
         "issuer.caSecretNames",
         _SECRET_NAMES,
         None,

@@ -114,6 +114,107 @@ def test_bootstrap_is_kustomize_of_the_dev_overlay(helm: Path, kubectl: Path) ->
         assert without_helm_annotations(from_helm[ident]) == item, ident
 
 
+def test_sharding_is_kustomize_with_the_sharding_component(helm: Path, kubectl: Path) -> None:
+    """deploy/sharding's three shards over three replicas are the values issuer.shards and
+    issuer.replicas: the issuer's argument and the Role for the shard and member Leases."""
+    from_helm = rendered(helm, "--set", "issuer.shards=3", "--set", "issuer.replicas=3")
+    from_kustomize = {
+        chart.key(item): item for item in chart.with_component(kubectl, chart.DEPLOY / "sharding")
+    }
+    assert sorted(from_helm) == sorted(from_kustomize)
+    for ident, item in from_kustomize.items():
+        assert without_helm_annotations(from_helm[ident]) == item, ident
+    by_kind = {(ident[1], ident[3]): item for ident, item in from_helm.items()}
+    issuer = by_kind[("Deployment", "pkiwarden-issuer")]["spec"]
+    assert issuer["template"]["spec"]["containers"][0]["args"][-1] == "--shards=3"
+    # No replica of an old count may outlive a change of the count: they would not exclude.
+    assert issuer["strategy"] == {"type": "Recreate"}
+    assert by_kind[("Role", "pkiwarden-issuer-shards")]["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "update", "delete"],
+        }
+    ]
+    binding = by_kind[("RoleBinding", "pkiwarden-issuer-shards")]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pkiwarden-issuer", "namespace": "pkiwarden-system"}
+    ]
+
+
+def lease_rules(objects: dict[tuple[str, str, str, str], Json]) -> list[tuple[str, Json]]:
+    """Every rule on Leases, with the Role or ClusterRole that holds it."""
+    return [
+        (ident[3], rule)
+        for ident, item in objects.items()
+        if ident[1] in ("Role", "ClusterRole")
+        for rule in item.get("rules") or []
+        if "leases" in rule.get("resources", [])
+    ]
+
+
+def test_one_shard_by_default_renders_the_one_lease_and_no_shards_argument(helm: Path) -> None:
+    for args in ((), ("--set", "issuer.shards=1", "--set", "issuer.replicas=3")):
+        found = rendered(helm, *args)
+        assert lease_rules(found) == [
+            (
+                "pkiwarden-issuer",
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["create"],
+                },
+            ),
+            (
+                "pkiwarden-issuer",
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "resourceNames": ["pkiwarden-issuer"],
+                    "verbs": ["get", "update", "patch"],
+                },
+            ),
+        ], args
+        issuer = found[("apps/v1", "Deployment", "pkiwarden-system", "pkiwarden-issuer")]
+        container = issuer["spec"]["template"]["spec"]["containers"][0]
+        assert not [arg for arg in container["args"] if arg.startswith("--shards")], args
+        assert "strategy" not in issuer["spec"], args  # rolling, as deploy/ ships it
+
+
+def test_another_shard_count_is_one_argument_and_the_same_grant(helm: Path) -> None:
+    found = rendered(helm, "--set", "issuer.shards=5", "--set", "authority=team-ca")
+    issuer = found[("apps/v1", "Deployment", "pkiwarden-system", "pkiwarden-issuer")]
+    args = issuer["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--authority=team-ca", "--shards=5"]
+    assert issuer["spec"]["replicas"] == 2  # the replicas stay a value of their own
+    assert sorted(role for role, _rule in lease_rules(found)) == [
+        "pkiwarden-issuer",
+        "pkiwarden-issuer",
+        "pkiwarden-issuer-shards",
+    ]
+
+
+def notes(helm: Path, *args: str) -> str:
+    """What ``helm install`` prints after NOTES (a client-side dry run: no cluster)."""
+    result = subprocess.run(
+        [str(helm), "install", "pkiwarden", str(CHART), "--dry-run=client", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": "/dev/null"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:\n", 1)[1]
+
+
+def test_shards_on_one_replica_install_but_the_notes_say_it_divides_nothing(helm: Path) -> None:
+    warning = "issuer.shards is 3 but issuer.replicas is 1: one replica leads every shard"
+    assert warning in notes(helm, "--set", "issuer.shards=3", "--set", "issuer.replicas=1")
+    for args in ((), ("--set", "issuer.shards=3", "--set", "issuer.replicas=3")):
+        told = notes(helm, *args)
+        assert "get pods,leases" in told and "issuer.shards is" not in told, args
+
+
 def test_another_authority_is_named_to_the_issuer_and_the_bootstrap_job(helm: Path) -> None:
     found = rendered(helm, "--set", "bootstrap.enabled=true", "--set", "authority=team-ca")
     by_kind = {(ident[1], ident[3]): item for ident, item in found.items()}
@@ -219,6 +320,8 @@ def test_helm_lint_passes(helm: Path) -> None:
         ("issuer.caSecretNames=null", "/issuer"),
         ("issuer.nextCASecretNames={}", "/issuer/nextCASecretNames"),
         ("webhook.replica=3", "replica"),
+        ("issuer.shards=0", "at '/issuer/shards': minimum: got 0, want 1"),
+        ("issuer.shards=three", "/issuer/shards"),
     ],
 )
 def test_a_wrong_value_fails_naming_it(helm: Path, setting: str, named: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jsonschema
@@ -266,3 +267,66 @@ def test_every_container_of_the_pkiwarden_image_takes_the_images_value() -> None
     text = chart.template(job, "pkiwarden:1.2.3")
     assert text.count('image: {{ include "pkiwarden.image" . }}') == 2
     assert "image: busybox:1" in text
+
+
+ISSUER_DEPLOYMENT: dict[str, Any] = copy.deepcopy(
+    {**DEPLOYMENT, "metadata": {"name": "pkiwarden-issuer", "namespace": "pkiwarden-system"}}
+)
+ISSUER_DEPLOYMENT["spec"]["template"]["spec"]["containers"][0]["args"] = ["issuer", "run"]
+SHARDS_ROLE: dict[str, Any] = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "pkiwarden-issuer-shards", "namespace": "pkiwarden-system"},
+    "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]}],
+}
+
+
+def _by_identity(*items: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    return {chart.key(item): item for item in items}
+
+
+def test_the_issuer_takes_shards_from_the_values_and_passes_none_for_one() -> None:
+    text = chart.template(ISSUER_DEPLOYMENT, "pkiwarden:1.2.3")
+    assert (
+        '{{- range ternary (list (printf "--shards=%d" (int .Values.issuer.shards))) (list)'
+        " (gt (int .Values.issuer.shards) 1) }}"
+    ) in text
+    assert "replicas: {{ .Values.issuer.replicas }}" in text
+    assert (
+        '{{- with ternary (dict "type" "Recreate") (dict) (gt (int .Values.issuer.shards) 1) }}\n'
+        "  strategy:\n"
+    ) in text
+
+
+def test_what_only_the_sharding_component_adds_renders_only_when_sharded() -> None:
+    sharded_deployment = copy.deepcopy(ISSUER_DEPLOYMENT)
+    sharded_deployment["spec"]["replicas"] = 3
+    sharded_deployment["spec"]["template"]["spec"]["containers"][0]["args"].append("--shards=3")
+    out = chart.sharding_templates(
+        _by_identity(ISSUER_DEPLOYMENT, REGISTRATION),
+        _by_identity(sharded_deployment, REGISTRATION, SHARDS_ROLE),
+        "pkiwarden:1.2.3",
+    )
+    assert list(out) == ["templates/role-pkiwarden-issuer-shards.yaml"]
+    text = out["templates/role-pkiwarden-issuer-shards.yaml"]
+    assert text.startswith("{{- if gt (int .Values.issuer.shards) 1 }}\n")
+    assert text.endswith("{{- end }}\n")
+    assert yaml.safe_load(text.split("\n", 1)[1].rsplit("{{- end }}", 1)[0]) == SHARDS_ROLE
+
+
+def test_a_sharding_change_the_values_cannot_express_stops_the_generator() -> None:
+    changed = copy.deepcopy(REGISTRATION)
+    changed["webhooks"][0]["timeoutSeconds"] = 9
+    with pytest.raises(ValueError, match=r"deploy/sharding changes .*pkiwarden.*give it a value"):
+        chart.sharding_templates(
+            _by_identity(REGISTRATION), _by_identity(changed), "pkiwarden:1.2.3"
+        )
+
+
+def test_one_shard_by_default_and_never_fewer() -> None:
+    defaults = values.values([DEPLOYMENT, ISSUER_DEPLOYMENT, REGISTRATION, ROLE])
+    assert defaults["issuer"]["shards"] == 1
+    for bad, named in ((0, "0 is less than the minimum of 1"), ("3", "'3' is not of type")):
+        defaults["issuer"]["shards"] = bad
+        with pytest.raises(jsonschema.ValidationError, match=named):
+            jsonschema.validate(defaults, values.schema())
