@@ -253,18 +253,19 @@ def clear_pkis(kube: Kube, size: Size, threads: int) -> None:
     )
 
 
+def pki_body(namespace: str, name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
+    }
+
+
 def create_pkis(kube: Kube, size: Size, threads: int) -> None:
     def create(number: int) -> None:
         namespace, name = size.pki(number)
-        kube.create(
-            PKIS.path(namespace),
-            {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
-            },
-        )
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
 
     in_parallel("Pkis", size.pkis, create, threads)
 
@@ -783,15 +784,7 @@ def create_to_ready(kube: Kube, ready: ReadyCounter, size: Size, threads: int) -
         namespace, name = size.namespace(number), f"late-{number // size.namespaces:03d}"
         time.sleep(max(0.0, started + number / LATE_RATE - time.monotonic()))
         sent[(namespace, name)] = time.monotonic()
-        kube.create(
-            PKIS.path(namespace),
-            {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
-            },
-        )
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
 
     print(f"\n== create-to-Ready: {count} more Pkis at {LATE_RATE:.0f}/s, the issuer running")
     started = time.monotonic()
