@@ -44,6 +44,7 @@ import urllib3
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
+from pkiwarden.local import processes as local_processes
 from pkiwarden.local import webhook_process as local_webhook
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
@@ -402,6 +403,18 @@ class Issuer:
             self.popen.wait(10)
 
 
+def print_control_plane(plane: ControlPlane, when: str) -> None:
+    """What kube-apiserver and etcd hold at this size: RSS now and at peak, etcd's files."""
+    parts = []
+    for name in (controlplane.APISERVER, controlplane.ETCD):
+        record = local_processes.read(plane.dir, name)
+        if record is not None and local_processes.is_running(record):
+            process = Process(record.pid)
+            parts.append(f"{name} {process.rss_mib():.0f} MiB (peak {process.peak_rss_mib():.0f})")
+    data = sum(f.stat().st_size for f in (plane.dir / "etcd-data").rglob("*") if f.is_file())
+    print(f"  {when}: {', '.join(parts)}; etcd data {data / 1024**2:.0f} MiB")
+
+
 def metric_sum(text: bytes, name: str) -> float:
     total = 0.0
     prefix = name.encode()
@@ -615,6 +628,7 @@ def rotate_all(  # noqa: PLR0917 - the rotation's knobs
     print(f"  refused with 429         {spent[('429', '')]:8d}")
     written = writes(spent) / (pkis - pending[-1][1] if projected else pkis)
     print(f"  writes per re-issued Pki {written:8.2f}")
+    print_control_plane(plane, "after the rotation")
     return not projected
 
 
@@ -718,6 +732,7 @@ def measure(
         print_requests(burst, size.pkis)
         print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
         print(f"  webhook RSS, caches full   {Process(webhook.pid).rss_mib():8.1f} MiB")
+        print_control_plane(plane, "after the burst")
         paced_latency(webhook, size, log_path.parent / "vegeta")
 
         print("\n== one /metrics scrape of the issuer (idle)")
@@ -760,6 +775,7 @@ def measure(
         time.sleep(IDLE_SECONDS)
         idle_cpu = (process.cpu_seconds() - cpu) / IDLE_SECONDS
         print(f"  issuer CPU while idle      {idle_cpu:8.3f} s per s (over {IDLE_SECONDS:.0f} s)")
+        print_control_plane(plane, "after the restart")
         issuer.print_trace()
         late = create_to_ready(kube, ready, size, threads)
         for rate in rotation_rates:
