@@ -44,6 +44,7 @@ import urllib3
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
 from issuer.runtime.settings import Settings
 from pkiwarden.local import controlplane
+from pkiwarden.local import processes as local_processes
 from pkiwarden.local import webhook_process as local_webhook
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
@@ -253,18 +254,19 @@ def clear_pkis(kube: Kube, size: Size, threads: int) -> None:
     )
 
 
+def pki_body(namespace: str, name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
+    }
+
+
 def create_pkis(kube: Kube, size: Size, threads: int) -> None:
     def create(number: int) -> None:
         namespace, name = size.pki(number)
-        kube.create(
-            PKIS.path(namespace),
-            {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
-            },
-        )
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
 
     in_parallel("Pkis", size.pkis, create, threads)
 
@@ -399,6 +401,18 @@ class Issuer:
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.popen.pid, signal.SIGKILL)
             self.popen.wait(10)
+
+
+def print_control_plane(plane: ControlPlane, when: str) -> None:
+    """What kube-apiserver and etcd hold at this size: RSS now and at peak, etcd's files."""
+    parts = []
+    for name in (controlplane.APISERVER, controlplane.ETCD):
+        record = local_processes.read(plane.dir, name)
+        if record is not None and local_processes.is_running(record):
+            process = Process(record.pid)
+            parts.append(f"{name} {process.rss_mib():.0f} MiB (peak {process.peak_rss_mib():.0f})")
+    data = sum(f.stat().st_size for f in (plane.dir / "etcd-data").rglob("*") if f.is_file())
+    print(f"  {when}: {', '.join(parts)}; etcd data {data / 1024**2:.0f} MiB")
 
 
 def metric_sum(text: bytes, name: str) -> float:
@@ -548,12 +562,19 @@ IDLE_SECONDS = 10.0
 ROTATION_PROPAGATION = "5s"  # trust spread to every namespace: not what is measured here
 
 
-def rotate_all(
-    plane: ControlPlane, kube: Kube, counters: ApiServerCounters, size: Size, rate: int | None
-) -> None:
+def rotate_all(  # noqa: PLR0917 - the rotation's knobs
+    plane: ControlPlane,
+    kube: Kube,
+    counters: ApiServerCounters,
+    pkis: int,
+    rate: int | None,
+    limit: float | None = None,
+) -> bool:
     """``pkiwarden ca rotate`` over every Pki: each phase's duration, the re-issue rate, 429s.
 
-    ``rate`` None: the PkiAuthority's default reissueRate.
+    ``rate`` None: the PkiAuthority's default reissueRate. ``limit``: watch Reissuing
+    for at most this long, then print the pace reached and what the phase would take at
+    it, marked as a projection, and return False: the rotation goes on unwatched.
     """
     path = PKI_AUTHORITIES.path(name=AUTHORITY)
     rotation: dict[str, object] = {"trustPropagation": ROTATION_PROPAGATION}
@@ -569,31 +590,58 @@ def rotate_all(
     request = (kube.get(path).get("metadata") or {}).get("annotations", {}).get(ROTATE_ANNOTATION)
     started = time.monotonic()
     phases: list[tuple[str, float]] = [("Stable", started)]
+    pending: list[tuple[float, int]] = []  # (when, pendingPkis) while Reissuing
+    projected = ""
     while True:
         status = kube.get(path).get("status") or {}
         phase = str(status.get("phase"))
+        now = time.monotonic()
         if phase != phases[-1][0]:
-            phases.append((phase, time.monotonic()))
+            phases.append((phase, now))
         if phase == "Stable" and status.get("lastRotationRequest") == request:
             break
-        if time.monotonic() - started > 6 * 3600:
+        if phase == "Reissuing" and isinstance(status.get("pendingPkis"), int):
+            pending.append((now, int(status["pendingPkis"])))
+            if limit is not None and now - phases[-1][1] > limit:
+                projected = reissue_projection(pending, pkis)
+                break
+        if now - started > 6 * 3600:
             raise SystemExit(f"rotation not done in 6 h; phase {phase}")
         time.sleep(0.5)
     ended = time.monotonic()
     spent = delta(counters.read(), before)
     print(
-        f"\n== CA rotation of all {size.pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
+        f"\n== CA rotation of all {pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
         f" trustPropagation {ROTATION_PROPAGATION})"
     )
     for (name, at), (_, until) in zip(phases[1:], [*phases[2:], ("", ended)], strict=True):
         if name == "Stable":
             continue
+        if name == "Reissuing" and projected:
+            print(f"  {name:<24} {until - at:8.1f} s watched, then stopped watching")
+            print(projected)
+            continue
         print(f"  {name:<24} {until - at:8.1f} s")
         if name == "Reissuing":
-            print(f"  re-issued per second     {size.pkis / max(until - at, 0.001):8.1f}")
-    print(f"  total                    {ended - started:8.1f} s")
+            print(f"  re-issued per second     {pkis / max(until - at, 0.001):8.1f}")
+    print(f"  {'watched' if projected else 'total':<24} {ended - started:8.1f} s")
     print(f"  refused with 429         {spent[('429', '')]:8d}")
-    print(f"  writes per Pki           {writes(spent) / size.pkis:8.2f}")
+    written = writes(spent) / (pkis - pending[-1][1] if projected else pkis)
+    print(f"  writes per re-issued Pki {written:8.2f}")
+    print_control_plane(plane, "after the rotation")
+    return not projected
+
+
+def reissue_projection(pending: list[tuple[float, int]], pkis: int) -> str:
+    """The pace over the watched part of Reissuing, and the whole phase at that pace."""
+    (first_at, first), (last_at, last) = pending[0], pending[-1]
+    pace = (first - last) / max(last_at - first_at, 0.001)
+    whole = f"{pkis / pace:8.1f} s" if pace > 0 else "       ? s"
+    return (
+        f"  re-issued per second     {pace:8.1f} (over the {last_at - first_at:.0f} s watched:"
+        f" {first - last} of {pkis})\n"
+        f"  Reissuing, projected     {whole} ({pkis} at that pace; a projection, not a run)"
+    )
 
 
 def median(values: Iterable[float]) -> float:
@@ -612,6 +660,7 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
     log_path: Path,
     traced: bool,
     rotation_rates: tuple[int | None, ...] = (),
+    rotation_limit: float | None = None,
 ) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     prepare(plane, Settings())
@@ -636,6 +685,8 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
             webhook=webhook,
             traced=traced,
             rotation_rates=rotation_rates,
+            rotation_limit=rotation_limit,
+            threads=threads,
         )
     finally:
         local_webhook.stop(plane)
@@ -651,8 +702,10 @@ def measure(
     webhook: local_webhook.LocalWebhook,
     traced: bool = False,
     rotation_rates: tuple[int | None, ...] = (),
+    rotation_limit: float | None = None,
+    threads: int = 32,
 ) -> None:
-    """The issuer's burst, one scrape, the restart."""
+    """The issuer's burst, one scrape, the restart, create-to-Ready while it runs, rotations."""
     counters = ApiServerCounters(plane)
     issuer = Issuer(plane, workers, log_path, traced=traced)
     ready = ReadyCounter(kube)
@@ -679,6 +732,7 @@ def measure(
         print_requests(burst, size.pkis)
         print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
         print(f"  webhook RSS, caches full   {Process(webhook.pid).rss_mib():8.1f} MiB")
+        print_control_plane(plane, "after the burst")
         paced_latency(webhook, size, log_path.parent / "vegeta")
 
         print("\n== one /metrics scrape of the issuer (idle)")
@@ -721,12 +775,44 @@ def measure(
         time.sleep(IDLE_SECONDS)
         idle_cpu = (process.cpu_seconds() - cpu) / IDLE_SECONDS
         print(f"  issuer CPU while idle      {idle_cpu:8.3f} s per s (over {IDLE_SECONDS:.0f} s)")
+        print_control_plane(plane, "after the restart")
         issuer.print_trace()
+        late = create_to_ready(kube, ready, size, threads)
         for rate in rotation_rates:
-            rotate_all(plane, kube, counters, size, rate)
+            if not rotate_all(plane, kube, counters, size.pkis + late, rate, rotation_limit):
+                break
     finally:
         ready.cache.stop()
         issuer.stop()
+
+
+# Pkis created one by one while the issuer runs over all the others: what a team applying
+# one sees. Paced below the burst's rate so that each meets an idle issuer.
+LATE_RATE = 10.0
+
+
+def create_to_ready(kube: Kube, ready: ReadyCounter, size: Size, threads: int) -> int:
+    """Create a hundredth more Pkis at LATE_RATE; print create-to-Ready p50/p99."""
+    count = max(20, size.pkis // 100)
+    sent: dict[tuple[str, str], float] = {}
+
+    def create(number: int) -> None:
+        namespace, name = size.namespace(number), f"late-{number // size.namespaces:03d}"
+        time.sleep(max(0.0, started + number / LATE_RATE - time.monotonic()))
+        sent[(namespace, name)] = time.monotonic()
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
+
+    print(f"\n== create-to-Ready: {count} more Pkis at {LATE_RATE:.0f}/s, the issuer running")
+    started = time.monotonic()
+    with ThreadPoolExecutor(min(threads, 8)) as pool:
+        list(pool.map(create, range(count)))
+    wait_for("the late Pkis Ready", lambda: all(key in ready.ready for key in sent), 600)
+    waits = sorted(ready.ready[key] - at for key, at in sent.items())
+    print(
+        f"  create to Ready p50/p99    {waits[len(waits) // 2]:8.2f} / "
+        f"{waits[min(len(waits) - 1, len(waits) * 99 // 100)]:.2f} s"
+    )
+    return count
 
 
 def rotation_rates(text: str) -> tuple[int | None, ...]:
@@ -750,6 +836,13 @@ def main() -> int:
         ' ("default": the PkiAuthority\'s default; "" for none; default %(default)s)',
     )
     parser.add_argument(
+        "--rotation-limit",
+        type=float,
+        default=None,
+        help="watch a rotation's Reissuing for at most this many seconds, then print the pace"
+        " and the phase's projected length and end the run (default: watch to the end)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="run the issuer under tracemalloc; print its live allocations by line when idle",
@@ -766,6 +859,7 @@ def main() -> int:
             args.dir / "issuer-bench.log",
             args.trace,
             rotation_rates(args.rotate),
+            args.rotation_limit,
         )
     finally:
         if args.keep:
