@@ -108,7 +108,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         health.add_route("/healthz", lambda: text(not stop.is_set(), "alive"))
         health.add_route("/readyz", lambda: text(synced(), "synced"))
         if settings.metrics_port < 0:
-            health.add_route("/metrics", metrics.response)
+            health.add_route("/metrics", metrics.response, gzip=metrics.gzip_response)
         health.start()
     secure = None
     if settings.metrics_port >= 0:
@@ -117,7 +117,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
             tls=self_signed_context(_metrics_names(settings), utc_now()),
             guard=MetricsAccess(kube).check,
         )
-        secure.add_route("/metrics", metrics.response)
+        secure.add_route("/metrics", metrics.response, gzip=metrics.gzip_response)
         secure.start()
     try:
         runtime.caches.start()
