@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-fairness bench-podcerts clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-scrape bench-fairness bench-podcerts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ bench-rotation: $(STAMP) controlplane
 # queue order (BURST=5000 by default; BURST=200 for a quick look).
 bench-fairness: $(STAMP) controlplane
 	$(BIN)/python benchmarks/bench_fairness.py --burst $(or $(BURST),5000)
+
+# One /metrics scrape's CPU over 100,000 Pkis' series, plain and gzip (no cluster).
+bench-scrape: $(STAMP)
+	$(BIN)/python benchmarks/bench_scrape.py --pkis $(or $(PKIS),100000)
 
 # Not part of `make bench`: it fills a control plane with 10,000 Pkis and
 # 70,000 other objects and takes many minutes. SCALE=0.05 runs a twentieth;
