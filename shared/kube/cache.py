@@ -121,6 +121,7 @@ class WatchCache:
         self._items: dict[str, dict[str, Stored]] = {}
         self._count = 0
         self._lists = 0  # lists done, for relist() to wait on
+        self._last_page = 0.0  # when this cache last received a list page
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._nudged = threading.Event()  # cut a retry's wait short (access just granted)
@@ -179,7 +180,8 @@ class WatchCache:
     def relist(self, timeout: float = 0.0) -> bool:
         """List again at once (``admit`` admits more namespaces): the open watch is cut short.
 
-        With a ``timeout``, wait until that list is done; False if it was not in time.
+        With a ``timeout``, wait until that list is done; False if it brought no
+        page for that long (a long list that keeps paging is waited for).
         """
         with self._lock:
             lists = self._lists
@@ -187,8 +189,10 @@ class WatchCache:
         response = self._response
         if response is not None:
             response.shutdown()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._stopped.is_set():
+        started = time.monotonic()
+        while time.monotonic() - max(started, self._last_page) < timeout:
+            if self._stopped.is_set():
+                break
             with self._lock:
                 if self._lists > lists and not self._relisting.is_set():
                     return True
@@ -244,7 +248,7 @@ class WatchCache:
                 params=params,
                 accept=_LIST_METADATA if self._metadata_only else "application/json",
             )
-            WatchCache.last_list_page = time.monotonic()
+            self._last_page = WatchCache.last_list_page = time.monotonic()
             for item in page.get("items") or []:
                 namespace, name = object_key(item)
                 if self._admit is not None and not self._admit(namespace):
