@@ -42,7 +42,9 @@ from typing import Any
 import urllib3
 
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
+from issuer.run import LEASE_NAME
 from issuer.runtime.settings import Settings
+from issuer.runtime.shards import lease_name
 from pkiwarden.local import controlplane
 from pkiwarden.local import processes as local_processes
 from pkiwarden.local import webhook_process as local_webhook
@@ -54,6 +56,7 @@ from shared.authority_schema import DEFAULT_REISSUE_RATE
 from shared.kube.cache import WatchCache
 from shared.kube.client import (
     EVENTS,
+    LEASES,
     NAMESPACES,
     PKI_AUTHORITIES,
     PKI_POLICIES,
@@ -66,6 +69,13 @@ from shared.kube.client import (
 
 GROUP_LABEL = "bench.pkiwarden.dev/group"
 AUTHORITY = Settings().authority
+AUTHORITY_NAMESPACE = Settings().namespace  # the issuer's own: its Leases
+
+
+def shard_lease(shard: int, shards: int) -> str:
+    return lease_name(LEASE_NAME, shard, shards)
+
+
 SEED_CONFIGMAP = "bench-scale-seed"
 POLICY_GROUPS = 10
 SECRET_BYTES = 2048
@@ -352,10 +362,17 @@ class Process:
 
 class Issuer:
     def __init__(
-        self, plane: ControlPlane, workers: int, log_path: Path, *, traced: bool = False
+        self,
+        plane: ControlPlane,
+        workers: int,
+        log_path: Path,
+        *,
+        traced: bool = False,
+        shards: int = 1,
     ) -> None:
         self.plane = plane
         self.workers = workers
+        self.shards = shards
         self.log_path = log_path
         self.traced = traced
         self.trace_path = log_path.with_name("issuer-trace.txt")
@@ -365,7 +382,12 @@ class Issuer:
 
     def start(self) -> Process:
         self.port = free_port()
-        settings = Settings(health_port=self.port, workers=self.workers, leader_elect=False)
+        settings = Settings(
+            health_port=self.port,
+            workers=self.workers,
+            leader_elect=self.shards > 1,  # a shard is worked by its Lease's holder
+            shards=self.shards,
+        )
         argv = issuer_argv(settings)
         env = {**os.environ, **self.plane.env()}
         if self.traced:  # the same command line, under tracemalloc (see traced_issuer.py)
@@ -670,8 +692,10 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
     rotation_limit: float | None = None,
 ) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
-    prepare(plane, Settings())
+    # The webhook first: a kept cluster still registers the last run's, which
+    # refuses every PkiAuthority until one answers again.
     webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
+    prepare(plane, Settings())
     try:
         print(f"\n== seeding: {size}")
         seed(kube, size, threads)
@@ -822,6 +846,97 @@ def create_to_ready(kube: Kube, ready: ReadyCounter, size: Size, threads: int) -
     return count
 
 
+def sharded_restart(  # noqa: PLR0917 - the run's knobs
+    plane: ControlPlane, kube: Kube, size: Size, workers: int, log_path: Path, shards: int
+) -> None:
+    """``shards`` replicas with ``--shards`` over the Ready Pkis: each one's RSS and share."""
+    counters = ApiServerCounters(plane)
+    replicas = [
+        Issuer(plane, workers, log_path.with_name(f"issuer-replica-{n}.log"), shards=shards)
+        for n in range(shards)
+    ]
+    print(f"\n== {shards} replicas with --shards {shards}, over the Ready Pkis")
+    before = counters.read()
+    started = time.monotonic()
+    processes = [replica.start() for replica in replicas]
+    holders: set[str] = set()
+    try:
+
+        def idle() -> bool:
+            texts = [replica.scrape() for replica in replicas]
+            if any(text is None for text in texts):
+                return False
+            reconciled = sum(
+                metric_sum(t or b"", "controller_runtime_reconcile_total") for t in texts
+            )
+            if reconciled < size.pkis or any(
+                metric_sum(t or b"", "workqueue_depth") for t in texts
+            ):
+                return False
+            holders.clear()
+            for shard in range(shards):
+                lease = kube.get(LEASES.path(AUTHORITY_NAMESPACE, shard_lease(shard, shards)))
+                holders.add(str((lease.get("spec") or {}).get("holderIdentity") or ""))
+            return len(holders - {""}) == shards  # one shard each
+
+        wait_for(f"{shards} replicas idle, one shard each", idle, 900)
+        settled = time.monotonic() - started
+        time.sleep(3.0)
+        spent = delta(counters.read(), before)
+        print(f"  idle after                 {settled:8.1f} s (every shard held, queues empty)")
+        print(f"  writes                     {writes(spent):8d}")
+        for number, (replica, process) in enumerate(zip(replicas, processes, strict=True)):
+            text = replica.scrape() or b""
+            print(
+                f"  replica {number}: peak RSS {process.peak_rss_mib():6.1f} MiB, settled"
+                f" {process.rss_mib():6.1f} MiB, Pkis reconciled"
+                f" {metric_sum(text, 'controller_runtime_reconcile_total'):8.0f}"
+            )
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def restart_only(
+    plane: ControlPlane, size: Size, workers: int, log_path: Path, shards: int
+) -> None:
+    """One replica's restart, then ``shards`` replicas', over a kept run's Ready Pkis."""
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    ready = ReadyCounter(kube)
+    ready.cache.wait_synced(600)
+    try:
+        if ready.count() < size.pkis:
+            raise SystemExit(
+                f"{ready.count()} Pkis Ready, not {size.pkis}: run without --restart-only"
+            )
+    finally:
+        ready.cache.stop()
+    counters = ApiServerCounters(plane)
+    issuer = Issuer(plane, workers, log_path)
+    before = counters.read()
+    started = time.monotonic()
+    process = issuer.start()
+    try:
+
+        def idle() -> bool:
+            text = issuer.scrape()
+            if text is None:
+                return False
+            reconciled = metric_sum(text, "controller_runtime_reconcile_total")
+            return reconciled >= size.pkis and metric_sum(text, "workqueue_depth") == 0
+
+        print("\n== one replica, over the Ready Pkis")
+        wait_for("idle after restart", idle, 900)
+        print(f"  idle after                 {time.monotonic() - started:8.1f} s")
+        time.sleep(3.0)
+        print(f"  writes                     {writes(delta(counters.read(), before)):8d}")
+        print(f"  peak RSS {process.peak_rss_mib():6.1f} MiB, settled {process.rss_mib():6.1f} MiB")
+    finally:
+        issuer.stop()
+    if shards > 1:
+        sharded_restart(plane, kube, size, workers, log_path, shards)
+
+
 def rotation_rates(text: str) -> tuple[int | None, ...]:
     """``--rotate``: "default,500" -> (None, 500)."""
     return tuple(
@@ -850,6 +965,14 @@ def main() -> int:
         " and the phase's projected length and end the run (default: watch to the end)",
     )
     parser.add_argument(
+        "--restart-only",
+        type=int,
+        metavar="SHARDS",
+        default=0,
+        help="over a kept run's Ready Pkis (--keep), restart one replica, then SHARDS replicas"
+        " with --shards SHARDS; print each one's RSS (no seeding, burst or rotation)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="run the issuer under tracemalloc; print its live allocations by line when idle",
@@ -858,6 +981,11 @@ def main() -> int:
     size = Size.scaled(args.scale)
     plane = controlplane.up(args.dir, etcd_quota_bytes=ETCD_QUOTA_BYTES)
     try:
+        if args.restart_only:
+            restart_only(
+                plane, size, args.workers, args.dir / "issuer-bench.log", args.restart_only
+            )
+            return 0
         run(
             plane,
             size,
