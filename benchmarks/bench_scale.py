@@ -694,7 +694,10 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     # The webhook first: a kept cluster still registers the last run's, which
     # refuses every PkiAuthority until one answers again.
-    webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
+    # registered: PkiPolicies and Pkis go through it. Its first lists over a kept
+    # cluster of 100,000 Pkis take two minutes, past the local tooling's wait.
+    webhook = local_webhook.start(plane, wait=False)
+    local_webhook.wait_ready(plane, webhook, timeout=900)
     prepare(plane, Settings())
     try:
         print(f"\n== seeding: {size}")
