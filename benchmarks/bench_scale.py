@@ -690,12 +690,14 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
     traced: bool,
     rotation_rates: tuple[int | None, ...] = (),
     rotation_limit: float | None = None,
+    shards: int = 1,
 ) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
     # The webhook first: a kept cluster still registers the last run's, which
     # refuses every PkiAuthority until one answers again.
     # registered: PkiPolicies and Pkis go through it. Its first lists over a kept
     # cluster of 100,000 Pkis take two minutes, past the local tooling's wait.
+    local_webhook.stop(plane)  # a kept run's, if it was left running
     webhook = local_webhook.start(plane, wait=False)
     local_webhook.wait_ready(plane, webhook, timeout=900)
     prepare(plane, Settings())
@@ -722,6 +724,8 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
             rotation_limit=rotation_limit,
             threads=threads,
         )
+        if shards > 1:
+            sharded_restart(plane, kube, size, workers, log_path, shards)
     finally:
         local_webhook.stop(plane)
 
@@ -888,6 +892,7 @@ def sharded_restart(  # noqa: PLR0917 - the run's knobs
         spent = delta(counters.read(), before)
         print(f"  idle after                 {settled:8.1f} s (every shard held, queues empty)")
         print(f"  writes                     {writes(spent):8d}")
+        print_requests(spent, size.pkis)
         for number, (replica, process) in enumerate(zip(replicas, processes, strict=True)):
             text = replica.scrape() or b""
             print(
@@ -968,6 +973,13 @@ def main() -> int:
         " and the phase's projected length and end the run (default: watch to the end)",
     )
     parser.add_argument(
+        "--shards",
+        type=int,
+        default=3,
+        help="at the end, restart as this many replicas with --shards (each one's RSS against"
+        " one replica's; 1: skip; default %(default)s)",
+    )
+    parser.add_argument(
         "--restart-only",
         type=int,
         metavar="SHARDS",
@@ -998,6 +1010,7 @@ def main() -> int:
             args.trace,
             rotation_rates(args.rotate),
             args.rotation_limit,
+            args.shards,
         )
     finally:
         if args.keep:
