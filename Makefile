@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-fairness bench-podcerts clean
+.PHONY: test test-fast lint crds docs monitoring controlplane node helm chart release prometheus demo demo-down bench bench-validation bench-webhook bench-issuer bench-chaos bench-rotation bench-scale bench-scrape bench-fairness bench-podcerts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,10 +98,17 @@ bench-rotation: $(STAMP) controlplane
 bench-fairness: $(STAMP) controlplane
 	$(BIN)/python benchmarks/bench_fairness.py --burst $(or $(BURST),5000)
 
+# One /metrics scrape's CPU over 100,000 Pkis' series, plain and gzip (no cluster).
+bench-scrape: $(STAMP)
+	$(BIN)/python benchmarks/bench_scrape.py --pkis $(or $(PKIS),100000)
+
 # Not part of `make bench`: it fills a control plane with 10,000 Pkis and
-# 70,000 other objects and takes many minutes. SCALE=0.05 runs a twentieth.
+# 70,000 other objects and takes many minutes. SCALE=0.05 runs a twentieth;
+# SCALE=10 runs 100,000 Pkis (hours: its rotation at the default 10/s alone
+# takes 10,000 s; ROTATION_LIMIT=600 watches that phase 600 s and projects it).
 bench-scale: $(STAMP) controlplane
-	$(BIN)/python benchmarks/bench_scale.py --scale $(or $(SCALE),1)
+	$(BIN)/python benchmarks/bench_scale.py --scale $(or $(SCALE),1) \
+		$(if $(ROTATE),--rotate $(ROTATE)) $(if $(ROTATION_LIMIT),--rotation-limit $(ROTATION_LIMIT))
 
 # Not part of `make bench`: 100 Pods with Pod certificates on the one node, beside
 # 100 with a Pki each (PODS=10 for a quick look).

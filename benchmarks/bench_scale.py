@@ -42,8 +42,11 @@ from typing import Any
 import urllib3
 
 from issuer.controllers.authorities.inputs.spec import ROTATE_ANNOTATION
+from issuer.run import LEASE_NAME
 from issuer.runtime.settings import Settings
+from issuer.runtime.shards import lease_name
 from pkiwarden.local import controlplane
+from pkiwarden.local import processes as local_processes
 from pkiwarden.local import webhook_process as local_webhook
 from pkiwarden.local.controlplane import ControlPlane
 from pkiwarden.local.issuer_process import issuer_argv, prepare
@@ -53,6 +56,7 @@ from shared.authority_schema import DEFAULT_REISSUE_RATE
 from shared.kube.cache import WatchCache
 from shared.kube.client import (
     EVENTS,
+    LEASES,
     NAMESPACES,
     PKI_AUTHORITIES,
     PKI_POLICIES,
@@ -65,6 +69,13 @@ from shared.kube.client import (
 
 GROUP_LABEL = "bench.pkiwarden.dev/group"
 AUTHORITY = Settings().authority
+AUTHORITY_NAMESPACE = Settings().namespace  # the issuer's own: its Leases
+
+
+def shard_lease(shard: int, shards: int) -> str:
+    return lease_name(LEASE_NAME, shard, shards)
+
+
 SEED_CONFIGMAP = "bench-scale-seed"
 POLICY_GROUPS = 10
 SECRET_BYTES = 2048
@@ -253,18 +264,19 @@ def clear_pkis(kube: Kube, size: Size, threads: int) -> None:
     )
 
 
+def pki_body(namespace: str, name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "pkiwarden.dev/v1alpha1",
+        "kind": "Pki",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
+    }
+
+
 def create_pkis(kube: Kube, size: Size, threads: int) -> None:
     def create(number: int) -> None:
         namespace, name = size.pki(number)
-        kube.create(
-            PKIS.path(namespace),
-            {
-                "apiVersion": "pkiwarden.dev/v1alpha1",
-                "kind": "Pki",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"serviceName": "web", "privateKey": {"algorithm": "ECDSA", "size": 256}},
-            },
-        )
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
 
     in_parallel("Pkis", size.pkis, create, threads)
 
@@ -350,10 +362,17 @@ class Process:
 
 class Issuer:
     def __init__(
-        self, plane: ControlPlane, workers: int, log_path: Path, *, traced: bool = False
+        self,
+        plane: ControlPlane,
+        workers: int,
+        log_path: Path,
+        *,
+        traced: bool = False,
+        shards: int = 1,
     ) -> None:
         self.plane = plane
         self.workers = workers
+        self.shards = shards
         self.log_path = log_path
         self.traced = traced
         self.trace_path = log_path.with_name("issuer-trace.txt")
@@ -363,7 +382,12 @@ class Issuer:
 
     def start(self) -> Process:
         self.port = free_port()
-        settings = Settings(health_port=self.port, workers=self.workers, leader_elect=False)
+        settings = Settings(
+            health_port=self.port,
+            workers=self.workers,
+            leader_elect=self.shards > 1,  # a shard is worked by its Lease's holder
+            shards=self.shards,
+        )
         argv = issuer_argv(settings)
         env = {**os.environ, **self.plane.env()}
         if self.traced:  # the same command line, under tracemalloc (see traced_issuer.py)
@@ -388,9 +412,16 @@ class Issuer:
         for line in self.trace_path.read_text().splitlines()[: top + 1]:
             print(f"    {line}")
 
-    def scrape(self) -> bytes | None:
+    def scrape(self, gzipped: bool = False) -> bytes | None:
+        """The /metrics body as sent: gzipped when asked, as Prometheus asks."""
         try:
-            response = self.http.request("GET", f"http://127.0.0.1:{self.port}/metrics", timeout=30)
+            response = self.http.request(
+                "GET",
+                f"http://127.0.0.1:{self.port}/metrics",
+                headers={"Accept-Encoding": "gzip" if gzipped else "identity"},
+                decode_content=not gzipped,
+                timeout=30,
+            )
         except urllib3.exceptions.HTTPError:
             return None
         return response.data if response.status == 200 else None
@@ -399,6 +430,18 @@ class Issuer:
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.popen.pid, signal.SIGKILL)
             self.popen.wait(10)
+
+
+def print_control_plane(plane: ControlPlane, when: str) -> None:
+    """What kube-apiserver and etcd hold at this size: RSS now and at peak, etcd's files."""
+    parts = []
+    for name in (controlplane.APISERVER, controlplane.ETCD):
+        record = local_processes.read(plane.dir, name)
+        if record is not None and local_processes.is_running(record):
+            process = Process(record.pid)
+            parts.append(f"{name} {process.rss_mib():.0f} MiB (peak {process.peak_rss_mib():.0f})")
+    data = sum(f.stat().st_size for f in (plane.dir / "etcd-data").rglob("*") if f.is_file())
+    print(f"  {when}: {', '.join(parts)}; etcd data {data / 1024**2:.0f} MiB")
 
 
 def metric_sum(text: bytes, name: str) -> float:
@@ -548,12 +591,19 @@ IDLE_SECONDS = 10.0
 ROTATION_PROPAGATION = "5s"  # trust spread to every namespace: not what is measured here
 
 
-def rotate_all(
-    plane: ControlPlane, kube: Kube, counters: ApiServerCounters, size: Size, rate: int | None
-) -> None:
+def rotate_all(  # noqa: PLR0917 - the rotation's knobs
+    plane: ControlPlane,
+    kube: Kube,
+    counters: ApiServerCounters,
+    pkis: int,
+    rate: int | None,
+    limit: float | None = None,
+) -> bool:
     """``pkiwarden ca rotate`` over every Pki: each phase's duration, the re-issue rate, 429s.
 
-    ``rate`` None: the PkiAuthority's default reissueRate.
+    ``rate`` None: the PkiAuthority's default reissueRate. ``limit``: watch Reissuing
+    for at most this long, then print the pace reached and what the phase would take at
+    it, marked as a projection, and return False: the rotation goes on unwatched.
     """
     path = PKI_AUTHORITIES.path(name=AUTHORITY)
     rotation: dict[str, object] = {"trustPropagation": ROTATION_PROPAGATION}
@@ -569,31 +619,58 @@ def rotate_all(
     request = (kube.get(path).get("metadata") or {}).get("annotations", {}).get(ROTATE_ANNOTATION)
     started = time.monotonic()
     phases: list[tuple[str, float]] = [("Stable", started)]
+    pending: list[tuple[float, int]] = []  # (when, pendingPkis) while Reissuing
+    projected = ""
     while True:
         status = kube.get(path).get("status") or {}
         phase = str(status.get("phase"))
+        now = time.monotonic()
         if phase != phases[-1][0]:
-            phases.append((phase, time.monotonic()))
+            phases.append((phase, now))
         if phase == "Stable" and status.get("lastRotationRequest") == request:
             break
-        if time.monotonic() - started > 6 * 3600:
+        if phase == "Reissuing" and isinstance(status.get("pendingPkis"), int):
+            pending.append((now, int(status["pendingPkis"])))
+            if limit is not None and now - phases[-1][1] > limit:
+                projected = reissue_projection(pending, pkis)
+                break
+        if now - started > 6 * 3600:
             raise SystemExit(f"rotation not done in 6 h; phase {phase}")
         time.sleep(0.5)
     ended = time.monotonic()
     spent = delta(counters.read(), before)
     print(
-        f"\n== CA rotation of all {size.pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
+        f"\n== CA rotation of all {pkis} Pkis (reissueRate {rotation['reissueRate']}/s,"
         f" trustPropagation {ROTATION_PROPAGATION})"
     )
     for (name, at), (_, until) in zip(phases[1:], [*phases[2:], ("", ended)], strict=True):
         if name == "Stable":
             continue
+        if name == "Reissuing" and projected:
+            print(f"  {name:<24} {until - at:8.1f} s watched, then stopped watching")
+            print(projected)
+            continue
         print(f"  {name:<24} {until - at:8.1f} s")
         if name == "Reissuing":
-            print(f"  re-issued per second     {size.pkis / max(until - at, 0.001):8.1f}")
-    print(f"  total                    {ended - started:8.1f} s")
+            print(f"  re-issued per second     {pkis / max(until - at, 0.001):8.1f}")
+    print(f"  {'watched' if projected else 'total':<24} {ended - started:8.1f} s")
     print(f"  refused with 429         {spent[('429', '')]:8d}")
-    print(f"  writes per Pki           {writes(spent) / size.pkis:8.2f}")
+    written = writes(spent) / (pkis - pending[-1][1] if projected else pkis)
+    print(f"  writes per re-issued Pki {written:8.2f}")
+    print_control_plane(plane, "after the rotation")
+    return not projected
+
+
+def reissue_projection(pending: list[tuple[float, int]], pkis: int) -> str:
+    """The pace over the watched part of Reissuing, and the whole phase at that pace."""
+    (first_at, first), (last_at, last) = pending[0], pending[-1]
+    pace = (first - last) / max(last_at - first_at, 0.001)
+    whole = f"{pkis / pace:8.1f} s" if pace > 0 else "       ? s"
+    return (
+        f"  re-issued per second     {pace:8.1f} (over the {last_at - first_at:.0f} s watched:"
+        f" {first - last} of {pkis})\n"
+        f"  Reissuing, projected     {whole} ({pkis} at that pace; a projection, not a run)"
+    )
 
 
 def median(values: Iterable[float]) -> float:
@@ -612,10 +689,18 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
     log_path: Path,
     traced: bool,
     rotation_rates: tuple[int | None, ...] = (),
+    rotation_limit: float | None = None,
+    shards: int = 1,
 ) -> None:
     kube = Kube.from_environment(str(plane.kubeconfig), pool_size=threads)
+    # The webhook first: a kept cluster still registers the last run's, which
+    # refuses every PkiAuthority until one answers again.
+    # registered: PkiPolicies and Pkis go through it. Its first lists over a kept
+    # cluster of 100,000 Pkis take two minutes, past the local tooling's wait.
+    local_webhook.stop(plane)  # a kept run's, if it was left running
+    webhook = local_webhook.start(plane, wait=False)
+    local_webhook.wait_ready(plane, webhook, timeout=900)
     prepare(plane, Settings())
-    webhook = local_webhook.start(plane)  # registered: PkiPolicies and Pkis go through it
     try:
         print(f"\n== seeding: {size}")
         seed(kube, size, threads)
@@ -636,7 +721,11 @@ def run(  # noqa: PLR0917 - the run's knobs, from the command line
             webhook=webhook,
             traced=traced,
             rotation_rates=rotation_rates,
+            rotation_limit=rotation_limit,
+            threads=threads,
         )
+        if shards > 1:
+            sharded_restart(plane, kube, size, workers, log_path, shards)
     finally:
         local_webhook.stop(plane)
 
@@ -651,8 +740,10 @@ def measure(
     webhook: local_webhook.LocalWebhook,
     traced: bool = False,
     rotation_rates: tuple[int | None, ...] = (),
+    rotation_limit: float | None = None,
+    threads: int = 32,
 ) -> None:
-    """The issuer's burst, one scrape, the restart."""
+    """The issuer's burst, one scrape, the restart, create-to-Ready while it runs, rotations."""
     counters = ApiServerCounters(plane)
     issuer = Issuer(plane, workers, log_path, traced=traced)
     ready = ReadyCounter(kube)
@@ -679,21 +770,22 @@ def measure(
         print_requests(burst, size.pkis)
         print(f"  writes per Pki             {writes(burst) / size.pkis:8.2f}")
         print(f"  webhook RSS, caches full   {Process(webhook.pid).rss_mib():8.1f} MiB")
+        print_control_plane(plane, "after the burst")
         paced_latency(webhook, size, log_path.parent / "vegeta")
 
         print("\n== one /metrics scrape of the issuer (idle)")
         time.sleep(1.0)
-        costs, body = [], b""
-        for _ in range(5):
-            cpu = process.cpu_seconds()
-            body = issuer.scrape() or b""
-            costs.append(process.cpu_seconds() - cpu)
-            time.sleep(0.5)
-        print(f"  size                       {len(body) / 1024:8.1f} KiB")
-        print(
-            f"  issuer CPU per scrape      {median(costs):8.3f} s (median of 5)\n"
-            f"  issuer CPU, worst scrape   {max(costs):8.3f} s"
-        )
+        for how, gzipped in (("plain", False), ("gzip", True)):
+            costs, body = [], b""
+            for _ in range(5):
+                cpu = process.cpu_seconds()
+                body = issuer.scrape(gzipped) or b""
+                costs.append(process.cpu_seconds() - cpu)
+                time.sleep(0.5)
+            print(
+                f"  {how}: {len(body) / 1024:8.1f} KiB, issuer CPU per scrape {median(costs):.3f} s"
+                f" (median of 5; first {costs[0]:.3f}, worst {max(costs):.3f})"
+            )
 
         print("\n== restart of the issuer over the Ready Pkis")
         issuer.stop()
@@ -721,12 +813,136 @@ def measure(
         time.sleep(IDLE_SECONDS)
         idle_cpu = (process.cpu_seconds() - cpu) / IDLE_SECONDS
         print(f"  issuer CPU while idle      {idle_cpu:8.3f} s per s (over {IDLE_SECONDS:.0f} s)")
+        print_control_plane(plane, "after the restart")
         issuer.print_trace()
+        late = create_to_ready(kube, ready, size, threads)
         for rate in rotation_rates:
-            rotate_all(plane, kube, counters, size, rate)
+            if not rotate_all(plane, kube, counters, size.pkis + late, rate, rotation_limit):
+                break
     finally:
         ready.cache.stop()
         issuer.stop()
+
+
+# Pkis created one by one while the issuer runs over all the others: what a team applying
+# one sees. Paced below the burst's rate so that each meets an idle issuer.
+LATE_RATE = 10.0
+
+
+def create_to_ready(kube: Kube, ready: ReadyCounter, size: Size, threads: int) -> int:
+    """Create a hundredth more Pkis at LATE_RATE; print create-to-Ready p50/p99."""
+    count = max(20, size.pkis // 100)
+    sent: dict[tuple[str, str], float] = {}
+
+    def create(number: int) -> None:
+        namespace, name = size.namespace(number), f"late-{number // size.namespaces:03d}"
+        time.sleep(max(0.0, started + number / LATE_RATE - time.monotonic()))
+        sent[(namespace, name)] = time.monotonic()
+        kube.create(PKIS.path(namespace), pki_body(namespace, name))
+
+    print(f"\n== create-to-Ready: {count} more Pkis at {LATE_RATE:.0f}/s, the issuer running")
+    started = time.monotonic()
+    with ThreadPoolExecutor(min(threads, 8)) as pool:
+        list(pool.map(create, range(count)))
+    wait_for("the late Pkis Ready", lambda: all(key in ready.ready for key in sent), 600)
+    waits = sorted(ready.ready[key] - at for key, at in sent.items())
+    print(
+        f"  create to Ready p50/p99    {waits[len(waits) // 2]:8.2f} / "
+        f"{waits[min(len(waits) - 1, len(waits) * 99 // 100)]:.2f} s"
+    )
+    return count
+
+
+def sharded_restart(  # noqa: PLR0917 - the run's knobs
+    plane: ControlPlane, kube: Kube, size: Size, workers: int, log_path: Path, shards: int
+) -> None:
+    """``shards`` replicas with ``--shards`` over the Ready Pkis: each one's RSS and share."""
+    counters = ApiServerCounters(plane)
+    replicas = [
+        Issuer(plane, workers, log_path.with_name(f"issuer-replica-{n}.log"), shards=shards)
+        for n in range(shards)
+    ]
+    print(f"\n== {shards} replicas with --shards {shards}, over the Ready Pkis")
+    before = counters.read()
+    started = time.monotonic()
+    processes = [replica.start() for replica in replicas]
+    holders: set[str] = set()
+    try:
+
+        def idle() -> bool:
+            texts = [replica.scrape() for replica in replicas]
+            if any(text is None for text in texts):
+                return False
+            reconciled = sum(
+                metric_sum(t or b"", "controller_runtime_reconcile_total") for t in texts
+            )
+            if reconciled < size.pkis or any(
+                metric_sum(t or b"", "workqueue_depth") for t in texts
+            ):
+                return False
+            holders.clear()
+            for shard in range(shards):
+                lease = kube.get(LEASES.path(AUTHORITY_NAMESPACE, shard_lease(shard, shards)))
+                holders.add(str((lease.get("spec") or {}).get("holderIdentity") or ""))
+            return len(holders - {""}) == shards  # one shard each
+
+        wait_for(f"{shards} replicas idle, one shard each", idle, 900)
+        settled = time.monotonic() - started
+        time.sleep(3.0)
+        spent = delta(counters.read(), before)
+        print(f"  idle after                 {settled:8.1f} s (every shard held, queues empty)")
+        print(f"  writes                     {writes(spent):8d}")
+        print_requests(spent, size.pkis)
+        for number, (replica, process) in enumerate(zip(replicas, processes, strict=True)):
+            text = replica.scrape() or b""
+            print(
+                f"  replica {number}: peak RSS {process.peak_rss_mib():6.1f} MiB, settled"
+                f" {process.rss_mib():6.1f} MiB, Pkis reconciled"
+                f" {metric_sum(text, 'controller_runtime_reconcile_total'):8.0f}"
+            )
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def restart_only(
+    plane: ControlPlane, size: Size, workers: int, log_path: Path, shards: int
+) -> None:
+    """One replica's restart, then ``shards`` replicas', over a kept run's Ready Pkis."""
+    kube = Kube.from_environment(str(plane.kubeconfig))
+    ready = ReadyCounter(kube)
+    ready.cache.wait_synced(600)
+    try:
+        if ready.count() < size.pkis:
+            raise SystemExit(
+                f"{ready.count()} Pkis Ready, not {size.pkis}: run without --restart-only"
+            )
+    finally:
+        ready.cache.stop()
+    counters = ApiServerCounters(plane)
+    issuer = Issuer(plane, workers, log_path)
+    before = counters.read()
+    started = time.monotonic()
+    process = issuer.start()
+    try:
+
+        def idle() -> bool:
+            text = issuer.scrape()
+            if text is None:
+                return False
+            reconciled = metric_sum(text, "controller_runtime_reconcile_total")
+            return reconciled >= size.pkis and metric_sum(text, "workqueue_depth") == 0
+
+        print("\n== one replica, over the Ready Pkis")
+        wait_for("idle after restart", idle, 900)
+        print(f"  idle after                 {time.monotonic() - started:8.1f} s")
+        time.sleep(3.0)
+        print(f"  writes                     {writes(delta(counters.read(), before)):8d}")
+        print(f"  peak RSS {process.peak_rss_mib():6.1f} MiB, settled {process.rss_mib():6.1f} MiB")
+    finally:
+        issuer.stop()
+    if shards > 1:
+        sharded_restart(plane, kube, size, workers, log_path, shards)
 
 
 def rotation_rates(text: str) -> tuple[int | None, ...]:
@@ -750,6 +966,28 @@ def main() -> int:
         ' ("default": the PkiAuthority\'s default; "" for none; default %(default)s)',
     )
     parser.add_argument(
+        "--rotation-limit",
+        type=float,
+        default=None,
+        help="watch a rotation's Reissuing for at most this many seconds, then print the pace"
+        " and the phase's projected length and end the run (default: watch to the end)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=3,
+        help="at the end, restart as this many replicas with --shards (each one's RSS against"
+        " one replica's; 1: skip; default %(default)s)",
+    )
+    parser.add_argument(
+        "--restart-only",
+        type=int,
+        metavar="SHARDS",
+        default=0,
+        help="over a kept run's Ready Pkis (--keep), restart one replica, then SHARDS replicas"
+        " with --shards SHARDS; print each one's RSS (no seeding, burst or rotation)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="run the issuer under tracemalloc; print its live allocations by line when idle",
@@ -758,6 +996,11 @@ def main() -> int:
     size = Size.scaled(args.scale)
     plane = controlplane.up(args.dir, etcd_quota_bytes=ETCD_QUOTA_BYTES)
     try:
+        if args.restart_only:
+            restart_only(
+                plane, size, args.workers, args.dir / "issuer-bench.log", args.restart_only
+            )
+            return 0
         run(
             plane,
             size,
@@ -766,6 +1009,8 @@ def main() -> int:
             args.dir / "issuer-bench.log",
             args.trace,
             rotation_rates(args.rotate),
+            args.rotation_limit,
+            args.shards,
         )
     finally:
         if args.keep:

@@ -62,7 +62,8 @@ def register(subparsers: Any) -> None:
         "--sync-timeout",
         type=float,
         default=DEFAULTS.sync_timeout_seconds,
-        help="seconds to wait for the first list of Pkis before giving up (default %(default)s)",
+        help="seconds without a list page, while the first lists run, before giving up"
+        " (default %(default)s; the lists themselves may take longer)",
     )
     run.add_argument(
         "--event-ttl",

@@ -35,6 +35,7 @@ from issuer.runtime.shard_leases import ShardLeases
 from issuer.runtime.shards import LedShards, lease_name
 from issuer.runtime.signers import Signers
 from shared.clock import utc_now
+from shared.kube.cache import WatchCache
 from shared.kube.client import Kube
 from shared.logs import fields
 from shared.metrics_access import MetricsAccess
@@ -107,7 +108,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
         health.add_route("/healthz", lambda: text(not stop.is_set(), "alive"))
         health.add_route("/readyz", lambda: text(synced(), "synced"))
         if settings.metrics_port < 0:
-            health.add_route("/metrics", metrics.response)
+            health.add_route("/metrics", metrics.response, gzip=metrics.gzip_response)
         health.start()
     secure = None
     if settings.metrics_port >= 0:
@@ -116,17 +117,18 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> int:
             tls=self_signed_context(_metrics_names(settings), utc_now()),
             guard=MetricsAccess(kube).check,
         )
-        secure.add_route("/metrics", metrics.response)
+        secure.add_route("/metrics", metrics.response, gzip=metrics.gzip_response)
         secure.start()
     try:
         runtime.caches.start()
         for controller in controllers:
             controller.start_watching()
-        if not _wait(synced, settings.sync_timeout_seconds, stop):
+        if not _wait_synced(synced, settings.sync_timeout_seconds, stop):
             if stop.is_set():
                 return 0
             log.error(
-                "caches did not sync; are the CRDs installed and may the issuer read them?",
+                "caches did not sync: no list page came for the sync timeout;"
+                " are the CRDs installed and may the issuer read them?",
                 extra=fields(timeout_seconds=settings.sync_timeout_seconds),
             )
             return 1
@@ -265,13 +267,19 @@ def _metrics_names(settings: Settings) -> tuple[str, ...]:
     return ("pkiwarden-issuer", service, f"{service}.svc", "localhost")
 
 
-def _wait(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + timeout
+def _wait_synced(ready: Callable[[], bool], timeout: float, stop: threading.Event) -> bool:
+    """Wait while the first lists make progress; give up after ``timeout`` without a page."""
+    started = time.monotonic()
     while not ready():
-        if stop.is_set() or time.monotonic() > deadline:
+        if stop.is_set() or stalled(started, WatchCache.last_list_page, time.monotonic(), timeout):
             return False
         time.sleep(0.05)
     return True
+
+
+def stalled(started: float, last_page: float, now: float, timeout: float) -> bool:
+    """No list page for ``timeout`` seconds since the wait began (or since the last page)."""
+    return now - max(started, last_page) > timeout
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

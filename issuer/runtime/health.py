@@ -36,6 +36,22 @@ def text(ok: bool, what: str) -> Response:
     )
 
 
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (RFC 9110: ``gzip``, ``*``, not ``q=0``)."""
+    for part in (header or "").split(","):
+        coding, _, parameters = part.partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        name, _, value = parameters.strip().partition("=")
+        if name.strip().lower() != "q":
+            return True
+        try:
+            return float(value) > 0
+        except ValueError:
+            return False
+    return False
+
+
 def _handshake_failed(request: object, client_address: object) -> None:
     log.debug("TLS connection from %s failed", client_address)
 
@@ -50,25 +66,35 @@ class HealthServer:
         guard: Guard | None = None,
     ) -> None:
         self._routes: dict[str, Route] = {}
+        self._gzip_routes: dict[str, Route] = {}
         self._name = "metrics server (https)" if tls is not None else "health server"
-        routes = self._routes
+        routes, gzip_routes = self._routes, self._gzip_routes
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                route = routes.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                route = routes.get(path)
                 access = guard(self.headers.get("Authorization")) if guard and route else None
+                gzipped = False
                 if access is not None and not access.allowed:
                     status, content_type, body = (
                         access.status,
                         "text/plain; charset=utf-8",
                         f"{access.message}\n".encode(),
                     )
+                elif route is None:
+                    status, content_type, body = 404, "text/plain", b"not found\n"
                 else:
-                    status, content_type, body = (
-                        route() if route else (404, "text/plain", b"not found\n")
+                    gzipped = path in gzip_routes and accepts_gzip(
+                        self.headers.get("Accept-Encoding")
                     )
+                    status, content_type, body = (gzip_routes[path] if gzipped else route)()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                if path in gzip_routes:
+                    self.send_header("Vary", "Accept-Encoding")
+                if gzipped:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -95,8 +121,11 @@ class HealthServer:
         """The bound port (useful when asked for port 0)."""
         return int(self._server.server_address[1])
 
-    def add_route(self, path: str, route: Route) -> None:
+    def add_route(self, path: str, route: Route, *, gzip: Route | None = None) -> None:
+        """Serve ``route`` at ``path``; ``gzip``, its body gzipped, to clients that accept it."""
         self._routes[path] = route
+        if gzip is not None:
+            self._gzip_routes[path] = gzip
 
     def start(self) -> HealthServer:
         self._thread.start()

@@ -261,6 +261,17 @@ def _load(dir: Path) -> ControlPlane | None:
         return None
 
 
+def serving(dir: Path) -> ControlPlane | None:
+    """The control plane in ``dir`` if its API server answers, whatever else was stopped.
+
+    A benchmark stops the scheduler and the controller-manager to be the only
+    writer; a later run over what it left uses the API server all the same.
+    """
+    dir = dir.expanduser().resolve()
+    plane = _load(dir)
+    return plane if plane is not None and _ready(plane, timeout=2.0) else None
+
+
 def running(dir: Path) -> ControlPlane | None:
     """The control plane running in ``dir``, or None if it is not (fully) up."""
     dir = dir.expanduser().resolve()

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import urllib3
 
@@ -70,6 +70,11 @@ class WatchCache:
     few at a time.
     """
 
+    # When any cache of this process last received a list page: a first sync at
+    # 100,000 Pkis takes minutes, and what tells it from a sync that cannot happen
+    # (no CRD, no permission) is whether pages still arrive, not how long it took.
+    last_list_page: ClassVar[float] = 0.0
+
     def __init__(
         self,
         kube: Kube,
@@ -116,6 +121,7 @@ class WatchCache:
         self._items: dict[str, dict[str, Stored]] = {}
         self._count = 0
         self._lists = 0  # lists done, for relist() to wait on
+        self._last_page = 0.0  # when this cache last received a list page
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._nudged = threading.Event()  # cut a retry's wait short (access just granted)
@@ -174,7 +180,8 @@ class WatchCache:
     def relist(self, timeout: float = 0.0) -> bool:
         """List again at once (``admit`` admits more namespaces): the open watch is cut short.
 
-        With a ``timeout``, wait until that list is done; False if it was not in time.
+        With a ``timeout``, wait until that list is done; False if it brought no
+        page for that long (a long list that keeps paging is waited for).
         """
         with self._lock:
             lists = self._lists
@@ -182,8 +189,10 @@ class WatchCache:
         response = self._response
         if response is not None:
             response.shutdown()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._stopped.is_set():
+        started = time.monotonic()
+        while time.monotonic() - max(started, self._last_page) < timeout:
+            if self._stopped.is_set():
+                break
             with self._lock:
                 if self._lists > lists and not self._relisting.is_set():
                     return True
@@ -239,6 +248,7 @@ class WatchCache:
                 params=params,
                 accept=_LIST_METADATA if self._metadata_only else "application/json",
             )
+            self._last_page = WatchCache.last_list_page = time.monotonic()
             for item in page.get("items") or []:
                 namespace, name = object_key(item)
                 if self._admit is not None and not self._admit(namespace):
