@@ -426,6 +426,14 @@ class Issuer:
             return None
         return response.data if response.status == 200 else None
 
+    def idle(self, pkis: int) -> bool:
+        """Every Pki reconciled since the start and the queue empty."""
+        text = self.scrape()
+        if text is None:
+            return False
+        reconciled = metric_sum(text, "controller_runtime_reconcile_total")
+        return reconciled >= pkis and metric_sum(text, "workqueue_depth") == 0
+
     def stop(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.popen.pid, signal.SIGKILL)
@@ -792,15 +800,7 @@ def measure(
         before = counters.read()
         started = time.monotonic()
         process = issuer.start()
-
-        def idle() -> bool:
-            text = issuer.scrape()
-            if text is None:
-                return False
-            reconciled = metric_sum(text, "controller_runtime_reconcile_total")
-            return reconciled >= size.pkis and metric_sum(text, "workqueue_depth") == 0
-
-        wait_for("idle after restart", idle, 600)
+        wait_for("idle after restart", lambda: issuer.idle(size.pkis), 600)
         settled = time.monotonic() - started
         time.sleep(3.0)
         restart = delta(counters.read(), before)
@@ -925,16 +925,8 @@ def restart_only(
     started = time.monotonic()
     process = issuer.start()
     try:
-
-        def idle() -> bool:
-            text = issuer.scrape()
-            if text is None:
-                return False
-            reconciled = metric_sum(text, "controller_runtime_reconcile_total")
-            return reconciled >= size.pkis and metric_sum(text, "workqueue_depth") == 0
-
         print("\n== one replica, over the Ready Pkis")
-        wait_for("idle after restart", idle, 900)
+        wait_for("idle after restart", lambda: issuer.idle(size.pkis), 900)
         print(f"  idle after                 {time.monotonic() - started:8.1f} s")
         time.sleep(3.0)
         print(f"  writes                     {writes(delta(counters.read(), before)):8d}")

@@ -136,6 +136,17 @@ def test_follows_changes_and_deletions() -> None:
 
 
 def test_issuer_exposition_carries_the_certificate_families_once() -> None:
+    metrics = issuer_metrics_over([pki("apps", "web", "True")])
+    text = metrics.exposition()[0].decode()
+    names = [family.name for family in text_string_to_metric_families(text)]
+    assert names.count("pkiwarden_certificate_ready_status") == 1
+    assert "workqueue_depth" in names
+    ready = value_of(text, "pkiwarden_certificate_ready_status", condition="True")
+    assert ready == 1.0
+
+
+def issuer_metrics_over(pkis: list[Any]) -> IssuerMetrics:
+    """The issuer's metrics with the certificate series of ``pkis``, as a cache would add them."""
     handlers: list[ChangeHandler] = []
 
     class Cache:
@@ -144,14 +155,10 @@ def test_issuer_exposition_carries_the_certificate_families_once() -> None:
 
     metrics = IssuerMetrics(CollectorRegistry())
     metrics.add_series(certificate_series(Cache()))
-    for handler in handlers:
-        handler("ADDED", pki("apps", "web", "True"))
-    text = metrics.exposition()[0].decode()
-    names = [family.name for family in text_string_to_metric_families(text)]
-    assert names.count("pkiwarden_certificate_ready_status") == 1
-    assert "workqueue_depth" in names
-    ready = value_of(text, "pkiwarden_certificate_ready_status", condition="True")
-    assert ready == 1.0
+    for obj in pkis:
+        for handler in handlers:
+            handler("ADDED", obj)
+    return metrics
 
 
 def value_of(text: str, metric: str, **labels: str) -> float | None:
@@ -232,17 +239,7 @@ def test_accept_encoding(header: str | None, accepted: bool) -> None:
 def test_the_issuer_serves_metrics_gzipped_to_a_client_that_asks() -> None:
     import urllib3  # noqa: PLC0415 - this test's client only
 
-    handlers: list[ChangeHandler] = []
-
-    class Cache:
-        def add_listener(self, handler: ChangeHandler) -> None:
-            handlers.append(handler)
-
-    metrics = IssuerMetrics(CollectorRegistry())
-    metrics.add_series(certificate_series(Cache()))
-    for obj in many(300):
-        for handler in handlers:
-            handler("ADDED", obj)
+    metrics = issuer_metrics_over(many(300))
     server = HealthServer(0, "127.0.0.1")
     server.add_route("/metrics", metrics.response, gzip=metrics.gzip_response)
     server.start()
