@@ -61,6 +61,10 @@ def test_renders_what_prometheus_client_renders() -> None:
         pki("apps", "db", "False"),
         pki("odd", 'we"ird\\name', None),
     ]
+    assert_renders_as_prometheus_client(pkis)
+
+
+def assert_renders_as_prometheus_client(pkis: list[Any]) -> None:
     series = ObjectSeries(CERTIFICATE_FAMILIES, certificate_samples)
     for obj in pkis:
         series.on_change("ADDED", obj)
@@ -94,12 +98,7 @@ def test_renders_the_same_whatever_bytes_the_labels_hold() -> None:
         pki("apps", "pkiwarden_certificate_ready_status", "True", "2027-01-02T03:04:05Z"),
         pki("apps", "web", "True", "2027-01-02T03:04:05Z"),
     ]
-    series = ObjectSeries(CERTIFICATE_FAMILIES, certificate_samples)
-    for obj in pkis:
-        series.on_change("ADDED", obj)
-    registry = CollectorRegistry()
-    registry.register(_Reference(pkis))
-    assert by_family(series.exposition()) == by_family(generate_latest(registry))
+    assert_renders_as_prometheus_client(pkis)
 
 
 def test_an_objects_lines_are_kept_in_under_two_fifths_of_their_rendered_size() -> None:
